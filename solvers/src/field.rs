@@ -1,0 +1,197 @@
+//! The vector-field trait and its capability traits.
+//!
+//! # Layout
+//!
+//! A state is a `dim x batch` matrix stored **column-major** in a flat slice: trial `b`
+//! occupies `x[b * dim..(b + 1) * dim]`. Every method works on the whole batch at once, so a
+//! model can evaluate all trials with one GEMM, while the integrator keeps a separate time
+//! (`t[b]`), step size and status for every trial.
+//!
+//! # Discontinuous inputs
+//!
+//! Task inputs are piecewise constant. A field reports the times where its right-hand side
+//! jumps for each trial ([`VectorField::discontinuities`]); adaptive solves then land exactly
+//! on those times and restart there. Inputs must be **right-continuous**: at a jump time
+//! `t_j` the field returns the value *after* the jump. The integrator never evaluates a step
+//! that ends at `t_j` at `t_j` itself (it uses the largest float below it), so each step sees
+//! one smooth piece of the input.
+
+use crate::scalar::Real;
+
+/// A named slice of the flat parameter vector `θ` of a field (e.g. `"W"`, shape `[N, N]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamView {
+    /// Name of the parameter block.
+    pub name: String,
+    /// Offset of the block's first element in `θ`.
+    pub offset: usize,
+    /// Shape of the block (column-major within `θ`).
+    pub shape: Vec<usize>,
+}
+
+impl ParamView {
+    /// Number of elements in the block.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// Whether the block is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A continuous-time system `dx/dt = f(t, x; θ)` evaluated on a batch of trials.
+///
+/// Required: [`dim`](Self::dim), [`workspace`](Self::workspace) and [`rhs`](Self::rhs).
+/// Everything else has a default. Scratch memory that `rhs` needs (an activation buffer for
+/// a GEMM, say) lives in [`Workspace`](Self::Workspace), created once per solve, so the
+/// stepping loop allocates nothing and a field can be shared between threads.
+///
+/// ```
+/// use neurode_solvers::{integrate, VectorField};
+///
+/// /// dx/dt = -x / tau
+/// struct Decay { tau: f64 }
+///
+/// impl VectorField for Decay {
+///     type Scalar = f64;
+///     type Workspace = ();
+///     fn dim(&self) -> usize { 1 }
+///     fn workspace(&self, _batch: usize) {}
+///     fn rhs(&self, _t: &[f64], x: &[f64], dxdt: &mut [f64], _ws: &mut ()) {
+///         for (d, x) in dxdt.iter_mut().zip(x) {
+///             *d = -x / self.tau;
+///         }
+///     }
+///     fn initial_state(&self, x0: &mut [f64]) {
+///         x0.fill(1.0);
+///     }
+/// }
+///
+/// let sol = integrate(&Decay { tau: 2.0 }, (0.0, 1.0)).run().unwrap();
+/// let x1 = sol.state(sol.ts().len() - 1, 0)[0];
+/// assert!((x1 - (-0.5f64).exp()).abs() < 1e-6);
+/// ```
+pub trait VectorField {
+    /// The scalar type (`f32` or `f64`).
+    type Scalar: Real;
+    /// Scratch memory for [`rhs`](Self::rhs) and the derivative products; `()` when none.
+    type Workspace: Send;
+
+    /// State dimension (rows of the state matrix).
+    fn dim(&self) -> usize;
+
+    /// Number of parameters `θ` (0 for a field with nothing to train).
+    fn n_params(&self) -> usize {
+        0
+    }
+
+    /// The number of trials the field is bound to (one per input signal, say), or `None` if it
+    /// accepts any batch size. The integrator uses it when no initial state is given.
+    fn batch(&self) -> Option<usize> {
+        None
+    }
+
+    /// Creates the scratch memory for a batch of `batch` trials.
+    fn workspace(&self, batch: usize) -> Self::Workspace;
+
+    /// Writes `f(t_b, x_b)` into `dxdt` for every trial `b` (column of `x`).
+    ///
+    /// `t` has one time per trial; `x` and `dxdt` are `dim x batch`, column-major. Called in
+    /// the stepping loop: must not allocate.
+    fn rhs(
+        &self,
+        t: &[Self::Scalar],
+        x: &[Self::Scalar],
+        dxdt: &mut [Self::Scalar],
+        ws: &mut Self::Workspace,
+    );
+
+    /// Appends to `out` the times in `(t0, t1)` at which trial `trial`'s right-hand side is
+    /// discontinuous (its input jumps), in any order. Default: none.
+    fn discontinuities(
+        &self,
+        trial: usize,
+        t_span: (Self::Scalar, Self::Scalar),
+        out: &mut Vec<Self::Scalar>,
+    ) {
+        let _ = (trial, t_span, out);
+    }
+
+    /// Fills the `dim x batch` initial state. Default: zeros.
+    fn initial_state(&self, x0: &mut [Self::Scalar]) {
+        x0.fill(<Self::Scalar as num_traits::Zero>::zero());
+    }
+}
+
+/// Vector-Jacobian product with respect to the state: `out_b += (∂f/∂x (t_b, x_b))ᵀ v_b`.
+///
+/// Needed for gradients with respect to the initial state and for the adjoint sweep.
+pub trait VjpState: VectorField {
+    /// Accumulates `(∂f/∂x)ᵀ v` into `out` for every trial; `v` and `out` are `dim x batch`.
+    fn vjp_state(
+        &self,
+        t: &[Self::Scalar],
+        x: &[Self::Scalar],
+        v: &[Self::Scalar],
+        out: &mut [Self::Scalar],
+        ws: &mut Self::Workspace,
+    );
+
+    /// Allocating convenience: returns `(∂f/∂x)ᵀ v`.
+    fn vjp_state_alloc(&self, t: &[Self::Scalar], x: &[Self::Scalar], v: &[Self::Scalar])
+        -> Vec<Self::Scalar> {
+        let mut out = vec![<Self::Scalar as num_traits::Zero>::zero(); x.len()];
+        let mut ws = self.workspace(t.len());
+        self.vjp_state(t, x, v, &mut out, &mut ws);
+        out
+    }
+}
+
+/// Vector-Jacobian product with respect to the parameters, summed over trials:
+/// `out += Σ_b (∂f/∂θ (t_b, x_b))ᵀ v_b`.
+pub trait VjpParams: VectorField {
+    /// Named blocks of `θ`, in order, covering `0..n_params()`.
+    fn param_views(&self) -> Vec<ParamView>;
+
+    /// Copies the current parameters into `out` (length `n_params()`).
+    fn params(&self, out: &mut [Self::Scalar]);
+
+    /// Accumulates `Σ_b (∂f/∂θ)ᵀ v_b` into `out` (length `n_params()`).
+    fn vjp_params(
+        &self,
+        t: &[Self::Scalar],
+        x: &[Self::Scalar],
+        v: &[Self::Scalar],
+        out: &mut [Self::Scalar],
+        ws: &mut Self::Workspace,
+    );
+
+    /// Allocating convenience: returns `Σ_b (∂f/∂θ)ᵀ v_b`.
+    fn vjp_params_alloc(&self, t: &[Self::Scalar], x: &[Self::Scalar], v: &[Self::Scalar])
+        -> Vec<Self::Scalar> {
+        let mut out = vec![<Self::Scalar as num_traits::Zero>::zero(); self.n_params()];
+        let mut ws = self.workspace(t.len());
+        self.vjp_params(t, x, v, &mut out, &mut ws);
+        out
+    }
+}
+
+/// Jacobian-vector product with respect to the state: `out_b = ∂f/∂x (t_b, x_b) v_b`.
+///
+/// Used by analysis (Newton on fixed points, linearisation, Krylov eigen-solvers).
+pub trait JvpState: VectorField {
+    /// Writes `(∂f/∂x) v` into `out`; `v` and `out` are `dim x batch`.
+    fn jvp_state(
+        &self,
+        t: &[Self::Scalar],
+        x: &[Self::Scalar],
+        v: &[Self::Scalar],
+        out: &mut [Self::Scalar],
+        ws: &mut Self::Workspace,
+    );
+}
+
+/// Everything gradients through the solver need: both VJPs. Implemented automatically.
+pub trait Differentiable: VjpState + VjpParams {}
+impl<F: VjpState + VjpParams> Differentiable for F {}

@@ -1,0 +1,177 @@
+//! Vectorisable elementary functions for the hot path.
+//!
+//! libm's scalar `tanh` is a function call per element that the compiler cannot vectorise;
+//! on an N = 500 leaky RNN it costs as much as the GEMM. These versions are branch-free
+//! (both branches are computed and one is selected), use only `+ - * /`, bit operations and
+//! a magic-number rounding, and so vectorise on any x86-64 or aarch64 target.
+//!
+//! Method: for small `|x|` the Cephes rational approximation `x + x^3 P(x^2)/Q(x^2)`; for
+//! larger `|x|`, `(1 - e) / (1 + e)` with `e = exp(-2|x|)` from a Cody–Waite range reduction
+//! and a Taylor polynomial. Accuracy (tested over dense sweeps against `std`): a few ulp.
+
+const SHIFT_F64: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+const SHIFT_F32: f32 = 12_582_912.0; // 1.5 * 2^23
+
+/// `exp(y)` for `y` in `[-42, 0]`, branch-free. Outside that range the result is garbage.
+#[inline(always)]
+fn exp_neg_f64(y: f64) -> f64 {
+    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-01;
+    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    let kf = y * std::f64::consts::LOG2_E + SHIFT_F64;
+    let bits = kf.to_bits();
+    let n = kf - SHIFT_F64;
+    let r = (y - n * LN2_HI) - n * LN2_LO;
+    // Taylor series to degree 13: truncation error < 5e-18 for |r| <= ln2/2.
+    const C: [f64; 14] = [
+        1.0,
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5_040.0,
+        1.0 / 40_320.0,
+        1.0 / 362_880.0,
+        1.0 / 3_628_800.0,
+        1.0 / 39_916_800.0,
+        1.0 / 479_001_600.0,
+        1.0 / 6_227_020_800.0,
+    ];
+    let mut p = C[13];
+    for c in C[..13].iter().rev() {
+        p = p * r + c;
+    }
+    // The low bits of `bits` hold 2^51 + n; 2^51 vanishes in the 12 bits kept by the shift.
+    let scale = f64::from_bits(bits.wrapping_add(1023) << 52);
+    p * scale
+}
+
+/// `tanh` in `f64`, branch-free (see the module docs). NaN in, NaN out.
+#[inline(always)]
+pub fn tanh_f64(x: f64) -> f64 {
+    // Cephes tanh.c, |x| < 0.625.
+    const P0: f64 = -9.643_991_794_250_522_386_28e-1;
+    const P1: f64 = -9.928_772_310_019_185_865_64e1;
+    const P2: f64 = -1.614_687_684_417_084_479_52e3;
+    const Q0: f64 = 1.128_116_784_916_329_314_02e2;
+    const Q1: f64 = 2.235_488_390_601_004_485_83e3;
+    const Q2: f64 = 4.844_063_053_251_254_860_48e3;
+    let a = x.abs().min(20.0); // tanh(20) rounds to 1
+    let z = a * a;
+    let p = (P0 * z + P1) * z + P2;
+    let q = ((z + Q0) * z + Q1) * z + Q2;
+    let small = a + a * z * (p / q);
+    let e = exp_neg_f64(-2.0 * a);
+    let large = (1.0 - e) / (1.0 + e);
+    let r = if a < 0.625 { small } else { large };
+    let r = r.copysign(x);
+    if x.is_nan() {
+        x
+    } else {
+        r
+    }
+}
+
+/// `exp(y)` for `y` in `[-21, 0]` in `f32`, branch-free.
+#[inline(always)]
+fn exp_neg_f32(y: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let kf = y * std::f32::consts::LOG2_E + SHIFT_F32;
+    let bits = kf.to_bits();
+    let n = kf - SHIFT_F32;
+    let r = (y - n * LN2_HI) - n * LN2_LO;
+    const C: [f32; 9] = [
+        1.0,
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5_040.0,
+        1.0 / 40_320.0,
+    ];
+    let mut p = C[8];
+    for c in C[..8].iter().rev() {
+        p = p * r + c;
+    }
+    let scale = f32::from_bits(bits.wrapping_add(127) << 23);
+    p * scale
+}
+
+/// `tanh` in `f32`, branch-free (see the module docs). NaN in, NaN out.
+#[inline(always)]
+pub fn tanh_f32(x: f32) -> f32 {
+    // Cephes tanhf.c, |x| < 0.625.
+    let a = x.abs().min(10.0); // tanh(10) rounds to 1
+    let z = a * a;
+    let small = ((((-5.704_988_727_45e-3 * z + 2.063_908_879_54e-2) * z - 5.373_971_555_31e-2)
+        * z
+        + 1.333_144_220_36e-1)
+        * z
+        - 3.333_328_194_22e-1)
+        * z
+        * a
+        + a;
+    let e = exp_neg_f32(-2.0 * a);
+    let large = (1.0 - e) / (1.0 + e);
+    let r = if a < 0.625 { small } else { large };
+    let r = r.copysign(x);
+    if x.is_nan() {
+        x
+    } else {
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ulp_diff_f64(a: f64, b: f64) -> u64 {
+        let (a, b) = (a.to_bits() as i64, b.to_bits() as i64);
+        (a - b).unsigned_abs()
+    }
+    fn ulp_diff_f32(a: f32, b: f32) -> u32 {
+        let (a, b) = (a.to_bits() as i32, b.to_bits() as i32);
+        (a - b).unsigned_abs()
+    }
+
+    #[test]
+    fn tanh_f64_within_few_ulp_of_std() {
+        let mut worst = 0;
+        let mut x = -25.0f64;
+        while x < 25.0 {
+            for s in [x, x * 1e-3, x * 1e-9] {
+                let d = ulp_diff_f64(tanh_f64(s), s.tanh());
+                worst = worst.max(d);
+            }
+            x += 1.37e-4;
+        }
+        assert!(worst <= 4, "worst error {worst} ulp");
+        assert!(tanh_f64(f64::NAN).is_nan());
+        assert_eq!(tanh_f64(f64::INFINITY), 1.0);
+        assert_eq!(tanh_f64(f64::NEG_INFINITY), -1.0);
+        assert_eq!(tanh_f64(0.0), 0.0);
+        assert!(tanh_f64(-0.0).is_sign_negative());
+    }
+
+    #[test]
+    fn tanh_f32_within_few_ulp_of_std() {
+        let mut worst = 0;
+        let mut x = -12.0f32;
+        while x < 12.0 {
+            for s in [x, x * 1e-3, x * 1e-9] {
+                let d = ulp_diff_f32(tanh_f32(s), s.tanh());
+                worst = worst.max(d);
+            }
+            x += 7.3e-5;
+        }
+        assert!(worst <= 4, "worst error {worst} ulp");
+        assert!(tanh_f32(f32::NAN).is_nan());
+        assert_eq!(tanh_f32(f32::INFINITY), 1.0);
+        assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
+    }
+}

@@ -1,0 +1,20 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+/// Least-squares slope of `log2(err)` against `log2(dt)`.
+pub fn fitted_slope(dts: &[f64], errs: &[f64]) -> f64 {
+    let xs: Vec<f64> = dts.iter().map(|d| d.log2()).collect();
+    let ys: Vec<f64> = errs.iter().map(|e| e.log2()).collect();
+    let n = xs.len() as f64;
+    let mx = xs.iter().sum::<f64>() / n;
+    let my = ys.iter().sum::<f64>() / n;
+    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    sxy / sxx
+}
+
+/// Largest absolute difference.
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
