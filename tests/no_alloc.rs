@@ -1,0 +1,109 @@
+//! Acceptance 7: no allocation in the stepping loop after the first step.
+//!
+//! A counting global allocator; the progress callback (called after every iteration of the
+//! loop) snapshots the count. From the end of the first iteration to the end of the last,
+//! the count must not move. This file holds a single test so that no other test thread
+//! allocates meanwhile.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use neurode_solvers::integrate;
+use neurode_solvers::testing::LeakyTanhRnn;
+use neurode_solvers::{PiecewiseConstant, Stepper};
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations between the end of the first loop iteration and the end of the last, and
+/// the number of iterations.
+fn allocations_in_loop(run: impl FnOnce(&mut dyn FnMut())) -> (usize, usize) {
+    let mut first = None;
+    let mut last = 0;
+    let mut iters = 0;
+    let mut cb = || {
+        let now = ALLOCS.load(Ordering::Relaxed);
+        first.get_or_insert(now);
+        last = now;
+        iters += 1;
+    };
+    run(&mut cb);
+    (last - first.expect("the loop ran"), iters)
+}
+
+#[test]
+fn stepping_loop_does_not_allocate() {
+    let n = 120;
+    let batch = 8;
+    // Per-trial stimulus on/off times: breakpoints, restarts and dense saves all happen.
+    let inputs: Vec<PiecewiseConstant<f64>> = (0..batch)
+        .map(|b| {
+            let on = 5.0 + b as f64;
+            PiecewiseConstant::new(2, vec![on, on + 7.5], vec![0.0, 0.0, 1.0, -0.5, 0.0, 0.0])
+                .unwrap()
+        })
+        .collect();
+    let rnn64 = LeakyTanhRnn::<f64>::random(n, 2, 1.5, 1.0, 3).with_inputs(inputs.clone());
+    let saves: Vec<f64> = (0..=300).map(|i| i as f64 * 0.1).collect();
+
+    let (a, it) = allocations_in_loop(|cb| {
+        integrate(&rnn64, (0.0, 30.0))
+            .save_at(saves.clone())
+            .progress(|_| cb())
+            .run()
+            .unwrap();
+    });
+    println!("Tsit5 f64: {a} allocations in {it} iterations");
+    assert!(it > 20);
+    assert_eq!(a, 0, "Tsit5 (f64) allocated {a} times in the loop");
+
+    let (a, it) = allocations_in_loop(|cb| {
+        integrate(&rnn64, (0.0, 30.0))
+            .stepper(Stepper::Euler)
+            .fixed_dt(0.1)
+            .save_at(saves.clone())
+            .progress(|_| cb())
+            .run()
+            .unwrap();
+    });
+    println!("Euler f64: {a} allocations in {it} iterations");
+    assert!(it >= 300);
+    assert_eq!(a, 0, "Euler (f64) allocated {a} times in the loop");
+
+    // The counter does see allocations in the loop: the step log grows as it goes.
+    let (a, _) = allocations_in_loop(|cb| {
+        integrate(&rnn64, (0.0, 30.0)).record_steps(true).progress(|_| cb()).run().unwrap();
+    });
+    assert!(a > 0, "the counting allocator missed the step log's growth");
+
+    let inputs32: Vec<PiecewiseConstant<f32>> = (0..batch)
+        .map(|b| {
+            let on = 5.0 + b as f32;
+            PiecewiseConstant::new(2, vec![on, on + 7.5], vec![0.0, 0.0, 1.0, -0.5, 0.0, 0.0])
+                .unwrap()
+        })
+        .collect();
+    let rnn32 = LeakyTanhRnn::<f32>::random(n, 2, 1.5, 1.0, 3).with_inputs(inputs32);
+    let (a, it) = allocations_in_loop(|cb| {
+        integrate(&rnn32, (0.0, 30.0)).progress(|_| cb()).run().unwrap();
+    });
+    println!("Tsit5 f32: {a} allocations in {it} iterations");
+    assert_eq!(a, 0, "Tsit5 (f32) allocated {a} times in the loop");
+}
