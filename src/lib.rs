@@ -24,6 +24,11 @@ pub use neurode_solvers::testing;
 /// The names almost every program uses.
 pub mod prelude {
     pub use neurode_solvers::{
-        integrate, PiecewiseConstant, Real, SolveError, Solution, Status, Stepper, VectorField,
+        integrate, PiecewiseConstant, Real, Solution, SolveError, Status, Stepper, VectorField,
     };
 }
+
+/// The README's examples, compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

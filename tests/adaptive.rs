@@ -22,7 +22,11 @@ fn error_per_tol(tol: f64) -> (f64, f64, usize, usize) {
         .enumerate()
         .map(|(i, &t)| max_abs_diff(s.state(i, 0), &rot.exact(t, &[1.0, 0.0])))
         .fold(0.0, f64::max);
-    let s2 = integrate(&SinY, (0.0, 5.0)).tolerances(tol, tol).save_at(vec![5.0]).run().unwrap();
+    let s2 = integrate(&SinY, (0.0, 5.0))
+        .tolerances(tol, tol)
+        .save_at(vec![5.0])
+        .run()
+        .unwrap();
     let e_sin = (s2.state(0, 0)[0] - SinY::exact(5.0, 1.0)).abs();
     (
         e_rot / tol,
@@ -37,7 +41,10 @@ fn global_error_tracks_tolerance_and_steps_grow() {
     let tols: Vec<f64> = (3..=10).map(|k| 10f64.powi(-k)).collect();
     let rows: Vec<_> = tols.iter().map(|&t| error_per_tol(t)).collect();
     for (t, r) in tols.iter().zip(&rows) {
-        println!("tol {t:.0e}: err/tol rotation {:.3}, sin {:.3}; steps {} / {}", r.0, r.1, r.2, r.3);
+        println!(
+            "tol {t:.0e}: err/tol rotation {:.3}, sin {:.3}; steps {} / {}",
+            r.0, r.1, r.2, r.3
+        );
     }
     for (name, ratios) in [
         ("rotation", rows.iter().map(|r| r.0).collect::<Vec<_>>()),
@@ -45,12 +52,21 @@ fn global_error_tracks_tolerance_and_steps_grow() {
     ] {
         let hi = ratios.iter().cloned().fold(0.0, f64::max);
         let lo = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
-        assert!(hi / lo <= 10.0, "{name}: err/tol spans {lo:e}..{hi:e}, more than a factor 10");
+        assert!(
+            hi / lo <= 10.0,
+            "{name}: err/tol spans {lo:e}..{hi:e}, more than a factor 10"
+        );
         assert!(hi <= 10.0, "{name}: error exceeds 10x tolerance ({hi})");
     }
     for w in rows.windows(2) {
-        assert!(w[1].2 > w[0].2, "rotation steps must grow as tol tightens: {rows:?}");
-        assert!(w[1].3 > w[0].3, "sin y steps must grow as tol tightens: {rows:?}");
+        assert!(
+            w[1].2 > w[0].2,
+            "rotation steps must grow as tol tightens: {rows:?}"
+        );
+        assert!(
+            w[1].3 > w[0].3,
+            "sin y steps must grow as tol tightens: {rows:?}"
+        );
     }
 }
 
@@ -97,18 +113,33 @@ fn breakpoints_remove_the_rejections_caused_by_a_jump() {
         n
     };
     let (a_with, a_without) = (attributable(log_with), attributable(log_without));
-    let (r_with, r_without) = (with.trial_stats(0).rejected, without.trial_stats(0).rejected);
+    let (r_with, r_without) = (
+        with.trial_stats(0).rejected,
+        without.trial_stats(0).rejected,
+    );
     println!(
         "with breakpoint: {} accepted, {r_with} rejected ({a_with} at the jump); \
          without: {} accepted, {r_without} rejected ({a_without} at the jump)",
         with.trial_stats(0).accepted,
         without.trial_stats(0).accepted
     );
-    assert!(log_with.iter().all(|s| !straddles(s)), "a step crossed the breakpoint");
-    assert!(log_with.iter().any(|s| s.t == 15.0), "no step starts exactly at the breakpoint");
+    assert!(
+        log_with.iter().all(|s| !straddles(s)),
+        "a step crossed the breakpoint"
+    );
+    assert!(
+        log_with.iter().any(|s| s.t == 15.0),
+        "no step starts exactly at the breakpoint"
+    );
     assert_eq!(a_with, 0, "rejections at the jump despite the breakpoint");
-    assert!(a_without > 0, "the solve without breakpoints should stumble on the jump");
-    assert!(r_with < r_without, "{r_with} rejections with vs {r_without} without breakpoint");
+    assert!(
+        a_without > 0,
+        "the solve without breakpoints should stumble on the jump"
+    );
+    assert!(
+        r_with < r_without,
+        "{r_with} rejections with vs {r_without} without breakpoint"
+    );
     // Both are accurate: same answer at t1 to the tolerance.
     let d = max_abs_diff(with.final_state(0), without.final_state(0));
     assert!(d < 1e-4, "solutions differ by {d}");
@@ -125,7 +156,10 @@ fn fixed_steps_land_on_breakpoints_too() {
         .unwrap();
     let ts = s.step_times(0).unwrap();
     assert!(ts.contains(&1.05), "{ts:?}");
-    assert!(ts.iter().any(|&t| (t - 1.1).abs() < 1e-12), "grid resumes after the breakpoint");
+    assert!(
+        ts.iter().any(|&t| (t - 1.1).abs() < 1e-12),
+        "grid resumes after the breakpoint"
+    );
     assert_eq!(*ts.last().unwrap(), 2.0);
     assert_eq!(ts.len(), 1 + 21);
 }
@@ -137,7 +171,10 @@ fn blow_up_returns_structured_error_with_partial_solution() {
     // before 1. Either way the failure is structured and the partial solution is kept.
     let at_default = integrate(&Quadratic, (0.0, 2.0)).run().unwrap_err();
     let t_default = at_default.failure().unwrap().t;
-    assert!((t_default - 1.0).abs() < 1e-5, "default tolerances failed at t = {t_default}");
+    assert!(
+        (t_default - 1.0).abs() < 1e-5,
+        "default tolerances failed at t = {t_default}"
+    );
     let err = integrate(&Quadratic, (0.0, 2.0))
         .tolerances(1e-10, 1e-10)
         .save_at(vec![0.0, 0.5, 0.9, 1.5, 2.0])
@@ -146,7 +183,11 @@ fn blow_up_returns_structured_error_with_partial_solution() {
     println!("{err}");
     let failure = err.failure().expect("a trial failure").clone();
     assert_eq!(failure.trial, 0);
-    assert!(failure.t < 1.0 && failure.t > 1.0 - 1e-9, "failed at t = {}", failure.t);
+    assert!(
+        failure.t < 1.0 && failure.t > 1.0 - 1e-9,
+        "failed at t = {}",
+        failure.t
+    );
     assert!(failure.dt > 0.0 && failure.dt < 1e-6, "dt = {}", failure.dt);
     assert!(matches!(
         failure.kind,
@@ -163,15 +204,24 @@ fn blow_up_returns_structured_error_with_partial_solution() {
     assert!(partial.state(3, 0)[0].is_nan());
     let tf = partial.t_final(0);
     let xf = partial.final_state(0)[0];
-    assert!(tf < 1.0 && xf.is_finite() && xf > 1e6, "last good state x({tf}) = {xf}");
+    assert!(
+        tf < 1.0 && xf.is_finite() && xf > 1e6,
+        "last good state x({tf}) = {xf}"
+    );
     // With allow_failures the same solve is Ok and says why.
-    let sol = integrate(&Quadratic, (0.0, 2.0)).allow_failures(true).run().unwrap();
+    let sol = integrate(&Quadratic, (0.0, 2.0))
+        .allow_failures(true)
+        .run()
+        .unwrap();
     assert!(!sol.is_success());
 }
 
 #[test]
 fn max_steps_is_a_structured_failure() {
-    let err = integrate(&SinY, (0.0, 100.0)).max_steps(5).run().unwrap_err();
+    let err = integrate(&SinY, (0.0, 100.0))
+        .max_steps(5)
+        .run()
+        .unwrap_err();
     match err.failure().unwrap().kind {
         FailureKind::MaxSteps { max_steps } => assert_eq!(max_steps, 5),
         ref k => panic!("unexpected {k:?}"),
@@ -190,7 +240,10 @@ fn euler_non_finite_state_is_reported_with_its_index() {
     // Trial 1 overflows first under Euler (x grows like x^(2^n)); trial 0 is fine until later.
     let f = err.failure().unwrap();
     println!("{err}");
-    assert!(matches!(f.kind, FailureKind::NonFinite { index: 0 }), "{f:?}");
+    assert!(
+        matches!(f.kind, FailureKind::NonFinite { index: 0 }),
+        "{f:?}"
+    );
     assert!(f.t > 0.0 && f.dt == 0.25);
 }
 
@@ -208,26 +261,105 @@ fn option_of(e: SolveError<f64>) -> (&'static str, String) {
 fn invalid_options_are_rejected_before_the_first_step() {
     let rot = LinearSystem::<f64>::rotation_decay(0.1, 1.0);
     let cases: Vec<(&str, SolveError<f64>)> = vec![
-        ("x0", integrate(&rot, (0.0, 1.0)).x0(vec![1.0, f64::NAN]).run().unwrap_err()),
-        ("x0", integrate(&rot, (0.0, 1.0)).x0(vec![1.0, 2.0, 3.0]).run().unwrap_err()),
-        ("x0", integrate(&rot, (0.0, 1.0)).x0(vec![]).run().unwrap_err()),
-        ("rtol", integrate(&rot, (0.0, 1.0)).rtol(0.0).run().unwrap_err()),
-        ("rtol", integrate(&rot, (0.0, 1.0)).rtol(-1e-6).run().unwrap_err()),
-        ("rtol", integrate(&rot, (0.0, 1.0)).rtol(f64::NAN).run().unwrap_err()),
-        ("rtol", integrate(&rot, (0.0, 1.0)).rtol(1e-20).run().unwrap_err()),
-        ("atol", integrate(&rot, (0.0, 1.0)).atol(-1.0).run().unwrap_err()),
+        (
+            "x0",
+            integrate(&rot, (0.0, 1.0))
+                .x0(vec![1.0, f64::NAN])
+                .run()
+                .unwrap_err(),
+        ),
+        (
+            "x0",
+            integrate(&rot, (0.0, 1.0))
+                .x0(vec![1.0, 2.0, 3.0])
+                .run()
+                .unwrap_err(),
+        ),
+        (
+            "x0",
+            integrate(&rot, (0.0, 1.0)).x0(vec![]).run().unwrap_err(),
+        ),
+        (
+            "rtol",
+            integrate(&rot, (0.0, 1.0)).rtol(0.0).run().unwrap_err(),
+        ),
+        (
+            "rtol",
+            integrate(&rot, (0.0, 1.0)).rtol(-1e-6).run().unwrap_err(),
+        ),
+        (
+            "rtol",
+            integrate(&rot, (0.0, 1.0))
+                .rtol(f64::NAN)
+                .run()
+                .unwrap_err(),
+        ),
+        (
+            "rtol",
+            integrate(&rot, (0.0, 1.0)).rtol(1e-20).run().unwrap_err(),
+        ),
+        (
+            "atol",
+            integrate(&rot, (0.0, 1.0)).atol(-1.0).run().unwrap_err(),
+        ),
         ("t_span", integrate(&rot, (1.0, 0.0)).run().unwrap_err()),
         ("t_span", integrate(&rot, (1.0, 1.0)).run().unwrap_err()),
-        ("t_span", integrate(&rot, (0.0, f64::INFINITY)).run().unwrap_err()),
-        ("stepper", integrate(&rot, (0.0, 1.0)).stepper(Stepper::Euler).run().unwrap_err()),
-        ("fixed_dt", integrate(&rot, (0.0, 1.0)).fixed_dt(0.0).run().unwrap_err()),
-        ("fixed_dt", integrate(&rot, (0.0, 1.0)).fixed_dt(-0.1).run().unwrap_err()),
-        ("dt0", integrate(&rot, (0.0, 1.0)).dt0(0.0).run().unwrap_err()),
-        ("dt_max", integrate(&rot, (0.0, 1.0)).dt_max(-1.0).run().unwrap_err()),
-        ("dt_min", integrate(&rot, (0.0, 1.0)).dt_min(1.0).dt_max(0.5).run().unwrap_err()),
-        ("max_steps", integrate(&rot, (0.0, 1.0)).max_steps(0).run().unwrap_err()),
-        ("save_at", integrate(&rot, (0.0, 1.0)).save_at(vec![0.5, 2.0]).run().unwrap_err()),
-        ("save_at", integrate(&rot, (0.0, 1.0)).save_at(vec![0.5, 0.2]).run().unwrap_err()),
+        (
+            "t_span",
+            integrate(&rot, (0.0, f64::INFINITY)).run().unwrap_err(),
+        ),
+        (
+            "stepper",
+            integrate(&rot, (0.0, 1.0))
+                .stepper(Stepper::Euler)
+                .run()
+                .unwrap_err(),
+        ),
+        (
+            "fixed_dt",
+            integrate(&rot, (0.0, 1.0)).fixed_dt(0.0).run().unwrap_err(),
+        ),
+        (
+            "fixed_dt",
+            integrate(&rot, (0.0, 1.0))
+                .fixed_dt(-0.1)
+                .run()
+                .unwrap_err(),
+        ),
+        (
+            "dt0",
+            integrate(&rot, (0.0, 1.0)).dt0(0.0).run().unwrap_err(),
+        ),
+        (
+            "dt_max",
+            integrate(&rot, (0.0, 1.0)).dt_max(-1.0).run().unwrap_err(),
+        ),
+        (
+            "dt_min",
+            integrate(&rot, (0.0, 1.0))
+                .dt_min(1.0)
+                .dt_max(0.5)
+                .run()
+                .unwrap_err(),
+        ),
+        (
+            "max_steps",
+            integrate(&rot, (0.0, 1.0)).max_steps(0).run().unwrap_err(),
+        ),
+        (
+            "save_at",
+            integrate(&rot, (0.0, 1.0))
+                .save_at(vec![0.5, 2.0])
+                .run()
+                .unwrap_err(),
+        ),
+        (
+            "save_at",
+            integrate(&rot, (0.0, 1.0))
+                .save_at(vec![0.5, 0.2])
+                .run()
+                .unwrap_err(),
+        ),
     ];
     for (want, e) in cases {
         let (option, msg) = option_of(e);
@@ -237,11 +369,21 @@ fn invalid_options_are_rejected_before_the_first_step() {
     }
     // A field bound to 3 trials refuses an x0 for 2.
     let rnn = LeakyTanhRnn::<f64>::random(4, 1, 1.0, 1.0, 1).with_step_inputs(3, 1.0, 1.0, 2);
-    let (option, msg) = option_of(integrate(&rnn, (0.0, 1.0)).x0(vec![0.0; 8]).run().unwrap_err());
+    let (option, msg) = option_of(
+        integrate(&rnn, (0.0, 1.0))
+            .x0(vec![0.0; 8])
+            .run()
+            .unwrap_err(),
+    );
     assert_eq!(option, "x0");
     assert!(msg.contains("3 trials"), "{msg}");
     // The NaN message says where.
-    let (_, msg) = option_of(integrate(&rot, (0.0, 1.0)).x0(vec![0.0, 0.0, 1.0, f64::NAN]).run().unwrap_err());
+    let (_, msg) = option_of(
+        integrate(&rot, (0.0, 1.0))
+            .x0(vec![0.0, 0.0, 1.0, f64::NAN])
+            .run()
+            .unwrap_err(),
+    );
     assert!(msg.contains("trial 1, component 1"), "{msg}");
 }
 
@@ -261,7 +403,10 @@ fn progress_reports_monotone_time_and_ends_at_t1() {
 #[test]
 fn f32_solves_with_f32_defaults() {
     let rot = LinearSystem::<f32>::rotation_decay(0.2, 1.5);
-    let s = integrate(&rot, (0.0, 5.0)).x0(vec![1.0f32, 0.0]).run().unwrap();
+    let s = integrate(&rot, (0.0, 5.0))
+        .x0(vec![1.0f32, 0.0])
+        .run()
+        .unwrap();
     let exact = rot.exact(5.0, &[1.0, 0.0]);
     let got: Vec<f64> = s.final_state(0).iter().map(|&v| v as f64).collect();
     let e = max_abs_diff(&got, &exact);
@@ -269,6 +414,10 @@ fn f32_solves_with_f32_defaults() {
     let rnn = LeakyTanhRnn::<f32>::random(30, 2, 1.2, 1.0, 1).with_step_inputs(4, 5.0, 1.0, 2);
     let s = integrate(&rnn, (0.0, 20.0)).run().unwrap();
     assert!(s.is_success());
-    let s = integrate(&rnn, (0.0, 20.0)).stepper(Stepper::Euler).fixed_dt(0.1).run().unwrap();
+    let s = integrate(&rnn, (0.0, 20.0))
+        .stepper(Stepper::Euler)
+        .fixed_dt(0.1)
+        .run()
+        .unwrap();
     assert_eq!(s.trial_stats(0).accepted, 200);
 }

@@ -32,11 +32,7 @@ struct Problem<F: VectorField<Scalar = f64>> {
     exact: Box<dyn Fn(f64) -> Vec<f64>>,
 }
 
-fn problems() -> (
-    Problem<LinearSystem<f64>>,
-    Problem<SinY>,
-    Problem<Gaussian>,
-) {
+fn problems() -> (Problem<LinearSystem<f64>>, Problem<SinY>, Problem<Gaussian>) {
     // Tsit5's error constant on linear problems is small, so its h^6 term dominates until
     // h is small: the rotation is fast enough (omega = 2) that dt = 2^-5..2^-8 is asymptotic.
     let rot = LinearSystem::rotation_decay(1.0, 2.0);
@@ -67,7 +63,11 @@ fn problems() -> (
 }
 
 /// Global error at t1 for each dt = 2^-k, k in ks.
-fn end_errors<F: VectorField<Scalar = f64>>(p: &Problem<F>, stepper: Stepper, ks: &[i32]) -> (Vec<f64>, Vec<f64>) {
+fn end_errors<F: VectorField<Scalar = f64>>(
+    p: &Problem<F>,
+    stepper: Stepper,
+    ks: &[i32],
+) -> (Vec<f64>, Vec<f64>) {
     let mut dts = vec![];
     let mut errs = vec![];
     for &k in ks {
@@ -85,10 +85,19 @@ fn end_errors<F: VectorField<Scalar = f64>>(p: &Problem<F>, stepper: Stepper, ks
     (dts, errs)
 }
 
-fn check_order<F: VectorField<Scalar = f64>>(p: &Problem<F>, stepper: Stepper, ks: &[i32], order: f64) {
+fn check_order<F: VectorField<Scalar = f64>>(
+    p: &Problem<F>,
+    stepper: Stepper,
+    ks: &[i32],
+    order: f64,
+) {
     let (dts, errs) = end_errors(p, stepper, ks);
     let slope = fitted_slope(&dts, &errs);
-    println!("{} / {}: errors {errs:.3?}, slope {slope:.3}", p.name, stepper.tableau().name);
+    println!(
+        "{} / {}: errors {errs:.3?}, slope {slope:.3}",
+        p.name,
+        stepper.tableau().name
+    );
     assert!(
         (slope - order).abs() <= 0.2,
         "{} with {}: fitted slope {slope} (want {order} ± 0.2), errors {errs:?}",
@@ -129,7 +138,10 @@ fn tableau_stepper_reproduces_builtin_tsit5() {
     // The generic stepper driven by a copy of the constant gives the same bits.
     let (a, _, _) = problems();
     let copy: &'static ButcherTableau = Box::leak(Box::new(TSIT5));
-    let x1 = integrate(&a.field, (0.0, 1.0)).x0(a.x0.clone()).run().unwrap();
+    let x1 = integrate(&a.field, (0.0, 1.0))
+        .x0(a.x0.clone())
+        .run()
+        .unwrap();
     let x2 = integrate(&a.field, (0.0, 1.0))
         .stepper(Stepper::Tableau(copy))
         .x0(a.x0.clone())
@@ -140,7 +152,10 @@ fn tableau_stepper_reproduces_builtin_tsit5() {
 }
 
 /// Max error at the midpoints of every step, fixed dt.
-fn midpoint_errors<F: VectorField<Scalar = f64>>(p: &Problem<F>, ks: &[i32]) -> (Vec<f64>, Vec<f64>) {
+fn midpoint_errors<F: VectorField<Scalar = f64>>(
+    p: &Problem<F>,
+    ks: &[i32],
+) -> (Vec<f64>, Vec<f64>) {
     let mut dts = vec![];
     let mut errs = vec![];
     for &k in ks {
@@ -175,7 +190,10 @@ fn tsit5_dense_output_has_order_at_least_4_at_midpoints() {
     ] {
         let slope = fitted_slope(&dts, &errs);
         println!("dense {name}: errors {errs:.3?}, slope {slope:.3}");
-        assert!(slope >= 3.8, "{name}: dense-output slope {slope}, errors {errs:?}");
+        assert!(
+            slope >= 3.8,
+            "{name}: dense-output slope {slope}, errors {errs:?}"
+        );
     }
 }
 

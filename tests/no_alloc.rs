@@ -89,7 +89,11 @@ fn stepping_loop_does_not_allocate() {
 
     // The counter does see allocations in the loop: the step log grows as it goes.
     let (a, _) = allocations_in_loop(|cb| {
-        integrate(&rnn64, (0.0, 30.0)).record_steps(true).progress(|_| cb()).run().unwrap();
+        integrate(&rnn64, (0.0, 30.0))
+            .record_steps(true)
+            .progress(|_| cb())
+            .run()
+            .unwrap();
     });
     assert!(a > 0, "the counting allocator missed the step log's growth");
 
@@ -102,7 +106,10 @@ fn stepping_loop_does_not_allocate() {
         .collect();
     let rnn32 = LeakyTanhRnn::<f32>::random(n, 2, 1.5, 1.0, 3).with_inputs(inputs32);
     let (a, it) = allocations_in_loop(|cb| {
-        integrate(&rnn32, (0.0, 30.0)).progress(|_| cb()).run().unwrap();
+        integrate(&rnn32, (0.0, 30.0))
+            .progress(|_| cb())
+            .run()
+            .unwrap();
     });
     println!("Tsit5 f32: {a} allocations in {it} iterations");
     assert_eq!(a, 0, "Tsit5 (f32) allocated {a} times in the loop");

@@ -91,7 +91,9 @@ fn max_residual(tab: &ButcherTableau, weights: &[f64], order: usize) -> f64 {
 #[test]
 fn tree_counts_are_the_known_sequence() {
     let trees = rooted_trees(6);
-    let counts: Vec<usize> = (1..=6).map(|p| trees.iter().filter(|t| t.order == p).count()).collect();
+    let counts: Vec<usize> = (1..=6)
+        .map(|p| trees.iter().filter(|t| t.order == p).count())
+        .collect();
     assert_eq!(counts, vec![1, 1, 2, 4, 9, 20]);
 }
 
@@ -101,7 +103,11 @@ fn tsit5_structure() {
     t.check().unwrap();
     for i in 0..t.stages {
         let row: f64 = (0..t.stages).map(|j| t.a(i, j)).sum();
-        assert!((row - t.c[i]).abs() < 1e-13, "row {i}: sum {row} vs c {}", t.c[i]);
+        assert!(
+            (row - t.c[i]).abs() < 1e-13,
+            "row {i}: sum {row} vs c {}",
+            t.c[i]
+        );
     }
     let bsum: f64 = t.b.iter().sum();
     assert!((bsum - 1.0).abs() < 1e-13);
@@ -155,7 +161,11 @@ fn tsit5_dense_output_satisfies_order_4_conditions_at_every_theta() {
         for (t, gt) in trees.iter().zip(&g) {
             let phi: f64 = w.iter().zip(gt).map(|(b, g)| b * g).sum();
             let want = th.powi(t.order as i32) / t.gamma;
-            assert!((phi - want).abs() < 1e-13, "θ = {th}, order {}: {phi} vs {want}", t.order);
+            assert!(
+                (phi - want).abs() < 1e-13,
+                "θ = {th}, order {}: {phi} vs {want}",
+                t.order
+            );
         }
     }
 }

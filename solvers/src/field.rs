@@ -139,8 +139,12 @@ pub trait VjpState: VectorField {
     );
 
     /// Allocating convenience: returns `(∂f/∂x)ᵀ v`.
-    fn vjp_state_alloc(&self, t: &[Self::Scalar], x: &[Self::Scalar], v: &[Self::Scalar])
-        -> Vec<Self::Scalar> {
+    fn vjp_state_alloc(
+        &self,
+        t: &[Self::Scalar],
+        x: &[Self::Scalar],
+        v: &[Self::Scalar],
+    ) -> Vec<Self::Scalar> {
         let mut out = vec![<Self::Scalar as num_traits::Zero>::zero(); x.len()];
         let mut ws = self.workspace(t.len());
         self.vjp_state(t, x, v, &mut out, &mut ws);
@@ -168,8 +172,12 @@ pub trait VjpParams: VectorField {
     );
 
     /// Allocating convenience: returns `Σ_b (∂f/∂θ)ᵀ v_b`.
-    fn vjp_params_alloc(&self, t: &[Self::Scalar], x: &[Self::Scalar], v: &[Self::Scalar])
-        -> Vec<Self::Scalar> {
+    fn vjp_params_alloc(
+        &self,
+        t: &[Self::Scalar],
+        x: &[Self::Scalar],
+        v: &[Self::Scalar],
+    ) -> Vec<Self::Scalar> {
         let mut out = vec![<Self::Scalar as num_traits::Zero>::zero(); self.n_params()];
         let mut ws = self.workspace(t.len());
         self.vjp_params(t, x, v, &mut out, &mut ws);

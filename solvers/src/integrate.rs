@@ -248,7 +248,9 @@ impl<'a, F: VectorField> Integrate<'a, F> {
             ));
         }
         let tableau = self.stepper.tableau();
-        tableau.check().map_err(|m| E::invalid("stepper", tableau.name, m))?;
+        tableau
+            .check()
+            .map_err(|m| E::invalid("stepper", tableau.name, m))?;
         if tableau.stages > MAX_STAGES {
             return Err(E::invalid(
                 "stepper",
@@ -261,12 +263,20 @@ impl<'a, F: VectorField> Integrate<'a, F> {
             .map_err(|m| E::invalid("controller", format!("{:?}", self.controller), m))?;
         let dim = self.field.dim();
         if dim == 0 {
-            return Err(E::invalid("field", "dim() = 0", "the state must have at least one component"));
+            return Err(E::invalid(
+                "field",
+                "dim() = 0",
+                "the state must have at least one component",
+            ));
         }
         let mode = match self.fixed_dt {
             Some(dt) => {
                 if !(dt.is_finite() && dt > F::Scalar::zero()) {
-                    return Err(E::invalid("fixed_dt", dt, "the step must be a finite number > 0"));
+                    return Err(E::invalid(
+                        "fixed_dt",
+                        dt,
+                        "the step must be a finite number > 0",
+                    ));
                 }
                 Mode::Fixed { dt }
             }
@@ -282,8 +292,12 @@ impl<'a, F: VectorField> Integrate<'a, F> {
                         ),
                     ));
                 }
-                let rtol = self.rtol.unwrap_or(F::Scalar::from_f64(F::Scalar::DEFAULT_RTOL));
-                let atol = self.atol.unwrap_or(F::Scalar::from_f64(F::Scalar::DEFAULT_ATOL));
+                let rtol = self
+                    .rtol
+                    .unwrap_or(F::Scalar::from_f64(F::Scalar::DEFAULT_RTOL));
+                let atol = self
+                    .atol
+                    .unwrap_or(F::Scalar::from_f64(F::Scalar::DEFAULT_ATOL));
                 if !(rtol.is_finite() && rtol > F::Scalar::zero()) {
                     return Err(E::invalid(
                         "rtol",
@@ -382,7 +396,11 @@ impl<'a, F: VectorField> Integrate<'a, F> {
             None => {
                 let b = self.field.batch().unwrap_or(1);
                 if b == 0 {
-                    return Err(E::invalid("field", "batch() = 0", "the field has no trials"));
+                    return Err(E::invalid(
+                        "field",
+                        "batch() = 0",
+                        "the field has no trials",
+                    ));
                 }
                 let mut x0 = vec![F::Scalar::zero(); dim * b];
                 self.field.initial_state(&mut x0);
@@ -522,12 +540,9 @@ impl<T: Real> Coeffs<T> {
     }
 }
 
-/// `y += alpha * x`.
 #[inline]
 fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += alpha * x;
-    }
+    T::axpy(alpha, x, y)
 }
 
 struct Solver<'a, F: VectorField> {
@@ -546,10 +561,7 @@ impl<'a, F: VectorField> Solver<'a, F> {
     }
 
     #[allow(clippy::needless_range_loop)]
-    fn solve(
-        mut self,
-        allow_failures: bool,
-    ) -> Result<Solution<F::Scalar>, SolveError<F::Scalar>> {
+    fn solve(mut self, allow_failures: bool) -> Result<Solution<F::Scalar>, SolveError<F::Scalar>> {
         let field = self.field;
         let p = &self.plan;
         let (dim, batch, t0, t1) = (p.dim, p.batch, p.t0, p.t1);
@@ -591,13 +603,17 @@ impl<'a, F: VectorField> Solver<'a, F> {
         let mut stats = Stats::default();
         let n_save = p.save_ts.len();
         let mut out = vec![nan; n_save * n];
-        let mut step_ts = p.save_steps.then(|| (0..batch).map(|_| vec![t0]).collect::<Vec<_>>());
+        let mut step_ts = p
+            .save_steps
+            .then(|| (0..batch).map(|_| vec![t0]).collect::<Vec<_>>());
         let mut step_xs = p.save_steps.then(|| {
             (0..batch)
                 .map(|b| x[b * dim..(b + 1) * dim].to_vec())
                 .collect::<Vec<_>>()
         });
-        let mut step_log = p.record_steps.then(|| vec![Vec::<StepRecord>::new(); batch]);
+        let mut step_log = p
+            .record_steps
+            .then(|| vec![Vec::<StepRecord>::new(); batch]);
 
         // Saves at t0.
         for b in 0..batch {
@@ -615,9 +631,8 @@ impl<'a, F: VectorField> Solver<'a, F> {
             }
         };
         // Smallest step allowed at time t.
-        let dt_floor = |t: F::Scalar| -> F::Scalar {
-            p.dt_min.max(F::Scalar::from_f64(16.0 * eps) * t.abs())
-        };
+        let dt_floor =
+            |t: F::Scalar| -> F::Scalar { p.dt_min.max(F::Scalar::from_f64(16.0 * eps) * t.abs()) };
         let dense_w = |theta: f64, w: &mut [F::Scalar; MAX_STAGES]| {
             let d = tab.dense.as_ref().expect("checked before the loop");
             for (i, wi) in w.iter_mut().enumerate().take(s) {
@@ -706,12 +721,8 @@ impl<'a, F: VectorField> Solver<'a, F> {
                         }
                         let d1 = d1s[b];
                         let d2 = (d2 / F::Scalar::from_usize(dim)).sqrt() / h[b];
-                        let hh = initial_step_final(
-                            h[b].as_f64(),
-                            d1.as_f64(),
-                            d2.as_f64(),
-                            tab.order,
-                        );
+                        let hh =
+                            initial_step_final(h[b].as_f64(), d1.as_f64(), d2.as_f64(), tab.order);
                         h_next[b] = F::Scalar::from_f64(hh).min(p.dt_max).max(dt_floor(t[b]));
                         need_init[b] = false;
                         err_prev[b] = ERR_PREV_INIT;
@@ -740,9 +751,8 @@ impl<'a, F: VectorField> Solver<'a, F> {
                         }
                     }
                     Mode::Fixed { dt } => {
-                        let g = F::Scalar::from_f64(
-                            t0.as_f64() + (grid_n[b] + 1) as f64 * dt.as_f64(),
-                        );
+                        let g =
+                            F::Scalar::from_f64(t0.as_f64() + (grid_n[b] + 1) as f64 * dt.as_f64());
                         let tol = F::Scalar::from_f64(
                             (1e-9 * dt.as_f64()).max(8.0 * eps * t[b].abs().as_f64()),
                         );
@@ -758,7 +768,7 @@ impl<'a, F: VectorField> Solver<'a, F> {
                         h[b] = t_end[b] - t[b];
                     }
                 }
-                if t_end[b] <= t[b] || !(h[b] > zero) {
+                if t_end[b] <= t[b] || h[b].is_nan() || h[b] <= zero {
                     state[b] = TrialState::Failed(Failure {
                         kind: FailureKind::StepSizeUnderflow {
                             dt_min: dt_floor(t[b]).as_f64(),
@@ -938,7 +948,9 @@ impl<'a, F: VectorField> Solver<'a, F> {
                     }
                 }
                 if adaptive {
-                    let fac = p.controller.accept_factor(err, err_prev[b], q, after_reject[b]);
+                    let fac = p
+                        .controller
+                        .accept_factor(err, err_prev[b], q, after_reject[b]);
                     err_prev[b] = err.max(ERR_PREV_INIT);
                     after_reject[b] = false;
                     h_next[b] = (h[b] * F::Scalar::from_f64(fac)).min(p.dt_max);

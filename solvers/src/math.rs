@@ -9,6 +9,75 @@
 //! larger `|x|`, `(1 - e) / (1 + e)` with `e = exp(-2|x|)` from a Cody–Waite range reduction
 //! and a Taylor polynomial. Accuracy (tested over dense sweeps against `std`): a few ulp.
 
+// Published constants are kept with all their digits.
+#![allow(clippy::excessive_precision)]
+
+/// Defines a slice kernel once and compiles it three times on x86-64: for AVX-512, for
+/// AVX2 (+FMA available, though the compiler does not contract) and for the baseline, picking
+/// the widest one the CPU has at run time. The body only uses IEEE `+ - * /` and bit
+/// operations in the same order in every version, so all three give identical bits.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn wide512($($arg: $ty),*) $body
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn wide256($($arg: $ty),*) $body
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features `wide512` was compiled for.
+                    return unsafe { wide512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features `wide256` was compiled for.
+                    return unsafe { wide256($($arg),*) };
+                }
+            }
+            $body
+        }
+    };
+}
+
+multiversion! {
+    /// `tanh` of every element, in place (`f64`).
+    pub fn tanh_slice_f64(xs: &mut [f64]) {
+        for x in xs.iter_mut() {
+            *x = tanh_f64(*x);
+        }
+    }
+}
+
+multiversion! {
+    /// `tanh` of every element, in place (`f32`).
+    pub fn tanh_slice_f32(xs: &mut [f32]) {
+        for x in xs.iter_mut() {
+            *x = tanh_f32(*x);
+        }
+    }
+}
+
+multiversion! {
+    /// `y += alpha * x` (`f64`).
+    pub fn axpy_f64(alpha: f64, x: &[f64], y: &mut [f64]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += alpha * x;
+        }
+    }
+}
+
+multiversion! {
+    /// `y += alpha * x` (`f32`).
+    pub fn axpy_f32(alpha: f32, x: &[f32], y: &mut [f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += alpha * x;
+        }
+    }
+}
+
 const SHIFT_F64: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
 const SHIFT_F32: f32 = 12_582_912.0; // 1.5 * 2^23
 

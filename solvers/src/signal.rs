@@ -27,7 +27,10 @@ impl<T: Real> PiecewiseConstant<T> {
             ));
         }
         if let Some(i) = times.iter().position(|t| !t.is_finite()) {
-            return Err(format!("jump time {i} is {}; times must be finite", times[i]));
+            return Err(format!(
+                "jump time {i} is {}; times must be finite",
+                times[i]
+            ));
         }
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(format!("value {i} is {}; values must be finite", values[i]));

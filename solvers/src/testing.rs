@@ -253,7 +253,11 @@ pub fn expm(n: usize, m: &[f64]) -> Vec<f64> {
     let norm = (0..n)
         .map(|j| (0..n).map(|i| m[i + j * n].abs()).sum::<f64>())
         .fold(0.0, f64::max);
-    let s = if norm > 0.5 { (norm / 0.5).log2().ceil() as i32 } else { 0 };
+    let s = if norm > 0.5 {
+        (norm / 0.5).log2().ceil() as i32
+    } else {
+        0
+    };
     let scale = 0.5f64.powi(s);
     let a: Vec<f64> = m.iter().map(|v| v * scale).collect();
     let matmul = |x: &[f64], y: &[f64]| -> Vec<f64> {
@@ -298,7 +302,19 @@ impl<T: Real> VectorField for LinearSystem<T> {
     fn workspace(&self, _batch: usize) {}
     fn rhs(&self, t: &[T], x: &[T], dxdt: &mut [T], _ws: &mut ()) {
         let n = self.n;
-        T::gemm(n, t.len(), n, T::one(), &self.a, n, x, n, T::zero(), dxdt, n);
+        T::gemm(
+            n,
+            t.len(),
+            n,
+            T::one(),
+            &self.a,
+            n,
+            x,
+            n,
+            T::zero(),
+            dxdt,
+            n,
+        );
     }
 }
 
@@ -387,7 +403,11 @@ mod tests {
     fn expm_matches_rotation_closed_form() {
         let sys = LinearSystem::<f64>::rotation_decay(0.3, 2.0);
         let x = sys.exact(1.7, &[1.0, 0.5]);
-        let (c, s, d) = ((2.0f64 * 1.7).cos(), (2.0f64 * 1.7).sin(), (-0.3f64 * 1.7).exp());
+        let (c, s, d) = (
+            (2.0f64 * 1.7).cos(),
+            (2.0f64 * 1.7).sin(),
+            (-0.3f64 * 1.7).exp(),
+        );
         let want = [d * (c * 1.0 - s * 0.5), d * (s * 1.0 + c * 0.5)];
         for i in 0..2 {
             assert!((x[i] - want[i]).abs() < 1e-14, "{x:?} vs {want:?}");
@@ -409,8 +429,8 @@ mod tests {
                 for j in 0..7 {
                     acc += rnn.w[i + j * 7] * x[b * 7 + j].tanh();
                 }
-                for c in 0..2 {
-                    acc += rnn.b_in[i + c * 7] * u[c];
+                for (c, uc) in u.iter().enumerate() {
+                    acc += rnn.b_in[i + c * 7] * uc;
                 }
                 assert!((d[b * 7 + i] - acc / 2.0).abs() < 1e-14);
             }
