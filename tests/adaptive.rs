@@ -230,6 +230,29 @@ fn max_steps_is_a_structured_failure() {
 }
 
 #[test]
+fn fixed_steps_are_not_capped_by_the_adaptive_default() {
+    // More fixed steps than the adaptive budget: runs to the end unless capped explicitly.
+    let n = neurode_solvers::DEFAULT_MAX_STEPS + 10;
+    let dt = 1.0 / n as f64;
+    let sol = integrate(&SinY, (0.0, 1.0))
+        .stepper(Stepper::Euler)
+        .fixed_dt(dt)
+        .run()
+        .unwrap();
+    assert_eq!(sol.trial_stats(0).accepted, n);
+    let err = integrate(&SinY, (0.0, 1.0))
+        .stepper(Stepper::Euler)
+        .fixed_dt(dt)
+        .max_steps(100)
+        .run()
+        .unwrap_err();
+    assert!(matches!(
+        err.failure().unwrap().kind,
+        FailureKind::MaxSteps { max_steps: 100 }
+    ));
+}
+
+#[test]
 fn euler_non_finite_state_is_reported_with_its_index() {
     let err = integrate(&Quadratic, (0.0, 2.0))
         .stepper(Stepper::Euler)

@@ -58,13 +58,17 @@ impl Progress {
     }
 }
 
+/// Default step budget per trial of an adaptive solve (see [`Integrate::max_steps`]).
+pub const DEFAULT_MAX_STEPS: usize = 100_000;
+
 type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 
 /// Builder for a solve; created by [`integrate`], executed by [`run`](Self::run).
 ///
 /// Defaults: Tsit5 with adaptive steps, `rtol`/`atol` from [`Real::DEFAULT_RTOL`] and
 /// [`Real::DEFAULT_ATOL`] (1e-6/1e-8 in `f64`, 1e-4/1e-6 in `f32`), initial step by
-/// Hairer's rule, at most 100 000 steps per trial, states saved at `t0` and `t1`, the
+/// Hairer's rule, at most [`DEFAULT_MAX_STEPS`] adaptive steps per trial (fixed steps are
+/// not capped), states saved at `t0` and `t1`, the
 /// initial state from [`VectorField::initial_state`], and the field's discontinuities used
 /// as breakpoints.
 pub struct Integrate<'a, F: VectorField> {
@@ -77,7 +81,7 @@ pub struct Integrate<'a, F: VectorField> {
     dt0: Option<F::Scalar>,
     dt_min: Option<F::Scalar>,
     dt_max: Option<F::Scalar>,
-    max_steps: usize,
+    max_steps: Option<usize>,
     save_at: Option<Vec<F::Scalar>>,
     save_steps: bool,
     record_steps: bool,
@@ -122,7 +126,7 @@ pub fn integrate<F: VectorField>(field: &F, t_span: (F::Scalar, F::Scalar)) -> I
         dt0: None,
         dt_min: None,
         dt_max: None,
-        max_steps: 100_000,
+        max_steps: None,
         save_at: None,
         save_steps: false,
         record_steps: false,
@@ -176,9 +180,10 @@ impl<'a, F: VectorField> Integrate<'a, F> {
         self.dt_max = Some(dt_max);
         self
     }
-    /// Step budget per trial, accepted plus rejected (default 100 000).
+    /// Step budget per trial, accepted plus rejected (default [`DEFAULT_MAX_STEPS`] for
+    /// adaptive solves; unlimited for fixed steps, whose count is known in advance).
     pub fn max_steps(mut self, max_steps: usize) -> Self {
-        self.max_steps = max_steps;
+        self.max_steps = Some(max_steps);
         self
     }
     /// Save times, non-decreasing, inside `[t0, t1]` (default `[t0, t1]`). Between steps the
@@ -347,9 +352,14 @@ impl<'a, F: VectorField> Integrate<'a, F> {
                 format!("must be smaller than dt_max = {dt_max}"),
             ));
         }
-        if self.max_steps == 0 {
+        if self.max_steps == Some(0) {
             return Err(E::invalid("max_steps", 0, "allow at least one step"));
         }
+        let max_steps = match (self.max_steps, &mode) {
+            (Some(m), _) => m,
+            (None, Mode::Adaptive { .. }) => DEFAULT_MAX_STEPS,
+            (None, _) => usize::MAX,
+        };
         if tableau.dense.is_none() {
             if let Some(ts) = &self.save_at {
                 if let Some(s) = ts.iter().find(|&&s| s > t0 && s < t1) {
@@ -357,7 +367,8 @@ impl<'a, F: VectorField> Integrate<'a, F> {
                         "save_at",
                         s,
                         format!(
-                            "{} has no dense output, so it can only save at t0 and t1; use                              `.save_steps(true)` or a tableau with a continuous extension",
+                            "{} has no dense output, so it can only save at t0 and t1; use \
+                             `.save_steps(true)` or a tableau with a continuous extension",
                             tableau.name
                         ),
                     ));
@@ -462,7 +473,7 @@ impl<'a, F: VectorField> Integrate<'a, F> {
             dt0: self.dt0,
             dt_min,
             dt_max,
-            max_steps: self.max_steps,
+            max_steps,
             save_ts,
             save_steps: self.save_steps,
             record_steps: self.record_steps,

@@ -58,7 +58,7 @@ pub mod testing;
 pub use controller::PiController;
 pub use error::SolveError;
 pub use field::{Differentiable, JvpState, ParamView, VectorField, VjpParams, VjpState};
-pub use integrate::{integrate, Integrate, Progress, Stepper};
+pub use integrate::{integrate, Integrate, Progress, Stepper, DEFAULT_MAX_STEPS};
 pub use scalar::Real;
 pub use signal::PiecewiseConstant;
 pub use solution::{Failure, FailureKind, Solution, Stats, Status, StepRecord, TrialStats};
