@@ -127,6 +127,12 @@ pub trait VectorField {
 /// Vector-Jacobian product with respect to the state: `out_b += (∂f/∂x (t_b, x_b))ᵀ v_b`.
 ///
 /// Needed for gradients with respect to the initial state and for the adjoint sweep.
+///
+/// The derivative methods may be called with more columns than the solve's batch (the
+/// adjoint stacks the stages of a step side by side, `t.len()` columns in all); the
+/// workspace passed was then created by [`VectorField::workspace`] for at least that many
+/// columns, and column `c` belongs to trial `c % batch` of the field's own inputs. Fields
+/// whose right-hand side depends on the trial (an input per trial) look it up that way.
 pub trait VjpState: VectorField {
     /// Accumulates `(∂f/∂x)ᵀ v` into `out` for every trial; `v` and `out` are `dim x batch`.
     fn vjp_state(
@@ -160,6 +166,10 @@ pub trait VjpParams: VectorField {
 
     /// Copies the current parameters into `out` (length `n_params()`).
     fn params(&self, out: &mut [Self::Scalar]);
+
+    /// Replaces the parameters by `theta` (length `n_params()`), in the layout of
+    /// [`param_views`](Self::param_views). Used by optimisers and finite-difference checks.
+    fn set_params(&mut self, theta: &[Self::Scalar]);
 
     /// Accumulates `Σ_b (∂f/∂θ)ᵀ v_b` into `out` (length `n_params()`).
     fn vjp_params(

@@ -1,8 +1,9 @@
 //! The front door: [`integrate`] and its builder.
 
+use crate::adjoint::{Adjoint, Backward, Checkpoints, SaveSrc, Tape};
 use crate::controller::{initial_step_final, initial_step_guess, PiController, ERR_PREV_INIT};
 use crate::error::SolveError;
-use crate::field::VectorField;
+use crate::field::{Differentiable, VectorField};
 use crate::scalar::Real;
 use crate::solution::{Failure, FailureKind, Solution, Stats, Status, StepRecord, TrialStats};
 use crate::tableau::{ButcherTableau, EULER, TSIT5};
@@ -61,6 +62,8 @@ impl Progress {
 /// Default step budget per trial of an adaptive solve (see [`Integrate::max_steps`]).
 pub const DEFAULT_MAX_STEPS: usize = 100_000;
 
+type SolveResult<T> = Result<(Solution<T>, Option<Tape<T>>), SolveError<T>>;
+
 type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 
 /// Builder for a solve; created by [`integrate`], executed by [`run`](Self::run).
@@ -90,6 +93,8 @@ pub struct Integrate<'a, F: VectorField> {
     controller: PiController,
     allow_failures: bool,
     progress: Option<ProgressFn<'a>>,
+    adjoint: Adjoint,
+    checkpoints: Checkpoints,
 }
 
 /// Starts a solve of `field` over `t_span = (t0, t1)`; finish it with
@@ -135,6 +140,8 @@ pub fn integrate<F: VectorField>(field: &F, t_span: (F::Scalar, F::Scalar)) -> I
         controller: PiController::default(),
         allow_failures: false,
         progress: None,
+        adjoint: Adjoint::Discrete,
+        checkpoints: Checkpoints::default(),
     }
 }
 
@@ -232,7 +239,9 @@ impl<'a, F: VectorField> Integrate<'a, F> {
     pub fn run(mut self) -> Result<Solution<F::Scalar>, SolveError<F::Scalar>> {
         let plan = self.plan()?;
         let progress = self.progress.take();
-        Solver::new(self.field, plan, progress).solve(self.allow_failures)
+        Solver::new(self.field, plan, progress)
+            .solve(self.allow_failures, None)
+            .map(|(sol, _)| sol)
     }
 
     fn plan(&self) -> Result<Plan<F::Scalar>, SolveError<F::Scalar>> {
@@ -484,13 +493,103 @@ impl<'a, F: VectorField> Integrate<'a, F> {
     }
 }
 
+impl<'a, F: Differentiable> Integrate<'a, F> {
+    /// Which gradient [`run_with_gradient`](Self::run_with_gradient) prepares (default
+    /// [`Adjoint::Discrete`], the exact gradient of the computed solution).
+    pub fn adjoint(mut self, adjoint: Adjoint) -> Self {
+        self.adjoint = adjoint;
+        self
+    }
+
+    /// Memory of the gradient (default [`Checkpoints::Memory`] with
+    /// [`DEFAULT_CHECKPOINT_BYTES`](crate::adjoint::DEFAULT_CHECKPOINT_BYTES)).
+    pub fn checkpoints(mut self, checkpoints: Checkpoints) -> Self {
+        self.checkpoints = checkpoints;
+        self
+    }
+
+    /// Solves and records what the reverse pass needs; returns the solution and a
+    /// [`Backward`] whose [`backward`](Backward::backward) gives `dL/dθ` and `dL/dx0` for
+    /// loss gradients at the save times.
+    ///
+    /// ```
+    /// use neurode_solvers::{integrate, VjpParams};
+    /// use neurode_solvers::testing::LinearSystem;
+    ///
+    /// // L = sum of x(1) for dx/dt = A x.
+    /// let field = LinearSystem::<f64>::rotation_decay(0.5, 2.0);
+    /// let (sol, tape) = integrate(&field, (0.0, 1.0))
+    ///     .x0(vec![1.0, 0.0])
+    ///     .save_at(vec![1.0])
+    ///     .run_with_gradient()?;
+    /// let grads = tape.backward(&[1.0, 1.0])?;
+    /// assert_eq!(grads.param("A").unwrap().len(), 4);
+    /// assert_eq!(grads.x0.len(), 2);
+    /// # let _ = sol;
+    /// # Ok::<(), neurode_solvers::SolveError<f64>>(())
+    /// ```
+    ///
+    /// Errors, besides those of [`run`](Self::run): a failed trial (no gradient of a
+    /// partial solution), `allow_failures` together with a gradient, and an interpolating
+    /// adjoint with a method that has no dense output.
+    #[allow(clippy::type_complexity)]
+    pub fn run_with_gradient(
+        mut self,
+    ) -> Result<(Solution<F::Scalar>, Backward<'a, F>), SolveError<F::Scalar>> {
+        type E<T> = SolveError<T>;
+        let plan = self.plan()?;
+        if self.allow_failures {
+            return Err(E::invalid(
+                "allow_failures",
+                true,
+                "gradients need every trial to reach t1; drop `.allow_failures(true)` or \
+                 solve the failing trials separately",
+            ));
+        }
+        if self.adjoint == Adjoint::Interpolating && plan.tableau.dense.is_none() {
+            return Err(E::invalid(
+                "adjoint",
+                self.adjoint.name(),
+                format!(
+                    "the interpolating adjoint reads the forward dense output, which stepper \
+                     {} does not have; use Adjoint::Discrete or Stepper::Tsit5",
+                    plan.tableau.name
+                ),
+            ));
+        }
+        if let Checkpoints::States(0) = self.checkpoints {
+            return Err(E::invalid(
+                "checkpoints",
+                "States(0)",
+                "keep at least one state (the initial one)",
+            ));
+        }
+        let tableau = plan.tableau;
+        let n_save = plan.save_ts.len();
+        let progress = self.progress.take();
+        let (sol, tape) =
+            Solver::new(self.field, plan, progress).solve(false, Some(self.checkpoints))?;
+        let tape = tape.expect("recorded when a gradient is requested");
+        Ok((
+            sol,
+            Backward {
+                field: self.field,
+                tableau,
+                tape,
+                mode: self.adjoint,
+                n_save,
+            },
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
-enum Mode<T> {
+pub(crate) enum Mode<T> {
     Adaptive { rtol: T, atol: T },
     Fixed { dt: T },
 }
 
-struct Plan<T: Real> {
+pub(crate) struct Plan<T: Real> {
     tableau: &'static ButcherTableau,
     dim: usize,
     batch: usize,
@@ -528,17 +627,17 @@ enum TrialState {
 }
 
 /// Tableau coefficients converted to the solve's scalar type.
-struct Coeffs<T> {
-    s: usize,
-    a: Vec<T>,
-    b: Vec<T>,
-    c: Vec<T>,
-    e: Option<Vec<T>>,
-    fsal: bool,
+pub(crate) struct Coeffs<T> {
+    pub(crate) s: usize,
+    pub(crate) a: Vec<T>,
+    pub(crate) b: Vec<T>,
+    pub(crate) c: Vec<T>,
+    pub(crate) e: Option<Vec<T>>,
+    pub(crate) fsal: bool,
 }
 
 impl<T: Real> Coeffs<T> {
-    fn new(tab: &ButcherTableau) -> Self {
+    pub(crate) fn new(tab: &ButcherTableau) -> Self {
         let cv = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
         Coeffs {
             s: tab.stages,
@@ -551,8 +650,27 @@ impl<T: Real> Coeffs<T> {
     }
 }
 
+/// Time of a stage with node `c` in the step `[t, t_end]` of size `h`.
+///
+/// A node at the step's end is evaluated at `t_end` exactly (so the FSAL stage equals the
+/// next step's first stage), or just below it when the step ends on a breakpoint: the step
+/// then sees only the smooth piece of a right-continuous input it started in.
 #[inline]
-fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
+pub(crate) fn stage_time<T: Real>(t: T, h: T, c: T, t_end: T, ends_on_break: bool) -> T {
+    let ts = if c == T::one() {
+        t_end
+    } else {
+        (t + c * h).min(t_end)
+    };
+    if ends_on_break && ts >= t_end {
+        t_end.next_down()
+    } else {
+        ts
+    }
+}
+
+#[inline]
+pub(crate) fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
     T::axpy(alpha, x, y)
 }
 
@@ -572,7 +690,11 @@ impl<'a, F: VectorField> Solver<'a, F> {
     }
 
     #[allow(clippy::needless_range_loop)]
-    fn solve(mut self, allow_failures: bool) -> Result<Solution<F::Scalar>, SolveError<F::Scalar>> {
+    fn solve(
+        mut self,
+        allow_failures: bool,
+        gradient: Option<Checkpoints>,
+    ) -> SolveResult<F::Scalar> {
         let field = self.field;
         let p = &self.plan;
         let (dim, batch, t0, t1) = (p.dim, p.batch, p.t0, p.t1);
@@ -625,6 +747,7 @@ impl<'a, F: VectorField> Solver<'a, F> {
         let mut step_log = p
             .record_steps
             .then(|| vec![Vec::<StepRecord>::new(); batch]);
+        let mut tape = gradient.map(|c| Tape::new(dim, batch, t0, &x, c, s));
 
         // Saves at t0.
         for b in 0..batch {
@@ -632,6 +755,9 @@ impl<'a, F: VectorField> Solver<'a, F> {
                 let o = save_idx[b] * n + b * dim;
                 out[o..o + dim].copy_from_slice(&x[b * dim..(b + 1) * dim]);
                 save_idx[b] += 1;
+                if let Some(tp) = tape.as_mut() {
+                    tp.saves[b].push(SaveSrc::Initial);
+                }
             }
         }
 
@@ -806,12 +932,7 @@ impl<'a, F: VectorField> Solver<'a, F> {
                             axpy(h[b] * a, &k[j][cols.clone()], &mut xs[cols.clone()]);
                         }
                     }
-                    let ts = (t[b] + co.c[i] * h[b]).min(t_end[b]);
-                    t_eval[b] = if land[b] == Land::Break && ts >= t_end[b] {
-                        t_end[b].next_down()
-                    } else {
-                        ts
-                    };
+                    t_eval[b] = stage_time(t[b], h[b], co.c[i], t_end[b], land[b] == Land::Break);
                 }
                 field.rhs(&t_eval, &xs, &mut k[i], &mut ws);
                 stats.rhs_evals += 1;
@@ -916,8 +1037,16 @@ impl<'a, F: VectorField> Solver<'a, F> {
                     let o = save_idx[b] * n + b * dim;
                     if ts >= t_end[b] {
                         out[o..o + dim].copy_from_slice(&xnew[cols.clone()]);
+                        if let Some(tp) = tape.as_mut() {
+                            let idx = tp.step_index(b);
+                            tp.saves[b].push(SaveSrc::End(idx));
+                        }
                     } else {
                         let theta = ((ts - t[b]) / h[b]).as_f64();
+                        if let Some(tp) = tape.as_mut() {
+                            let idx = tp.step_index(b);
+                            tp.saves[b].push(SaveSrc::Dense(idx, theta));
+                        }
                         let mut w = [zero; MAX_STAGES];
                         dense_w(theta, &mut w);
                         let dst = &mut out[o..o + dim];
@@ -931,6 +1060,9 @@ impl<'a, F: VectorField> Solver<'a, F> {
                     save_idx[b] += 1;
                 }
                 x[cols.clone()].copy_from_slice(&xnew[cols.clone()]);
+                if let Some(tp) = tape.as_mut() {
+                    tp.accept(b, h[b], t_end[b], land[b] == Land::Break, &x[cols.clone()]);
+                }
                 t[b] = t_end[b];
                 if let (Some(st), Some(sx)) = (step_ts.as_mut(), step_xs.as_mut()) {
                     st[b].push(t[b]);
@@ -1031,7 +1163,10 @@ impl<'a, F: VectorField> Solver<'a, F> {
             })
             .collect();
         if allow_failures || failures.is_empty() {
-            return Ok(sol);
+            if let Some(tp) = tape.as_mut() {
+                tp.x_final = sol.x_final.clone();
+            }
+            return Ok((sol, tape));
         }
         let failure = failures[0].clone();
         let n_failed = failures.len();

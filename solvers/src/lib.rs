@@ -42,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+pub mod adjoint;
 pub mod controller;
 pub mod error;
 pub mod field;
@@ -55,6 +56,7 @@ pub mod tableau;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use adjoint::{Adjoint, AdjointStats, Backward, Checkpoints, Gradients};
 pub use controller::PiController;
 pub use error::SolveError;
 pub use field::{Differentiable, JvpState, ParamView, VectorField, VjpParams, VjpState};

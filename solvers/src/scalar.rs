@@ -83,6 +83,29 @@ pub trait Real:
         beta: Self,
         c: &mut [Self],
         ldc: usize,
+    ) {
+        Self::gemm_t(false, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+
+    /// `c = alpha * op(a) * op(b) + beta * c`, where `op(a)` is `a` or its transpose.
+    ///
+    /// `op(a)` is `m x k` and `op(b)` is `k x n`; `lda`/`ldb` are the leading dimensions of
+    /// the stored (untransposed) buffers. Otherwise as [`gemm`](Self::gemm).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_t(
+        trans_a: bool,
+        trans_b: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: Self,
+        a: &[Self],
+        lda: usize,
+        b: &[Self],
+        ldb: usize,
+        beta: Self,
+        c: &mut [Self],
+        ldc: usize,
     );
 }
 
@@ -113,7 +136,9 @@ unsafe fn zeroupper() {
 macro_rules! impl_gemm {
     ($t:ty) => {
         #[allow(clippy::too_many_arguments)]
-        fn gemm(
+        fn gemm_t(
+            trans_a: bool,
+            trans_b: bool,
             m: usize,
             n: usize,
             k: usize,
@@ -128,15 +153,16 @@ macro_rules! impl_gemm {
         ) {
             use faer::linalg::matmul::matmul;
             use faer::{Accum, MatMut, MatRef, Par};
+            // Stored shapes of a and b.
+            let (ar, ac) = if trans_a { (k, m) } else { (m, k) };
+            let (br, bc) = if trans_b { (n, k) } else { (k, n) };
             assert!(
-                lda >= m.max(1) && ldb >= k.max(1) && ldc >= m.max(1),
+                lda >= ar.max(1) && ldb >= br.max(1) && ldc >= m.max(1),
                 "gemm: bad stride"
             );
             if m == 0 || n == 0 {
                 return;
             }
-            assert!(a.len() >= lda * (k.max(1) - 1) + m, "gemm: a too short");
-            assert!(b.len() >= ldb * (n - 1) + k, "gemm: b too short");
             assert!(c.len() >= ldc * (n - 1) + m, "gemm: c too short");
             if k == 0 || alpha == 0.0 {
                 for j in 0..n {
@@ -146,8 +172,12 @@ macro_rules! impl_gemm {
                 }
                 return;
             }
-            let a = MatRef::from_column_major_slice_with_stride(a, m, k, lda);
-            let b = MatRef::from_column_major_slice_with_stride(b, k, n, ldb);
+            assert!(a.len() >= lda * (ac - 1) + ar, "gemm: a too short");
+            assert!(b.len() >= ldb * (bc - 1) + br, "gemm: b too short");
+            let a = MatRef::from_column_major_slice_with_stride(a, ar, ac, lda);
+            let b = MatRef::from_column_major_slice_with_stride(b, br, bc, ldb);
+            let a = if trans_a { a.transpose() } else { a };
+            let b = if trans_b { b.transpose() } else { b };
             let mut cm = MatMut::from_column_major_slice_with_stride_mut(c, m, n, ldc);
             if beta == 0.0 {
                 matmul(cm.as_mut(), Accum::Replace, a, b, alpha, Par::Seq);

@@ -9,7 +9,7 @@
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::field::VectorField;
+use crate::field::{JvpState, ParamView, VectorField, VjpParams, VjpState};
 use crate::scalar::Real;
 use crate::signal::PiecewiseConstant;
 
@@ -50,6 +50,7 @@ impl Normal {
 #[derive(Debug, Clone)]
 pub struct RnnWorkspace<T> {
     h: Vec<T>,
+    g: Vec<T>,
 }
 
 /// Dense leaky tanh RNN: `τ dx/dt = -x + W tanh(x) + B u_b(t)` for each trial `b`.
@@ -63,6 +64,8 @@ pub struct LeakyTanhRnn<T> {
     n_in: usize,
     tau: T,
     w: Vec<T>,
+    /// `Wᵀ`, kept so that the state VJP is a plain GEMM (no transposed packing).
+    wt: Vec<T>,
     b_in: Vec<T>,
     inputs: Vec<PiecewiseConstant<T>>,
     /// `B u` for every trial and piece: `drive[b][p * n..(p + 1) * n]`.
@@ -74,11 +77,13 @@ impl<T: Real> LeakyTanhRnn<T> {
     pub fn new(n: usize, n_in: usize, tau: T, w: Vec<T>, b_in: Vec<T>) -> Self {
         assert_eq!(w.len(), n * n, "W must be n x n");
         assert_eq!(b_in.len(), n * n_in, "B must be n x n_in");
+        let wt = transpose(n, &w);
         LeakyTanhRnn {
             n,
             n_in,
             tau,
             w,
+            wt,
             b_in,
             inputs: Vec::new(),
             drive: Vec::new(),
@@ -96,11 +101,21 @@ impl<T: Real> LeakyTanhRnn<T> {
 
     /// Binds one input signal per trial.
     pub fn with_inputs(mut self, inputs: Vec<PiecewiseConstant<T>>) -> Self {
+        for u in &inputs {
+            assert_eq!(u.n_channels(), self.n_in, "input channels must equal n_in");
+        }
+        self.inputs = inputs;
+        self.update_drive();
+        self
+    }
+
+    /// Recomputes the cached `B u` of every input piece.
+    fn update_drive(&mut self) {
         let n = self.n;
-        self.drive = inputs
+        self.drive = self
+            .inputs
             .iter()
             .map(|u| {
-                assert_eq!(u.n_channels(), self.n_in, "input channels must equal n_in");
                 let mut d = vec![T::zero(); n * u.n_pieces()];
                 for p in 0..u.n_pieces() {
                     let v = u.piece_values(p);
@@ -113,8 +128,6 @@ impl<T: Real> LeakyTanhRnn<T> {
                 d
             })
             .collect();
-        self.inputs = inputs;
-        self
     }
 
     /// `batch` trials whose input is 0 until `t_on`, then a random `N(0, amplitude²)` vector
@@ -149,12 +162,16 @@ impl<T: Real> VectorField for LeakyTanhRnn<T> {
     fn dim(&self) -> usize {
         self.n
     }
+    fn n_params(&self) -> usize {
+        self.n * self.n + self.n * self.n_in
+    }
     fn batch(&self) -> Option<usize> {
         (!self.inputs.is_empty()).then_some(self.inputs.len())
     }
     fn workspace(&self, batch: usize) -> RnnWorkspace<T> {
         RnnWorkspace {
             h: vec![T::zero(); self.n * batch],
+            g: vec![T::zero(); self.n * batch],
         }
     }
     fn rhs(&self, t: &[T], x: &[T], dxdt: &mut [T], ws: &mut RnnWorkspace<T>) {
@@ -184,6 +201,130 @@ impl<T: Real> VectorField for LeakyTanhRnn<T> {
     fn discontinuities(&self, trial: usize, _t_span: (T, T), out: &mut Vec<T>) {
         if let Some(u) = self.inputs.get(trial) {
             out.extend_from_slice(u.times());
+        }
+    }
+}
+
+/// Transpose of a square column-major matrix.
+fn transpose<T: Copy>(n: usize, a: &[T]) -> Vec<T> {
+    let mut t = a.to_vec();
+    for j in 0..n {
+        for i in 0..n {
+            t[j + i * n] = a[i + j * n];
+        }
+    }
+    t
+}
+
+impl<T: Real> LeakyTanhRnn<T> {
+    /// The input value `u_c(t)` of the trial that column `col` belongs to.
+    fn input_at(&self, col: usize, t: T) -> Option<&[T]> {
+        if self.inputs.is_empty() {
+            return None;
+        }
+        let u = &self.inputs[col % self.inputs.len()];
+        Some(u.piece_values(u.piece(t)))
+    }
+}
+
+impl<T: Real> VjpState for LeakyTanhRnn<T> {
+    /// `out += (-v + (1 - tanh²(x)) ∘ (Wᵀ v)) / τ`.
+    fn vjp_state(&self, t: &[T], x: &[T], v: &[T], out: &mut [T], ws: &mut RnnWorkspace<T>) {
+        let n = self.n;
+        let cols = t.len();
+        let h = &mut ws.h[..n * cols];
+        h.copy_from_slice(x);
+        T::tanh_slice(h);
+        let g = &mut ws.g[..n * cols];
+        T::gemm(n, cols, n, T::one(), &self.wt, n, v, n, T::zero(), g, n);
+        let inv_tau = T::one() / self.tau;
+        for (((o, &gi), &hi), &vi) in out.iter_mut().zip(g.iter()).zip(h.iter()).zip(v) {
+            *o += ((T::one() - hi * hi) * gi - vi) * inv_tau;
+        }
+    }
+}
+
+impl<T: Real> VjpParams for LeakyTanhRnn<T> {
+    /// `W` (`n x n`) then `B` (`n x n_in`), column-major.
+    fn param_views(&self) -> Vec<ParamView> {
+        vec![
+            ParamView {
+                name: "W".into(),
+                offset: 0,
+                shape: vec![self.n, self.n],
+            },
+            ParamView {
+                name: "B".into(),
+                offset: self.n * self.n,
+                shape: vec![self.n, self.n_in],
+            },
+        ]
+    }
+    fn params(&self, out: &mut [T]) {
+        let nw = self.w.len();
+        out[..nw].copy_from_slice(&self.w);
+        out[nw..nw + self.b_in.len()].copy_from_slice(&self.b_in);
+    }
+    fn set_params(&mut self, theta: &[T]) {
+        assert_eq!(theta.len(), self.n_params(), "theta has the wrong length");
+        let nw = self.w.len();
+        self.w.copy_from_slice(&theta[..nw]);
+        self.wt = transpose(self.n, &self.w);
+        self.b_in.copy_from_slice(&theta[nw..]);
+        self.update_drive();
+    }
+    /// `dW += V tanh(X)ᵀ / τ`, `dB += V Uᵀ / τ` (one GEMM for all columns).
+    fn vjp_params(&self, t: &[T], x: &[T], v: &[T], out: &mut [T], ws: &mut RnnWorkspace<T>) {
+        let n = self.n;
+        let cols = t.len();
+        let h = &mut ws.h[..n * cols];
+        h.copy_from_slice(x);
+        T::tanh_slice(h);
+        let inv_tau = T::one() / self.tau;
+        let (dw, db) = out.split_at_mut(n * n);
+        T::gemm_t(
+            false,
+            true,
+            n,
+            n,
+            cols,
+            inv_tau,
+            v,
+            n,
+            h,
+            n,
+            T::one(),
+            dw,
+            n,
+        );
+        for c in 0..cols {
+            if let Some(u) = self.input_at(c, t[c]) {
+                let vc = &v[c * n..(c + 1) * n];
+                for (ch, &uc) in u.iter().enumerate() {
+                    if uc != T::zero() {
+                        T::axpy(uc * inv_tau, vc, &mut db[ch * n..(ch + 1) * n]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<T: Real> JvpState for LeakyTanhRnn<T> {
+    /// `out = (-v + W ((1 - tanh²(x)) ∘ v)) / τ`.
+    fn jvp_state(&self, t: &[T], x: &[T], v: &[T], out: &mut [T], ws: &mut RnnWorkspace<T>) {
+        let n = self.n;
+        let cols = t.len();
+        let h = &mut ws.h[..n * cols];
+        h.copy_from_slice(x);
+        T::tanh_slice(h);
+        for (hi, &vi) in h.iter_mut().zip(v) {
+            *hi = (T::one() - *hi * *hi) * vi;
+        }
+        T::gemm(n, cols, n, T::one(), &self.w, n, h, n, T::zero(), out, n);
+        let inv_tau = T::one() / self.tau;
+        for (o, &vi) in out.iter_mut().zip(v) {
+            *o = (*o - vi) * inv_tau;
         }
     }
 }
@@ -299,6 +440,9 @@ impl<T: Real> VectorField for LinearSystem<T> {
     fn dim(&self) -> usize {
         self.n
     }
+    fn n_params(&self) -> usize {
+        self.n * self.n
+    }
     fn workspace(&self, _batch: usize) {}
     fn rhs(&self, t: &[T], x: &[T], dxdt: &mut [T], _ws: &mut ()) {
         let n = self.n;
@@ -315,6 +459,74 @@ impl<T: Real> VectorField for LinearSystem<T> {
             dxdt,
             n,
         );
+    }
+}
+
+impl<T: Real> VjpState for LinearSystem<T> {
+    /// `out += Aᵀ v`.
+    fn vjp_state(&self, t: &[T], _x: &[T], v: &[T], out: &mut [T], _ws: &mut ()) {
+        let n = self.n;
+        T::gemm_t(
+            true,
+            false,
+            n,
+            t.len(),
+            n,
+            T::one(),
+            &self.a,
+            n,
+            v,
+            n,
+            T::one(),
+            out,
+            n,
+        );
+    }
+}
+
+impl<T: Real> VjpParams for LinearSystem<T> {
+    /// `A` (`n x n`, column-major).
+    fn param_views(&self) -> Vec<ParamView> {
+        vec![ParamView {
+            name: "A".into(),
+            offset: 0,
+            shape: vec![self.n, self.n],
+        }]
+    }
+    fn params(&self, out: &mut [T]) {
+        out.copy_from_slice(&self.a);
+    }
+    fn set_params(&mut self, theta: &[T]) {
+        assert_eq!(theta.len(), self.n * self.n, "theta has the wrong length");
+        self.a.copy_from_slice(theta);
+        self.a64 = theta.iter().map(|v| v.as_f64()).collect();
+    }
+    /// `dA += V Xᵀ`.
+    fn vjp_params(&self, t: &[T], x: &[T], v: &[T], out: &mut [T], _ws: &mut ()) {
+        let n = self.n;
+        T::gemm_t(
+            false,
+            true,
+            n,
+            n,
+            t.len(),
+            T::one(),
+            v,
+            n,
+            x,
+            n,
+            T::one(),
+            out,
+            n,
+        );
+    }
+}
+
+impl<T: Real> JvpState for LinearSystem<T> {
+    /// `out = A v`.
+    fn jvp_state(&self, t: &[T], _x: &[T], v: &[T], out: &mut [T], _ws: &mut ()) {
+        let n = self.n;
+        T::gemm(n, t.len(), n, T::one(), &self.a, n, v, n, T::zero(), out, n);
     }
 }
 
@@ -394,6 +606,30 @@ impl VectorField for Quadratic {
         x0.fill(1.0);
     }
 }
+
+/// Scalar fields without parameters: state VJPs only (`n_params() == 0`).
+macro_rules! scalar_vjp {
+    ($ty:ty, |$t:ident, $x:ident| $d:expr) => {
+        impl VjpState for $ty {
+            fn vjp_state(&self, t: &[f64], x: &[f64], v: &[f64], out: &mut [f64], _ws: &mut ()) {
+                for (((o, &$x), &vi), &$t) in out.iter_mut().zip(x).zip(v).zip(t) {
+                    *o += $d * vi;
+                }
+            }
+        }
+        impl VjpParams for $ty {
+            fn param_views(&self) -> Vec<ParamView> {
+                Vec::new()
+            }
+            fn params(&self, _out: &mut [f64]) {}
+            fn set_params(&mut self, _theta: &[f64]) {}
+            fn vjp_params(&self, _: &[f64], _: &[f64], _: &[f64], _: &mut [f64], _: &mut ()) {}
+        }
+    };
+}
+scalar_vjp!(SinY, |_t, x| x.cos());
+scalar_vjp!(Gaussian, |t, _x| -2.0 * t);
+scalar_vjp!(Quadratic, |_t, x| 2.0 * x);
 
 #[cfg(test)]
 mod tests {

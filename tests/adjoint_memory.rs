@@ -1,0 +1,138 @@
+//! Memory of gradients: peak bytes shrink with fewer checkpoints (same gradient), and the
+//! reverse sweep's allocations do not grow with the number of steps (nothing is allocated
+//! inside the reverse step loop). One test per file section runs under a lock so that the
+//! counting allocator sees one test at a time.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use neurode_solvers::testing::LeakyTanhRnn;
+use neurode_solvers::{integrate, Checkpoints, Stepper};
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn grow(bytes: usize) {
+    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        grow(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        grow(new_size);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn rnn(batch: usize) -> LeakyTanhRnn<f64> {
+    LeakyTanhRnn::<f64>::random(64, 2, 1.5, 1.0, 7).with_step_inputs(batch, 5.0, 1.0, 8)
+}
+
+/// Peak bytes above the baseline during solve + backward, and the gradient.
+fn peak_and_gradient(stepper: Stepper, ck: Checkpoints) -> (usize, Vec<f64>, usize) {
+    let field = rnn(4);
+    let x0: Vec<f64> = (0..256).map(|i| (i as f64 * 0.1).sin()).collect();
+    let c: Vec<f64> = (0..256).map(|i| (i as f64 * 0.3).cos()).collect();
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let (sol, tape) = integrate(&field, (0.0, 20.0))
+        .x0(x0)
+        .stepper(stepper)
+        .fixed_dt(0.05)
+        .tolerances(1e-8, 1e-8)
+        .save_at(vec![20.0])
+        .checkpoints(ck)
+        .run_with_gradient()
+        .unwrap();
+    let g = tape.backward(&c).unwrap();
+    let steps = sol.trial_stats(0).accepted;
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    (peak, g.params, steps)
+}
+
+#[test]
+fn fewer_checkpoints_use_less_memory_for_the_same_gradient() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let state_bytes = 64 * 4 * 8;
+    for stepper in [Stepper::Tsit5, Stepper::Euler] {
+        // Warm-up: GEMM packing buffers and other one-time allocations are not counted.
+        peak_and_gradient(stepper, Checkpoints::States(2));
+        let (p_all, g_all, steps) = peak_and_gradient(stepper, Checkpoints::All);
+        let (p8, g8, _) = peak_and_gradient(stepper, Checkpoints::States(8));
+        let (p2, g2, _) = peak_and_gradient(stepper, Checkpoints::States(2));
+        println!(
+            "{stepper:?}, {steps} steps: peak bytes all {p_all}, 8 {p8}, 2 {p2} \
+             (one state = {state_bytes} bytes)"
+        );
+        assert!(steps > 100, "{steps}");
+        assert!(p_all > p8 && p8 > p2, "{p_all} {p8} {p2}");
+        // All keeps every state; 2 keeps a few, whatever the step count.
+        assert!(p_all > steps * state_bytes, "{p_all}");
+        assert!(p2 < 40 * state_bytes + 64 * 66 * 8 * 3, "{p2}");
+        let scale = g_all.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for g in [&g8, &g2] {
+            let d = g
+                .iter()
+                .zip(&g_all)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(d <= 1e-13 * scale, "{d:e}");
+        }
+    }
+}
+
+/// Allocations made by `backward` on a solve over `[0, t1]`.
+fn backward_allocations(t1: f64, ck: Checkpoints, stepper: Stepper) -> usize {
+    let field = rnn(3);
+    let (_, tape) = integrate(&field, (0.0, t1))
+        .x0(vec![0.1; 192])
+        .stepper(stepper)
+        .fixed_dt(0.05)
+        .save_at(vec![1.0, t1])
+        .checkpoints(ck)
+        .run_with_gradient()
+        .unwrap();
+    let c = vec![1.0; 2 * 192];
+    let before = ALLOCS.load(Ordering::Relaxed);
+    let g = tape.backward(&c).unwrap();
+    let after = ALLOCS.load(Ordering::Relaxed);
+    assert!(g.x0.iter().all(|v| v.is_finite()));
+    after - before
+}
+
+#[test]
+fn reverse_step_loop_does_not_allocate() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for stepper in [Stepper::Tsit5, Stepper::Euler] {
+        for ck in [
+            Checkpoints::All,
+            Checkpoints::States(3),
+            Checkpoints::default(),
+        ] {
+            let short = backward_allocations(5.0, ck, stepper);
+            let long = backward_allocations(40.0, ck, stepper);
+            assert_eq!(
+                short, long,
+                "{stepper:?} {ck:?}: allocations grow with the steps"
+            );
+            assert!(short < 64, "{short}");
+        }
+    }
+}

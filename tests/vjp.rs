@@ -1,0 +1,148 @@
+//! Dot-product tests of the derivative products of the test fields: for random `u`, `v`,
+//! `<v, J u>` from central finite differences of the right-hand side must equal
+//! `<vjpᵀ v, u>` (state and parameters), and the JVP must equal the difference quotient.
+
+use neurode_solvers::testing::{Gaussian, LeakyTanhRnn, LinearSystem, Normal, Quadratic, SinY};
+use neurode_solvers::{Differentiable, JvpState, VectorField, VjpParams, VjpState};
+
+fn randn(rng: &mut Normal, n: usize) -> Vec<f64> {
+    (0..n).map(|_| rng.sample()).collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn rhs_of<F: VectorField<Scalar = f64>>(f: &F, t: &[f64], x: &[f64]) -> Vec<f64> {
+    let mut d = vec![0.0; x.len()];
+    let mut ws = f.workspace(t.len());
+    f.rhs(t, x, &mut d, &mut ws);
+    d
+}
+
+/// Relative mismatch of two scalars.
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / a.abs().max(b.abs()).max(1e-300)
+}
+
+/// Checks state and parameter VJPs of `f` at `(t, x)` against central differences.
+fn check<F: Differentiable<Scalar = f64> + Clone>(f: &F, t: &[f64], x: &[f64], seed: u64) {
+    let mut rng = Normal::new(seed);
+    let eps = 1e-6;
+    for _ in 0..3 {
+        let u = randn(&mut rng, x.len());
+        let v = randn(&mut rng, x.len());
+        // State.
+        let xp: Vec<f64> = x.iter().zip(&u).map(|(a, b)| a + eps * b).collect();
+        let xm: Vec<f64> = x.iter().zip(&u).map(|(a, b)| a - eps * b).collect();
+        let (fp, fm) = (rhs_of(f, t, &xp), rhs_of(f, t, &xm));
+        let ju: Vec<f64> = fp
+            .iter()
+            .zip(&fm)
+            .map(|(p, m)| (p - m) / (2.0 * eps))
+            .collect();
+        let jtv = f.vjp_state_alloc(t, x, &v);
+        let (lhs, rhs) = (dot(&v, &ju), dot(&jtv, &u));
+        assert!(
+            rel(lhs, rhs) < 1e-7,
+            "state VJP: <v, Ju> = {lhs}, <J^T v, u> = {rhs}"
+        );
+        // Parameters.
+        let np = f.n_params();
+        if np > 0 {
+            let mut theta = vec![0.0; np];
+            f.params(&mut theta);
+            let w = randn(&mut rng, np);
+            let mut fpp = f.clone();
+            fpp.set_params(
+                &theta
+                    .iter()
+                    .zip(&w)
+                    .map(|(a, b)| a + eps * b)
+                    .collect::<Vec<_>>(),
+            );
+            let mut fmm = f.clone();
+            fmm.set_params(
+                &theta
+                    .iter()
+                    .zip(&w)
+                    .map(|(a, b)| a - eps * b)
+                    .collect::<Vec<_>>(),
+            );
+            let (fp, fm) = (rhs_of(&fpp, t, x), rhs_of(&fmm, t, x));
+            let jw: Vec<f64> = fp
+                .iter()
+                .zip(&fm)
+                .map(|(p, m)| (p - m) / (2.0 * eps))
+                .collect();
+            let jtv = f.vjp_params_alloc(t, x, &v);
+            let (lhs, rhs) = (dot(&v, &jw), dot(&jtv, &w));
+            assert!(rel(lhs, rhs) < 1e-7, "param VJP: {lhs} vs {rhs}");
+            // set_params round-trips.
+            let mut back = vec![0.0; np];
+            fpp.params(&mut back);
+            for (b, (a, w)) in back.iter().zip(theta.iter().zip(&w)) {
+                assert!((b - (a + eps * w)).abs() < 1e-15);
+            }
+        }
+    }
+}
+
+#[test]
+fn leaky_rnn_vjps_match_finite_differences() {
+    let rnn = LeakyTanhRnn::<f64>::random(7, 2, 1.5, 2.0, 11).with_step_inputs(3, 1.0, 1.0, 5);
+    let mut rng = Normal::new(2);
+    let x = randn(&mut rng, 21);
+    // Trials before and after their input switches on (the B gradient needs u != 0).
+    check(&rnn, &[0.5, 1.5, 2.0], &x, 3);
+    let plain = LeakyTanhRnn::<f64>::random(6, 1, 0.9, 1.0, 4);
+    check(&plain, &[0.0, 0.0], &randn(&mut rng, 12), 4);
+}
+
+#[test]
+fn leaky_rnn_jvp_is_the_transpose_of_its_vjp() {
+    let rnn = LeakyTanhRnn::<f64>::random(9, 1, 1.2, 1.0, 8);
+    let mut rng = Normal::new(9);
+    let t = [0.0, 0.0];
+    let x = randn(&mut rng, 18);
+    let (u, v) = (randn(&mut rng, 18), randn(&mut rng, 18));
+    let mut ju = vec![0.0; 18];
+    let mut ws = rnn.workspace(2);
+    rnn.jvp_state(&t, &x, &u, &mut ju, &mut ws);
+    let jtv = rnn.vjp_state_alloc(&t, &x, &v);
+    assert!(rel(dot(&v, &ju), dot(&jtv, &u)) < 1e-13);
+}
+
+#[test]
+fn wide_calls_equal_the_sum_of_per_stage_calls() {
+    // The adjoint stacks stages side by side: column c belongs to trial c % batch.
+    let rnn = LeakyTanhRnn::<f64>::random(5, 2, 1.1, 1.0, 21).with_step_inputs(2, 1.0, 1.0, 22);
+    let mut rng = Normal::new(23);
+    let (x1, x2) = (randn(&mut rng, 10), randn(&mut rng, 10));
+    let (v1, v2) = (randn(&mut rng, 10), randn(&mut rng, 10));
+    let (t1, t2) = ([0.5, 1.5], [1.2, 0.2]);
+    let mut sep = rnn.vjp_params_alloc(&t1, &x1, &v1);
+    for (s, a) in sep.iter_mut().zip(rnn.vjp_params_alloc(&t2, &x2, &v2)) {
+        *s += a;
+    }
+    let wide = rnn.vjp_params_alloc(
+        &[t1[0], t1[1], t2[0], t2[1]],
+        &[x1.clone(), x2.clone()].concat(),
+        &[v1.clone(), v2.clone()].concat(),
+    );
+    for (a, b) in sep.iter().zip(&wide) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn linear_and_scalar_field_vjps_match_finite_differences() {
+    let mut rng = Normal::new(31);
+    let lin = LinearSystem::<f64>::random_stable(4, 0.5, 7);
+    check(&lin, &[0.0, 0.0, 0.0], &randn(&mut rng, 12), 32);
+    let x = [0.3, -1.2, 2.0];
+    let t = [0.1, 0.7, 1.3];
+    check(&SinY, &t, &x, 33);
+    check(&Gaussian, &t, &x, 34);
+    check(&Quadratic, &t, &x, 35);
+}
