@@ -24,8 +24,8 @@ pub use neurode_solvers::testing;
 /// The names almost every program uses.
 pub mod prelude {
     pub use neurode_solvers::{
-        integrate, Adjoint, Checkpoints, Gradients, PiecewiseConstant, Real, Solution,
-        SolveError, Status, Stepper, VectorField,
+        integrate, Adjoint, Checkpoints, Gradients, PiecewiseConstant, Real, Solution, SolveError,
+        Status, Stepper, VectorField,
     };
 }
 
