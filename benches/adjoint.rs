@@ -11,39 +11,15 @@
 //!
 //! Run: `cargo bench --bench adjoint` (`-- --summary-only` for the summary lines alone).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use neurode_solvers::testing::LeakyTanhRnn;
+use neurode_solvers::testing::{CountingAllocator, LeakyTanhRnn};
 use neurode_solvers::{integrate, Integrate, Real, Stepper};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        let now = LIVE.fetch_add(new_size, Ordering::Relaxed) + new_size;
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOC: CountingAllocator = CountingAllocator::new();
 
 const N: usize = 500;
 const BATCH: usize = 32;
@@ -95,8 +71,7 @@ fn gradient<T: Real>(
     dl: &[T],
     s: Solver,
 ) -> (Duration, Duration, usize, usize) {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = ALLOC.reset_peak();
     let start = Instant::now();
     let (sol, tape) = build(m, x0, s).run_with_gradient().expect("solve");
     let fwd = start.elapsed();
@@ -104,7 +79,7 @@ fn gradient<T: Real>(
     let g = tape.backward(dl).expect("backward");
     let bwd = start.elapsed();
     black_box(&g.params);
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let peak = ALLOC.peak() - base;
     (fwd, bwd, peak, sol.trial_stats(0).accepted)
 }
 

@@ -4,59 +4,14 @@
 //! 200 MB. One test per file section runs under a lock so that the
 //! counting allocator sees one test at a time.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use neurode_solvers::testing::LeakyTanhRnn;
+use neurode_solvers::testing::{CountingAllocator, LeakyTanhRnn};
 use neurode_solvers::{integrate, Checkpoints, Stepper};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static SERIAL: Mutex<()> = Mutex::new(());
-
-thread_local! {
-    /// Allocations made by this thread: the test harness allocates on its own threads
-    /// (reporting another test's result, say), which must not count.
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_alloc() {
-    // `try_with`: the slot may be gone while the thread is being torn down.
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn thread_allocs() -> usize {
-    ALLOCS.with(Cell::get)
-}
-
-fn grow(bytes: usize) {
-    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_alloc();
-        grow(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_alloc();
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        grow(new_size);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOC: CountingAllocator = CountingAllocator::new();
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn rnn(batch: usize) -> LeakyTanhRnn<f64> {
     LeakyTanhRnn::<f64>::random(64, 2, 1.5, 1.0, 7).with_step_inputs(batch, 5.0, 1.0, 8)
@@ -67,8 +22,7 @@ fn peak_and_gradient(stepper: Stepper, ck: Checkpoints) -> (usize, Vec<f64>, usi
     let field = rnn(4);
     let x0: Vec<f64> = (0..256).map(|i| (i as f64 * 0.1).sin()).collect();
     let c: Vec<f64> = (0..256).map(|i| (i as f64 * 0.3).cos()).collect();
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = ALLOC.reset_peak();
     let (sol, tape) = integrate(&field, (0.0, 20.0))
         .x0(x0)
         .stepper(stepper)
@@ -80,7 +34,7 @@ fn peak_and_gradient(stepper: Stepper, ck: Checkpoints) -> (usize, Vec<f64>, usi
         .unwrap();
     let g = tape.backward(&c).unwrap();
     let steps = sol.trial_stats(0).accepted;
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let peak = ALLOC.peak() - base;
     (peak, g.params, steps)
 }
 
@@ -126,9 +80,9 @@ fn backward_allocations(t1: f64, ck: Checkpoints, stepper: Stepper) -> usize {
         .run_with_gradient()
         .unwrap();
     let c = vec![1.0; 2 * 192];
-    let before = thread_allocs();
+    let before = CountingAllocator::thread_allocs();
     let g = tape.backward(&c).unwrap();
-    let after = thread_allocs();
+    let after = CountingAllocator::thread_allocs();
     assert!(g.x0.iter().all(|v| v.is_finite()));
     after - before
 }
@@ -166,8 +120,7 @@ fn long_solve_peak(stepper: Stepper) -> (usize, usize) {
         .map(|i| 0.1 * (i as f64 * 0.7).sin())
         .collect();
     let c: Vec<f64> = (0..n * batch).map(|i| (i as f64 * 0.3).cos()).collect();
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = ALLOC.reset_peak();
     let (sol, tape) = integrate(&field, (0.0, 100.0))
         .x0(x0)
         .stepper(stepper)
@@ -177,7 +130,7 @@ fn long_solve_peak(stepper: Stepper) -> (usize, usize) {
         .unwrap();
     let g = tape.backward(&c).unwrap();
     assert!(g.params.iter().all(|v| v.is_finite()));
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let peak = ALLOC.peak() - base;
     (peak, sol.trial_stats(0).accepted)
 }
 

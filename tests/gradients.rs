@@ -102,45 +102,38 @@ fn fd_full(
     (gp, gx)
 }
 
+/// Discrete adjoint against central differences of every parameter and initial-state
+/// component (step `eps`) on a random `n`-unit field with `batch` trials; returns the
+/// relative errors `(params, x0)`.
+fn adjoint_vs_fd(
+    n: usize,
+    batch: usize,
+    seed: u64,
+    how: How,
+    save: &[f64],
+    eps: f64,
+) -> (f64, f64) {
+    let (rnn, x0, mut rng) = setup(n, batch, seed);
+    let c: Vec<f64> = (0..save.len() * n * batch).map(|_| rng.sample()).collect();
+    let t1 = save[save.len() - 1];
+    let grad = (Adjoint::Discrete, Checkpoints::default());
+    let (gp, gx) = adjoint(&rnn, &x0, how, t1, save, &c, grad);
+    let (fp, fx) = fd_full(&rnn, &x0, how, t1, save, &c, eps);
+    (rel_err(&gp, &fp), rel_err(&gx, &fx))
+}
+
 #[test]
 fn euler_discrete_adjoint_equals_finite_differences() {
-    let (rnn, x0, mut rng) = setup(5, 2, 1);
-    let save = [0.5, 1.0, 2.5, 3.0];
-    let c: Vec<f64> = (0..save.len() * 10).map(|_| rng.sample()).collect();
-    let how = How::Euler(0.1);
-    let (gp, gx) = adjoint(
-        &rnn,
-        &x0,
-        how,
-        3.0,
-        &save,
-        &c,
-        (Adjoint::Discrete, Checkpoints::default()),
-    );
-    let (fp, fx) = fd_full(&rnn, &x0, how, 3.0, &save, &c, 1e-5);
-    let (ep, ex) = (rel_err(&gp, &fp), rel_err(&gx, &fx));
+    let (ep, ex) = adjoint_vs_fd(5, 2, 1, How::Euler(0.1), &[0.5, 1.0, 2.5, 3.0], 1e-5);
     println!("Euler: relative error params {ep:.2e}, x0 {ex:.2e}");
     assert!(ep <= 1e-7 && ex <= 1e-7, "params {ep:e}, x0 {ex:e}");
 }
 
 #[test]
 fn tsit5_discrete_adjoint_matches_finite_differences_at_tight_tolerance() {
-    let (rnn, x0, mut rng) = setup(4, 2, 5);
     // Saves inside steps (dense output), at the breakpoint and at t1.
     let save = [0.33, 0.7, 1.9, 3.0];
-    let c: Vec<f64> = (0..save.len() * 8).map(|_| rng.sample()).collect();
-    let how = How::Tsit5(1e-10);
-    let (gp, gx) = adjoint(
-        &rnn,
-        &x0,
-        how,
-        3.0,
-        &save,
-        &c,
-        (Adjoint::Discrete, Checkpoints::default()),
-    );
-    let (fp, fx) = fd_full(&rnn, &x0, how, 3.0, &save, &c, 1e-4);
-    let (ep, ex) = (rel_err(&gp, &fp), rel_err(&gx, &fx));
+    let (ep, ex) = adjoint_vs_fd(4, 2, 5, How::Tsit5(1e-10), &save, 1e-4);
     println!("Tsit5 1e-10: relative error params {ep:.2e}, x0 {ex:.2e}");
     assert!(ep <= 1e-6 && ex <= 1e-6, "params {ep:e}, x0 {ex:e}");
 }

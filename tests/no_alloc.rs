@@ -5,32 +5,12 @@
 //! the count must not move. This file holds a single test so that no other test thread
 //! allocates meanwhile.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use neurode_solvers::integrate;
-use neurode_solvers::testing::LeakyTanhRnn;
+use neurode_solvers::testing::{CountingAllocator, LeakyTanhRnn};
 use neurode_solvers::{PiecewiseConstant, Stepper};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOC: CountingAllocator = CountingAllocator::new();
 
 /// Allocations between the end of the first loop iteration and the end of the last, and
 /// the number of iterations.
@@ -39,7 +19,7 @@ fn allocations_in_loop(run: impl FnOnce(&mut dyn FnMut())) -> (usize, usize) {
     let mut last = 0;
     let mut iters = 0;
     let mut cb = || {
-        let now = ALLOCS.load(Ordering::Relaxed);
+        let now = CountingAllocator::thread_allocs();
         first.get_or_insert(now);
         last = now;
         iters += 1;

@@ -5,6 +5,11 @@
 //! - Problems with closed-form solutions for convergence tests: [`LinearSystem`] (exact
 //!   through a matrix exponential), [`SinY`] (`y' = sin y`), [`Gaussian`] (`y' = -2 t y`),
 //!   and [`Quadratic`] (`x' = x²`, which blows up at `t = 1 / x0`).
+//! - [`CountingAllocator`]: a global allocator that counts, for memory tests and benches.
+
+mod alloc;
+
+pub use alloc::CountingAllocator;
 
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
