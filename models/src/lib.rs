@@ -1,11 +1,61 @@
 //! # neurode-models: neural-circuit vector fields
 //!
 //! The models of neurode, each a [`VectorField`](neurode_solvers::VectorField) of
-//! `neurode-solvers`: the low-rank RNN (Mastrogiuseppe & Ostojic 2018), the multi-region RNN
-//! (mRNNTorch), the Kim et al. 2019 rate RNN with Dale's law, and the LIF mean-field
-//! equations. They arrive with the issues that build them; today this crate only re-exports
-//! the solver's scalar and signal types that every model is written against.
+//! `neurode-solvers` with analytic vector-Jacobian products, so that gradients flow through
+//! the solver:
+//!
+//! - [`leaky`]: the leaky rate core `τ dx/dt = -x + W tanh(x) + B u(t)` that the RNN models
+//!   share; a model is a [`Connectivity`] (its parameterisation of `W`).
+//! - [`lowrank`]: the low-rank RNN of Mastrogiuseppe & Ostojic (2018), `W = g C + M Nᵀ/N`,
+//!   with its linear [`Readout`].
+//!
+//! The multi-region RNN (mRNNTorch), the Kim et al. 2019 rate RNN and the LIF mean-field
+//! equations arrive with the issues that build them.
+//!
+//! ```
+//! use neurode_models::{LowRankInit, LowRankRnn, PiecewiseConstant};
+//! use neurode_solvers::integrate;
+//!
+//! let init = LowRankInit { n: 100, ..LowRankInit::default() };
+//! let (mut rnn, readout) = LowRankRnn::<f64>::random(&init, 42)?;
+//! // Two trials: context cues from t = 0, a stimulus on channel 0 from t = 15.
+//! let u = PiecewiseConstant::new(4, vec![15.0], vec![0.0, 0.0, 0.08, -0.14, 1.2, 0.0, 0.08, -0.14])?;
+//! rnn.set_inputs(vec![u.clone(), u])?;
+//! let sol = integrate(&rnn, (0.0, 100.0)).save_at(vec![100.0]).run()?;
+//! let y = readout.output(sol.state(0, 1));
+//! assert!(y.is_finite());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 
+pub mod leaky;
+pub mod lowrank;
+
+pub use leaky::{Connectivity, LeakyRnn};
+pub use lowrank::{LowRank, LowRankInit, LowRankRnn, Readout};
 pub use neurode_solvers::{PiecewiseConstant, Real, VectorField};
+
+/// Errors of model construction: what is wrong, and what to do.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// A scalar setting is out of range.
+    #[error("invalid model setting `{name}` = {value}: {hint}")]
+    Invalid {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+        /// What is required.
+        hint: &'static str,
+    },
+    /// An array has the wrong size or a non-finite entry.
+    #[error("{0}")]
+    Shape(String),
+}
+
+impl ModelError {
+    pub(crate) fn invalid(name: &'static str, value: f64, hint: &'static str) -> Self {
+        ModelError::Invalid { name, value, hint }
+    }
+}

@@ -48,6 +48,7 @@ pub mod error;
 pub mod field;
 pub mod integrate;
 pub mod math;
+pub mod random;
 pub mod scalar;
 pub mod signal;
 pub mod solution;

@@ -9,47 +9,12 @@
 
 mod alloc;
 
+pub use crate::random::Normal;
 pub use alloc::CountingAllocator;
-
-use rand_chacha::rand_core::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 use crate::field::{JvpState, ParamView, VectorField, VjpParams, VjpState};
 use crate::scalar::Real;
 use crate::signal::PiecewiseConstant;
-
-/// A seeded source of standard normal numbers (ChaCha8 + Box–Muller).
-#[derive(Debug, Clone)]
-pub struct Normal {
-    rng: ChaCha8Rng,
-    spare: Option<f64>,
-}
-
-impl Normal {
-    /// A stream for `seed`.
-    pub fn new(seed: u64) -> Self {
-        Normal {
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            spare: None,
-        }
-    }
-    /// Uniform on `[0, 1)`.
-    pub fn uniform(&mut self) -> f64 {
-        (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-    /// Standard normal.
-    pub fn sample(&mut self) -> f64 {
-        if let Some(z) = self.spare.take() {
-            return z;
-        }
-        let u1 = 1.0 - self.uniform(); // (0, 1]
-        let u2 = self.uniform();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let th = 2.0 * std::f64::consts::PI * u2;
-        self.spare = Some(r * th.sin());
-        r * th.cos()
-    }
-}
 
 /// Workspace of [`LeakyTanhRnn`]: the activations `tanh(x)` of the batch.
 #[derive(Debug, Clone)]

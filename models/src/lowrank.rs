@@ -1,0 +1,374 @@
+//! The low-rank RNN of Mastrogiuseppe & Ostojic (2018), "Linking connectivity, dynamics, and
+//! computations in low-rank recurrent neural networks", Neuron 99(3):609–623:
+//!
+//! `τ dx/dt = -x + (g C + M Nᵀ / N) tanh(x) + B u(t)`, readout `y = wᵀ tanh(x) / N + b`,
+//!
+//! with `C` a fixed random bulk (`C_ij ~ N(0, 1/N)`), `M` and `N` the trainable `N x R`
+//! connectivity vectors, `B` trainable input weights. Times are in the task's units (ms in
+//! neurode's tasks, `τ = 1`).
+
+use std::sync::Arc;
+
+use neurode_solvers::random::{derive_seed, Normal};
+use neurode_solvers::{ParamView, Real};
+
+use crate::leaky::{check_len, Connectivity, LeakyRnn};
+use crate::ModelError;
+
+/// `W = g C + M Nᵀ / N` with `C` fixed (`n x n`) and `M`, `N` (`n x r`) trainable.
+#[derive(Debug, Clone)]
+pub struct LowRank<T> {
+    n: usize,
+    r: usize,
+    g: T,
+    /// `C` and `Cᵀ` (column-major), shared between clones: the bulk is fixed.
+    c: Arc<(Vec<T>, Vec<T>)>,
+    m: Vec<T>,
+    nv: Vec<T>,
+}
+
+/// Scratch of [`LowRank`]: `r x cols` projections.
+#[derive(Debug)]
+pub struct LowRankScratch<T> {
+    p: Vec<T>,
+    q: Vec<T>,
+}
+
+impl<T: Real> LowRank<T> {
+    /// From explicit arrays (column-major): `c` is `n x n`, `m` and `nv` are `n x r`.
+    pub fn new(
+        n: usize,
+        r: usize,
+        g: T,
+        c: Vec<T>,
+        m: Vec<T>,
+        nv: Vec<T>,
+    ) -> Result<Self, ModelError> {
+        if n == 0 {
+            return Err(ModelError::invalid(
+                "N",
+                0.0,
+                "a network needs at least one unit",
+            ));
+        }
+        if !g.is_finite() {
+            return Err(ModelError::invalid(
+                "g",
+                g.as_f64(),
+                "the bulk gain must be finite",
+            ));
+        }
+        check_len("C", &c, n * n, &format!("{n} x {n}"))?;
+        check_len("M", &m, n * r, &format!("{n} x {r}"))?;
+        check_len("N", &nv, n * r, &format!("{n} x {r}"))?;
+        for (name, v) in [("C", &c), ("M", &m), ("N", &nv)] {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(ModelError::Shape(format!(
+                    "{name}[{i}] is {}: every entry must be finite",
+                    v[i]
+                )));
+            }
+        }
+        let mut ct = c.clone();
+        for j in 0..n {
+            for i in 0..n {
+                ct[j + i * n] = c[i + j * n];
+            }
+        }
+        Ok(LowRank {
+            n,
+            r,
+            g,
+            c: Arc::new((c, ct)),
+            m,
+            nv,
+        })
+    }
+    /// Rank `r`.
+    pub fn rank(&self) -> usize {
+        self.r
+    }
+    /// Bulk gain `g`.
+    pub fn gain(&self) -> T {
+        self.g
+    }
+    /// The fixed bulk `C` (`n x n`).
+    pub fn bulk(&self) -> &[T] {
+        &self.c.0
+    }
+    /// `M` (`n x r`).
+    pub fn m(&self) -> &[T] {
+        &self.m
+    }
+    /// `N` (`n x r`).
+    pub fn n_vectors(&self) -> &[T] {
+        &self.nv
+    }
+}
+
+impl<T: Real> Connectivity<T> for LowRank<T> {
+    type Scratch = LowRankScratch<T>;
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn n_params(&self) -> usize {
+        2 * self.n * self.r
+    }
+    fn scratch(&self, cols: usize) -> LowRankScratch<T> {
+        LowRankScratch {
+            p: vec![T::zero(); self.r * cols],
+            q: vec![T::zero(); self.r * cols],
+        }
+    }
+    /// `out = g C h + M (Nᵀ h) / N`.
+    fn apply(&self, h: &[T], out: &mut [T], s: &mut LowRankScratch<T>) {
+        let (n, r) = (self.n, self.r);
+        let cols = h.len() / n;
+        T::gemm(n, cols, n, self.g, &self.c.0, n, h, n, T::zero(), out, n);
+        if r > 0 {
+            let p = &mut s.p[..r * cols];
+            T::gemm_t(
+                true,
+                false,
+                r,
+                cols,
+                n,
+                T::one(),
+                &self.nv,
+                n,
+                h,
+                n,
+                T::zero(),
+                p,
+                r,
+            );
+            let inv_n = T::one() / T::from_usize(n);
+            T::gemm(n, cols, r, inv_n, &self.m, n, p, r, T::one(), out, n);
+        }
+    }
+    /// `out = g Cᵀ v + N (Mᵀ v) / N`.
+    fn apply_t(&self, v: &[T], out: &mut [T], s: &mut LowRankScratch<T>) {
+        let (n, r) = (self.n, self.r);
+        let cols = v.len() / n;
+        T::gemm(n, cols, n, self.g, &self.c.1, n, v, n, T::zero(), out, n);
+        if r > 0 {
+            let q = &mut s.q[..r * cols];
+            T::gemm_t(
+                true,
+                false,
+                r,
+                cols,
+                n,
+                T::one(),
+                &self.m,
+                n,
+                v,
+                n,
+                T::zero(),
+                q,
+                r,
+            );
+            let inv_n = T::one() / T::from_usize(n);
+            T::gemm(n, cols, r, inv_n, &self.nv, n, q, r, T::one(), out, n);
+        }
+    }
+    /// `dM += α V (Nᵀ H)ᵀ / N`, `dN += α H (Mᵀ V)ᵀ / N`.
+    fn vjp(&self, alpha: T, v: &[T], h: &[T], out: &mut [T], s: &mut LowRankScratch<T>) {
+        let (n, r) = (self.n, self.r);
+        if r == 0 {
+            return;
+        }
+        let cols = v.len() / n;
+        let a = alpha / T::from_usize(n);
+        let (dm, dn) = out.split_at_mut(n * r);
+        let p = &mut s.p[..r * cols];
+        T::gemm_t(
+            true,
+            false,
+            r,
+            cols,
+            n,
+            T::one(),
+            &self.nv,
+            n,
+            h,
+            n,
+            T::zero(),
+            p,
+            r,
+        );
+        T::gemm_t(false, true, n, r, cols, a, v, n, p, r, T::one(), dm, n);
+        let q = &mut s.q[..r * cols];
+        T::gemm_t(
+            true,
+            false,
+            r,
+            cols,
+            n,
+            T::one(),
+            &self.m,
+            n,
+            v,
+            n,
+            T::zero(),
+            q,
+            r,
+        );
+        T::gemm_t(false, true, n, r, cols, a, h, n, q, r, T::one(), dn, n);
+    }
+    fn param_views(&self) -> Vec<ParamView> {
+        let nr = self.n * self.r;
+        vec![
+            ParamView {
+                name: "M".into(),
+                offset: 0,
+                shape: vec![self.n, self.r],
+            },
+            ParamView {
+                name: "N".into(),
+                offset: nr,
+                shape: vec![self.n, self.r],
+            },
+        ]
+    }
+    fn params(&self, out: &mut [T]) {
+        let nr = self.n * self.r;
+        out[..nr].copy_from_slice(&self.m);
+        out[nr..2 * nr].copy_from_slice(&self.nv);
+    }
+    fn set_params(&mut self, theta: &[T]) {
+        let nr = self.n * self.r;
+        self.m.copy_from_slice(&theta[..nr]);
+        self.nv.copy_from_slice(&theta[nr..2 * nr]);
+    }
+}
+
+/// The low-rank RNN: a [`LeakyRnn`] with [`LowRank`] connectivity. Parameters `θ` are
+/// `M`, `N`, `B` (views named so).
+pub type LowRankRnn<T> = LeakyRnn<T, LowRank<T>>;
+
+/// Sizes and initial scales of a low-rank RNN (the reference defaults: `N = 500`, `R = 2`,
+/// `g = 0.8`, `τ = 1`, 4 inputs, all scales 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LowRankInit {
+    /// Units `N`.
+    pub n: usize,
+    /// Rank `R`.
+    pub rank: usize,
+    /// Bulk gain `g`.
+    pub g: f64,
+    /// Time constant `τ`.
+    pub tau: f64,
+    /// Input channels.
+    pub n_in: usize,
+    /// `M ~ N(0, 1) · m_std / √N`.
+    pub m_std: f64,
+    /// `N ~ N(0, 1) · n_std / √N`.
+    pub n_std: f64,
+    /// `B ~ N(0, 1) · b_std / √n_in`.
+    pub b_std: f64,
+    /// Readout `w ~ N(0, 1) · w_std / √N`.
+    pub w_std: f64,
+}
+
+impl Default for LowRankInit {
+    fn default() -> Self {
+        LowRankInit {
+            n: 500,
+            rank: 2,
+            g: 0.8,
+            tau: 1.0,
+            n_in: 4,
+            m_std: 1.0,
+            n_std: 1.0,
+            b_std: 1.0,
+            w_std: 1.0,
+        }
+    }
+}
+
+fn normal_vec<T: Real>(len: usize, scale: f64, seed: u64) -> Vec<T> {
+    let mut rng = Normal::new(seed);
+    (0..len)
+        .map(|_| T::from_f64(scale * rng.sample()))
+        .collect()
+}
+
+impl<T: Real> LowRankRnn<T> {
+    /// A seeded random network and readout: `C ~ N(0, 1/N)` fixed; `M`, `N`, `B`, `w` as in
+    /// [`LowRankInit`]; `b = 0`. Each array has its own stream derived from `seed`.
+    pub fn random(init: &LowRankInit, seed: u64) -> Result<(Self, Readout<T>), ModelError> {
+        let LowRankInit {
+            n, rank: r, n_in, ..
+        } = *init;
+        if n == 0 {
+            return Err(ModelError::invalid(
+                "N",
+                0.0,
+                "a network needs at least one unit",
+            ));
+        }
+        if n_in == 0 {
+            return Err(ModelError::invalid(
+                "n_in",
+                0.0,
+                "the network needs at least one input",
+            ));
+        }
+        let sn = 1.0 / (n as f64).sqrt();
+        let c = normal_vec(n * n, sn, derive_seed(seed, &[0]));
+        let m = normal_vec(n * r, init.m_std * sn, derive_seed(seed, &[1]));
+        let nv = normal_vec(n * r, init.n_std * sn, derive_seed(seed, &[2]));
+        let b = normal_vec(
+            n * n_in,
+            init.b_std / (n_in as f64).sqrt(),
+            derive_seed(seed, &[3]),
+        );
+        let w = normal_vec(n, init.w_std * sn, derive_seed(seed, &[4]));
+        let conn = LowRank::new(n, r, T::from_f64(init.g), c, m, nv)?;
+        let rnn = LeakyRnn::new(conn, T::from_f64(init.tau), n_in, b)?;
+        Ok((rnn, Readout::new(w, T::zero())?))
+    }
+}
+
+/// Linear readout of the rates: `y = wᵀ tanh(x) / N + b`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readout<T> {
+    /// Weights `w` (`N`).
+    pub w: Vec<T>,
+    /// Bias `b`.
+    pub b: T,
+}
+
+impl<T: Real> Readout<T> {
+    /// A readout from its weights and bias.
+    pub fn new(w: Vec<T>, b: T) -> Result<Self, ModelError> {
+        if w.is_empty() {
+            return Err(ModelError::Shape(
+                "the readout needs at least one weight".into(),
+            ));
+        }
+        Ok(Readout { w, b })
+    }
+    /// `y` for one state column `x` (tanh computed here).
+    pub fn output(&self, x: &[T]) -> T {
+        let inv_n = T::one() / T::from_usize(self.w.len());
+        let s = self
+            .w
+            .iter()
+            .zip(x)
+            .fold(T::zero(), |s, (&w, &x)| s + w * x.tanh());
+        s * inv_n + self.b
+    }
+    /// Backward of `y = output(x)` with upstream `dy`: adds `dy ∂y/∂x` to `dx`, `dy ∂y/∂w`
+    /// to `dw` and returns `dy ∂y/∂b = dy`.
+    pub fn backward(&self, x: &[T], dy: T, dx: &mut [T], dw: &mut [T]) -> T {
+        let a = dy / T::from_usize(self.w.len());
+        for (((dxi, dwi), &xi), &wi) in dx.iter_mut().zip(dw.iter_mut()).zip(x).zip(&self.w) {
+            let h = xi.tanh();
+            *dxi += a * wi * (T::one() - h * h);
+            *dwi += a * h;
+        }
+        dy
+    }
+}
