@@ -33,3 +33,10 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+pub mod config;
+pub mod io;
+pub mod plot;
+pub mod run;
+pub mod tasks;
+pub mod train;

@@ -1,10 +1,14 @@
 //! The `neurode` command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use neurode::config::TrainConfig;
 use neurode::prelude::*;
+use neurode::run;
 use neurode::testing::LeakyTanhRnn;
 
 #[derive(Parser, Debug)]
@@ -13,9 +17,9 @@ use neurode::testing::LeakyTanhRnn;
     version,
     about = "Continuous-time models of neural circuits, simulated and differentiated",
     long_about = "Continuous-time models of neural circuits, simulated and differentiated.\n\n\
-                  Today the command line runs the solver centre on a dense leaky tanh RNN \
-                  (`neurode simulate`); training, evaluation and analysis commands arrive with \
-                  the models."
+                  `neurode train <config>` trains a low-rank RNN on the contextual switch task \
+                  (configs/ holds ready-made configs); `neurode eval <run-dir>` evaluates it on \
+                  fresh trials; `neurode simulate` runs the solver on a random leaky tanh RNN."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,6 +31,72 @@ enum Command {
     /// Simulate a random leaky tanh RNN, tau dx/dt = -x + W tanh(x) + B u(t), on a batch of
     /// trials whose stimulus switches on at --t-on, and print solver statistics.
     Simulate(SimulateArgs),
+    /// Train a low-rank RNN on the contextual switch task from a TOML config, writing a run
+    /// directory (config, parameters, metrics, summary, structure).
+    Train(TrainArgs),
+    /// Evaluate a trained run on fresh seeded trials: accuracy overall and per context.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct EvalArgs {
+    /// The run directory written by `neurode train`.
+    run_dir: PathBuf,
+    /// Number of fresh trials.
+    #[arg(long, default_value_t = 1000)]
+    trials: usize,
+    /// Seed of the fresh trials.
+    #[arg(long, default_value_t = 12345)]
+    seed: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct TrainArgs {
+    /// The TOML config (see configs/).
+    config: PathBuf,
+    /// Run directory (default: runs/<name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in the run directory from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn train(a: &TrainArgs) -> Result<(), String> {
+    let cfg = TrainConfig::load(&a.config).map_err(|e| e.to_string())?;
+    let dir = run::run_dir(&cfg, a.out.as_deref());
+    let total = cfg.iterations() as u64;
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} it  {per_sec}  ETA {eta}  {msg}")
+            .expect("a valid template"),
+    );
+    let mut last_val = String::new();
+    let summary = run::train(&cfg, &dir, a.resume, &mut |it, _, m| {
+        if let (Some(acc), Some(c)) = (m.val_accuracy, &m.val_condition_accuracy) {
+            last_val = format!("  val acc {:.3} (ctx1 {:.3}, ctx2 {:.3})", acc, c[0], c[1]);
+        }
+        bar.set_position(it as u64);
+        bar.set_message(format!(
+            "loss {:.4} acc {:.3}{last_val}",
+            m.train_loss, m.train_accuracy
+        ));
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&summary.json).expect("json")
+    );
+    println!("run directory: {}", summary.dir.display());
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -159,6 +229,10 @@ fn main() -> ExitCode {
             Precision::F64 => simulate::<f64>(a),
             Precision::F32 => simulate::<f32>(a),
         },
+        Command::Train(a) => train(a),
+        Command::Eval(a) => run::evaluate(&a.run_dir, a.trials, a.seed)
+            .map(|j| println!("{}", serde_json::to_string_pretty(&j).expect("json")))
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,184 @@
+//! Files Python users can read: safetensors (row-major arrays, `f32`/`f64`), written
+//! crash-safely (to a temporary file, then renamed over the target).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use neurode_solvers::Real;
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+
+/// Errors of reading and writing run files.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// A file system error.
+    #[error("{action} {path}: {source}")]
+    Fs {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not what neurode wrote.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl IoError {
+    pub(crate) fn fs(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        IoError::Fs {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    pub(crate) fn format(path: &Path, message: impl Into<String>) -> Self {
+        IoError::Format {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
+
+/// String metadata of a safetensors file.
+pub type Metadata = HashMap<String, String>;
+
+/// A named row-major array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedArray<T> {
+    /// Name in the file.
+    pub name: String,
+    /// Shape (row-major).
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<T>,
+}
+
+impl<T: Copy> NamedArray<T> {
+    /// A row-major array from a column-major `rows x cols` matrix.
+    pub fn from_col_major(name: &str, rows: usize, cols: usize, a: &[T]) -> Self {
+        let mut data = Vec::with_capacity(rows * cols);
+        for i in 0..rows {
+            for j in 0..cols {
+                data.push(a[i + j * rows]);
+            }
+        }
+        NamedArray {
+            name: name.into(),
+            shape: vec![rows, cols],
+            data,
+        }
+    }
+    /// The column-major form of a 2-D array.
+    pub fn to_col_major(&self) -> Vec<T> {
+        let (rows, cols) = (self.shape[0], self.shape.get(1).copied().unwrap_or(1));
+        let mut out = self.data.clone();
+        for i in 0..rows {
+            for j in 0..cols {
+                out[i + j * rows] = self.data[i * cols + j];
+            }
+        }
+        out
+    }
+}
+
+fn dtype_of<T: Real>() -> Dtype {
+    if std::mem::size_of::<T>() == 8 {
+        Dtype::F64
+    } else {
+        Dtype::F32
+    }
+}
+
+/// Writes `arrays` and string `metadata` to `path` as safetensors, crash-safely.
+pub fn write_safetensors<T: Real>(
+    path: &Path,
+    arrays: &[NamedArray<T>],
+    metadata: HashMap<String, String>,
+) -> Result<(), IoError> {
+    let bytes: Vec<Vec<u8>> = arrays
+        .iter()
+        .map(|a| {
+            let mut b = Vec::with_capacity(a.data.len() * std::mem::size_of::<T>());
+            for &v in &a.data {
+                if dtype_of::<T>() == Dtype::F64 {
+                    b.extend_from_slice(&v.as_f64().to_le_bytes());
+                } else {
+                    b.extend_from_slice(&(v.as_f64() as f32).to_le_bytes());
+                }
+            }
+            b
+        })
+        .collect();
+    let views = arrays
+        .iter()
+        .zip(&bytes)
+        .map(|(a, b)| {
+            TensorView::new(dtype_of::<T>(), a.shape.clone(), b)
+                .map(|v| (a.name.clone(), v))
+                .map_err(|e| IoError::format(path, format!("array {}: {e}", a.name)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let data = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| IoError::format(path, e.to_string()))?;
+    write_atomic(path, &data)
+}
+
+/// Writes `data` to `path` through a temporary file in the same directory and a rename, so
+/// that a crash leaves either the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), IoError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(|e| IoError::fs("cannot write", &tmp, e))?;
+    let f = std::fs::File::open(&tmp).map_err(|e| IoError::fs("cannot open", &tmp, e))?;
+    f.sync_all()
+        .map_err(|e| IoError::fs("cannot sync", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| IoError::fs("cannot rename into place", path, e))
+}
+
+/// Reads every array (converted to `T`) and the metadata of a safetensors file.
+pub fn read_safetensors<T: Real>(path: &Path) -> Result<(Vec<NamedArray<T>>, Metadata), IoError> {
+    let bytes = std::fs::read(path).map_err(|e| IoError::fs("cannot read", path, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| IoError::format(path, format!("not a safetensors file ({e})")))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| IoError::format(path, e.to_string()))?;
+    let mut names: Vec<&str> = st.names();
+    names.sort_unstable();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let t = st
+            .tensor(name)
+            .map_err(|e| IoError::format(path, e.to_string()))?;
+        let data: Vec<T> = match t.dtype() {
+            Dtype::F64 => t
+                .data()
+                .chunks_exact(8)
+                .map(|c| T::from_f64(f64::from_le_bytes(c.try_into().expect("8 bytes"))))
+                .collect(),
+            Dtype::F32 => t
+                .data()
+                .chunks_exact(4)
+                .map(|c| T::from_f64(f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64))
+                .collect(),
+            d => {
+                return Err(IoError::format(
+                    path,
+                    format!("array {name} has dtype {d:?}; neurode reads F32 and F64"),
+                ))
+            }
+        };
+        out.push(NamedArray {
+            name: name.to_string(),
+            shape: t.shape().to_vec(),
+            data,
+        });
+    }
+    Ok((out, meta.metadata().clone().unwrap_or_default()))
+}

@@ -1,0 +1,307 @@
+//! Training the low-rank RNN: the sanity config learns, runs are bit-identical, a run killed
+//! with SIGKILL resumes to the same parameters, bad configs give clear errors, and the
+//! parameter file is plain safetensors.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use neurode::config::{ConfigError, TrainConfig};
+use neurode::io::read_safetensors;
+use neurode::run;
+use neurode::train::Trainer;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("neurode-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn sanity() -> TrainConfig {
+    TrainConfig::load("configs/lowrank_context_switch_sanity.toml").unwrap()
+}
+
+/// The sanity config trains to well above chance (0.5) in each context, in seconds.
+#[test]
+fn sanity_config_trains_well_above_chance() {
+    let cfg = sanity();
+    let dir = tmp("sanity");
+    let start = Instant::now();
+    let s = run::train(&cfg, &dir, false, &mut |_, _, _| {}).unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    let f = &s.json["final"];
+    let (c1, c2) = (
+        f["val_ctx1_accuracy"].as_f64().unwrap(),
+        f["val_ctx2_accuracy"].as_f64().unwrap(),
+    );
+    println!("sanity: val accuracy ctx1 {c1:.3}, ctx2 {c2:.3} in {wall:.1} s");
+    assert!(c1 >= 0.9 && c2 >= 0.9, "ctx1 {c1}, ctx2 {c2}");
+    assert!(wall < 60.0, "{wall} s");
+    // `neurode eval`: fresh trials, per context, written to eval.json.
+    let ev = run::evaluate(&dir, 300, 99).unwrap();
+    let (e1, e2) = (
+        ev["ctx1_accuracy"].as_f64().unwrap(),
+        ev["ctx2_accuracy"].as_f64().unwrap(),
+    );
+    println!("sanity eval on 300 fresh trials: ctx1 {e1:.3}, ctx2 {e2:.3}");
+    assert!(e1 >= 0.9 && e2 >= 0.9, "eval ctx1 {e1}, ctx2 {e2}");
+    assert!(dir.join("eval.json").exists());
+    for f in [
+        "config.toml",
+        "params.safetensors",
+        "best.safetensors",
+        "metrics.csv",
+        "summary.json",
+        "structure.json",
+        "training.png",
+        "readout.png",
+        "eval_readout.png",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    for f in ["training.png", "readout.png"] {
+        let png = std::fs::read(dir.join(f)).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{f} is not a PNG");
+        assert!(png.len() > 10_000, "{f} is nearly empty");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Same config, same seed: bit-identical parameters (f64, two threads).
+#[test]
+fn two_runs_give_bit_identical_parameters() {
+    let mut cfg = sanity();
+    cfg.training.n_train_trials = 16 * 20;
+    let run = || {
+        let mut t = Trainer::<f64>::new(&cfg).unwrap();
+        while t.iteration() < t.total_iterations() {
+            t.step().unwrap();
+        }
+        t.theta().to_vec()
+    };
+    let (a, b) = (run(), run());
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    let mut other = cfg.clone();
+    other.seed += 1;
+    let mut t = Trainer::<f64>::new(&other).unwrap();
+    t.step().unwrap();
+    assert_ne!(t.theta(), &a[..], "a different seed must change the run");
+}
+
+fn params(dir: &Path) -> Vec<(String, Vec<f64>)> {
+    let (arrays, _) = read_safetensors::<f64>(&dir.join("params.safetensors")).unwrap();
+    arrays.into_iter().map(|a| (a.name, a.data)).collect()
+}
+
+/// SIGKILL after a checkpoint, then `--resume`: the same final parameters as a run that
+/// was never interrupted.
+#[test]
+fn killed_run_resumes_to_the_same_parameters() {
+    let exe = env!("CARGO_BIN_EXE_neurode");
+    let cfg_path = tmp("resume-config.toml");
+    let text = "name = \"resume\"\nseed = 3\n[model]\nn = 300\n[task]\nt_burn = 15.0\nt_stim = 85.0\n\
+                [solver]\nstepper = \"euler\"\ndt = 0.1\n[training]\nbatch_size = 4\n\
+                n_train_trials = 100\nn_val_trials = 8\neval_every = 10\nsave_every = 2\nthreads = 2\n";
+    std::fs::write(&cfg_path, text).unwrap();
+    let (killed, whole) = (tmp("resume-killed"), tmp("resume-whole"));
+    let mut child = Command::new(exe)
+        .args([
+            "train",
+            cfg_path.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            killed.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    let ckpt = run::checkpoint_path(&killed);
+    let start = Instant::now();
+    while !ckpt.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !killed.join("summary.json").exists(),
+        "the run finished before it was killed"
+    );
+    let (_, meta) = read_safetensors::<f64>(&ckpt).unwrap();
+    let at: usize = meta["iteration"].parse().unwrap();
+    println!("killed after the checkpoint of iteration {at} of 25");
+    assert!(at < 25);
+
+    let resumed = Command::new(exe)
+        .args([
+            "train",
+            cfg_path.to_str().unwrap(),
+            "--quiet",
+            "--resume",
+            "--out",
+            killed.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let plain = Command::new(exe)
+        .args([
+            "train",
+            cfg_path.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            whole.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let (a, b) = (params(&killed), params(&whole));
+    assert_eq!(a.len(), 6);
+    for ((na, va), (nb, vb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(
+            va.iter().zip(vb).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{na} differs"
+        );
+    }
+    // A second plain run into a finished directory is refused, nothing is overwritten.
+    let again = Command::new(exe)
+        .args([
+            "train",
+            cfg_path.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            whole.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+    for d in [&killed, &whole] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    let _ = std::fs::remove_file(&cfg_path);
+}
+
+fn parse_err(text: &str) -> String {
+    TrainConfig::parse(text, "test.toml")
+        .unwrap_err()
+        .to_string()
+}
+
+/// Bad keys, wrong types, missing files and out-of-range values are errors that name the
+/// problem; none panics, and the CLI exits with an error message.
+#[test]
+fn bad_configs_are_clear_errors() {
+    let e = parse_err("name = \"x\"\n[model]\nn = 10\nsize = 3\n");
+    assert!(
+        e.contains("unknown field `size`") && e.contains("line 4"),
+        "{e}"
+    );
+    let e = parse_err("name = \"x\"\n[training]\nbatch_size = \"many\"\n");
+    assert!(e.contains("batch_size") && e.contains("line 3"), "{e}");
+    let e = parse_err("name = \"x\"\n[model]\nn = 0\n");
+    assert!(
+        e.contains("`model.n` (line 3)") && e.contains("N = 0"),
+        "{e}"
+    );
+    let e = parse_err("name = \"x\"\n[solver]\nstepper = \"euler\"\ndt = -0.1\n");
+    assert!(
+        e.contains("`solver.dt` (line 4)") && e.contains("positive"),
+        "{e}"
+    );
+    let e = parse_err("name = \"x\"\n[solver]\nstepper = \"rk4\"\n");
+    assert!(e.contains("rk4") && e.contains("euler"), "{e}");
+    let e = parse_err("[model]\nn = 5\n");
+    assert!(e.contains("missing field `name`"), "{e}");
+    let e = TrainConfig::load("configs/does_not_exist.toml").unwrap_err();
+    assert!(
+        matches!(e, ConfigError::Io { .. }) && e.to_string().contains("does_not_exist"),
+        "{e}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_neurode"))
+        .args(["train", "configs/does_not_exist.toml"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: cannot read config file") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+/// Every shipped config parses and passes its checks.
+#[test]
+fn shipped_configs_load() {
+    for f in std::fs::read_dir("configs").unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            TrainConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+/// `params.safetensors` is plain safetensors: an 8-byte little-endian header length, a
+/// JSON header with dtype, shape and offsets per array, then the raw row-major data (what
+/// Python's `safetensors.numpy.load_file` reads).
+#[test]
+fn parameter_file_is_plain_safetensors() {
+    let mut cfg = sanity();
+    cfg.training.n_train_trials = 32;
+    let dir = tmp("format");
+    run::train(&cfg, &dir, false, &mut |_, _, _| {}).unwrap();
+    let bytes = std::fs::read(dir.join("params.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let expect = [
+        ("C", vec![50, 50]),
+        ("M", vec![50, 2]),
+        ("N", vec![50, 2]),
+        ("B", vec![50, 4]),
+        ("w", vec![50]),
+        ("b", vec![1]),
+    ];
+    let data = &bytes[8 + n..];
+    for (name, shape) in expect {
+        let h = &header[name];
+        assert_eq!(h["dtype"], "F64", "{name}");
+        let s: Vec<usize> = h["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(s, shape, "{name}");
+        let off: Vec<usize> = h["data_offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(
+            off[1] - off[0],
+            8 * shape.iter().product::<usize>(),
+            "{name}"
+        );
+        assert!(off[1] <= data.len());
+    }
+    // Row-major: C[0, 1] in the file is the model's C(0, 1).
+    let t = Trainer::<f64>::new(&cfg).unwrap();
+    let c = t.network().connectivity().bulk();
+    let off = header["C"]["data_offsets"][0].as_u64().unwrap() as usize;
+    let c01 = f64::from_le_bytes(data[off + 8..off + 16].try_into().unwrap());
+    assert_eq!(c01, c[50]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
