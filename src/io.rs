@@ -182,3 +182,66 @@ pub fn read_safetensors<T: Real>(path: &Path) -> Result<(Vec<NamedArray<T>>, Met
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
+
+/// Loads a low-rank RNN and its readout from a parameter file: row-major arrays `C`
+/// (`N x N`), `M`, `N` (`N x R`), `B` (`N x inputs`), `w` (`N`), `b` (`1`), and the gain
+/// `g` and time constant `tau` from the file's metadata (as `neurode train` writes them; a
+/// file from elsewhere can carry them too). Any published network in this layout plugs in.
+pub fn load_lowrank<T: Real>(
+    path: &Path,
+) -> Result<(neurode_models::LowRankRnn<T>, neurode_models::Readout<T>), IoError> {
+    use neurode_models::{LowRank, LowRankRnn, Readout};
+    let (arrays, meta) = read_safetensors::<T>(path)?;
+    let get = |name: &str, dims: usize| -> Result<&NamedArray<T>, IoError> {
+        let a = arrays
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| IoError::format(path, format!("array {name} is missing")))?;
+        if a.shape.len() != dims {
+            return Err(IoError::format(
+                path,
+                format!(
+                    "array {name} has shape {:?}; expected {dims} dimensions",
+                    a.shape
+                ),
+            ));
+        }
+        Ok(a)
+    };
+    let scalar = |k: &str| -> Result<T, IoError> {
+        meta.get(k)
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(T::from_f64)
+            .ok_or_else(|| {
+                IoError::format(
+                    path,
+                    format!(
+                        "metadata `{k}` is missing or not a number; add it to the file's metadata"
+                    ),
+                )
+            })
+    };
+    let (c, m, nv, b, w) = (
+        get("C", 2)?,
+        get("M", 2)?,
+        get("N", 2)?,
+        get("B", 2)?,
+        get("w", 1)?,
+    );
+    let n = c.shape[0];
+    let r = m.shape[1];
+    let bias = get("b", 1)?.data.first().copied().unwrap_or(T::zero());
+    let model = |e: neurode_models::ModelError| IoError::format(path, e.to_string());
+    let conn = LowRank::new(
+        n,
+        r,
+        scalar("g")?,
+        c.to_col_major(),
+        m.to_col_major(),
+        nv.to_col_major(),
+    )
+    .map_err(model)?;
+    let rnn = LowRankRnn::new(conn, scalar("tau")?, b.shape[1], b.to_col_major()).map_err(model)?;
+    let readout = Readout::new(w.data.clone(), bias).map_err(model)?;
+    Ok((rnn, readout))
+}
