@@ -5,7 +5,9 @@
 //! write-then-rename), `params.safetensors` (final parameters, row-major `C`, `M`, `N`, `B`,
 //! `w`, `b`), `best.safetensors` (the parameters of the best validation accuracy),
 //! `metrics.csv`, `summary.json`, `structure.json`, and the plots `training.png` (loss and
-//! accuracy curves) and `readout.png` (readout traces of example trials per context).
+//! accuracy curves), `readout.png` (readout traces of example trials per context) and
+//! `latent.png` (their state-space trajectories on the first two principal components).
+//! `neurode eval` adds `eval.json`, `eval_readout.png` and `eval_latent.png`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,7 +18,7 @@ use serde_json::json;
 use crate::config::{Precision, TrainConfig};
 use crate::io::{read_safetensors, write_atomic, write_safetensors, IoError, NamedArray};
 use crate::plot;
-use crate::train::{example_traces, Metrics, TrainError, Trainer};
+use crate::train::{example_traces, ExampleTraces, Metrics, TrainError, Trainer};
 use neurode_solvers::random::derive_seed;
 
 /// Errors of a run.
@@ -214,9 +216,14 @@ fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary,
         "readout of example trials (after training)",
         "t (ms)",
         "readout y",
-        &traces,
+        &traces.readout,
     )
     .map_err(RunError::Plot)?;
+    latent_plot(
+        &dir.join("latent.png"),
+        &traces,
+        "example trials (after training)",
+    )?;
     Ok(RunSummary {
         dir: dir.to_path_buf(),
         json,
@@ -347,8 +354,25 @@ fn evaluate_as<T: Real>(
         "readout of fresh trials",
         "t (ms)",
         "readout y",
-        &traces,
+        &traces.readout,
     )
     .map_err(RunError::Plot)?;
+    latent_plot(&dir.join("eval_latent.png"), &traces, "fresh trials")?;
     Ok(json)
+}
+
+/// The state-space trajectories: the example trials on their first two principal
+/// components (skipped when the states do not vary).
+fn latent_plot(path: &Path, traces: &ExampleTraces, what: &str) -> Result<(), RunError> {
+    let Some([e1, e2]) = traces.explained else {
+        return Ok(());
+    };
+    plot::lines(
+        path,
+        &format!("state-space trajectories of {what}"),
+        &format!("PC1 ({:.1} % of variance)", 100.0 * e1),
+        &format!("PC2 ({:.1} % of variance)", 100.0 * e2),
+        &traces.latent,
+    )
+    .map_err(RunError::Plot)
 }

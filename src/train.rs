@@ -48,6 +48,9 @@ pub enum TrainError {
     /// Reading or writing run files.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// A parameter vector that does not fit the model.
+    #[error("parameters: {0}; pass a vector in the layout of Trainer::theta")]
+    Theta(String),
     /// A checkpoint that does not fit the config.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {
@@ -381,6 +384,38 @@ impl<T: Real> Trainer<T> {
         })
     }
 
+    /// The mean loss over `trials` and its gradient with respect to all trainable
+    /// parameters ([`theta`](Self::theta) layout; train flags not applied).
+    pub fn loss_and_gradient(
+        &mut self,
+        trials: &TrialBatch<T>,
+    ) -> Result<(f64, Vec<T>), TrainError> {
+        let mut grad = Vec::new();
+        let ev = self.evaluate_batch(trials, Some(&mut grad))?;
+        Ok((ev.loss, grad))
+    }
+
+    /// Replaces all trainable parameters ([`theta`](Self::theta) layout).
+    ///
+    /// # Errors
+    /// [`TrainError::Theta`] if `theta` has the wrong length or a non-finite entry;
+    /// the parameters are then left unchanged.
+    pub fn set_theta(&mut self, theta: &[T]) -> Result<(), TrainError> {
+        if theta.len() != self.theta.len() {
+            return Err(TrainError::Theta(format!(
+                "got {} values, the model has {} parameters",
+                theta.len(),
+                self.theta.len()
+            )));
+        }
+        if let Some(i) = theta.iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::Theta(format!("entry {i} is {}", theta[i])));
+        }
+        self.theta.copy_from_slice(theta);
+        self.load_theta();
+        Ok(())
+    }
+
     /// Validation on the fixed seeded set.
     pub fn validate(&mut self) -> Result<Evaluation, TrainError> {
         let val = std::mem::replace(
@@ -672,13 +707,26 @@ pub fn solver<'a, T: Real>(
     }
 }
 
-/// Readout traces `y(t)` (every `dt_plot` ms) of one example trial per context and sign
-/// of the cued stimulus, drawn from the stream `seed`.
+/// Example trials after training: one per context and sign of the cued stimulus.
+#[derive(Debug, Clone)]
+pub struct ExampleTraces {
+    /// Readout `y(t)` against `t`, one series per trial.
+    pub readout: Vec<crate::plot::Series>,
+    /// State-space trajectories: the states `x(t)` projected on the first two principal
+    /// components of all example states together, one series per trial (empty if the
+    /// states do not vary).
+    pub latent: Vec<crate::plot::Series>,
+    /// Fraction of the variance on each of the two components.
+    pub explained: Option<[f64; 2]>,
+}
+
+/// Readout traces and state-space trajectories (every `dt_plot` ms) of one example trial per context and
+/// sign of the cued stimulus, drawn from the stream `seed`.
 pub fn example_traces<T: Real>(
     tr: &Trainer<T>,
     seed: u64,
     dt_plot: f64,
-) -> Result<Vec<crate::plot::Series>, TrainError> {
+) -> Result<ExampleTraces, TrainError> {
     let cfg = tr.config();
     let spec = tr.spec();
     let mut picked: Vec<(usize, f64, neurode_solvers::PiecewiseConstant<T>)> = Vec::new();
@@ -703,17 +751,52 @@ pub fn example_traces<T: Real>(
         .run()
         .map_err(|e| solve_error(e, tr.iteration(), 0))?;
     let ro = tr.readout();
-    Ok(picked
-        .iter()
-        .enumerate()
-        .map(|(j, (c, y, _))| {
-            let name = format!("{}, target {:+}", spec.conditions[*c], y);
-            let pts = (0..sol.ts().len())
-                .map(|i| (sol.ts()[i].as_f64(), ro.output(sol.state(i, j)).as_f64()))
-                .collect();
-            (name, pts)
+    let n = rnn.dim();
+    let nt = sol.ts().len();
+    // Principal components of the states of all example trials together.
+    let mean: Vec<f64> = (0..n)
+        .map(|k| {
+            (0..picked.len())
+                .flat_map(|j| (0..nt).map(move |i| (i, j)))
+                .map(|(i, j)| sol.state(i, j)[k].as_f64())
+                .sum::<f64>()
+                / (nt * picked.len()) as f64
         })
-        .collect())
+        .collect();
+    let x = faer::Mat::<f64>::from_fn(nt * picked.len(), n, |row, k| {
+        sol.state(row % nt, row / nt)[k].as_f64() - mean[k]
+    });
+    let pcs = x.thin_svd().ok().and_then(|svd| {
+        let s = svd.S().column_vector();
+        let total: f64 = (0..s.nrows()).map(|k| s[k] * s[k]).sum();
+        if s.nrows() < 2 || total <= 0.0 {
+            return None;
+        }
+        let u = svd.U();
+        let scores = (0..nt * picked.len())
+            .map(|row| (u[(row, 0)] * s[0], u[(row, 1)] * s[1]))
+            .collect::<Vec<_>>();
+        Some((scores, [s[0] * s[0] / total, s[1] * s[1] / total]))
+    });
+    let mut out = ExampleTraces {
+        readout: Vec::new(),
+        latent: Vec::new(),
+        explained: pcs.as_ref().map(|p| p.1),
+    };
+    for (j, (c, y, _)) in picked.iter().enumerate() {
+        let name = format!("{}, target {:+}", spec.conditions[*c], y);
+        out.readout.push((
+            name.clone(),
+            (0..nt)
+                .map(|i| (sol.ts()[i].as_f64(), ro.output(sol.state(i, j)).as_f64()))
+                .collect(),
+        ));
+        if let Some((scores, _)) = &pcs {
+            out.latent
+                .push((name, scores[j * nt..(j + 1) * nt].to_vec()));
+        }
+    }
+    Ok(out)
 }
 
 /// Loss (and gradient) of trials `range` of `trials` on one worker.
