@@ -21,20 +21,8 @@ use neurode_solvers::{integrate, Integrate, Real, Stepper};
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::new();
 
-const N: usize = 500;
-const BATCH: usize = 32;
-const T1: f64 = 100.0;
-const T_ON: f64 = 15.0;
-
-fn model<T: Real>() -> LeakyTanhRnn<T> {
-    LeakyTanhRnn::<T>::random(N, 4, 1.5, 1.0, 42).with_step_inputs(BATCH, T_ON, 1.0, 43)
-}
-
-fn x0<T: Real>() -> Vec<T> {
-    (0..N * BATCH)
-        .map(|i| T::from_f64(0.1 * ((i as f64) * 0.37).sin()))
-        .collect()
-}
+mod common;
+use common::{model, x0, BATCH, N, T1};
 
 #[derive(Clone, Copy, Debug)]
 enum Solver {

@@ -17,20 +17,8 @@ use criterion::{criterion_group, BenchmarkId, Criterion};
 use neurode_solvers::testing::LeakyTanhRnn;
 use neurode_solvers::{integrate, Real, Stepper};
 
-const N: usize = 500;
-const BATCH: usize = 32;
-const T1: f64 = 100.0;
-const T_ON: f64 = 15.0;
-
-fn model<T: Real>() -> LeakyTanhRnn<T> {
-    LeakyTanhRnn::<T>::random(N, 4, 1.5, 1.0, 42).with_step_inputs(BATCH, T_ON, 1.0, 43)
-}
-
-fn x0<T: Real>() -> Vec<T> {
-    (0..N * BATCH)
-        .map(|i| T::from_f64(0.1 * ((i as f64) * 0.37).sin()))
-        .collect()
-}
+mod common;
+use common::{model, x0, BATCH, N, T1};
 
 /// (time of one solve, RHS evaluations of that solve)
 fn tsit5<T: Real>(m: &LeakyTanhRnn<T>, x0: &[T], rtol: f64, atol: f64) -> (Duration, usize) {

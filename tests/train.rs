@@ -101,27 +101,41 @@ fn params(dir: &Path) -> Vec<(String, Vec<f64>)> {
     arrays.into_iter().map(|a| (a.name, a.data)).collect()
 }
 
+/// `neurode train <cfg> --quiet --out <out> [extra]`.
+fn train_cmd(cfg: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_neurode"));
+    c.args([
+        "train",
+        cfg.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .args(extra);
+    c
+}
+
+/// Runs `cmd` and asserts that it succeeds, showing its stderr if not.
+fn succeeds(mut cmd: Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// SIGKILL after a checkpoint, then `--resume`: the same final parameters as a run that
 /// was never interrupted.
 #[test]
 fn killed_run_resumes_to_the_same_parameters() {
-    let exe = env!("CARGO_BIN_EXE_neurode");
     let cfg_path = tmp("resume-config.toml");
     let text = "name = \"resume\"\nseed = 3\n[model]\nn = 300\n[task]\nt_burn = 15.0\nt_stim = 85.0\n\
                 [solver]\nstepper = \"euler\"\ndt = 0.1\n[training]\nbatch_size = 4\n\
                 n_train_trials = 100\nn_val_trials = 8\neval_every = 10\nsave_every = 2\nthreads = 2\n";
     std::fs::write(&cfg_path, text).unwrap();
     let (killed, whole) = (tmp("resume-killed"), tmp("resume-whole"));
-    let mut child = Command::new(exe)
-        .args([
-            "train",
-            cfg_path.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            killed.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
+    let mut child = train_cmd(&cfg_path, &killed, &[]).spawn().unwrap();
     let ckpt = run::checkpoint_path(&killed);
     let start = Instant::now();
     while !ckpt.exists() {
@@ -142,37 +156,8 @@ fn killed_run_resumes_to_the_same_parameters() {
     println!("killed after the checkpoint of iteration {at} of 25");
     assert!(at < 25);
 
-    let resumed = Command::new(exe)
-        .args([
-            "train",
-            cfg_path.to_str().unwrap(),
-            "--quiet",
-            "--resume",
-            "--out",
-            killed.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    let plain = Command::new(exe)
-        .args([
-            "train",
-            cfg_path.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            whole.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        plain.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plain.stderr)
-    );
+    succeeds(train_cmd(&cfg_path, &killed, &["--resume"]));
+    succeeds(train_cmd(&cfg_path, &whole, &[]));
     let (a, b) = (params(&killed), params(&whole));
     assert_eq!(a.len(), 6);
     for ((na, va), (nb, vb)) in a.iter().zip(&b) {
@@ -183,16 +168,7 @@ fn killed_run_resumes_to_the_same_parameters() {
         );
     }
     // A second plain run into a finished directory is refused, nothing is overwritten.
-    let again = Command::new(exe)
-        .args([
-            "train",
-            cfg_path.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            whole.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let again = train_cmd(&cfg_path, &whole, &[]).output().unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
     for d in [&killed, &whole] {

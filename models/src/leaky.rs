@@ -128,20 +128,12 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
 
     fn update_drive(&mut self) {
         let n = self.w.n();
-        let b_in = &self.b_in;
         self.drive = self
             .inputs
             .iter()
             .map(|u| {
-                let mut d = vec![T::zero(); n * u.n_pieces()];
-                for p in 0..u.n_pieces() {
-                    for (c, &vc) in u.piece_values(p).iter().enumerate() {
-                        if vc != T::zero() {
-                            T::axpy(vc, &b_in[c * n..(c + 1) * n], &mut d[p * n..(p + 1) * n]);
-                        }
-                    }
-                }
-                d
+                u.project(&self.b_in, n)
+                    .expect("input channels are checked when the inputs are bound")
             })
             .collect();
     }

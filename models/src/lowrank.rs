@@ -104,6 +104,42 @@ impl<T: Real> LowRank<T> {
     pub fn n_vectors(&self) -> &[T] {
         &self.nv
     }
+
+    /// `out = g bulk h + left (rightᵀ h) / N` for `cols = h.len() / n` columns at once;
+    /// `tmp` holds the `r x cols` projections.
+    fn bulk_plus_low_rank(
+        &self,
+        bulk: &[T],
+        left: &[T],
+        right: &[T],
+        h: &[T],
+        out: &mut [T],
+        tmp: &mut [T],
+    ) {
+        let (n, r) = (self.n, self.r);
+        let cols = h.len() / n;
+        T::gemm(n, cols, n, self.g, bulk, n, h, n, T::zero(), out, n);
+        if r > 0 {
+            let p = &mut tmp[..r * cols];
+            T::gemm_t(
+                true,
+                false,
+                r,
+                cols,
+                n,
+                T::one(),
+                right,
+                n,
+                h,
+                n,
+                T::zero(),
+                p,
+                r,
+            );
+            let inv_n = T::one() / T::from_usize(n);
+            T::gemm(n, cols, r, inv_n, left, n, p, r, T::one(), out, n);
+        }
+    }
 }
 
 impl<T: Real> Connectivity<T> for LowRank<T> {
@@ -122,55 +158,11 @@ impl<T: Real> Connectivity<T> for LowRank<T> {
     }
     /// `out = g C h + M (Nᵀ h) / N`.
     fn apply(&self, h: &[T], out: &mut [T], s: &mut LowRankScratch<T>) {
-        let (n, r) = (self.n, self.r);
-        let cols = h.len() / n;
-        T::gemm(n, cols, n, self.g, &self.c.0, n, h, n, T::zero(), out, n);
-        if r > 0 {
-            let p = &mut s.p[..r * cols];
-            T::gemm_t(
-                true,
-                false,
-                r,
-                cols,
-                n,
-                T::one(),
-                &self.nv,
-                n,
-                h,
-                n,
-                T::zero(),
-                p,
-                r,
-            );
-            let inv_n = T::one() / T::from_usize(n);
-            T::gemm(n, cols, r, inv_n, &self.m, n, p, r, T::one(), out, n);
-        }
+        self.bulk_plus_low_rank(&self.c.0, &self.m, &self.nv, h, out, &mut s.p);
     }
     /// `out = g Cᵀ v + N (Mᵀ v) / N`.
     fn apply_t(&self, v: &[T], out: &mut [T], s: &mut LowRankScratch<T>) {
-        let (n, r) = (self.n, self.r);
-        let cols = v.len() / n;
-        T::gemm(n, cols, n, self.g, &self.c.1, n, v, n, T::zero(), out, n);
-        if r > 0 {
-            let q = &mut s.q[..r * cols];
-            T::gemm_t(
-                true,
-                false,
-                r,
-                cols,
-                n,
-                T::one(),
-                &self.m,
-                n,
-                v,
-                n,
-                T::zero(),
-                q,
-                r,
-            );
-            let inv_n = T::one() / T::from_usize(n);
-            T::gemm(n, cols, r, inv_n, &self.nv, n, q, r, T::one(), out, n);
-        }
+        self.bulk_plus_low_rank(&self.c.1, &self.nv, &self.m, v, out, &mut s.q);
     }
     /// `dM += α V (Nᵀ H)ᵀ / N`, `dN += α H (Mᵀ V)ᵀ / N`.
     fn vjp(&self, alpha: T, v: &[T], h: &[T], out: &mut [T], s: &mut LowRankScratch<T>) {

@@ -86,4 +86,50 @@ impl<T: Real> PiecewiseConstant<T> {
     pub fn n_pieces(&self) -> usize {
         self.times.len() + 1
     }
+
+    /// The signal seen through input weights `b` (`n x n_channels`, column-major):
+    /// `b u_p` for every piece `p`, as `n x n_pieces` column-major. Models cache this so
+    /// that a right-hand side adds the drive of the piece in force with one copy.
+    ///
+    /// # Errors
+    /// If `b.len()` is not `n * n_channels`.
+    pub fn project(&self, b: &[T], n: usize) -> Result<Vec<T>, String> {
+        if b.len() != n * self.n_channels {
+            return Err(format!(
+                "input weights of length {} do not fit {n} units and {} channels",
+                b.len(),
+                self.n_channels
+            ));
+        }
+        let mut d = vec![T::zero(); n * self.n_pieces()];
+        if n == 0 {
+            return Ok(d);
+        }
+        for (p, dp) in d.chunks_exact_mut(n).enumerate() {
+            for (ch, &v) in self.piece_values(p).iter().enumerate() {
+                if v != T::zero() {
+                    T::axpy(v, &b[ch * n..(ch + 1) * n], dp);
+                }
+            }
+        }
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PiecewiseConstant;
+
+    #[test]
+    fn project_gives_the_drive_of_every_piece() {
+        // 3 units, 2 channels; pieces u = (0, 0), (1, 0), (2, -1).
+        let u =
+            PiecewiseConstant::new(2, vec![1.0, 2.0], vec![0.0, 0.0, 1.0, 0.0, 2.0, -1.0]).unwrap();
+        let b = [1.0, 2.0, 3.0, 10.0, 20.0, 30.0]; // column-major 3 x 2
+        let d = u.project(&b, 3).unwrap();
+        assert_eq!(d, vec![0.0, 0.0, 0.0, 1.0, 2.0, 3.0, -8.0, -16.0, -24.0]);
+        let err = u.project(&b[..5], 3).unwrap_err();
+        assert!(err.contains("length 5"), "{err}");
+        assert_eq!(u.project(&[], 0).unwrap(), Vec::<f64>::new());
+    }
 }

@@ -86,16 +86,8 @@ impl<T: Real> LeakyTanhRnn<T> {
             .inputs
             .iter()
             .map(|u| {
-                let mut d = vec![T::zero(); n * u.n_pieces()];
-                for p in 0..u.n_pieces() {
-                    let v = u.piece_values(p);
-                    for (c, &vc) in v.iter().enumerate() {
-                        for i in 0..n {
-                            d[p * n + i] += self.b_in[c * n + i] * vc;
-                        }
-                    }
-                }
-                d
+                u.project(&self.b_in, n)
+                    .expect("input channels are checked when the inputs are bound")
             })
             .collect();
     }
