@@ -230,7 +230,24 @@ pub fn load_lowrank<T: Real>(
     );
     let n = c.shape[0];
     let r = m.shape[1];
-    let bias = get("b", 1)?.data.first().copied().unwrap_or(T::zero());
+    if w.data.len() != n {
+        return Err(IoError::format(
+            path,
+            format!("array w has {} values but C is {n} x {n}", w.data.len()),
+        ));
+    }
+    let bias = match get("b", 1)?.data[..] {
+        [v] => v,
+        ref d => {
+            return Err(IoError::format(
+                path,
+                format!(
+                    "array b has {} values; the readout bias is one value",
+                    d.len()
+                ),
+            ))
+        }
+    };
     let model = |e: neurode_models::ModelError| IoError::format(path, e.to_string());
     let conn = LowRank::new(
         n,

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use neurode::config::{ConfigError, TrainConfig};
-use neurode::io::{load_lowrank, read_safetensors};
+use neurode::io::{load_lowrank, read_safetensors, write_safetensors, NamedArray};
 use neurode::run;
 use neurode::train::Trainer;
 use neurode_solvers::VectorField;
@@ -304,6 +304,41 @@ fn parameter_file_is_plain_safetensors() {
     };
     assert_eq!(rhs(&net), rhs(trained.network()));
     assert_eq!(readout, *trained.readout());
+
+    // A file that does not fit is refused with the array named, whatever the mismatch.
+    let (arrays, meta) = read_safetensors::<f64>(&dir.join("params.safetensors")).unwrap();
+    let bad = dir.join("bad.safetensors");
+    type Spoil = fn(&mut NamedArray<f64>);
+    let cases: [(&str, Spoil, &str); 4] = [
+        (
+            "w",
+            |a| a.data.truncate(49),
+            "array w has 49 values but C is 50 x 50",
+        ),
+        ("w", |a| a.shape.push(1), "array w has shape [50, 1]"),
+        ("b", |a| a.data.push(1.0), "array b has 2 values"),
+        ("M", |a| a.name = "Q".into(), "array M is missing"),
+    ];
+    let refused = |path: &Path| match load_lowrank::<f64>(path) {
+        Ok(_) => panic!("{} was accepted", path.display()),
+        Err(e) => e.to_string(),
+    };
+    for (name, spoil, expect) in cases {
+        let mut spoilt = arrays.clone();
+        let a = spoilt.iter_mut().find(|a| a.name == name).unwrap();
+        spoil(a);
+        if a.shape.len() == 1 {
+            a.shape[0] = a.data.len();
+        }
+        write_safetensors(&bad, &spoilt, meta.clone()).unwrap();
+        let err = refused(&bad);
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+    let mut no_g = meta.clone();
+    no_g.remove("g");
+    write_safetensors(&bad, &arrays, no_g).unwrap();
+    let err = refused(&bad);
+    assert!(err.contains("metadata `g`"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
