@@ -1,5 +1,6 @@
 //! Files Python users can read: safetensors (row-major arrays, `f32`/`f64`), written
-//! crash-safely (to a temporary file, then renamed over the target).
+//! crash-safely (to a temporary file, then renamed over the target); NumPy `.npz` archives
+//! (`np.savez`, `np.savez_compressed`) are read too.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -183,15 +184,74 @@ pub fn read_safetensors<T: Real>(path: &Path) -> Result<(Vec<NamedArray<T>>, Met
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
-/// Loads a low-rank RNN and its readout from a parameter file: row-major arrays `C`
-/// (`N x N`), `M`, `N` (`N x R`), `B` (`N x inputs`), `w` (`N`), `b` (`1`), and the gain
-/// `g` and time constant `tau` from the file's metadata (as `neurode train` writes them; a
-/// file from elsewhere can carry them too). Any published network in this layout plugs in.
+/// Reads every array of a NumPy `.npz` archive (`np.savez` or `np.savez_compressed`;
+/// `float64` or `float32`, C or Fortran order), sorted by name, row-major. A 0-d array
+/// (`np.savez(..., g=0.8)`) comes back with shape `[1]`.
+pub fn read_npz<T: Real>(path: &Path) -> Result<Vec<NamedArray<T>>, IoError> {
+    use ndarray::ArrayD;
+    use ndarray_npy::{NpzReader, ReadNpyError, ReadNpzError};
+    let file = std::fs::File::open(path).map_err(|e| IoError::fs("open", path, e))?;
+    let npz_err = |e: ReadNpzError| IoError::format(path, format!("not a readable .npz: {e}"));
+    let mut npz = NpzReader::new(file).map_err(npz_err)?;
+    let mut names = npz.names().map_err(npz_err)?;
+    names.sort_unstable();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let (shape, data): (Vec<usize>, Vec<T>) = match npz.by_name::<_, ndarray::IxDyn>(&name) {
+            Ok(a) => {
+                let a: ArrayD<f64> = a;
+                (
+                    a.shape().to_vec(),
+                    a.iter().map(|&v| T::from_f64(v)).collect(),
+                )
+            }
+            Err(ReadNpzError::Npy(ReadNpyError::WrongDescriptor(_))) => {
+                let a: ArrayD<f32> = npz.by_name(&name).map_err(|e| {
+                    IoError::format(
+                        path,
+                        format!("array {name}: {e}; neurode reads float64 and float32 arrays"),
+                    )
+                })?;
+                (
+                    a.shape().to_vec(),
+                    a.iter().map(|&v| T::from_f64(v as f64)).collect(),
+                )
+            }
+            Err(e) => return Err(IoError::format(path, format!("array {name}: {e}"))),
+        };
+        out.push(NamedArray {
+            name,
+            shape: if shape.is_empty() { vec![1] } else { shape },
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// Loads a low-rank RNN and its readout from a parameter file: arrays `C` (`N x N`), `M`,
+/// `N` (`N x R`), `B` (`N x inputs`), `w` (`N`), `b` (one value), the gain `g` and the time
+/// constant `tau`. Any published network in this layout plugs in.
+///
+/// - `*.npz` (NumPy): everything is an array, `g` and `tau` too, e.g.
+///   `np.savez("net.npz", C=C, M=M, N=N, B=B, w=w, b=b, g=0.8, tau=1.0)`.
+/// - anything else is read as safetensors (row-major), with `g` and `tau` in the file's
+///   metadata, as `neurode train` writes `params.safetensors`.
+///
+/// # Errors
+/// A missing array or scalar, a shape that does not fit, or an unreadable file: the
+/// message names the file and the array.
 pub fn load_lowrank<T: Real>(
     path: &Path,
 ) -> Result<(neurode_models::LowRankRnn<T>, neurode_models::Readout<T>), IoError> {
     use neurode_models::{LowRank, LowRankRnn, Readout};
-    let (arrays, meta) = read_safetensors::<T>(path)?;
+    let is_npz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    let (arrays, meta) = if is_npz {
+        (read_npz::<T>(path)?, Metadata::new())
+    } else {
+        read_safetensors::<T>(path)?
+    };
     let get = |name: &str, dims: usize| -> Result<&NamedArray<T>, IoError> {
         let a = arrays
             .iter()
@@ -209,6 +269,15 @@ pub fn load_lowrank<T: Real>(
         Ok(a)
     };
     let scalar = |k: &str| -> Result<T, IoError> {
+        if is_npz {
+            return match arrays.iter().find(|a| a.name == k).map(|a| &a.data[..]) {
+                Some(&[v]) => Ok(v),
+                _ => Err(IoError::format(
+                    path,
+                    format!("array `{k}` is missing or not one value; save it with the arrays ({k}=...)"),
+                )),
+            };
+        }
         meta.get(k)
             .and_then(|s| s.parse::<f64>().ok())
             .map(T::from_f64)

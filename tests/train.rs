@@ -342,6 +342,80 @@ fn parameter_file_is_plain_safetensors() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A NumPy `.npz` (compressed, one array in Fortran order, one in float32, `g` and `tau` as
+/// 0-d arrays) loads to the same network as the safetensors file; a missing scalar is named.
+#[test]
+fn npz_parameters_load_like_safetensors() {
+    use ndarray::{arr0, Array1, Array2, ShapeBuilder};
+    use ndarray_npy::NpzWriter;
+    let cfg = sanity();
+    let tr = Trainer::<f64>::new(&cfg).unwrap();
+    let arrays = tr.param_arrays(tr.theta());
+    let dir = tmp("npz");
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = dir.join("net.safetensors");
+    let meta = [("g", "0.8"), ("tau", "1")].map(|(k, v)| (k.to_string(), v.to_string()));
+    write_safetensors(&st, &arrays, meta.into_iter().collect()).unwrap();
+
+    let get = |name: &str| arrays.iter().find(|a| a.name == name).unwrap();
+    let c_order = |name: &str| {
+        let a = get(name);
+        Array2::from_shape_vec((a.shape[0], a.shape[1]), a.data.clone()).unwrap()
+    };
+    let write = |path: &Path, with_tau: bool| {
+        let mut npz = NpzWriter::new_compressed(std::fs::File::create(path).unwrap());
+        npz.add_array("C", &c_order("C")).unwrap();
+        // M in Fortran order: the same logical matrix, column-major on disk.
+        let m = get("M");
+        let mut mf = Array2::<f64>::zeros((m.shape[0], m.shape[1]).f());
+        mf.assign(&c_order("M"));
+        npz.add_array("M", &mf).unwrap();
+        npz.add_array("N", &c_order("N")).unwrap();
+        npz.add_array("B", &c_order("B").mapv(|v| v as f32))
+            .unwrap();
+        npz.add_array("w", &Array1::from(get("w").data.clone()))
+            .unwrap();
+        npz.add_array("b", &arr0(get("b").data[0])).unwrap();
+        npz.add_array("g", &arr0(0.8)).unwrap();
+        if with_tau {
+            npz.add_array("tau", &arr0(1.0)).unwrap();
+        }
+        npz.finish().unwrap();
+    };
+    let npz = dir.join("net.npz");
+    write(&npz, true);
+    let (a, ra) = load_lowrank::<f64>(&st).unwrap();
+    let (b, rb) = load_lowrank::<f64>(&npz).unwrap();
+    assert_eq!(ra, rb);
+    assert_eq!(a.connectivity().m(), b.connectivity().m());
+    assert_eq!(a.connectivity().bulk(), b.connectivity().bulk());
+    // B went through float32: equal to f32 rounding.
+    for (x, y) in a.input_weights().iter().zip(b.input_weights()) {
+        assert!((x - y).abs() <= 1e-7 * x.abs(), "{x} vs {y}");
+    }
+    let x: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin()).collect();
+    let rhs = |f: &neurode_models::LowRankRnn<f64>| {
+        let mut out = vec![0.0; 50];
+        f.rhs(&[0.0], &x, &mut out, &mut f.workspace(1));
+        out
+    };
+    assert_eq!(rhs(&a), rhs(&b));
+
+    write(&npz, false);
+    let err = load_lowrank::<f64>(&npz)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("array `tau` is missing"), "{err}");
+    std::fs::write(&npz, b"not a zip").unwrap();
+    let err = load_lowrank::<f64>(&npz)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("net.npz") && err.contains(".npz"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Python reads `params.safetensors` with the `safetensors` package alone and, re-simulating
 /// the trained network with numpy, gets the right sign in every context. Skips (saying why)
 /// where Python with `safetensors` and `numpy` is missing; `.ci/run` installs them.
@@ -368,6 +442,35 @@ fn python_reads_the_parameters_without_neurode() {
         "Python disagrees with the trained network"
     );
     assert!(text.contains("'M': ('float64', (50, 2))"), "{text}");
+
+    // The other way: NumPy writes an .npz (as a user holding arrays would) and neurode loads
+    // it to the same network.
+    let npz = dir.join("from_numpy.npz");
+    let script = "import sys, numpy as np\n\
+                  from safetensors.numpy import load_file\n\
+                  p = load_file(sys.argv[1])\n\
+                  np.savez(sys.argv[2], **p, g=0.8, tau=1.0)\n";
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            dir.join("params.safetensors").to_str().unwrap(),
+            npz.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, ra) = load_lowrank::<f64>(&dir.join("params.safetensors")).unwrap();
+    let (b, rb) = load_lowrank::<f64>(&npz).unwrap();
+    assert_eq!(ra, rb);
+    assert_eq!(a.connectivity().bulk(), b.connectivity().bulk());
+    assert_eq!(a.connectivity().m(), b.connectivity().m());
+    assert_eq!(a.connectivity().n_vectors(), b.connectivity().n_vectors());
+    assert_eq!(a.input_weights(), b.input_weights());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
