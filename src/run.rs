@@ -177,12 +177,7 @@ fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary,
     }
     write_metrics(dir, tr.metrics())?;
     let structure = structure_summary(&tr.param_arrays(tr.theta()), cfg.model.n, cfg.model.rank);
-    write_atomic(
-        &dir.join("structure.json"),
-        serde_json::to_string_pretty(&structure)
-            .expect("json")
-            .as_bytes(),
-    )?;
+    write_json(&dir.join("structure.json"), &structure)?;
     let last_val = tr.metrics().iter().rev().find(|m| m.val_accuracy.is_some());
     let steps: Vec<f64> = tr.metrics().iter().map(|m| m.steps_per_trial).collect();
     let json = json!({
@@ -201,29 +196,12 @@ fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary,
         "best": tr.best().map(|(acc, it, _)| json!({"iteration": it, "val_accuracy": acc})),
         "mean_steps_per_trial": steps.iter().sum::<f64>() / steps.len().max(1) as f64,
     });
-    write_atomic(
-        &dir.join("summary.json"),
-        serde_json::to_string_pretty(&json)
-            .expect("json")
-            .as_bytes(),
-    )?;
+    write_json(&dir.join("summary.json"), &json)?;
     let conditions = &tr.spec().conditions;
     plot::training_curves(&dir.join("training.png"), tr.metrics(), conditions)
         .map_err(RunError::Plot)?;
     let traces = example_traces(tr, derive_seed(cfg.seed, &[4]), 0.5)?;
-    plot::lines(
-        &dir.join("readout.png"),
-        "readout of example trials (after training)",
-        "t (ms)",
-        "readout y",
-        &traces.readout,
-    )
-    .map_err(RunError::Plot)?;
-    latent_plot(
-        &dir.join("latent.png"),
-        &traces,
-        "example trials (after training)",
-    )?;
+    example_plots(dir, "", &traces, "example trials (after training)")?;
     Ok(RunSummary {
         dir: dir.to_path_buf(),
         json,
@@ -342,37 +320,44 @@ fn evaluate_as<T: Real>(
         "ctx2_accuracy": ev.condition_accuracy[1],
         "mean_steps_per_trial": ev.accepted_steps as f64 / n as f64,
     });
-    write_atomic(
-        &dir.join("eval.json"),
-        serde_json::to_string_pretty(&json)
-            .expect("json")
-            .as_bytes(),
-    )?;
+    write_json(&dir.join("eval.json"), &json)?;
     let traces = example_traces(&tr, derive_seed(seed, &[4]), 0.5)?;
+    example_plots(dir, "eval_", &traces, "fresh trials")?;
+    Ok(json)
+}
+
+/// `<prefix>readout.png` (readout traces of the example trials) and `<prefix>latent.png`
+/// (their state-space trajectories on the first two principal components; skipped when
+/// the states do not vary).
+fn example_plots(
+    dir: &Path,
+    prefix: &str,
+    traces: &ExampleTraces,
+    what: &str,
+) -> Result<(), RunError> {
     plot::lines(
-        &dir.join("eval_readout.png"),
-        "readout of fresh trials",
+        &dir.join(format!("{prefix}readout.png")),
+        &format!("readout of {what}"),
         "t (ms)",
         "readout y",
         &traces.readout,
     )
     .map_err(RunError::Plot)?;
-    latent_plot(&dir.join("eval_latent.png"), &traces, "fresh trials")?;
-    Ok(json)
-}
-
-/// The state-space trajectories: the example trials on their first two principal
-/// components (skipped when the states do not vary).
-fn latent_plot(path: &Path, traces: &ExampleTraces, what: &str) -> Result<(), RunError> {
     let Some([e1, e2]) = traces.explained else {
         return Ok(());
     };
     plot::lines(
-        path,
+        &dir.join(format!("{prefix}latent.png")),
         &format!("state-space trajectories of {what}"),
         &format!("PC1 ({:.1} % of variance)", 100.0 * e1),
         &format!("PC2 ({:.1} % of variance)", 100.0 * e2),
         &traces.latent,
     )
     .map_err(RunError::Plot)
+}
+
+/// Writes `value` as pretty-printed JSON, crash-safely.
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), IoError> {
+    let text = serde_json::to_string_pretty(value).expect("a JSON value always serialises");
+    write_atomic(path, text.as_bytes())
 }

@@ -329,30 +329,21 @@ impl<T: Real> Trainer<T> {
         let mut loss = 0.0;
         let mut outputs = Vec::with_capacity(total);
         let mut accepted = 0;
-        if let Some(g) = grad {
+        let mut grad = grad;
+        if let Some(g) = grad.as_deref_mut() {
             g.clear();
             g.resize(self.theta.len(), T::zero());
-            let mut chunks = Vec::new();
-            for r in results {
-                chunks.push(r?);
-            }
-            for c in &chunks {
+        }
+        for r in results {
+            let c = r?;
+            if let Some(g) = grad.as_deref_mut() {
                 for (a, &b) in g.iter_mut().zip(&c.grad) {
                     *a += b;
                 }
             }
-            for c in chunks {
-                loss += c.loss;
-                outputs.extend(c.outputs);
-                accepted += c.accepted;
-            }
-        } else {
-            for r in results {
-                let c = r?;
-                loss += c.loss;
-                outputs.extend(c.outputs);
-                accepted += c.accepted;
-            }
+            loss += c.loss;
+            outputs.extend(c.outputs);
+            accepted += c.accepted;
         }
         let loss = loss / total as f64;
         let n_cond = spec.conditions.len();
@@ -418,14 +409,7 @@ impl<T: Real> Trainer<T> {
 
     /// Validation on the fixed seeded set.
     pub fn validate(&mut self) -> Result<Evaluation, TrainError> {
-        let val = std::mem::replace(
-            &mut self.val,
-            TrialBatch {
-                inputs: vec![],
-                targets: vec![],
-                conditions: vec![],
-            },
-        );
+        let val = std::mem::take(&mut self.val);
         let r = self.evaluate_batch(&val, None);
         self.val = val;
         r

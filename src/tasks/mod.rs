@@ -41,7 +41,7 @@ pub struct TaskSpec {
 }
 
 /// A batch of trials.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TrialBatch<T> {
     /// One input signal per trial.
     pub inputs: Vec<PiecewiseConstant<T>>,
