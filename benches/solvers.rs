@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use neurode_solvers::testing::LeakyTanhRnn;
-use neurode_solvers::{integrate, Real, Stepper};
+use neurode_solvers::{integrate, Backend, Cpu, Real, Stepper, Transpose};
 
 mod common;
 use common::{model, x0, BATCH, N, T1};
@@ -67,7 +67,9 @@ impl<T: Real> Gemm<T> {
         }
     }
     fn run(&mut self) {
-        T::gemm(
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::No,
             N,
             BATCH,
             N,

@@ -19,7 +19,7 @@ use crate::config::{Precision, TrainConfig};
 use crate::io::{read_safetensors, write_atomic, write_safetensors, IoError, NamedArray};
 use crate::plot;
 use crate::train::{example_traces, ExampleTraces, Metrics, TrainError, Trainer};
-use neurode_solvers::random::derive_seed;
+use neurode_solvers::derive_seed;
 
 /// Errors of a run.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use neurode_models::{LowRankInit, LowRankRnn, Readout};
-use neurode_solvers::random::derive_seed;
+use neurode_solvers::derive_seed;
 use neurode_solvers::{
     integrate, Checkpoints, Integrate, Real, SolveError, Stepper, VectorField, VjpParams,
 };
@@ -668,7 +668,8 @@ fn solve_error<T: Real>(e: SolveError<T>, iteration: usize, lo: usize) -> TrainE
     }
 }
 
-/// The configured solve of `rnn` over `[0, t_end]`, saving at `times`.
+/// The configured solve of `rnn` over `[0, t_end]`, saving at `times`, on one thread: the
+/// training splits its batch over `training.threads` workers itself, each calling this.
 pub fn solver<'a, T: Real>(
     cfg: &TrainConfig,
     rnn: &'a LowRankRnn<T>,
@@ -676,7 +677,9 @@ pub fn solver<'a, T: Real>(
     times: Vec<T>,
 ) -> Integrate<'a, LowRankRnn<T>> {
     let s = &cfg.solver;
-    let b = integrate(rnn, (T::zero(), T::from_f64(t_end))).save_at(times);
+    let b = integrate(rnn, (T::zero(), T::from_f64(t_end)))
+        .save_at(times)
+        .threads(1);
     match s.stepper {
         StepperName::Euler => b
             .stepper(Stepper::Euler)

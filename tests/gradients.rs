@@ -5,7 +5,7 @@ mod common;
 
 use neurode_solvers::testing::{LeakyTanhRnn, LinearSystem, Normal};
 use neurode_solvers::{
-    integrate, Adjoint, ButcherTableau, Checkpoints, Stepper, VectorField, VjpParams,
+    integrate, Adjoint, ButcherTableau, Checkpoints, Columns, Stepper, VectorField, VjpParams,
 };
 use proptest::prelude::*;
 
@@ -158,8 +158,8 @@ impl VectorField for Frozen<'_> {
     fn workspace(&self, batch: usize) -> Self::Workspace {
         self.inner.workspace(batch)
     }
-    fn rhs(&self, t: &[f64], x: &[f64], dxdt: &mut [f64], ws: &mut Self::Workspace) {
-        self.inner.rhs(t, x, dxdt, ws)
+    fn rhs(&self, cols: Columns<'_, f64>, x: &[f64], dxdt: &mut [f64], ws: &mut Self::Workspace) {
+        self.inner.rhs(cols, x, dxdt, ws)
     }
     fn discontinuities(&self, trial: usize, span: (f64, f64), out: &mut Vec<f64>) {
         out.extend(

@@ -299,7 +299,12 @@ fn parameter_file_is_plain_safetensors() {
     let x: Vec<f64> = (0..100).map(|i| (i as f64 * 0.37).sin()).collect();
     let rhs = |f: &neurode_models::LowRankRnn<f64>| {
         let mut out = vec![0.0; 100];
-        f.rhs(&[0.0, 0.0], &x, &mut out, &mut f.workspace(2));
+        f.rhs(
+            neurode_solvers::Columns::new(&[0.0, 0.0]),
+            &x,
+            &mut out,
+            &mut f.workspace(2),
+        );
         out
     };
     assert_eq!(rhs(&net), rhs(trained.network()));
@@ -396,7 +401,12 @@ fn npz_parameters_load_like_safetensors() {
     let x: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin()).collect();
     let rhs = |f: &neurode_models::LowRankRnn<f64>| {
         let mut out = vec![0.0; 50];
-        f.rhs(&[0.0], &x, &mut out, &mut f.workspace(1));
+        f.rhs(
+            neurode_solvers::Columns::new(&[0.0]),
+            &x,
+            &mut out,
+            &mut f.workspace(1),
+        );
         out
     };
     assert_eq!(rhs(&a), rhs(&b));
@@ -500,7 +510,7 @@ fn f32_training_learns() {
 fn training_gradient_matches_finite_differences() {
     use neurode::config::{LossKind, StepperName};
     use neurode::tasks::Task;
-    use neurode_solvers::random::Normal;
+    use neurode_solvers::Normal;
     for (loss, stepper) in [
         (LossKind::Mse, StepperName::Euler),
         (LossKind::Bce, StepperName::Euler),

@@ -3,7 +3,7 @@
 //! `<vjpᵀ v, u>` (state and parameters), and the JVP must equal the difference quotient.
 
 use neurode_solvers::testing::{Gaussian, LeakyTanhRnn, LinearSystem, Normal, Quadratic, SinY};
-use neurode_solvers::{Differentiable, JvpState, VectorField, VjpParams, VjpState};
+use neurode_solvers::{Columns, Differentiable, JvpState, VectorField, VjpParams, VjpState};
 
 fn randn(rng: &mut Normal, n: usize) -> Vec<f64> {
     (0..n).map(|_| rng.sample()).collect()
@@ -16,7 +16,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 fn rhs_of<F: VectorField<Scalar = f64>>(f: &F, t: &[f64], x: &[f64]) -> Vec<f64> {
     let mut d = vec![0.0; x.len()];
     let mut ws = f.workspace(t.len());
-    f.rhs(t, x, &mut d, &mut ws);
+    f.rhs(Columns::new(t), x, &mut d, &mut ws);
     d
 }
 
@@ -27,6 +27,7 @@ fn rel(a: f64, b: f64) -> f64 {
 
 /// Checks state and parameter VJPs of `f` at `(t, x)` against central differences.
 fn check<F: Differentiable<Scalar = f64> + Clone>(f: &F, t: &[f64], x: &[f64], seed: u64) {
+    let cols = Columns::new(t);
     let mut rng = Normal::new(seed);
     let eps = 1e-6;
     for _ in 0..3 {
@@ -41,7 +42,7 @@ fn check<F: Differentiable<Scalar = f64> + Clone>(f: &F, t: &[f64], x: &[f64], s
             .zip(&fm)
             .map(|(p, m)| (p - m) / (2.0 * eps))
             .collect();
-        let jtv = f.vjp_state_alloc(t, x, &v);
+        let jtv = f.vjp_state_alloc(cols, x, &v);
         let (lhs, rhs) = (dot(&v, &ju), dot(&jtv, &u));
         assert!(
             rel(lhs, rhs) < 1e-7,
@@ -75,7 +76,7 @@ fn check<F: Differentiable<Scalar = f64> + Clone>(f: &F, t: &[f64], x: &[f64], s
                 .zip(&fm)
                 .map(|(p, m)| (p - m) / (2.0 * eps))
                 .collect();
-            let jtv = f.vjp_params_alloc(t, x, &v);
+            let jtv = f.vjp_params_alloc(cols, x, &v);
             let (lhs, rhs) = (dot(&v, &jw), dot(&jtv, &w));
             assert!(rel(lhs, rhs) < 1e-7, "param VJP: {lhs} vs {rhs}");
             // set_params round-trips.
@@ -108,8 +109,8 @@ fn leaky_rnn_jvp_is_the_transpose_of_its_vjp() {
     let (u, v) = (randn(&mut rng, 18), randn(&mut rng, 18));
     let mut ju = vec![0.0; 18];
     let mut ws = rnn.workspace(2);
-    rnn.jvp_state(&t, &x, &u, &mut ju, &mut ws);
-    let jtv = rnn.vjp_state_alloc(&t, &x, &v);
+    rnn.jvp_state(Columns::new(&t), &x, &u, &mut ju, &mut ws);
+    let jtv = rnn.vjp_state_alloc(Columns::new(&t), &x, &v);
     assert!(rel(dot(&v, &ju), dot(&jtv, &u)) < 1e-13);
 }
 
@@ -121,18 +122,53 @@ fn wide_calls_equal_the_sum_of_per_stage_calls() {
     let (x1, x2) = (randn(&mut rng, 10), randn(&mut rng, 10));
     let (v1, v2) = (randn(&mut rng, 10), randn(&mut rng, 10));
     let (t1, t2) = ([0.5, 1.5], [1.2, 0.2]);
-    let mut sep = rnn.vjp_params_alloc(&t1, &x1, &v1);
-    for (s, a) in sep.iter_mut().zip(rnn.vjp_params_alloc(&t2, &x2, &v2)) {
+    let mut sep = rnn.vjp_params_alloc(Columns::new(&t1), &x1, &v1);
+    for (s, a) in sep
+        .iter_mut()
+        .zip(rnn.vjp_params_alloc(Columns::new(&t2), &x2, &v2))
+    {
         *s += a;
     }
     let wide = rnn.vjp_params_alloc(
-        &[t1[0], t1[1], t2[0], t2[1]],
+        Columns::with_trials(&[t1[0], t1[1], t2[0], t2[1]], &[0, 1, 0, 1]),
         &[x1.clone(), x2.clone()].concat(),
         &[v1.clone(), v2.clone()].concat(),
     );
     for (a, b) in sep.iter().zip(&wide) {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
     }
+}
+
+/// The integrator packs the trials that still run: a column is looked up by its trial
+/// index, not its position. Trial 1 alone, and trials 1 and 0 swapped, give the columns of
+/// the whole batch in order, bit for bit.
+#[test]
+fn packed_columns_follow_their_trial_index() {
+    let rnn = LeakyTanhRnn::<f64>::random(6, 2, 1.1, 1.0, 41).with_step_inputs(2, 1.0, 1.0, 42);
+    let mut rng = Normal::new(43);
+    let x = randn(&mut rng, 12);
+    let t = [1.5, 1.5];
+    let full = rhs_of(&rnn, &t, &x);
+    let mut one = vec![0.0; 6];
+    rnn.rhs(
+        Columns::with_trials(&t[1..], &[1]),
+        &x[6..],
+        &mut one,
+        &mut rnn.workspace(1),
+    );
+    assert_eq!(one[..], full[6..]);
+    let swapped = [&x[6..], &x[..6]].concat();
+    let mut d = vec![0.0; 12];
+    rnn.rhs(
+        Columns::with_trials(&t, &[1, 0]),
+        &swapped,
+        &mut d,
+        &mut rnn.workspace(2),
+    );
+    assert_eq!(d[..6], full[6..]);
+    assert_eq!(d[6..], full[..6]);
+    // The two trials really differ (their inputs do), so a mix-up would show.
+    assert_ne!(full[..6], full[6..]);
 }
 
 #[test]

@@ -6,8 +6,8 @@
 //! rest: the right-hand side, the input drive, the state and parameter VJPs, the JVP.
 //! Times are in ms when the task's are.
 
-use neurode_solvers::{JvpState, ParamView, PiecewiseConstant, Real, VectorField};
-use neurode_solvers::{VjpParams, VjpState};
+use neurode_solvers::{Activation, Backend, Columns, Cpu, JvpState, ParamView, PiecewiseConstant};
+use neurode_solvers::{Real, VectorField, VjpParams, VjpState};
 
 use crate::ModelError;
 
@@ -142,7 +142,7 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
     fn activate<'w>(&self, x: &[T], ws: &'w mut [T]) -> &'w mut [T] {
         let h = &mut ws[..x.len()];
         h.copy_from_slice(x);
-        T::tanh_slice(h);
+        Cpu.activate(Activation::Tanh, h);
         h
     }
 }
@@ -183,18 +183,18 @@ impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
             s: self.w.scratch(cols),
         }
     }
-    fn rhs(&self, t: &[T], x: &[T], dxdt: &mut [T], ws: &mut Self::Workspace) {
+    fn rhs(&self, cols: Columns<'_, T>, x: &[T], dxdt: &mut [T], ws: &mut Self::Workspace) {
         let n = self.w.n();
         let h = self.activate(x, &mut ws.h);
         self.w.apply(h, dxdt, &mut ws.s);
         let inv_tau = T::one() / self.tau;
-        for (b, &tb) in t.iter().enumerate() {
+        for (b, (trial, tb)) in cols.iter().enumerate() {
             let xb = &x[b * n..(b + 1) * n];
             let db = &mut dxdt[b * n..(b + 1) * n];
-            match self.inputs.get(b % self.inputs.len().max(1)) {
+            match self.inputs.get(trial) {
                 Some(u) => {
                     let p = u.piece(tb);
-                    let d = &self.drive[b % self.inputs.len()][p * n..(p + 1) * n];
+                    let d = &self.drive[trial][p * n..(p + 1) * n];
                     for ((o, &xi), &di) in db.iter_mut().zip(xb).zip(d) {
                         *o = (*o + di - xi) * inv_tau;
                     }
@@ -216,10 +216,16 @@ impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
 
 impl<T: Real, W: Connectivity<T>> VjpState for LeakyRnn<T, W> {
     /// `out += (-v + (1 - tanh²(x)) ∘ (Wᵀ v)) / τ`.
-    fn vjp_state(&self, _t: &[T], x: &[T], v: &[T], out: &mut [T], ws: &mut Self::Workspace) {
-        let cols = x.len();
+    fn vjp_state(
+        &self,
+        _cols: Columns<'_, T>,
+        x: &[T],
+        v: &[T],
+        out: &mut [T],
+        ws: &mut Self::Workspace,
+    ) {
         let h = self.activate(x, &mut ws.h);
-        let g = &mut ws.g[..cols];
+        let g = &mut ws.g[..x.len()];
         self.w.apply_t(v, g, &mut ws.s);
         let inv_tau = T::one() / self.tau;
         for (((o, &gi), &hi), &vi) in out.iter_mut().zip(g.iter()).zip(h.iter()).zip(v) {
@@ -252,7 +258,14 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         self.update_drive();
     }
     /// `θ_W += (W's map of V tanh(X)ᵀ) / τ`, `dB += V Uᵀ / τ`.
-    fn vjp_params(&self, t: &[T], x: &[T], v: &[T], out: &mut [T], ws: &mut Self::Workspace) {
+    fn vjp_params(
+        &self,
+        cols: Columns<'_, T>,
+        x: &[T],
+        v: &[T],
+        out: &mut [T],
+        ws: &mut Self::Workspace,
+    ) {
         let n = self.w.n();
         let h = self.activate(x, &mut ws.h);
         let inv_tau = T::one() / self.tau;
@@ -261,12 +274,12 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         if self.inputs.is_empty() {
             return;
         }
-        for (c, &tc) in t.iter().enumerate() {
-            let u = &self.inputs[c % self.inputs.len()];
+        for (c, (trial, tc)) in cols.iter().enumerate() {
+            let u = &self.inputs[trial];
             let vc = &v[c * n..(c + 1) * n];
             for (ch, &uc) in u.piece_values(u.piece(tc)).iter().enumerate() {
                 if uc != T::zero() {
-                    T::axpy(uc * inv_tau, vc, &mut db[ch * n..(ch + 1) * n]);
+                    Cpu.axpy(uc * inv_tau, vc, &mut db[ch * n..(ch + 1) * n]);
                 }
             }
         }
@@ -275,7 +288,14 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
 
 impl<T: Real, W: Connectivity<T>> JvpState for LeakyRnn<T, W> {
     /// `out = (-v + W ((1 - tanh²(x)) ∘ v)) / τ`.
-    fn jvp_state(&self, _t: &[T], x: &[T], v: &[T], out: &mut [T], ws: &mut Self::Workspace) {
+    fn jvp_state(
+        &self,
+        _cols: Columns<'_, T>,
+        x: &[T],
+        v: &[T],
+        out: &mut [T],
+        ws: &mut Self::Workspace,
+    ) {
         let h = self.activate(x, &mut ws.h);
         for (hi, &vi) in h.iter_mut().zip(v) {
             *hi = (T::one() - *hi * *hi) * vi;

@@ -9,8 +9,7 @@
 
 use std::sync::Arc;
 
-use neurode_solvers::random::{derive_seed, Normal};
-use neurode_solvers::{ParamView, Real};
+use neurode_solvers::{derive_seed, Backend, Cpu, Normal, ParamView, Real, Transpose};
 
 use crate::leaky::{check_len, Connectivity, LeakyRnn};
 use crate::ModelError;
@@ -118,12 +117,26 @@ impl<T: Real> LowRank<T> {
     ) {
         let (n, r) = (self.n, self.r);
         let cols = h.len() / n;
-        T::gemm(n, cols, n, self.g, bulk, n, h, n, T::zero(), out, n);
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::No,
+            n,
+            cols,
+            n,
+            self.g,
+            bulk,
+            n,
+            h,
+            n,
+            T::zero(),
+            out,
+            n,
+        );
         if r > 0 {
             let p = &mut tmp[..r * cols];
-            T::gemm_t(
-                true,
-                false,
+            Cpu.gemm(
+                Transpose::Yes,
+                Transpose::No,
                 r,
                 cols,
                 n,
@@ -137,7 +150,21 @@ impl<T: Real> LowRank<T> {
                 r,
             );
             let inv_n = T::one() / T::from_usize(n);
-            T::gemm(n, cols, r, inv_n, left, n, p, r, T::one(), out, n);
+            Cpu.gemm(
+                Transpose::No,
+                Transpose::No,
+                n,
+                cols,
+                r,
+                inv_n,
+                left,
+                n,
+                p,
+                r,
+                T::one(),
+                out,
+                n,
+            );
         }
     }
 }
@@ -174,9 +201,9 @@ impl<T: Real> Connectivity<T> for LowRank<T> {
         let a = alpha / T::from_usize(n);
         let (dm, dn) = out.split_at_mut(n * r);
         let p = &mut s.p[..r * cols];
-        T::gemm_t(
-            true,
-            false,
+        Cpu.gemm(
+            Transpose::Yes,
+            Transpose::No,
             r,
             cols,
             n,
@@ -189,11 +216,25 @@ impl<T: Real> Connectivity<T> for LowRank<T> {
             p,
             r,
         );
-        T::gemm_t(false, true, n, r, cols, a, v, n, p, r, T::one(), dm, n);
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::Yes,
+            n,
+            r,
+            cols,
+            a,
+            v,
+            n,
+            p,
+            r,
+            T::one(),
+            dm,
+            n,
+        );
         let q = &mut s.q[..r * cols];
-        T::gemm_t(
-            true,
-            false,
+        Cpu.gemm(
+            Transpose::Yes,
+            Transpose::No,
             r,
             cols,
             n,
@@ -206,7 +247,21 @@ impl<T: Real> Connectivity<T> for LowRank<T> {
             q,
             r,
         );
-        T::gemm_t(false, true, n, r, cols, a, h, n, q, r, T::one(), dn, n);
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::Yes,
+            n,
+            r,
+            cols,
+            a,
+            h,
+            n,
+            q,
+            r,
+            T::one(),
+            dn,
+            n,
+        );
     }
     fn param_views(&self) -> Vec<ParamView> {
         let nr = self.n * self.r;

@@ -3,8 +3,8 @@
 //! and construction errors.
 
 use neurode_models::{LowRank, LowRankInit, LowRankRnn, ModelError, PiecewiseConstant, Readout};
-use neurode_solvers::random::Normal;
 use neurode_solvers::{integrate, Adjoint, JvpState, Stepper, VectorField, VjpParams, VjpState};
+use neurode_solvers::{Columns, Normal};
 
 fn small(n: usize, r: usize, batch: usize, seed: u64) -> LowRankRnn<f64> {
     let init = LowRankInit {
@@ -31,10 +31,10 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn rhs(f: &LowRankRnn<f64>, t: &[f64], x: &[f64]) -> Vec<f64> {
+fn rhs(f: &LowRankRnn<f64>, cols: Columns<'_, f64>, x: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; x.len()];
-    let mut ws = f.workspace(t.len());
-    f.rhs(t, x, &mut out, &mut ws);
+    let mut ws = f.workspace(cols.len());
+    f.rhs(cols, x, &mut out, &mut ws);
     out
 }
 
@@ -50,16 +50,19 @@ fn vjps_pass_the_dot_product_test() {
         let t: Vec<f64> = (0..cols)
             .map(|c| if c % 3 == 0 { 0.2 } else { 0.9 })
             .collect();
+        // Column c is trial c % batch (stages side by side, as the adjoint calls).
+        let trials: Vec<usize> = (0..cols).map(|c| c % batch).collect();
+        let t = Columns::with_trials(&t, &trials);
         let x: Vec<f64> = (0..n * cols).map(|_| rng.sample()).collect();
         let u: Vec<f64> = (0..n * cols).map(|_| rng.sample()).collect();
         let v: Vec<f64> = (0..n * cols).map(|_| rng.sample()).collect();
         let eps = 1e-6;
         let shift = |s: f64| -> Vec<f64> { x.iter().zip(&v).map(|(a, b)| a + s * b).collect() };
-        let fd = (dot(&u, &rhs(&f, &t, &shift(eps))) - dot(&u, &rhs(&f, &t, &shift(-eps))))
-            / (2.0 * eps);
-        let vjp = dot(&f.vjp_state_alloc(&t, &x, &u), &v);
+        let fd =
+            (dot(&u, &rhs(&f, t, &shift(eps))) - dot(&u, &rhs(&f, t, &shift(-eps)))) / (2.0 * eps);
+        let vjp = dot(&f.vjp_state_alloc(t, &x, &u), &v);
         let mut jv = vec![0.0; n * cols];
-        f.jvp_state(&t, &x, &v, &mut jv, &mut f.workspace(cols));
+        f.jvp_state(t, &x, &v, &mut jv, &mut f.workspace(cols));
         let jvp = dot(&u, &jv);
         let scale = fd.abs().max(1.0);
         assert!(
@@ -80,10 +83,10 @@ fn vjps_pass_the_dot_product_test() {
                     .map(|(a, b)| a + s * b)
                     .collect::<Vec<_>>(),
             );
-            dot(&u, &rhs(&g, &t, &x))
+            dot(&u, &rhs(&g, t, &x))
         };
         let fd = (at(eps) - at(-eps)) / (2.0 * eps);
-        let vjp = dot(&f.vjp_params_alloc(&t, &x, &u), &p);
+        let vjp = dot(&f.vjp_params_alloc(t, &x, &u), &p);
         assert!(
             (fd - vjp).abs() <= 1e-7 * fd.abs().max(1.0),
             "params n={n} r={r}: fd {fd} vjp {vjp}"

@@ -40,72 +40,16 @@
 
 use num_traits::{Float, One, Zero};
 
+use crate::backend::{Backend, Cpu};
 use crate::error::SolveError;
-use crate::field::{Differentiable, ParamView, VectorField};
-use crate::integrate::{axpy, stage_time, Coeffs};
+use crate::field::{Columns, Differentiable, ParamView, VectorField};
+use crate::gradient::{Adjoint, Checkpoints};
+use crate::integrate::{finish, Integrate};
+use crate::rk::{self, Coeffs, Stages, MAX_STAGES};
 use crate::scalar::Real;
+use crate::solution::Solution;
+use crate::solve::{Recorder, SavePoint};
 use crate::tableau::ButcherTableau;
-
-/// Which gradient the reverse pass computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Adjoint {
-    /// Exact gradient of the computed discrete solution (default). See the
-    /// [module docs](self).
-    #[default]
-    Discrete,
-    /// Continuous adjoint ODE integrated backward on the forward grid using the forward
-    /// dense output; approximate (error `O(tol)`), needs dense output. See the
-    /// [module docs](self).
-    Interpolating,
-}
-
-impl Adjoint {
-    /// Name, for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Adjoint::Discrete => "discrete",
-            Adjoint::Interpolating => "interpolating",
-        }
-    }
-}
-
-/// How many states the gradient may keep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checkpoints {
-    /// Keep every accepted state (fastest reverse sweep, memory grows with the steps).
-    All,
-    /// At most `n` checkpointed states in the forward pass (`n >= 1`), and at most `n` more
-    /// states for recomputation in the reverse sweep.
-    States(usize),
-    /// As [`States`](Self::States), with `n` chosen so that both together take at most about
-    /// this many bytes (at least one step's stages are always kept).
-    Memory(usize),
-}
-
-/// Default memory of [`Checkpoints::Memory`]: 128 MiB. The gradient of a 10 000-step solve
-/// of a 500-unit network with 32 trials in `f64` then peaks at 113 MB with Tsit5 and 88 MB
-/// with Euler, everything included (measured by `tests/adjoint_memory.rs`).
-pub const DEFAULT_CHECKPOINT_BYTES: usize = 128 << 20;
-
-impl Default for Checkpoints {
-    fn default() -> Self {
-        Checkpoints::Memory(DEFAULT_CHECKPOINT_BYTES)
-    }
-}
-
-impl Checkpoints {
-    /// `(forward checkpoints or None for all, reverse pool in states)`.
-    pub(crate) fn budget(self, state_bytes: usize, stages: usize) -> (Option<usize>, usize) {
-        match self {
-            Checkpoints::All => (None, stages),
-            Checkpoints::States(n) => (Some(n.max(1)), n),
-            Checkpoints::Memory(bytes) => {
-                let per = bytes / 2 / state_bytes.max(1);
-                (Some(per.max(2)), per.max(stages))
-            }
-        }
-    }
-}
 
 /// Where a saved state came from in the forward pass.
 #[derive(Debug, Clone, Copy)]
@@ -220,20 +164,6 @@ impl<T: Real> Tape<T> {
         }
     }
 
-    /// Trial `b` accepted a step of size `h` ending at `t_end` with state `x_new`.
-    pub(crate) fn accept(&mut self, b: usize, h: T, t_end: T, brk: bool, x_new: &[T]) {
-        self.hs[b].push(h);
-        self.brk[b].push(brk);
-        self.ts[b].push(t_end);
-        let idx = self.hs[b].len();
-        self.ckpt.record(b, idx, x_new);
-    }
-
-    /// Index of the step trial `b` is taking now (its accepted count).
-    pub(crate) fn step_index(&self, b: usize) -> usize {
-        self.hs[b].len()
-    }
-
     fn n_steps(&self, b: usize) -> usize {
         self.hs[b].len()
     }
@@ -253,6 +183,27 @@ impl<T: Real> Tape<T> {
             let t = *self.ts[b].last().expect("t0 is always recorded");
             (t, T::zero(), t, false, false)
         }
+    }
+}
+
+/// The tape is what the forward pass reports to.
+impl<T: Real> Recorder<T> for Tape<T> {
+    fn save(&mut self, b: usize, at: SavePoint) {
+        // The step being taken is the trial's accepted count.
+        let idx = self.hs[b].len();
+        self.saves[b].push(match at {
+            SavePoint::Initial => SaveSrc::Initial,
+            SavePoint::End => SaveSrc::End(idx),
+            SavePoint::Dense(theta) => SaveSrc::Dense(idx, theta),
+        });
+    }
+
+    fn accept(&mut self, b: usize, h: T, t_end: T, brk: bool, x_new: &[T]) {
+        self.hs[b].push(h);
+        self.brk[b].push(brk);
+        self.ts[b].push(t_end);
+        let idx = self.hs[b].len();
+        self.ckpt.record(b, idx, x_new);
     }
 }
 
@@ -299,31 +250,177 @@ impl<T> Gradients<T> {
     }
 }
 
+/// The tape of one block of trials (one per thread of the forward solve).
+#[derive(Debug)]
+pub(crate) struct Block<T> {
+    /// Index of the block's first trial in the batch.
+    pub(crate) offset: usize,
+    pub(crate) tape: Tape<T>,
+}
+
 /// The reverse pass of a solve: call [`backward`](Self::backward) with the loss gradient at
 /// the save times, as often as needed (the tape is not consumed).
+///
+/// # Discrete adjoint ([`Adjoint::Discrete`], the default)
+///
+/// The exact gradient of the discrete solution the forward pass computed: a reverse sweep
+/// through every accepted step of every trial and through every Runge–Kutta stage, with the
+/// step sizes taken as constants (the controller is not differentiated). Dense-output saves
+/// are differentiated through the interpolant. The replay of a step calls the same
+/// Runge–Kutta arithmetic as the forward pass, so the result equals finite differences of
+/// the computed solution (with the same steps) up to round-off, whatever the tolerances.
+///
+/// # Interpolating adjoint ([`Adjoint::Interpolating`])
+///
+/// Integrates the adjoint ODE `dλ/dt = -(∂f/∂x)ᵀ λ`, `dL/dθ = ∫ (∂f/∂θ)ᵀ λ dt` backward with
+/// the same Runge–Kutta method on the forward step grid (split at save times), reading
+/// `x(t)` from the forward dense output. It is an **approximation** of the gradient of the
+/// exact flow, not the gradient of the computed solution: its error shrinks with the
+/// tolerance (at the method's order) but does not vanish, so an optimiser sees gradients
+/// that disagree with finite differences of its own loss by `O(tol)`. Prefer it when you
+/// want the gradient of the continuous-time model rather than of one discretisation. Unlike
+/// the "backsolve" adjoints of other libraries, it never integrates the state backward,
+/// which for contracting dynamics (leaky RNNs) is unstable and gives wrong gradients;
+/// backsolve is therefore not offered. It needs a method with dense output (not Euler) and
+/// costs one more right-hand side per stage than the discrete adjoint.
+///
+/// # Checkpointing ([`Checkpoints`])
+///
+/// Memory is bounded by a number of stored states (each `dim x batch`): the forward pass
+/// keeps at most that many checkpoints (doubling the stride between them when full), and
+/// the reverse sweep recomputes the steps between two checkpoints from the earlier one, into
+/// a pool of at most as many states again; when a segment does not fit, it is split
+/// recursively (more recomputation, the same memory). The gradient does not depend on the
+/// checkpoint count: recomputation repeats the forward arithmetic exactly.
+///
+/// # Threads
+///
+/// A forward solve split over threads records one tape per block of trials; `backward`
+/// reverses the blocks on as many threads and sums their parameter gradients in block
+/// order (deterministic for a fixed thread count).
 pub struct Backward<'a, F: VectorField> {
     pub(crate) field: &'a F,
     pub(crate) tableau: &'static ButcherTableau,
-    pub(crate) tape: Tape<F::Scalar>,
+    pub(crate) blocks: Vec<Block<F::Scalar>>,
     pub(crate) mode: Adjoint,
     pub(crate) n_save: usize,
+    pub(crate) dim: usize,
+    pub(crate) batch: usize,
 }
 
-impl<F: VectorField> std::fmt::Debug for Backward<'_, F> {
+impl<F: Differentiable> std::fmt::Debug for Backward<'_, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Backward")
             .field("method", &self.tableau.name)
             .field("mode", &self.mode)
-            .field("checkpoints", &self.tape.ckpt.n_states())
-            .field("stride", &self.tape.ckpt.stride)
+            .field("blocks", &self.blocks.len())
+            .field("checkpoints", &self.checkpoints_stored())
             .finish()
     }
 }
 
-#[derive(Clone, Copy)]
-enum Loc {
-    Ckpt(usize),
-    Pool(usize),
+impl<'a, F: Differentiable> Integrate<'a, F> {
+    /// Which gradient [`run_with_gradient`](Self::run_with_gradient) prepares (default
+    /// [`Adjoint::Discrete`], the exact gradient of the computed solution).
+    pub fn adjoint(mut self, adjoint: Adjoint) -> Self {
+        self.adjoint = adjoint;
+        self
+    }
+
+    /// Memory of the gradient (default [`Checkpoints::Memory`] with
+    /// [`DEFAULT_CHECKPOINT_BYTES`](crate::DEFAULT_CHECKPOINT_BYTES)).
+    pub fn checkpoints(mut self, checkpoints: Checkpoints) -> Self {
+        self.checkpoints = checkpoints;
+        self
+    }
+
+    /// Solves and records what the reverse pass needs; returns the solution and a
+    /// [`Backward`] whose [`backward`](Backward::backward) gives `dL/dθ` and `dL/dx0` for
+    /// loss gradients at the save times.
+    ///
+    /// ```
+    /// use neurode_solvers::{integrate, VjpParams};
+    /// use neurode_solvers::testing::LinearSystem;
+    ///
+    /// // L = sum of x(1) for dx/dt = A x.
+    /// let field = LinearSystem::<f64>::rotation_decay(0.5, 2.0);
+    /// let (sol, tape) = integrate(&field, (0.0, 1.0))
+    ///     .x0(vec![1.0, 0.0])
+    ///     .save_at(vec![1.0])
+    ///     .run_with_gradient()?;
+    /// let grads = tape.backward(&[1.0, 1.0])?;
+    /// assert_eq!(grads.param("A").unwrap().len(), 4);
+    /// assert_eq!(grads.x0.len(), 2);
+    /// # let _ = sol;
+    /// # Ok::<(), neurode_solvers::SolveError<f64>>(())
+    /// ```
+    ///
+    /// Errors, besides those of [`run`](Self::run): a failed trial (no gradient of a
+    /// partial solution), `allow_failures` together with a gradient, and an interpolating
+    /// adjoint with a method that has no dense output.
+    #[allow(clippy::type_complexity)]
+    pub fn run_with_gradient(
+        mut self,
+    ) -> Result<(Solution<F::Scalar>, Backward<'a, F>), SolveError<F::Scalar>> {
+        type E<T> = SolveError<T>;
+        let plan = self.plan()?;
+        if self.allow_failures {
+            return Err(E::invalid(
+                "allow_failures",
+                true,
+                "gradients need every trial to reach t1; drop `.allow_failures(true)` or \
+                 solve the failing trials separately",
+            ));
+        }
+        if self.adjoint == Adjoint::Interpolating && plan.tableau.dense.is_none() {
+            return Err(E::invalid(
+                "adjoint",
+                self.adjoint.name(),
+                format!(
+                    "the interpolating adjoint reads the forward dense output, which stepper \
+                     {} does not have; use Adjoint::Discrete or Stepper::Tsit5",
+                    plan.tableau.name
+                ),
+            ));
+        }
+        if let Checkpoints::States(0) = self.checkpoints {
+            return Err(E::invalid(
+                "checkpoints",
+                "States(0)",
+                "keep at least one state (the initial one)",
+            ));
+        }
+        let (tableau, n_save, dim, batch) =
+            (plan.tableau, plan.save_ts.len(), plan.dim, plan.batch);
+        let ck = self.checkpoints;
+        let (sol, parts) = self.solve(plan, |p| {
+            Tape::new(p.dim, p.batch, p.t0, &p.x0, ck, p.tableau.stages)
+        });
+        let sol = finish(sol, false)?;
+        let blocks = parts
+            .into_iter()
+            .map(|(p, mut tape)| {
+                let cols = p.offset * dim..(p.offset + p.batch) * dim;
+                tape.x_final = sol.x_final[cols].to_vec();
+                Block {
+                    offset: p.offset,
+                    tape,
+                }
+            })
+            .collect();
+        Ok((
+            sol,
+            Backward {
+                field: self.field,
+                tableau,
+                blocks,
+                mode: self.adjoint,
+                n_save,
+                dim,
+                batch,
+            },
+        ))
+    }
 }
 
 impl<'a, F: Differentiable> Backward<'a, F> {
@@ -332,20 +429,20 @@ impl<'a, F: Differentiable> Backward<'a, F> {
         self.mode
     }
 
-    /// Checkpointed states kept by the forward pass.
+    /// Checkpointed states kept by the forward pass (each `dim x` a block's trials).
     pub fn checkpoints_stored(&self) -> usize {
-        self.tape.ckpt.n_states()
+        self.blocks.iter().map(|b| b.tape.ckpt.n_states()).sum()
     }
 
     /// Gradients for a loss whose gradient with respect to the saved states is `dl_dsaved`
-    /// (the layout of [`Solution::saved_states`](crate::Solution::saved_states): save `i`,
-    /// trial `b` at `[(i * batch + b) * dim ..][..dim]`).
+    /// (the layout of [`Solution::states`](crate::Solution::states): save `i`, trial `b`
+    /// at `[(i * batch + b) * dim ..][..dim]`).
     pub fn backward(
         &self,
         dl_dsaved: &[F::Scalar],
     ) -> Result<Gradients<F::Scalar>, SolveError<F::Scalar>> {
-        let tape = &self.tape;
-        let n = tape.dim * tape.batch;
+        let (dim, batch) = (self.dim, self.batch);
+        let n = dim * batch;
         let want = self.n_save * n;
         if dl_dsaved.len() != want {
             return Err(SolveError::invalid(
@@ -353,7 +450,7 @@ impl<'a, F: Differentiable> Backward<'a, F> {
                 dl_dsaved.len(),
                 format!(
                     "must have one value per saved state: {} saves x {} trials x dim {} = {want}",
-                    self.n_save, tape.batch, tape.dim
+                    self.n_save, batch, dim
                 ),
             ));
         }
@@ -364,31 +461,76 @@ impl<'a, F: Differentiable> Backward<'a, F> {
                 format!(
                     "loss gradients must be finite (save {}, trial {}, state index {})",
                     i / n,
-                    (i % n) / tape.dim,
-                    i % tape.dim
+                    (i % n) / dim,
+                    i % dim
                 ),
             ));
         }
-        let mut rev = Reverse::new(self, dl_dsaved);
-        rev.run();
-        let stats = AdjointStats {
-            stored_states: tape.ckpt.n_states() + rev.pool_cap,
-            ..rev.stats
-        };
+        fn run<'b, 'a, F: Differentiable>(
+            bw: &'b Backward<'a, F>,
+            blk: &'b Block<F::Scalar>,
+            dl: &'b [F::Scalar],
+        ) -> Reverse<'b, 'a, F> {
+            let mut rev = Reverse::new(bw, blk, dl);
+            rev.run();
+            rev
+        }
+        let revs: Vec<Reverse<'_, 'a, F>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self.blocks[1..]
+                .iter()
+                .map(|blk| scope.spawn(move || run(self, blk, dl_dsaved)))
+                .collect();
+            let mut all = vec![run(self, &self.blocks[0], dl_dsaved)];
+            for h in handles {
+                all.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            all
+        });
+        // The first block's buffers become the result (no copy for a single block).
+        let mut revs = revs.into_iter();
+        let first = revs.next().expect("at least one block");
+        let mut stats = first.totals();
+        let mut params = first.grad;
+        let mut x0 = first.lam;
+        if self.blocks.len() > 1 {
+            x0.resize(n, F::Scalar::zero());
+        }
+        for rev in revs {
+            for (g, &r) in params.iter_mut().zip(&rev.grad) {
+                *g += r;
+            }
+            let o = rev.blk.offset * dim;
+            x0[o..o + rev.lam.len()].copy_from_slice(&rev.lam);
+            let t = rev.totals();
+            stats.rhs_evals += t.rhs_evals;
+            stats.vjp_state_evals += t.vjp_state_evals;
+            stats.vjp_param_evals += t.vjp_param_evals;
+            stats.recomputed_steps += t.recomputed_steps;
+            stats.stored_states += t.stored_states;
+        }
         Ok(Gradients {
-            params: rev.grad,
-            x0: rev.lam,
+            params,
+            x0,
             views: self.field.param_views(),
             stats,
-            dim: tape.dim,
+            dim,
         })
     }
+}
+
+#[derive(Clone, Copy)]
+enum Loc {
+    Ckpt(usize),
+    Pool(usize),
 }
 
 /// Scratch and state of one reverse sweep. Everything is allocated in [`Reverse::new`].
 struct Reverse<'b, 'a, F: VectorField> {
     bw: &'b Backward<'a, F>,
+    blk: &'b Block<F::Scalar>,
     dl: &'b [F::Scalar],
+    /// The caller's trial index of every column of a wide call (`s` stages side by side).
+    gids: Vec<usize>,
     co: Coeffs<F::Scalar>,
     s: usize,
     n: usize,
@@ -424,8 +566,8 @@ struct Reverse<'b, 'a, F: VectorField> {
 }
 
 impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
-    fn new(bw: &'b Backward<'a, F>, dl: &'b [F::Scalar]) -> Self {
-        let tape = &bw.tape;
+    fn new(bw: &'b Backward<'a, F>, blk: &'b Block<F::Scalar>, dl: &'b [F::Scalar]) -> Self {
+        let tape = &blk.tape;
         let co = Coeffs::new(bw.tableau);
         let s = co.s;
         let (dim, batch) = (tape.dim, tape.batch);
@@ -438,7 +580,9 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         let iv = |len: usize| if interp { vec![z; len] } else { Vec::new() };
         Reverse {
             bw,
+            blk,
             dl,
+            gids: (0..s * batch).map(|c| blk.offset + c % batch).collect(),
             co,
             s,
             n,
@@ -479,7 +623,7 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
     }
 
     fn run(&mut self) {
-        let tape = &self.bw.tape;
+        let tape = &self.blk.tape;
         let stride = tape.ckpt.stride;
         if self.total > 0 {
             let n_seg = self.total.div_ceil(stride);
@@ -490,28 +634,43 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             }
         }
         // Saves of the initial state.
-        let dim = tape.dim;
         for b in 0..tape.batch {
-            while self.ptr[b] > 0 {
-                let i = self.ptr[b] - 1;
-                if !matches!(tape.saves[b][i], SaveSrc::Initial) {
-                    break;
-                }
-                let o = (i * tape.batch + b) * dim;
-                for (l, &d) in self.lam[b * dim..(b + 1) * dim]
-                    .iter_mut()
-                    .zip(&self.dl[o..o + dim])
-                {
-                    *l += d;
-                }
-                self.ptr[b] -= 1;
+            while self.ptr[b] > 0 && matches!(tape.saves[b][self.ptr[b] - 1], SaveSrc::Initial) {
+                self.add_save(b);
             }
+        }
+    }
+
+    /// Offset in `dl` of save `i` of this block's trial `b`.
+    #[inline]
+    fn dl_offset(&self, i: usize, b: usize) -> usize {
+        (i * self.bw.batch + self.blk.offset + b) * self.blk.tape.dim
+    }
+
+    /// Adds the loss gradient of trial `b`'s latest unconsumed save to `lam` and consumes it.
+    fn add_save(&mut self, b: usize) {
+        let dim = self.blk.tape.dim;
+        self.ptr[b] -= 1;
+        let o = self.dl_offset(self.ptr[b], b);
+        for (l, &d) in self.lam[b * dim..(b + 1) * dim]
+            .iter_mut()
+            .zip(&self.dl[o..o + dim])
+        {
+            *l += d;
+        }
+    }
+
+    /// The counts of this sweep, with the states it held.
+    fn totals(&self) -> AdjointStats {
+        AdjointStats {
+            stored_states: self.blk.tape.ckpt.n_states() + self.pool_cap,
+            ..self.stats
         }
     }
 
     /// Loads the state at step index `a` into `x_cur`.
     fn load(&mut self, loc: Loc, a: usize) {
-        let tape = &self.bw.tape;
+        let tape = &self.blk.tape;
         let dim = tape.dim;
         match loc {
             Loc::Ckpt(j) => {
@@ -548,7 +707,7 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         };
         let st = replay_step(
             self.bw.field,
-            &self.bw.tape,
+            &self.blk.tape,
             &self.co,
             idx,
             &self.x_cur,
@@ -556,6 +715,7 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             &mut self.x_next,
             &mut self.k,
             &mut self.tev,
+            &self.gids[..self.blk.tape.batch],
             &mut self.ws,
             need_out,
             need_last,
@@ -614,23 +774,12 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
 
     /// Adds the loss gradients of saves at the end of step `idx` to `lam`.
     fn inject_end(&mut self, idx: usize) {
-        let tape = &self.bw.tape;
-        let dim = tape.dim;
+        let tape = &self.blk.tape;
         for b in 0..tape.batch {
-            while self.ptr[b] > 0 {
-                let i = self.ptr[b] - 1;
-                match tape.saves[b][i] {
-                    SaveSrc::End(m) if m == idx => {}
-                    _ => break,
-                }
-                let o = (i * tape.batch + b) * dim;
-                for (l, &d) in self.lam[b * dim..(b + 1) * dim]
-                    .iter_mut()
-                    .zip(&self.dl[o..o + dim])
-                {
-                    *l += d;
-                }
-                self.ptr[b] -= 1;
+            while self.ptr[b] > 0
+                && matches!(tape.saves[b][self.ptr[b] - 1], SaveSrc::End(m) if m == idx)
+            {
+                self.add_save(b);
             }
         }
     }
@@ -643,95 +792,87 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         }
     }
 
-    /// Reverse of one RK step: `lam` goes from `dL/dx_{n+1}` to `dL/dx_n`.
-    #[allow(clippy::needless_range_loop)]
-    fn discrete_step(&mut self, idx: usize, rec_at: Option<usize>) {
-        let tape = &self.bw.tape;
-        let field = self.bw.field;
-        let (dim, batch, n, s) = (tape.dim, tape.batch, self.n, self.s);
-        let z = F::Scalar::zero();
-        let co = &self.co;
-        let rec: &[F::Scalar] = match rec_at {
-            Some(p) => &self.pool[p * n..(p + s) * n],
-            None => &self.rec,
-        };
-        self.g.fill(z);
-        self.extra.fill(z);
-        let mut stage_nz = [false; crate::integrate::MAX_STAGES];
-        // Stage times, and dense saves inside this step.
+    /// Stage times of step `idx` for every trial into `tw` (stage-major).
+    fn stage_times(&mut self, idx: usize) {
+        let tape = &self.blk.tape;
+        let batch = tape.batch;
         for b in 0..batch {
             let (t, h, t_end, brk, active) = tape.step(b, idx);
-            for i in 0..s {
+            for i in 0..self.s {
                 self.tw[i * batch + b] = if active {
-                    stage_time(t, h, co.c[i], t_end, brk)
+                    rk::stage_time(t, h, self.co.c[i], t_end, brk)
                 } else {
                     t
                 };
             }
+        }
+    }
+
+    /// Reverse of one RK step: `lam` goes from `dL/dx_{n+1}` to `dL/dx_n`.
+    #[allow(clippy::needless_range_loop)]
+    fn discrete_step(&mut self, idx: usize, rec_at: Option<usize>) {
+        let field = self.bw.field;
+        let (dim, batch, n, s) = (self.blk.tape.dim, self.blk.tape.batch, self.n, self.s);
+        let z = F::Scalar::zero();
+        self.g.fill(z);
+        self.extra.fill(z);
+        self.stage_times(idx);
+        let mut stage_nz = [false; MAX_STAGES];
+        // Dense saves inside this step: through the interpolant into the stage cotangents,
+        // and directly into dL/dx_n.
+        for b in 0..batch {
+            let (_, h, _, _, active) = self.blk.tape.step(b, idx);
             if !active {
                 continue;
             }
             let cols = b * dim..(b + 1) * dim;
             while self.ptr[b] > 0 {
                 let i = self.ptr[b] - 1;
-                let theta = match tape.saves[b][i] {
+                let theta = match self.blk.tape.saves[b][i] {
                     SaveSrc::Dense(m, th) if m == idx => th,
                     _ => break,
                 };
-                let o = (i * batch + b) * dim;
+                let o = self.dl_offset(i, b);
                 let dls = &self.dl[o..o + dim];
                 for (e, &d) in self.extra[cols.clone()].iter_mut().zip(dls) {
                     *e += d;
                 }
-                let dense = self.bw.tableau.dense.as_ref().expect("dense saves need it");
-                for j in 0..s {
-                    let w = F::Scalar::from_f64(dense.weight(j, theta));
-                    if w != z {
-                        axpy(
-                            h * w,
-                            dls,
-                            &mut self.g[j * n + b * dim..j * n + (b + 1) * dim],
-                        );
-                        stage_nz[j] = true;
-                    }
-                }
+                let w = self.co.dense_weights(theta);
+                rk::dense_cotangent(&self.co, &w, h, dls, &mut self.g, n, b * dim, &mut stage_nz);
                 self.ptr[b] -= 1;
             }
         }
         // Stages in reverse.
-        let mut mu_nz = [false; crate::integrate::MAX_STAGES];
+        let rec: &[F::Scalar] = match rec_at {
+            Some(p) => &self.pool[p * n..(p + s) * n],
+            None => &self.rec,
+        };
+        let mut mu_nz = [false; MAX_STAGES];
         let mut last_nz = 0;
         for i in (0..s).rev() {
-            let feeds = (i + 1..s).any(|j| mu_nz[j] && co.a[j * s + i] != z);
-            if !(stage_nz[i] || co.b[i] != z || feeds) {
+            let feeds = (i + 1..s).any(|j| mu_nz[j] && self.co.a(j, i) != z);
+            if !(stage_nz[i] || self.co.b[i] != z || feeds) {
                 continue;
             }
             last_nz = last_nz.max(i + 1);
             let (gi, _) = self.g[i * n..].split_at_mut(n);
+            let mu = Stages {
+                k: &self.mu,
+                stride: n,
+            };
             for b in 0..batch {
-                let (_, h, _, _, active) = tape.step(b, idx);
-                if !active {
-                    continue;
-                }
-                let cols = b * dim..(b + 1) * dim;
-                if co.b[i] != z {
-                    axpy(h * co.b[i], &self.lam[cols.clone()], &mut gi[cols.clone()]);
-                }
-                for j in i + 1..s {
-                    let a = co.a[j * s + i];
-                    if mu_nz[j] && a != z {
-                        axpy(
-                            h * a,
-                            &self.mu[j * n + b * dim..j * n + (b + 1) * dim],
-                            &mut gi[cols.clone()],
-                        );
-                    }
+                let (_, h, _, _, active) = self.blk.tape.step(b, idx);
+                if active {
+                    let cols = b * dim..(b + 1) * dim;
+                    let lam = &self.lam[cols.clone()];
+                    rk::stage_cotangent(&self.co, i, h, lam, mu, &mu_nz, b * dim, &mut gi[cols]);
                 }
             }
+            let r = i * batch..(i + 1) * batch;
             let mui = &mut self.mu[i * n..(i + 1) * n];
             mui.fill(z);
             field.vjp_state(
-                &self.tw[i * batch..(i + 1) * batch],
+                Columns::with_trials(&self.tw[r.clone()], &self.gids[..batch]),
                 &rec[i * n..(i + 1) * n],
                 gi,
                 mui,
@@ -751,8 +892,9 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             *l += e;
         }
         if last_nz > 0 && !self.grad.is_empty() {
+            let wide = ..last_nz * batch;
             field.vjp_params(
-                &self.tw[..last_nz * batch],
+                Columns::with_trials(&self.tw[wide], &self.gids[wide]),
                 &rec[..last_nz * n],
                 &self.g[..last_nz * n],
                 &mut self.grad,
@@ -765,37 +907,22 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
     /// One step of the adjoint ODE backward over forward step `idx`, split at saves.
     #[allow(clippy::needless_range_loop)]
     fn interpolating_step(&mut self, idx: usize, rec_at: Option<usize>) {
-        let tape = &self.bw.tape;
         let field = self.bw.field;
-        let (dim, batch, n, s) = (tape.dim, tape.batch, self.n, self.s);
+        let (dim, batch, n, s) = (self.blk.tape.dim, self.blk.tape.batch, self.n, self.s);
         let z = F::Scalar::zero();
-        let co = &self.co;
-        let dense = self
-            .bw
-            .tableau
-            .dense
-            .as_ref()
-            .expect("checked when the solve started");
-        let rec: &[F::Scalar] = match rec_at {
-            Some(p) => &self.pool[p * n..(p + s) * n],
-            None => &self.rec,
-        };
         // Forward stage derivatives k_i = f(t_i, X_i) for the dense output.
+        self.stage_times(idx);
         for b in 0..batch {
-            let (t, h, t_end, brk, active) = tape.step(b, idx);
-            for i in 0..s {
-                self.tw[i * batch + b] = if active {
-                    stage_time(t, h, co.c[i], t_end, brk)
-                } else {
-                    t
-                };
-            }
-            self.hi[b] = t_end;
+            self.hi[b] = self.blk.tape.step(b, idx).2;
         }
         for i in 0..s {
+            let rec: &[F::Scalar] = match rec_at {
+                Some(p) => &self.pool[(p + i) * n..(p + i + 1) * n],
+                None => &self.rec[i * n..(i + 1) * n],
+            };
             field.rhs(
-                &self.tw[i * batch..(i + 1) * batch],
-                &rec[i * n..(i + 1) * n],
+                Columns::with_trials(&self.tw[i * batch..(i + 1) * batch], &self.gids[..batch]),
+                rec,
                 &mut self.kf[i * n..(i + 1) * n],
                 &mut self.ws,
             );
@@ -805,12 +932,11 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             // Next sub-interval per trial: down to the next dense save, or to t_n.
             let mut any = false;
             for b in 0..batch {
-                let (t, _, _, _, active) = tape.step(b, idx);
+                let (t, h, _, _, active) = self.blk.tape.step(b, idx);
                 let mut lo = t;
                 if active && self.ptr[b] > 0 {
-                    if let SaveSrc::Dense(m, th) = tape.saves[b][self.ptr[b] - 1] {
+                    if let SaveSrc::Dense(m, th) = self.blk.tape.saves[b][self.ptr[b] - 1] {
                         if m == idx {
-                            let (_, h, _, _, _) = tape.step(b, idx);
                             lo = t + F::Scalar::from_f64(th) * h;
                         }
                     }
@@ -823,11 +949,19 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                 break;
             }
             // Adjoint RK sub-step over [lo, hi], backward.
+            let kf = Stages {
+                k: &self.kf,
+                stride: n,
+            };
+            let x_n: &[F::Scalar] = match rec_at {
+                Some(p) => &self.pool[p * n..(p + 1) * n],
+                None => &self.rec[..n],
+            };
             for i in 0..s {
                 for b in 0..batch {
-                    let (t, h, t_end, brk, active) = tape.step(b, idx);
+                    let (t, h, t_end, brk, active) = self.blk.tape.step(b, idx);
                     let cols = b * dim..(b + 1) * dim;
-                    let ci = co.c[i];
+                    let ci = self.co.c[i];
                     let mut ti = if ci == F::Scalar::one() {
                         self.lo[b]
                     } else {
@@ -840,37 +974,30 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                     self.tw[i * batch + b] = ti;
                     // Dense state x(ti).
                     let xi = &mut self.xw[i * n + b * dim..i * n + (b + 1) * dim];
-                    xi.copy_from_slice(&rec[cols.clone()]);
                     if active && h > z {
                         let theta = ((ti - t) / h).as_f64().clamp(0.0, 1.0);
-                        for j in 0..s {
-                            let w = F::Scalar::from_f64(dense.weight(j, theta));
-                            if w != z {
-                                axpy(h * w, &self.kf[j * n + b * dim..j * n + (b + 1) * dim], xi);
-                            }
-                        }
+                        let w = self.co.dense_weights(theta);
+                        rk::dense(&self.co, &w, h, &x_n[cols.clone()], kf, b * dim, xi);
+                    } else {
+                        xi.copy_from_slice(&x_n[cols.clone()]);
                     }
                     // Adjoint stage state Λ_i = λ + η Σ a_ij K_j, kept in g.
-                    let gi = &mut self.g[i * n + b * dim..i * n + (b + 1) * dim];
-                    gi.copy_from_slice(&self.lam[cols.clone()]);
-                    for j in 0..i {
-                        let a = co.a[i * s + j];
-                        if a != z {
-                            axpy(
-                                self.eta[b] * a,
-                                &self.big_k[j * n + b * dim..j * n + (b + 1) * dim],
-                                gi,
-                            );
-                        }
-                    }
+                    let (gk, gi) = (
+                        Stages {
+                            k: &self.big_k,
+                            stride: n,
+                        },
+                        &mut self.g[i * n + b * dim..i * n + (b + 1) * dim],
+                    );
+                    rk::stage_state(&self.co, i, self.eta[b], &self.lam[cols], gk, b * dim, gi);
                 }
-                if co.b[i] == z && i == s - 1 {
+                if self.co.b[i] == z && i == s - 1 {
                     continue;
                 }
                 let ki = &mut self.big_k[i * n..(i + 1) * n];
                 ki.fill(z);
                 field.vjp_state(
-                    &self.tw[i * batch..(i + 1) * batch],
+                    Columns::with_trials(&self.tw[i * batch..(i + 1) * batch], &self.gids[..batch]),
                     &self.xw[i * n..(i + 1) * n],
                     &self.g[i * n..(i + 1) * n],
                     ki,
@@ -881,14 +1008,14 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             for b in 0..batch {
                 let cols = b * dim..(b + 1) * dim;
                 for i in 0..s {
-                    let bi = co.b[i];
+                    let bi = self.co.b[i];
                     // Scale Λ_i by η b_i for the parameter quadrature.
                     let w = self.eta[b] * bi;
                     for v in &mut self.g[i * n + b * dim..i * n + (b + 1) * dim] {
                         *v *= w;
                     }
                     if bi != z {
-                        axpy(
+                        Cpu.axpy(
                             w,
                             &self.big_k[i * n + b * dim..i * n + (b + 1) * dim],
                             &mut self.lam[cols.clone()],
@@ -898,7 +1025,7 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             }
             if !self.grad.is_empty() {
                 field.vjp_params(
-                    &self.tw,
+                    Columns::with_trials(&self.tw, &self.gids),
                     &self.xw,
                     &self.g,
                     &mut self.grad,
@@ -908,20 +1035,12 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             }
             // Jumps at the saves reached.
             for b in 0..batch {
-                let (t, _, _, _, active) = tape.step(b, idx);
+                let (t, _, _, _, active) = self.blk.tape.step(b, idx);
                 if !active || self.hi[b] <= t {
                     continue;
                 }
                 if self.lo[b] > t {
-                    let i = self.ptr[b] - 1;
-                    let o = (i * batch + b) * dim;
-                    for (l, &d) in self.lam[b * dim..(b + 1) * dim]
-                        .iter_mut()
-                        .zip(&self.dl[o..o + dim])
-                    {
-                        *l += d;
-                    }
-                    self.ptr[b] -= 1;
+                    self.add_save(b);
                 }
                 self.hi[b] = self.lo[b];
             }
@@ -929,11 +1048,11 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
     }
 }
 
-/// Recomputes step `idx` of every trial from `x` (batched, as the forward pass did): stage
-/// states `X_0 .. X_{s-1}` into `rec`, the state after the step into `x_out`. Without
-/// `need_out` the new state is not formed, and without `need_last` neither is the last stage
-/// state, which saves the evaluations that feed only them. Returns the number of batched
-/// right-hand-side evaluations.
+/// Recomputes step `idx` of every trial from `x` (batched, as the forward pass did, with
+/// the same Runge–Kutta arithmetic): stage states `X_0 .. X_{s-1}` into `rec`, the state
+/// after the step into `x_out`. Without `need_out` the new state is not formed, and without
+/// `need_last` neither is the last stage state, which saves the evaluations that feed only
+/// them. Returns the number of batched right-hand-side evaluations.
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 fn replay_step<F: VectorField>(
     field: &F,
@@ -945,6 +1064,7 @@ fn replay_step<F: VectorField>(
     x_out: &mut [F::Scalar],
     k: &mut [F::Scalar],
     tev: &mut [F::Scalar],
+    gids: &[usize],
     ws: &mut F::Workspace,
     need_out: bool,
     need_last: bool,
@@ -952,7 +1072,6 @@ fn replay_step<F: VectorField>(
     let (dim, batch) = (tape.dim, tape.batch);
     let n = dim * batch;
     let s = co.s;
-    let z = F::Scalar::zero();
     // Stages whose derivative is needed: all but the last for FSAL methods (the last stage
     // state is the new state), all for the others.
     let (n_k, n_x) = match (co.fsal, need_out, need_last) {
@@ -964,29 +1083,21 @@ fn replay_step<F: VectorField>(
     let mut evals = 0;
     for i in 0..n_x {
         let (done, rest) = k.split_at_mut(i * n);
+        let ks = Stages { k: done, stride: n };
         let xi = &mut rec[i * n..(i + 1) * n];
         for b in 0..batch {
             let (t, h, t_end, brk, active) = tape.step(b, idx);
             let cols = b * dim..(b + 1) * dim;
-            xi[cols.clone()].copy_from_slice(&x[cols.clone()]);
             if !active {
+                xi[cols.clone()].copy_from_slice(&x[cols]);
                 tev[b] = t;
                 continue;
             }
-            for j in 0..i {
-                let a = co.a[i * s + j];
-                if a != z {
-                    axpy(
-                        h * a,
-                        &done[j * n + b * dim..j * n + (b + 1) * dim],
-                        &mut xi[cols.clone()],
-                    );
-                }
-            }
-            tev[b] = stage_time(t, h, co.c[i], t_end, brk);
+            rk::stage_state(co, i, h, &x[cols.clone()], ks, b * dim, &mut xi[cols]);
+            tev[b] = rk::stage_time(t, h, co.c[i], t_end, brk);
         }
         if i < n_k {
-            field.rhs(tev, xi, &mut rest[..n], ws);
+            field.rhs(Columns::with_trials(tev, gids), xi, &mut rest[..n], ws);
             evals += 1;
         }
     }
@@ -996,22 +1107,14 @@ fn replay_step<F: VectorField>(
     if co.fsal {
         x_out.copy_from_slice(&rec[(s - 1) * n..s * n]);
     } else {
-        x_out.copy_from_slice(x);
+        let ks = Stages { k, stride: n };
         for b in 0..batch {
             let (_, h, _, _, active) = tape.step(b, idx);
-            if !active {
-                continue;
-            }
             let cols = b * dim..(b + 1) * dim;
-            for j in 0..s {
-                let bj = co.b[j];
-                if bj != z {
-                    axpy(
-                        h * bj,
-                        &k[j * n + b * dim..j * n + (b + 1) * dim],
-                        &mut x_out[cols.clone()],
-                    );
-                }
+            if active {
+                rk::solution(co, h, &x[cols.clone()], ks, b * dim, &mut x_out[cols]);
+            } else {
+                x_out[cols.clone()].copy_from_slice(&x[cols]);
             }
         }
     }

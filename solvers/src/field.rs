@@ -18,6 +18,62 @@
 
 use crate::scalar::Real;
 
+/// The columns of a batched call: the time of every column and the trial it belongs to.
+///
+/// The integrator evaluates only the trials that still run, packed side by side, and the
+/// adjoint stacks the stages of a step side by side; either way column `c` of `x` is trial
+/// [`trial(c)`](Self::trial) at time [`t()[c]`](Self::t). Fields whose right-hand side
+/// depends on the trial (an input signal per trial) look their per-trial data up by that
+/// index, never by the column's position.
+#[derive(Debug, Clone, Copy)]
+pub struct Columns<'a, T> {
+    t: &'a [T],
+    trials: Option<&'a [usize]>,
+}
+
+impl<'a, T: Copy> Columns<'a, T> {
+    /// Column `c` is trial `c` at time `t[c]`: a whole batch in order.
+    pub fn new(t: &'a [T]) -> Self {
+        Columns { t, trials: None }
+    }
+    /// Column `c` is trial `trials[c]` at time `t[c]`.
+    ///
+    /// # Panics
+    /// If the lengths differ.
+    pub fn with_trials(t: &'a [T], trials: &'a [usize]) -> Self {
+        assert_eq!(t.len(), trials.len(), "one trial index per column");
+        Columns {
+            t,
+            trials: Some(trials),
+        }
+    }
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        self.t.len()
+    }
+    /// Whether there are no columns.
+    pub fn is_empty(&self) -> bool {
+        self.t.is_empty()
+    }
+    /// Time of every column.
+    pub fn t(&self) -> &'a [T] {
+        self.t
+    }
+    /// The trial of column `c`.
+    #[inline]
+    pub fn trial(&self, c: usize) -> usize {
+        self.trials.map_or(c, |v| v[c])
+    }
+    /// `(trial, t)` of every column, in column order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, T)> + 'a {
+        let trials = self.trials;
+        self.t
+            .iter()
+            .enumerate()
+            .map(move |(c, &t)| (trials.map_or(c, |v| v[c]), t))
+    }
+}
+
 /// A named slice of the flat parameter vector `θ` of a field (e.g. `"W"`, shape `[N, N]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamView {
@@ -48,7 +104,7 @@ impl ParamView {
 /// stepping loop allocates nothing and a field can be shared between threads.
 ///
 /// ```
-/// use neurode_solvers::{integrate, VectorField};
+/// use neurode_solvers::{integrate, Columns, VectorField};
 ///
 /// /// dx/dt = -x / tau
 /// struct Decay { tau: f64 }
@@ -58,7 +114,7 @@ impl ParamView {
 ///     type Workspace = ();
 ///     fn dim(&self) -> usize { 1 }
 ///     fn workspace(&self, _batch: usize) {}
-///     fn rhs(&self, _t: &[f64], x: &[f64], dxdt: &mut [f64], _ws: &mut ()) {
+///     fn rhs(&self, _cols: Columns<'_, f64>, x: &[f64], dxdt: &mut [f64], _ws: &mut ()) {
 ///         for (d, x) in dxdt.iter_mut().zip(x) {
 ///             *d = -x / self.tau;
 ///         }
@@ -72,10 +128,11 @@ impl ParamView {
 /// let x1 = sol.state(sol.ts().len() - 1, 0)[0];
 /// assert!((x1 - (-0.5f64).exp()).abs() < 1e-6);
 /// ```
-pub trait VectorField {
+pub trait VectorField: Sync {
     /// The scalar type (`f32` or `f64`).
     type Scalar: Real;
     /// Scratch memory for [`rhs`](Self::rhs) and the derivative products; `()` when none.
+    /// Created once per solve (per thread of a solve).
     type Workspace: Send;
 
     /// State dimension (rows of the state matrix).
@@ -95,13 +152,13 @@ pub trait VectorField {
     /// Creates the scratch memory for a batch of `batch` trials.
     fn workspace(&self, batch: usize) -> Self::Workspace;
 
-    /// Writes `f(t_b, x_b)` into `dxdt` for every trial `b` (column of `x`).
+    /// Writes `f(t_c, x_c)` into `dxdt` for every column `c` of `x`.
     ///
-    /// `t` has one time per trial; `x` and `dxdt` are `dim x batch`, column-major. Called in
-    /// the stepping loop: must not allocate.
+    /// `cols` gives each column's time and trial; `x` and `dxdt` are `dim x cols.len()`,
+    /// column-major. Called in the stepping loop: must not allocate.
     fn rhs(
         &self,
-        t: &[Self::Scalar],
+        cols: Columns<'_, Self::Scalar>,
         x: &[Self::Scalar],
         dxdt: &mut [Self::Scalar],
         ws: &mut Self::Workspace,
@@ -129,15 +186,14 @@ pub trait VectorField {
 /// Needed for gradients with respect to the initial state and for the adjoint sweep.
 ///
 /// The derivative methods may be called with more columns than the solve's batch (the
-/// adjoint stacks the stages of a step side by side, `t.len()` columns in all); the
+/// adjoint stacks the stages of a step side by side, `cols.len()` columns in all); the
 /// workspace passed was then created by [`VectorField::workspace`] for at least that many
-/// columns, and column `c` belongs to trial `c % batch` of the field's own inputs. Fields
-/// whose right-hand side depends on the trial (an input per trial) look it up that way.
+/// columns, and column `c` belongs to trial [`cols.trial(c)`](Columns::trial).
 pub trait VjpState: VectorField {
     /// Accumulates `(∂f/∂x)ᵀ v` into `out` for every trial; `v` and `out` are `dim x batch`.
     fn vjp_state(
         &self,
-        t: &[Self::Scalar],
+        cols: Columns<'_, Self::Scalar>,
         x: &[Self::Scalar],
         v: &[Self::Scalar],
         out: &mut [Self::Scalar],
@@ -147,13 +203,13 @@ pub trait VjpState: VectorField {
     /// Allocating convenience: returns `(∂f/∂x)ᵀ v`.
     fn vjp_state_alloc(
         &self,
-        t: &[Self::Scalar],
+        cols: Columns<'_, Self::Scalar>,
         x: &[Self::Scalar],
         v: &[Self::Scalar],
     ) -> Vec<Self::Scalar> {
         let mut out = vec![<Self::Scalar as num_traits::Zero>::zero(); x.len()];
-        let mut ws = self.workspace(t.len());
-        self.vjp_state(t, x, v, &mut out, &mut ws);
+        let mut ws = self.workspace(cols.len());
+        self.vjp_state(cols, x, v, &mut out, &mut ws);
         out
     }
 }
@@ -174,7 +230,7 @@ pub trait VjpParams: VectorField {
     /// Accumulates `Σ_b (∂f/∂θ)ᵀ v_b` into `out` (length `n_params()`).
     fn vjp_params(
         &self,
-        t: &[Self::Scalar],
+        cols: Columns<'_, Self::Scalar>,
         x: &[Self::Scalar],
         v: &[Self::Scalar],
         out: &mut [Self::Scalar],
@@ -184,13 +240,13 @@ pub trait VjpParams: VectorField {
     /// Allocating convenience: returns `Σ_b (∂f/∂θ)ᵀ v_b`.
     fn vjp_params_alloc(
         &self,
-        t: &[Self::Scalar],
+        cols: Columns<'_, Self::Scalar>,
         x: &[Self::Scalar],
         v: &[Self::Scalar],
     ) -> Vec<Self::Scalar> {
         let mut out = vec![<Self::Scalar as num_traits::Zero>::zero(); self.n_params()];
-        let mut ws = self.workspace(t.len());
-        self.vjp_params(t, x, v, &mut out, &mut ws);
+        let mut ws = self.workspace(cols.len());
+        self.vjp_params(cols, x, v, &mut out, &mut ws);
         out
     }
 }
@@ -202,7 +258,7 @@ pub trait JvpState: VectorField {
     /// Writes `(∂f/∂x) v` into `out`; `v` and `out` are `dim x batch`.
     fn jvp_state(
         &self,
-        t: &[Self::Scalar],
+        cols: Columns<'_, Self::Scalar>,
         x: &[Self::Scalar],
         v: &[Self::Scalar],
         out: &mut [Self::Scalar],

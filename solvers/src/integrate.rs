@@ -1,16 +1,17 @@
 //! The front door: [`integrate`] and its builder.
 
-use crate::adjoint::{Adjoint, Backward, Checkpoints, SaveSrc, Tape};
-use crate::controller::{initial_step_final, initial_step_guess, PiController, ERR_PREV_INIT};
-use crate::error::SolveError;
-use crate::field::{Differentiable, VectorField};
-use crate::scalar::Real;
-use crate::solution::{Failure, FailureKind, Solution, Stats, Status, StepRecord, TrialStats};
-use crate::tableau::{ButcherTableau, EULER, TSIT5};
 use num_traits::{Float, Zero};
 
-/// Most stages a tableau may have (dense-output weights live on the stack).
-pub const MAX_STAGES: usize = 16;
+use crate::controller::PiController;
+use crate::error::SolveError;
+use crate::field::VectorField;
+use crate::gradient::{Adjoint, Checkpoints};
+use crate::rk::MAX_STAGES;
+use crate::scalar::Real;
+use crate::solution::{Failure, Solution, Status, Warning};
+use crate::solve::{Mode, Plan, Recorder};
+use crate::split::solve_split;
+use crate::tableau::{ButcherTableau, EULER, TSIT5};
 
 /// Which Runge–Kutta method steps the solve.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,9 +63,7 @@ impl Progress {
 /// Default step budget per trial of an adaptive solve (see [`Integrate::max_steps`]).
 pub const DEFAULT_MAX_STEPS: usize = 100_000;
 
-type SolveResult<T> = Result<(Solution<T>, Option<Tape<T>>), SolveError<T>>;
-
-type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
+pub(crate) type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 
 /// Builder for a solve; created by [`integrate`], executed by [`run`](Self::run).
 ///
@@ -72,10 +71,10 @@ type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 /// [`Real::DEFAULT_ATOL`] (1e-6/1e-8 in `f64`, 1e-4/1e-6 in `f32`), initial step by
 /// Hairer's rule, at most [`DEFAULT_MAX_STEPS`] adaptive steps per trial (fixed steps are
 /// not capped), states saved at `t0` and `t1`, the
-/// initial state from [`VectorField::initial_state`], and the field's discontinuities used
-/// as breakpoints.
+/// initial state from [`VectorField::initial_state`], the field's discontinuities used
+/// as breakpoints, and the trials split over all available cores.
 pub struct Integrate<'a, F: VectorField> {
-    field: &'a F,
+    pub(crate) field: &'a F,
     t_span: (F::Scalar, F::Scalar),
     stepper: Stepper,
     rtol: Option<F::Scalar>,
@@ -91,10 +90,11 @@ pub struct Integrate<'a, F: VectorField> {
     x0: Option<Vec<F::Scalar>>,
     use_discontinuities: bool,
     controller: PiController,
-    allow_failures: bool,
-    progress: Option<ProgressFn<'a>>,
-    adjoint: Adjoint,
-    checkpoints: Checkpoints,
+    pub(crate) allow_failures: bool,
+    threads: Option<usize>,
+    pub(crate) progress: Option<ProgressFn<'a>>,
+    pub(crate) adjoint: Adjoint,
+    pub(crate) checkpoints: Checkpoints,
 }
 
 /// Starts a solve of `field` over `t_span = (t0, t1)`; finish it with
@@ -139,6 +139,7 @@ pub fn integrate<F: VectorField>(field: &F, t_span: (F::Scalar, F::Scalar)) -> I
         use_discontinuities: true,
         controller: PiController::default(),
         allow_failures: false,
+        threads: None,
         progress: None,
         adjoint: Adjoint::Discrete,
         checkpoints: Checkpoints::default(),
@@ -229,22 +230,45 @@ impl<'a, F: VectorField> Integrate<'a, F> {
         self.allow_failures = on;
         self
     }
-    /// Called after every iteration of the stepping loop (must not block for long).
+    /// Called after every iteration of the stepping loop (must not block for long), on the
+    /// calling thread; with several threads it sees the slowest running trial of all.
     pub fn progress(mut self, f: impl FnMut(&Progress) + 'a) -> Self {
         self.progress = Some(Box::new(f));
+        self
+    }
+    /// Threads the trials are split over (default: the available cores, see
+    /// [`std::thread::available_parallelism`]). Each thread solves a contiguous block of
+    /// trials with its own workspace; a trial's solution does not depend on the number of
+    /// threads (bit for bit), and small problems (under [`MIN_ELEMENTS_PER_THREAD`] state
+    /// values per thread) stay on fewer threads. Gradients sum the parameter gradients of
+    /// the blocks in block order: deterministic for a fixed thread count, and equal across
+    /// thread counts up to round-off.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
         self
     }
 
     /// Runs the solve. Every option is checked before the first step.
     pub fn run(mut self) -> Result<Solution<F::Scalar>, SolveError<F::Scalar>> {
         let plan = self.plan()?;
-        let progress = self.progress.take();
-        Solver::new(self.field, plan, progress)
-            .solve(self.allow_failures, None)
-            .map(|(sol, _)| sol)
+        let (sol, _) = self.solve(plan, |_| ());
+        finish(sol, self.allow_failures)
     }
 
-    fn plan(&self) -> Result<Plan<F::Scalar>, SolveError<F::Scalar>> {
+    /// Solves `plan` over the chosen threads, one recorder per block of trials (made by
+    /// `make` from the block's plan); returns the merged solution and the blocks' plans and
+    /// recorders in trial order.
+    pub(crate) fn solve<R: Recorder<F::Scalar> + Send>(
+        &mut self,
+        plan: Plan<F::Scalar>,
+        make: impl Fn(&Plan<F::Scalar>) -> R + Sync,
+    ) -> (Solution<F::Scalar>, Vec<(Plan<F::Scalar>, R)>) {
+        let threads = self.threads.unwrap_or_else(default_threads);
+        let progress = self.progress.take();
+        solve_split(self.field, plan, threads, progress, make)
+    }
+
+    pub(crate) fn plan(&self) -> Result<Plan<F::Scalar>, SolveError<F::Scalar>> {
         type E<T> = SolveError<T>;
         let (t0, t1) = self.t_span;
         if !(t0.is_finite() && t1.is_finite()) {
@@ -359,6 +383,13 @@ impl<'a, F: VectorField> Integrate<'a, F> {
                 "dt_min",
                 dt_min,
                 format!("must be smaller than dt_max = {dt_max}"),
+            ));
+        }
+        if self.threads == Some(0) {
+            return Err(E::invalid(
+                "threads",
+                0,
+                "use at least one thread (the default is the number of available cores)",
             ));
         }
         if self.max_steps == Some(0) {
@@ -476,6 +507,7 @@ impl<'a, F: VectorField> Integrate<'a, F> {
             tableau,
             dim,
             batch,
+            offset: 0,
             t0,
             t1,
             mode,
@@ -493,688 +525,53 @@ impl<'a, F: VectorField> Integrate<'a, F> {
     }
 }
 
-impl<'a, F: Differentiable> Integrate<'a, F> {
-    /// Which gradient [`run_with_gradient`](Self::run_with_gradient) prepares (default
-    /// [`Adjoint::Discrete`], the exact gradient of the computed solution).
-    pub fn adjoint(mut self, adjoint: Adjoint) -> Self {
-        self.adjoint = adjoint;
-        self
-    }
+/// Fewest state values (`dim x trials`) a thread is given before a solve is split: below
+/// it, starting a thread costs more than it saves.
+pub const MIN_ELEMENTS_PER_THREAD: usize = 2048;
 
-    /// Memory of the gradient (default [`Checkpoints::Memory`] with
-    /// [`DEFAULT_CHECKPOINT_BYTES`](crate::adjoint::DEFAULT_CHECKPOINT_BYTES)).
-    pub fn checkpoints(mut self, checkpoints: Checkpoints) -> Self {
-        self.checkpoints = checkpoints;
-        self
-    }
-
-    /// Solves and records what the reverse pass needs; returns the solution and a
-    /// [`Backward`] whose [`backward`](Backward::backward) gives `dL/dθ` and `dL/dx0` for
-    /// loss gradients at the save times.
-    ///
-    /// ```
-    /// use neurode_solvers::{integrate, VjpParams};
-    /// use neurode_solvers::testing::LinearSystem;
-    ///
-    /// // L = sum of x(1) for dx/dt = A x.
-    /// let field = LinearSystem::<f64>::rotation_decay(0.5, 2.0);
-    /// let (sol, tape) = integrate(&field, (0.0, 1.0))
-    ///     .x0(vec![1.0, 0.0])
-    ///     .save_at(vec![1.0])
-    ///     .run_with_gradient()?;
-    /// let grads = tape.backward(&[1.0, 1.0])?;
-    /// assert_eq!(grads.param("A").unwrap().len(), 4);
-    /// assert_eq!(grads.x0.len(), 2);
-    /// # let _ = sol;
-    /// # Ok::<(), neurode_solvers::SolveError<f64>>(())
-    /// ```
-    ///
-    /// Errors, besides those of [`run`](Self::run): a failed trial (no gradient of a
-    /// partial solution), `allow_failures` together with a gradient, and an interpolating
-    /// adjoint with a method that has no dense output.
-    #[allow(clippy::type_complexity)]
-    pub fn run_with_gradient(
-        mut self,
-    ) -> Result<(Solution<F::Scalar>, Backward<'a, F>), SolveError<F::Scalar>> {
-        type E<T> = SolveError<T>;
-        let plan = self.plan()?;
-        if self.allow_failures {
-            return Err(E::invalid(
-                "allow_failures",
-                true,
-                "gradients need every trial to reach t1; drop `.allow_failures(true)` or \
-                 solve the failing trials separately",
-            ));
-        }
-        if self.adjoint == Adjoint::Interpolating && plan.tableau.dense.is_none() {
-            return Err(E::invalid(
-                "adjoint",
-                self.adjoint.name(),
-                format!(
-                    "the interpolating adjoint reads the forward dense output, which stepper \
-                     {} does not have; use Adjoint::Discrete or Stepper::Tsit5",
-                    plan.tableau.name
-                ),
-            ));
-        }
-        if let Checkpoints::States(0) = self.checkpoints {
-            return Err(E::invalid(
-                "checkpoints",
-                "States(0)",
-                "keep at least one state (the initial one)",
-            ));
-        }
-        let tableau = plan.tableau;
-        let n_save = plan.save_ts.len();
-        let progress = self.progress.take();
-        let (sol, tape) =
-            Solver::new(self.field, plan, progress).solve(false, Some(self.checkpoints))?;
-        let tape = tape.expect("recorded when a gradient is requested");
-        Ok((
-            sol,
-            Backward {
-                field: self.field,
-                tableau,
-                tape,
-                mode: self.adjoint,
-                n_save,
-            },
-        ))
-    }
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Mode<T> {
-    Adaptive { rtol: T, atol: T },
-    Fixed { dt: T },
-}
-
-pub(crate) struct Plan<T: Real> {
-    tableau: &'static ButcherTableau,
-    dim: usize,
-    batch: usize,
-    t0: T,
-    t1: T,
-    mode: Mode<T>,
-    dt0: Option<T>,
-    dt_min: T,
-    dt_max: T,
-    max_steps: usize,
-    save_ts: Vec<T>,
-    save_steps: bool,
-    record_steps: bool,
-    x0: Vec<T>,
-    bps: Vec<Vec<T>>,
-    controller: PiController,
-}
-
-/// Where a step ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Land {
-    /// Strictly inside a smooth piece.
-    Free,
-    /// On a discontinuity of the field.
-    Break,
-    /// On `t1`.
-    End,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum TrialState {
-    Running,
-    Done,
-    Failed(Failure),
-}
-
-/// Tableau coefficients converted to the solve's scalar type.
-pub(crate) struct Coeffs<T> {
-    pub(crate) s: usize,
-    pub(crate) a: Vec<T>,
-    pub(crate) b: Vec<T>,
-    pub(crate) c: Vec<T>,
-    pub(crate) e: Option<Vec<T>>,
-    pub(crate) fsal: bool,
-}
-
-impl<T: Real> Coeffs<T> {
-    pub(crate) fn new(tab: &ButcherTableau) -> Self {
-        let cv = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
-        Coeffs {
-            s: tab.stages,
-            a: cv(tab.a),
-            b: cv(tab.b),
-            c: cv(tab.c),
-            e: tab.b_error.map(cv),
-            fsal: tab.fsal,
-        }
-    }
-}
-
-/// Time of a stage with node `c` in the step `[t, t_end]` of size `h`.
-///
-/// A node at the step's end is evaluated at `t_end` exactly (so the FSAL stage equals the
-/// next step's first stage), or just below it when the step ends on a breakpoint: the step
-/// then sees only the smooth piece of a right-continuous input it started in.
-#[inline]
-pub(crate) fn stage_time<T: Real>(t: T, h: T, c: T, t_end: T, ends_on_break: bool) -> T {
-    let ts = if c == T::one() {
-        t_end
-    } else {
-        (t + c * h).min(t_end)
-    };
-    if ends_on_break && ts >= t_end {
-        t_end.next_down()
-    } else {
-        ts
-    }
-}
-
-#[inline]
-pub(crate) fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
-    T::axpy(alpha, x, y)
-}
-
-struct Solver<'a, F: VectorField> {
-    field: &'a F,
-    plan: Plan<F::Scalar>,
-    progress: Option<ProgressFn<'a>>,
-}
-
-impl<'a, F: VectorField> Solver<'a, F> {
-    fn new(field: &'a F, plan: Plan<F::Scalar>, progress: Option<ProgressFn<'a>>) -> Self {
-        Solver {
-            field,
-            plan,
-            progress,
-        }
-    }
-
-    #[allow(clippy::needless_range_loop)]
-    fn solve(
-        mut self,
-        allow_failures: bool,
-        gradient: Option<Checkpoints>,
-    ) -> SolveResult<F::Scalar> {
-        let field = self.field;
-        let p = &self.plan;
-        let (dim, batch, t0, t1) = (p.dim, p.batch, p.t0, p.t1);
-        let n = dim * batch;
-        let tab = p.tableau;
-        let co = Coeffs::<F::Scalar>::new(tab);
-        let s = co.s;
-        let zero = F::Scalar::zero();
-        let nan = F::Scalar::nan();
-        let q = tab.error_order.map_or(1.0, |o| o as f64 + 1.0);
-        let eps = F::Scalar::eps();
-
-        // Buffers (all allocation happens here, before the loop).
-        let mut ws = field.workspace(batch);
-        let mut x = p.x0.clone();
-        let mut k: Vec<Vec<F::Scalar>> = (0..s).map(|_| vec![zero; n]).collect();
-        let mut xs = vec![zero; n];
-        let mut xnew = vec![zero; n];
-        let mut tmp = vec![zero; n];
-        let mut t_eval = vec![t0; batch];
-        let mut d1s = vec![zero; batch];
-
-        // Per-trial state.
-        let mut t = vec![t0; batch];
-        let mut h = vec![zero; batch];
-        let mut h_next = vec![p.dt0.unwrap_or(zero); batch];
-        let mut t_end = vec![t0; batch];
-        let mut land = vec![Land::Free; batch];
-        let mut grid_next = vec![false; batch];
-        let mut grid_n = vec![0u64; batch];
-        let mut state = vec![TrialState::Running; batch];
-        let mut need_k1 = vec![true; batch];
-        let mut need_init = vec![p.dt0.is_none(); batch];
-        let mut err_prev = vec![ERR_PREV_INIT; batch];
-        let mut after_reject = vec![false; batch];
-        let mut bp_idx = vec![0usize; batch];
-        let mut save_idx = vec![0usize; batch];
-        let mut tstats = vec![TrialStats::default(); batch];
-        let mut stats = Stats::default();
-        let n_save = p.save_ts.len();
-        let mut out = vec![nan; n_save * n];
-        let mut step_ts = p
-            .save_steps
-            .then(|| (0..batch).map(|_| vec![t0]).collect::<Vec<_>>());
-        let mut step_xs = p.save_steps.then(|| {
-            (0..batch)
-                .map(|b| x[b * dim..(b + 1) * dim].to_vec())
-                .collect::<Vec<_>>()
-        });
-        let mut step_log = p
-            .record_steps
-            .then(|| vec![Vec::<StepRecord>::new(); batch]);
-        let mut tape = gradient.map(|c| Tape::new(dim, batch, t0, &x, c, s));
-
-        // Saves at t0.
-        for b in 0..batch {
-            while save_idx[b] < n_save && p.save_ts[save_idx[b]] <= t0 {
-                let o = save_idx[b] * n + b * dim;
-                out[o..o + dim].copy_from_slice(&x[b * dim..(b + 1) * dim]);
-                save_idx[b] += 1;
-                if let Some(tp) = tape.as_mut() {
-                    tp.saves[b].push(SaveSrc::Initial);
-                }
-            }
-        }
-
-        let next_target = |b: usize, bp_idx: &[usize]| -> (F::Scalar, Land) {
-            match p.bps[b].get(bp_idx[b]) {
-                Some(&tb) => (tb, Land::Break),
-                None => (t1, Land::End),
-            }
-        };
-        // Smallest step allowed at time t.
-        let dt_floor =
-            |t: F::Scalar| -> F::Scalar { p.dt_min.max(F::Scalar::from_f64(16.0 * eps) * t.abs()) };
-        let dense_w = |theta: f64, w: &mut [F::Scalar; MAX_STAGES]| {
-            let d = tab.dense.as_ref().expect("checked before the loop");
-            for (i, wi) in w.iter_mut().enumerate().take(s) {
-                *wi = F::Scalar::from_f64(d.weight(i, theta));
-            }
-        };
-
-        loop {
-            // Step budget.
-            for b in 0..batch {
-                if state[b] == TrialState::Running
-                    && tstats[b].accepted + tstats[b].rejected >= p.max_steps
-                {
-                    state[b] = TrialState::Failed(Failure {
-                        kind: FailureKind::MaxSteps {
-                            max_steps: p.max_steps,
-                        },
-                        trial: b,
-                        t: t[b].as_f64(),
-                        dt: h_next[b].as_f64(),
-                    });
-                }
-            }
-            let running = state.iter().filter(|s| **s == TrialState::Running).count();
-            if running == 0 {
-                break;
-            }
-            stats.steps += 1;
-
-            // First stage where FSAL cannot supply it (start, after a breakpoint, Euler).
-            if (0..batch).any(|b| state[b] == TrialState::Running && need_k1[b]) {
-                field.rhs(&t, &x, &mut k[0], &mut ws);
-                stats.rhs_evals += 1;
-                for b in 0..batch {
-                    if state[b] == TrialState::Running && need_k1[b] {
-                        need_k1[b] = false;
-                        tstats[b].rhs_evals += 1;
-                    }
-                }
-            }
-
-            // Initial step (Hairer), at t0 and after every breakpoint.
-            if let Mode::Adaptive { rtol, atol } = p.mode {
-                if (0..batch).any(|b| state[b] == TrialState::Running && need_init[b]) {
-                    for b in 0..batch {
-                        let cols = b * dim..(b + 1) * dim;
-                        xs[cols.clone()].copy_from_slice(&x[cols.clone()]);
-                        t_eval[b] = t[b];
-                        if !(state[b] == TrialState::Running && need_init[b]) {
-                            continue;
-                        }
-                        let (mut d0, mut d1) = (zero, zero);
-                        for i in cols.clone() {
-                            let sc = atol + rtol * x[i].abs();
-                            d0 += (x[i] / sc).powi(2);
-                            d1 += (k[0][i] / sc).powi(2);
-                        }
-                        let dimt = F::Scalar::from_usize(dim);
-                        let (d0, d1) = ((d0 / dimt).sqrt(), (d1 / dimt).sqrt());
-                        d1s[b] = d1;
-                        let (target, kind) = next_target(b, &bp_idx);
-                        let room = target - t[b];
-                        let h0 = F::Scalar::from_f64(initial_step_guess(d0.as_f64(), d1.as_f64()))
-                            .min(room)
-                            .min(p.dt_max);
-                        h[b] = h0;
-                        axpy(h0, &k[0][cols.clone()], &mut xs[cols]);
-                        let te = t[b] + h0;
-                        t_eval[b] = if kind == Land::Break && te >= target {
-                            target.next_down()
-                        } else {
-                            te.min(target)
-                        };
-                    }
-                    field.rhs(&t_eval, &xs, &mut tmp, &mut ws);
-                    stats.rhs_evals += 1;
-                    for b in 0..batch {
-                        if !(state[b] == TrialState::Running && need_init[b]) {
-                            continue;
-                        }
-                        tstats[b].rhs_evals += 1;
-                        let mut d2 = zero;
-                        for i in b * dim..(b + 1) * dim {
-                            let sc = atol + rtol * x[i].abs();
-                            d2 += ((tmp[i] - k[0][i]) / sc).powi(2);
-                        }
-                        let d1 = d1s[b];
-                        let d2 = (d2 / F::Scalar::from_usize(dim)).sqrt() / h[b];
-                        let hh =
-                            initial_step_final(h[b].as_f64(), d1.as_f64(), d2.as_f64(), tab.order);
-                        h_next[b] = F::Scalar::from_f64(hh).min(p.dt_max).max(dt_floor(t[b]));
-                        need_init[b] = false;
-                        err_prev[b] = ERR_PREV_INIT;
-                        after_reject[b] = false;
-                    }
-                }
-            }
-
-            // This step's size and end, per trial.
-            for b in 0..batch {
-                if state[b] != TrialState::Running {
-                    continue;
-                }
-                let (target, kind) = next_target(b, &bp_idx);
-                match p.mode {
-                    Mode::Adaptive { .. } => {
-                        let hb = h_next[b];
-                        if target - t[b] <= hb * F::Scalar::from_f64(1.001) {
-                            h[b] = target - t[b];
-                            t_end[b] = target;
-                            land[b] = kind;
-                        } else {
-                            h[b] = hb;
-                            t_end[b] = t[b] + hb;
-                            land[b] = Land::Free;
-                        }
-                    }
-                    Mode::Fixed { dt } => {
-                        let g =
-                            F::Scalar::from_f64(t0.as_f64() + (grid_n[b] + 1) as f64 * dt.as_f64());
-                        let tol = F::Scalar::from_f64(
-                            (1e-9 * dt.as_f64()).max(8.0 * eps * t[b].abs().as_f64()),
-                        );
-                        if target <= g + tol {
-                            t_end[b] = target;
-                            land[b] = kind;
-                            grid_next[b] = (target - g).abs() <= tol;
-                        } else {
-                            t_end[b] = g;
-                            land[b] = Land::Free;
-                            grid_next[b] = true;
-                        }
-                        h[b] = t_end[b] - t[b];
-                    }
-                }
-                if t_end[b] <= t[b] || h[b].is_nan() || h[b] <= zero {
-                    state[b] = TrialState::Failed(Failure {
-                        kind: FailureKind::StepSizeUnderflow {
-                            dt_min: dt_floor(t[b]).as_f64(),
-                        },
-                        trial: b,
-                        t: t[b].as_f64(),
-                        dt: h[b].as_f64(),
-                    });
-                }
-            }
-
-            // Stages 2..s.
-            for i in 1..s {
-                for b in 0..batch {
-                    let cols = b * dim..(b + 1) * dim;
-                    xs[cols.clone()].copy_from_slice(&x[cols.clone()]);
-                    if state[b] != TrialState::Running {
-                        t_eval[b] = t[b];
-                        continue;
-                    }
-                    for j in 0..i {
-                        let a = co.a[i * s + j];
-                        if a != zero {
-                            axpy(h[b] * a, &k[j][cols.clone()], &mut xs[cols.clone()]);
-                        }
-                    }
-                    t_eval[b] = stage_time(t[b], h[b], co.c[i], t_end[b], land[b] == Land::Break);
-                }
-                field.rhs(&t_eval, &xs, &mut k[i], &mut ws);
-                stats.rhs_evals += 1;
-                for b in 0..batch {
-                    if state[b] == TrialState::Running {
-                        tstats[b].rhs_evals += 1;
-                    }
-                }
-            }
-
-            // Solution at the step's end.
-            if co.fsal {
-                std::mem::swap(&mut xs, &mut xnew);
-            } else {
-                for b in 0..batch {
-                    if state[b] != TrialState::Running {
-                        continue;
-                    }
-                    let cols = b * dim..(b + 1) * dim;
-                    xnew[cols.clone()].copy_from_slice(&x[cols.clone()]);
-                    for j in 0..s {
-                        let bj = co.b[j];
-                        if bj != zero {
-                            axpy(h[b] * bj, &k[j][cols.clone()], &mut xnew[cols.clone()]);
-                        }
-                    }
-                }
-            }
-
-            // Error control, accept or reject, saves.
-            for b in 0..batch {
-                if state[b] != TrialState::Running {
-                    continue;
-                }
-                let cols = b * dim..(b + 1) * dim;
-                let err = match (p.mode, &co.e) {
-                    (Mode::Adaptive { rtol, atol }, Some(e)) => {
-                        let mut acc = zero;
-                        for i in cols.clone() {
-                            let mut d = zero;
-                            for j in 0..s {
-                                d += e[j] * k[j][i];
-                            }
-                            let sc = atol + rtol * x[i].abs().max(xnew[i].abs());
-                            acc += (h[b] * d / sc).powi(2);
-                        }
-                        (acc / F::Scalar::from_usize(dim)).sqrt().as_f64()
-                    }
-                    _ => f64::NAN,
-                };
-                let adaptive = matches!(p.mode, Mode::Adaptive { .. });
-                let nonfinite = xnew[cols.clone()].iter().position(|v| !v.is_finite());
-                let accept = if adaptive {
-                    err <= 1.0 && nonfinite.is_none()
-                } else {
-                    nonfinite.is_none()
-                };
-                if let Some(log) = step_log.as_mut() {
-                    log[b].push(StepRecord {
-                        t: t[b].as_f64(),
-                        dt: h[b].as_f64(),
-                        err,
-                        accepted: accept,
-                    });
-                }
-                if !accept {
-                    if !adaptive {
-                        state[b] = TrialState::Failed(Failure {
-                            kind: FailureKind::NonFinite {
-                                index: nonfinite.unwrap_or(0),
-                            },
-                            trial: b,
-                            t: t[b].as_f64(),
-                            dt: h[b].as_f64(),
-                        });
-                        continue;
-                    }
-                    tstats[b].rejected += 1;
-                    stats.rejected += 1;
-                    let fac = p.controller.reject_factor(err, q);
-                    h_next[b] = h[b] * F::Scalar::from_f64(fac);
-                    after_reject[b] = true;
-                    let floor = dt_floor(t[b]);
-                    if h_next[b] < floor || h_next[b] <= zero {
-                        state[b] = TrialState::Failed(Failure {
-                            kind: FailureKind::StepSizeUnderflow {
-                                dt_min: floor.as_f64(),
-                            },
-                            trial: b,
-                            t: t[b].as_f64(),
-                            dt: h_next[b].as_f64(),
-                        });
-                    }
-                    continue;
-                }
-
-                // Accepted: saves in (t, t_end] from the dense output.
-                tstats[b].accepted += 1;
-                stats.accepted += 1;
-                while save_idx[b] < n_save && p.save_ts[save_idx[b]] <= t_end[b] {
-                    let ts = p.save_ts[save_idx[b]];
-                    let o = save_idx[b] * n + b * dim;
-                    if ts >= t_end[b] {
-                        out[o..o + dim].copy_from_slice(&xnew[cols.clone()]);
-                        if let Some(tp) = tape.as_mut() {
-                            let idx = tp.step_index(b);
-                            tp.saves[b].push(SaveSrc::End(idx));
-                        }
-                    } else {
-                        let theta = ((ts - t[b]) / h[b]).as_f64();
-                        if let Some(tp) = tape.as_mut() {
-                            let idx = tp.step_index(b);
-                            tp.saves[b].push(SaveSrc::Dense(idx, theta));
-                        }
-                        let mut w = [zero; MAX_STAGES];
-                        dense_w(theta, &mut w);
-                        let dst = &mut out[o..o + dim];
-                        dst.copy_from_slice(&x[cols.clone()]);
-                        for j in 0..s {
-                            if w[j] != zero {
-                                axpy(h[b] * w[j], &k[j][cols.clone()], dst);
-                            }
-                        }
-                    }
-                    save_idx[b] += 1;
-                }
-                x[cols.clone()].copy_from_slice(&xnew[cols.clone()]);
-                if let Some(tp) = tape.as_mut() {
-                    tp.accept(b, h[b], t_end[b], land[b] == Land::Break, &x[cols.clone()]);
-                }
-                t[b] = t_end[b];
-                if let (Some(st), Some(sx)) = (step_ts.as_mut(), step_xs.as_mut()) {
-                    st[b].push(t[b]);
-                    sx[b].extend_from_slice(&x[cols.clone()]);
-                }
-                if grid_next[b] {
-                    grid_n[b] += 1;
-                }
-                match land[b] {
-                    Land::End => {
-                        state[b] = TrialState::Done;
-                        continue;
-                    }
-                    Land::Break => {
-                        bp_idx[b] += 1;
-                        need_k1[b] = true;
-                        need_init[b] = adaptive;
-                    }
-                    Land::Free => {
-                        if co.fsal {
-                            let (first, rest) = k.split_at_mut(1);
-                            first[0][cols.clone()].copy_from_slice(&rest[s - 2][cols.clone()]);
-                        } else {
-                            need_k1[b] = true;
-                        }
-                    }
-                }
-                if adaptive {
-                    let fac = p
-                        .controller
-                        .accept_factor(err, err_prev[b], q, after_reject[b]);
-                    err_prev[b] = err.max(ERR_PREV_INIT);
-                    after_reject[b] = false;
-                    h_next[b] = (h[b] * F::Scalar::from_f64(fac)).min(p.dt_max);
-                    let floor = dt_floor(t[b]);
-                    if land[b] == Land::Free && h_next[b] < floor {
-                        state[b] = TrialState::Failed(Failure {
-                            kind: FailureKind::StepSizeUnderflow {
-                                dt_min: floor.as_f64(),
-                            },
-                            trial: b,
-                            t: t[b].as_f64(),
-                            dt: h_next[b].as_f64(),
-                        });
-                    }
-                }
-            }
-
-            if let Some(cb) = self.progress.as_mut() {
-                let mut tmin = f64::INFINITY;
-                let mut run = 0;
-                for b in 0..batch {
-                    if state[b] == TrialState::Running {
-                        run += 1;
-                        tmin = tmin.min(t[b].as_f64());
-                    }
-                }
-                cb(&Progress {
-                    t: if run == 0 { t1.as_f64() } else { tmin },
-                    t0: t0.as_f64(),
-                    t1: t1.as_f64(),
-                    steps: stats.steps,
-                    running: run,
-                    batch,
-                });
-            }
-        }
-
-        let saved = save_idx;
-        let status: Vec<Status> = state
-            .into_iter()
-            .map(|s| match s {
-                TrialState::Failed(f) => Status::Failed(f),
-                _ => Status::Success,
-            })
-            .collect();
-        let sol = Solution {
-            dim,
-            batch,
-            ts: std::mem::take(&mut self.plan.save_ts),
-            xs: out,
-            saved,
-            t_final: t,
-            x_final: x,
-            status,
-            stats,
-            trial_stats: tstats,
-            step_ts,
-            step_xs,
-            step_log,
-        };
-        let failures: Vec<&Failure> = sol
-            .status
-            .iter()
-            .filter_map(|s| match s {
-                Status::Failed(f) => Some(f),
-                Status::Success => None,
-            })
-            .collect();
-        if allow_failures || failures.is_empty() {
-            if let Some(tp) = tape.as_mut() {
-                tp.x_final = sol.x_final.clone();
-            }
-            return Ok((sol, tape));
-        }
-        let failure = failures[0].clone();
-        let n_failed = failures.len();
-        Err(SolveError::Failed {
-            failure,
-            n_failed,
-            batch,
-            partial: Box::new(sol),
+/// `Ok` unless a trial failed and failures are not allowed.
+pub(crate) fn finish<T: Real>(
+    sol: Solution<T>,
+    allow_failures: bool,
+) -> Result<Solution<T>, SolveError<T>> {
+    let failures: Vec<&Failure> = sol
+        .status
+        .iter()
+        .filter_map(|s| match s {
+            Status::Failed(f) => Some(f),
+            Status::Success => None,
         })
+        .collect();
+    if allow_failures || failures.is_empty() {
+        return Ok(sol);
     }
+    let failure = failures[0].clone();
+    let n_failed = failures.len();
+    let batch = sol.batch;
+    Err(SolveError::Failed {
+        failure,
+        n_failed,
+        batch,
+        partial: Box::new(sol),
+    })
+}
+
+/// Warnings about the options that the plan can tell before the first step.
+pub(crate) fn plan_warnings<T: Real>(mode: &Mode<T>) -> Vec<Warning> {
+    let mut w = Vec::new();
+    if let Mode::Adaptive { rtol, .. } = mode {
+        let floor = T::ROUNDOFF_RTOL;
+        if rtol.as_f64() < floor {
+            w.push(Warning::ToleranceBelowPrecision {
+                rtol: rtol.as_f64(),
+                floor,
+                scalar: T::NAME,
+            });
+        }
+    }
+    w
 }

@@ -22,15 +22,39 @@
 //!   (`.fixed_dt(dt)`). Use it to reproduce discrete-time RNN code (`x += dt/τ (...)`) or
 //!   when a fixed compute budget matters more than accuracy.
 //!
-//! ## Batches
+//! ## Batches and threads
 //!
-//! A state is a `dim x batch` matrix (column `b` = trial `b`, column-major). All trials are
-//! evaluated together (one GEMM for the whole batch), but each keeps its own time, step
-//! size, accept/reject decision and status: a trial's solution does not depend on which
-//! other trials share its batch.
+//! A state is a `dim x batch` matrix (column `b` = trial `b`, column-major). The trials
+//! that still run are evaluated together (one GEMM for all of them), but each keeps its own
+//! time, step size, accept/reject decision and status, and a trial leaves the products as
+//! soon as it reaches `t1`: a trial's solution does not depend on which other trials share
+//! its batch, and the work follows the sum of the trials' steps. The batch is split over
+//! the available cores ([`Integrate::threads`]), with the same results on any number.
+//!
+//! ## Gradients
+//!
+//! [`Integrate::run_with_gradient`] returns the solution and a [`Backward`]; its
+//! [`backward`](Backward::backward) turns loss gradients at the save times into `dL/dθ` and
+//! `dL/dx0`. The default [`Adjoint::Discrete`] is the exact gradient of the computed
+//! solution; [`Checkpoints`] bounds its memory.
+//!
+//! ## Precision
+//!
+//! Everything is generic over `f32` and `f64` ([`Real`]). The default tolerances are
+//! `rtol = 1e-6`, `atol = 1e-8` in `f64` and `rtol = 1e-4`, `atol = 1e-6` in `f32`. Below
+//! [`Real::ROUNDOFF_RTOL`] (`1e-5` in `f32`) round-off in the right-hand side dominates the
+//! error estimate and the controller takes many more steps than needed; such a solve
+//! carries a [`Warning::ToleranceBelowPrecision`] in [`Solution::warnings`].
+//!
+//! ## Backends
+//!
+//! Models run their hot operations (GEMM, activations) through a [`Backend`]; [`Cpu`] is
+//! the one implemented. [`Cuda`] has the same names and, until the CUDA kernels land,
+//! returns a clear [`BackendError`].
 //!
 //! ```
-//! use neurode_solvers::{integrate, testing::LeakyTanhRnn};
+//! use neurode_solvers::integrate;
+//! use neurode_solvers::testing::LeakyTanhRnn;
 //!
 //! // tau dx/dt = -x + W tanh(x) + B u(t), 50 units, 4 trials with a stimulus from t = 15.
 //! let rnn = LeakyTanhRnn::<f64>::random(50, 2, 1.5, 1.0, 7).with_step_inputs(4, 15.0, 1.0, 8);
@@ -42,27 +66,42 @@
 
 #![warn(missing_docs)]
 
-pub mod adjoint;
-pub mod controller;
-pub mod error;
-pub mod field;
-pub mod integrate;
-pub mod math;
-pub mod random;
-pub mod scalar;
-pub mod signal;
-pub mod solution;
-pub mod tableau;
+mod adjoint;
+mod backend;
+mod controller;
+mod error;
+mod field;
+mod gradient;
+mod integrate;
+mod random;
+mod rk;
+mod scalar;
+mod signal;
+mod solution;
+mod solve;
+mod split;
+mod tableau;
+mod trials;
 
+/// Test-support vector fields (a dense leaky tanh RNN, closed-form problems) and a counting
+/// allocator, shared by tests, benches and doc-tests (feature `testing`, off by default).
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use adjoint::{Adjoint, AdjointStats, Backward, Checkpoints, Gradients};
+pub use adjoint::{AdjointStats, Backward, Gradients};
+pub use backend::{Activation, Backend, BackendError, Cpu, Cuda, Transpose};
 pub use controller::PiController;
 pub use error::SolveError;
-pub use field::{Differentiable, JvpState, ParamView, VectorField, VjpParams, VjpState};
-pub use integrate::{integrate, Integrate, Progress, Stepper, DEFAULT_MAX_STEPS};
+pub use field::{Columns, Differentiable, JvpState, ParamView, VectorField, VjpParams, VjpState};
+pub use gradient::{Adjoint, Checkpoints, DEFAULT_CHECKPOINT_BYTES};
+pub use integrate::{
+    integrate, Integrate, Progress, Stepper, DEFAULT_MAX_STEPS, MIN_ELEMENTS_PER_THREAD,
+};
+pub use random::{derive_seed, Normal};
+pub use rk::MAX_STAGES;
 pub use scalar::Real;
 pub use signal::PiecewiseConstant;
-pub use solution::{Failure, FailureKind, Solution, Stats, Status, StepRecord, TrialStats};
+pub use solution::{
+    Failure, FailureKind, Solution, Stats, Status, StepRecord, TrialStats, Warning,
+};
 pub use tableau::{ButcherTableau, DenseOutput, EULER, TSIT5};

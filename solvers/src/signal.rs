@@ -1,5 +1,6 @@
 //! Piecewise-constant input signals: the shape of every task input.
 
+use crate::backend::{Backend, Cpu};
 use crate::scalar::Real;
 
 /// A right-continuous piecewise-constant signal with `n_channels` channels.
@@ -108,7 +109,7 @@ impl<T: Real> PiecewiseConstant<T> {
         for (p, dp) in d.chunks_exact_mut(n).enumerate() {
             for (ch, &v) in self.piece_values(p).iter().enumerate() {
                 if v != T::zero() {
-                    T::axpy(v, &b[ch * n..(ch + 1) * n], dp);
+                    Cpu.axpy(v, &b[ch * n..(ch + 1) * n], dp);
                 }
             }
         }

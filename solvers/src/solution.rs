@@ -88,8 +88,46 @@ pub struct Stats {
     pub accepted: usize,
     /// Rejected steps, summed over trials.
     pub rejected: usize,
-    /// Calls of the batched right-hand side (each evaluates every trial).
+    /// Calls of the batched right-hand side (summed over threads).
     pub rhs_evals: usize,
+    /// Columns (trials) evaluated, summed over those calls: a call evaluates only the
+    /// trials that need it, so this is the sum of [`TrialStats::rhs_evals`] over trials.
+    pub columns: usize,
+}
+
+/// Something about a solve that is not a failure but that the caller should know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Warning {
+    /// The relative tolerance is below what the scalar type can deliver on typical
+    /// problems: round-off in the right-hand side (a GEMM of hundreds of terms) puts a floor
+    /// under the error estimate near the tolerance, and the step-size controller then takes
+    /// many more, smaller steps than the tolerance calls for (or stalls). The floor is
+    /// [`Real::ROUNDOFF_RTOL`]: `1e-5` for `f32`, `1e-13` for `f64`.
+    ToleranceBelowPrecision {
+        /// The relative tolerance asked for.
+        rtol: f64,
+        /// The smallest relative tolerance the scalar type delivers.
+        floor: f64,
+        /// `"f32"` or `"f64"`.
+        scalar: &'static str,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::ToleranceBelowPrecision {
+                rtol,
+                floor,
+                scalar,
+            } => write!(
+                f,
+                "rtol = {rtol:e} is below what {scalar} delivers ({floor:e}): round-off in the \
+                 right-hand side dominates the error estimate, so the solve takes many more \
+                 steps than needed; use rtol >= {floor:e}, or f64"
+            ),
+        }
+    }
 }
 
 /// Counters of one trial. They depend only on the trial, never on its batch-mates.
@@ -135,6 +173,7 @@ pub struct Solution<T: Real> {
     pub(crate) step_ts: Option<Vec<Vec<T>>>,
     pub(crate) step_xs: Option<Vec<Vec<T>>>,
     pub(crate) step_log: Option<Vec<Vec<StepRecord>>>,
+    pub(crate) warnings: Vec<Warning>,
 }
 
 impl<T: Real> Solution<T> {
@@ -205,6 +244,10 @@ impl<T: Real> Solution<T> {
     /// `.save_steps(true)`).
     pub fn step_states(&self, trial: usize) -> Option<&[T]> {
         self.step_xs.as_ref().map(|v| v[trial].as_slice())
+    }
+    /// What the solve wants the caller to know (see [`Warning`]); empty for most solves.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
     }
     /// Every attempted step of a trial (with `.record_steps(true)`).
     pub fn step_log(&self, trial: usize) -> Option<&[StepRecord]> {

@@ -12,7 +12,8 @@ mod alloc;
 pub use crate::random::Normal;
 pub use alloc::CountingAllocator;
 
-use crate::field::{JvpState, ParamView, VectorField, VjpParams, VjpState};
+use crate::backend::{Activation, Backend, Cpu, Transpose};
+use crate::field::{Columns, JvpState, ParamView, VectorField, VjpParams, VjpState};
 use crate::scalar::Real;
 use crate::signal::PiecewiseConstant;
 
@@ -136,13 +137,27 @@ impl<T: Real> VectorField for LeakyTanhRnn<T> {
             g: vec![T::zero(); self.n * batch],
         }
     }
-    fn rhs(&self, t: &[T], x: &[T], dxdt: &mut [T], ws: &mut RnnWorkspace<T>) {
+    fn rhs(&self, cols: Columns<'_, T>, x: &[T], dxdt: &mut [T], ws: &mut RnnWorkspace<T>) {
         let n = self.n;
-        let batch = t.len();
+        let batch = cols.len();
         let h = &mut ws.h[..n * batch];
         h.copy_from_slice(x);
-        T::tanh_slice(h);
-        T::gemm(n, batch, n, T::one(), &self.w, n, h, n, T::zero(), dxdt, n);
+        Cpu.activate(Activation::Tanh, h);
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::No,
+            n,
+            batch,
+            n,
+            T::one(),
+            &self.w,
+            n,
+            h,
+            n,
+            T::zero(),
+            dxdt,
+            n,
+        );
         let inv_tau = T::one() / self.tau;
         for b in 0..batch {
             let xb = &x[b * n..(b + 1) * n];
@@ -152,8 +167,9 @@ impl<T: Real> VectorField for LeakyTanhRnn<T> {
                     *d = (*d - xi) * inv_tau;
                 }
             } else {
-                let p = self.inputs[b].piece(t[b]);
-                let u = &self.drive[b][p * n..(p + 1) * n];
+                let trial = cols.trial(b);
+                let p = self.inputs[trial].piece(cols.t()[b]);
+                let u = &self.drive[trial][p * n..(p + 1) * n];
                 for ((d, &xi), &ui) in db.iter_mut().zip(xb).zip(u) {
                     *d = (*d + ui - xi) * inv_tau;
                 }
@@ -179,26 +195,47 @@ fn transpose<T: Copy>(n: usize, a: &[T]) -> Vec<T> {
 }
 
 impl<T: Real> LeakyTanhRnn<T> {
-    /// The input value `u_c(t)` of the trial that column `col` belongs to.
-    fn input_at(&self, col: usize, t: T) -> Option<&[T]> {
+    /// The input value `u(t)` of trial `trial`.
+    fn input_at(&self, trial: usize, t: T) -> Option<&[T]> {
         if self.inputs.is_empty() {
             return None;
         }
-        let u = &self.inputs[col % self.inputs.len()];
+        let u = &self.inputs[trial];
         Some(u.piece_values(u.piece(t)))
     }
 }
 
 impl<T: Real> VjpState for LeakyTanhRnn<T> {
     /// `out += (-v + (1 - tanh²(x)) ∘ (Wᵀ v)) / τ`.
-    fn vjp_state(&self, t: &[T], x: &[T], v: &[T], out: &mut [T], ws: &mut RnnWorkspace<T>) {
+    fn vjp_state(
+        &self,
+        cols: Columns<'_, T>,
+        x: &[T],
+        v: &[T],
+        out: &mut [T],
+        ws: &mut RnnWorkspace<T>,
+    ) {
         let n = self.n;
-        let cols = t.len();
-        let h = &mut ws.h[..n * cols];
+        let nc = cols.len();
+        let h = &mut ws.h[..n * nc];
         h.copy_from_slice(x);
-        T::tanh_slice(h);
-        let g = &mut ws.g[..n * cols];
-        T::gemm(n, cols, n, T::one(), &self.wt, n, v, n, T::zero(), g, n);
+        Cpu.activate(Activation::Tanh, h);
+        let g = &mut ws.g[..n * nc];
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::No,
+            n,
+            nc,
+            n,
+            T::one(),
+            &self.wt,
+            n,
+            v,
+            n,
+            T::zero(),
+            g,
+            n,
+        );
         let inv_tau = T::one() / self.tau;
         for (((o, &gi), &hi), &vi) in out.iter_mut().zip(g.iter()).zip(h.iter()).zip(v) {
             *o += ((T::one() - hi * hi) * gi - vi) * inv_tau;
@@ -236,20 +273,27 @@ impl<T: Real> VjpParams for LeakyTanhRnn<T> {
         self.update_drive();
     }
     /// `dW += V tanh(X)ᵀ / τ`, `dB += V Uᵀ / τ` (one GEMM for all columns).
-    fn vjp_params(&self, t: &[T], x: &[T], v: &[T], out: &mut [T], ws: &mut RnnWorkspace<T>) {
+    fn vjp_params(
+        &self,
+        cols: Columns<'_, T>,
+        x: &[T],
+        v: &[T],
+        out: &mut [T],
+        ws: &mut RnnWorkspace<T>,
+    ) {
         let n = self.n;
-        let cols = t.len();
-        let h = &mut ws.h[..n * cols];
+        let nc = cols.len();
+        let h = &mut ws.h[..n * nc];
         h.copy_from_slice(x);
-        T::tanh_slice(h);
+        Cpu.activate(Activation::Tanh, h);
         let inv_tau = T::one() / self.tau;
         let (dw, db) = out.split_at_mut(n * n);
-        T::gemm_t(
-            false,
-            true,
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::Yes,
             n,
             n,
-            cols,
+            nc,
             inv_tau,
             v,
             n,
@@ -259,12 +303,12 @@ impl<T: Real> VjpParams for LeakyTanhRnn<T> {
             dw,
             n,
         );
-        for c in 0..cols {
-            if let Some(u) = self.input_at(c, t[c]) {
+        for (c, (trial, tc)) in cols.iter().enumerate() {
+            if let Some(u) = self.input_at(trial, tc) {
                 let vc = &v[c * n..(c + 1) * n];
                 for (ch, &uc) in u.iter().enumerate() {
                     if uc != T::zero() {
-                        T::axpy(uc * inv_tau, vc, &mut db[ch * n..(ch + 1) * n]);
+                        Cpu.axpy(uc * inv_tau, vc, &mut db[ch * n..(ch + 1) * n]);
                     }
                 }
             }
@@ -274,16 +318,37 @@ impl<T: Real> VjpParams for LeakyTanhRnn<T> {
 
 impl<T: Real> JvpState for LeakyTanhRnn<T> {
     /// `out = (-v + W ((1 - tanh²(x)) ∘ v)) / τ`.
-    fn jvp_state(&self, t: &[T], x: &[T], v: &[T], out: &mut [T], ws: &mut RnnWorkspace<T>) {
+    fn jvp_state(
+        &self,
+        cols: Columns<'_, T>,
+        x: &[T],
+        v: &[T],
+        out: &mut [T],
+        ws: &mut RnnWorkspace<T>,
+    ) {
         let n = self.n;
-        let cols = t.len();
-        let h = &mut ws.h[..n * cols];
+        let nc = cols.len();
+        let h = &mut ws.h[..n * nc];
         h.copy_from_slice(x);
-        T::tanh_slice(h);
+        Cpu.activate(Activation::Tanh, h);
         for (hi, &vi) in h.iter_mut().zip(v) {
             *hi = (T::one() - *hi * *hi) * vi;
         }
-        T::gemm(n, cols, n, T::one(), &self.w, n, h, n, T::zero(), out, n);
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::No,
+            n,
+            nc,
+            n,
+            T::one(),
+            &self.w,
+            n,
+            h,
+            n,
+            T::zero(),
+            out,
+            n,
+        );
         let inv_tau = T::one() / self.tau;
         for (o, &vi) in out.iter_mut().zip(v) {
             *o = (*o - vi) * inv_tau;
@@ -406,11 +471,13 @@ impl<T: Real> VectorField for LinearSystem<T> {
         self.n * self.n
     }
     fn workspace(&self, _batch: usize) {}
-    fn rhs(&self, t: &[T], x: &[T], dxdt: &mut [T], _ws: &mut ()) {
+    fn rhs(&self, cols: Columns<'_, T>, x: &[T], dxdt: &mut [T], _ws: &mut ()) {
         let n = self.n;
-        T::gemm(
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::No,
             n,
-            t.len(),
+            cols.len(),
             n,
             T::one(),
             &self.a,
@@ -426,13 +493,13 @@ impl<T: Real> VectorField for LinearSystem<T> {
 
 impl<T: Real> VjpState for LinearSystem<T> {
     /// `out += Aᵀ v`.
-    fn vjp_state(&self, t: &[T], _x: &[T], v: &[T], out: &mut [T], _ws: &mut ()) {
+    fn vjp_state(&self, cols: Columns<'_, T>, _x: &[T], v: &[T], out: &mut [T], _ws: &mut ()) {
         let n = self.n;
-        T::gemm_t(
-            true,
-            false,
+        Cpu.gemm(
+            Transpose::Yes,
+            Transpose::No,
             n,
-            t.len(),
+            cols.len(),
             n,
             T::one(),
             &self.a,
@@ -464,14 +531,14 @@ impl<T: Real> VjpParams for LinearSystem<T> {
         self.a64 = theta.iter().map(|v| v.as_f64()).collect();
     }
     /// `dA += V Xᵀ`.
-    fn vjp_params(&self, t: &[T], x: &[T], v: &[T], out: &mut [T], _ws: &mut ()) {
+    fn vjp_params(&self, cols: Columns<'_, T>, x: &[T], v: &[T], out: &mut [T], _ws: &mut ()) {
         let n = self.n;
-        T::gemm_t(
-            false,
-            true,
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::Yes,
             n,
             n,
-            t.len(),
+            cols.len(),
             T::one(),
             v,
             n,
@@ -486,9 +553,23 @@ impl<T: Real> VjpParams for LinearSystem<T> {
 
 impl<T: Real> JvpState for LinearSystem<T> {
     /// `out = A v`.
-    fn jvp_state(&self, t: &[T], _x: &[T], v: &[T], out: &mut [T], _ws: &mut ()) {
+    fn jvp_state(&self, cols: Columns<'_, T>, _x: &[T], v: &[T], out: &mut [T], _ws: &mut ()) {
         let n = self.n;
-        T::gemm(n, t.len(), n, T::one(), &self.a, n, v, n, T::zero(), out, n);
+        Cpu.gemm(
+            Transpose::No,
+            Transpose::No,
+            n,
+            cols.len(),
+            n,
+            T::one(),
+            &self.a,
+            n,
+            v,
+            n,
+            T::zero(),
+            out,
+            n,
+        );
     }
 }
 
@@ -510,7 +591,7 @@ impl VectorField for SinY {
         1
     }
     fn workspace(&self, _batch: usize) {}
-    fn rhs(&self, _t: &[f64], x: &[f64], dxdt: &mut [f64], _ws: &mut ()) {
+    fn rhs(&self, _cols: Columns<'_, f64>, x: &[f64], dxdt: &mut [f64], _ws: &mut ()) {
         for (d, x) in dxdt.iter_mut().zip(x) {
             *d = x.sin();
         }
@@ -538,8 +619,8 @@ impl VectorField for Gaussian {
         1
     }
     fn workspace(&self, _batch: usize) {}
-    fn rhs(&self, t: &[f64], x: &[f64], dxdt: &mut [f64], _ws: &mut ()) {
-        for ((d, x), t) in dxdt.iter_mut().zip(x).zip(t) {
+    fn rhs(&self, cols: Columns<'_, f64>, x: &[f64], dxdt: &mut [f64], _ws: &mut ()) {
+        for ((d, x), t) in dxdt.iter_mut().zip(x).zip(cols.t()) {
             *d = -2.0 * t * x;
         }
     }
@@ -559,7 +640,7 @@ impl VectorField for Quadratic {
         1
     }
     fn workspace(&self, _batch: usize) {}
-    fn rhs(&self, _t: &[f64], x: &[f64], dxdt: &mut [f64], _ws: &mut ()) {
+    fn rhs(&self, _cols: Columns<'_, f64>, x: &[f64], dxdt: &mut [f64], _ws: &mut ()) {
         for (d, x) in dxdt.iter_mut().zip(x) {
             *d = x * x;
         }
@@ -573,8 +654,15 @@ impl VectorField for Quadratic {
 macro_rules! scalar_vjp {
     ($ty:ty, |$t:ident, $x:ident| $d:expr) => {
         impl VjpState for $ty {
-            fn vjp_state(&self, t: &[f64], x: &[f64], v: &[f64], out: &mut [f64], _ws: &mut ()) {
-                for (((o, &$x), &vi), &$t) in out.iter_mut().zip(x).zip(v).zip(t) {
+            fn vjp_state(
+                &self,
+                cols: Columns<'_, f64>,
+                x: &[f64],
+                v: &[f64],
+                out: &mut [f64],
+                _ws: &mut (),
+            ) {
+                for (((o, &$x), &vi), &$t) in out.iter_mut().zip(x).zip(v).zip(cols.t()) {
                     *o += $d * vi;
                 }
             }
@@ -585,7 +673,15 @@ macro_rules! scalar_vjp {
             }
             fn params(&self, _out: &mut [f64]) {}
             fn set_params(&mut self, _theta: &[f64]) {}
-            fn vjp_params(&self, _: &[f64], _: &[f64], _: &[f64], _: &mut [f64], _: &mut ()) {}
+            fn vjp_params(
+                &self,
+                _: Columns<'_, f64>,
+                _: &[f64],
+                _: &[f64],
+                _: &mut [f64],
+                _: &mut (),
+            ) {
+            }
         }
     };
 }
@@ -619,7 +715,7 @@ mod tests {
         let t = [0.5, 1.0, 2.0];
         let mut d = vec![0.0; 21];
         let mut ws = rnn.workspace(3);
-        rnn.rhs(&t, &x, &mut d, &mut ws);
+        rnn.rhs(Columns::new(&t), &x, &mut d, &mut ws);
         for b in 0..3 {
             let u = rnn.inputs[b].at(t[b]);
             for i in 0..7 {

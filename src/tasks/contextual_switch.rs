@@ -8,7 +8,7 @@
 //! until `t_burn + t_stim`. The target is the sign of the cued stimulus (±1); the loss takes
 //! the readout averaged over the last `t_avg` ms, sampled every `sample_dt`.
 
-use neurode_solvers::random::{derive_seed, Normal};
+use neurode_solvers::{derive_seed, Normal};
 use neurode_solvers::{PiecewiseConstant, Real};
 use serde::{Deserialize, Serialize};
 

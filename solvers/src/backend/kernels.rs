@@ -1,4 +1,4 @@
-//! Vectorisable elementary functions for the hot path.
+//! Vectorisable elementary functions for the CPU backend's hot path.
 //!
 //! libm's scalar `tanh` is a function call per element that the compiler cannot vectorise;
 //! on an N = 500 leaky RNN it costs as much as the GEMM. These versions are branch-free

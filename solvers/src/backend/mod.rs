@@ -1,0 +1,124 @@
+//! The backend seam: where buffers live and the hot operations run.
+//!
+//! A [`Backend`] owns the operations every model and the integrator spend their time in:
+//! GEMM with transposes, the activations and their derivatives, `axpy`, and (through the
+//! Runge–Kutta module of the centre) the stage combinations and the error norm. Models
+//! evaluate their right-hand sides, VJPs and JVPs through a backend; per-trial step control
+//! (times, step sizes, accept/reject, breakpoints, saves) stays on the host, so that only
+//! batch-length vectors would cross per step.
+//!
+//! [`Cpu`] is the implementation today: column-major host buffers, faer for GEMM (one
+//! thread per call: the integrator parallelises over trials), branch-free vectorised
+//! activations compiled for AVX-512, AVX2 and the baseline and picked at run time.
+//!
+//! # How each operation maps to CUDA
+//!
+//! [`Cuda`] has the same names; without the `cuda` feature (and, until the CUDA backend
+//! lands, with it) [`Cuda::new`] returns [`BackendError::CudaNotCompiled`] /
+//! [`BackendError::CudaUnavailable`], so nothing outside this module says
+//! `cfg(feature = "cuda")`. The mapping the CUDA backend follows:
+//!
+//! | operation | CPU | CUDA |
+//! | --- | --- | --- |
+//! | [`Backend::gemm`] | faer `matmul`, sequential | cuBLAS `cublas{S,D}gemm` on the backend's stream, column-major, `op(A)` / `op(B)` from [`Transpose`] |
+//! | [`Backend::axpy`] | vectorised loop | cuBLAS `axpy`, or fused into the kernels below |
+//! | [`Backend::activate`], [`Backend::activate_grad`] | branch-free vectorised loops | one elementwise NVRTC kernel per activation, grid over `dim x batch` |
+//! | stage state, solution, dense output (`rk`) | one `axpy` per non-zero coefficient | one fused kernel per stage: coefficients generated from the same tableau constants, per-trial `h` as a batch-length vector, batch on the second grid dimension |
+//! | error norm (`rk`) | per-column loop | one block per trial, shared-memory reduction, the batch-length result copied to the host for step control |
+//! | input drive gather | copy of the cached `B u` piece per trial | a kernel indexed by a batch-length vector of piece indices |
+
+mod cpu;
+mod cuda;
+pub(crate) mod kernels;
+
+pub use cpu::Cpu;
+pub use cuda::Cuda;
+
+use crate::scalar::Real;
+
+/// Whether a GEMM operand is used as stored or transposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transpose {
+    /// `op(A) = A`.
+    No,
+    /// `op(A) = Aᵀ`.
+    Yes,
+}
+
+impl Transpose {
+    fn is_yes(self) -> bool {
+        self == Transpose::Yes
+    }
+}
+
+/// An elementwise nonlinearity `φ` of a rate model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `tanh(x)`.
+    Tanh,
+    /// The logistic sigmoid `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `ln(1 + e^x)`.
+    Softplus,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), cap)`.
+    ClippedRelu {
+        /// The upper bound (> 0).
+        cap: f64,
+    },
+}
+
+/// Errors of choosing or creating a backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// This build has no CUDA support.
+    #[error(
+        "built without CUDA: rebuild with `--features cuda` to use the CUDA backend, or use `Cpu`"
+    )]
+    CudaNotCompiled,
+    /// CUDA support is compiled in but cannot run here.
+    #[error("the CUDA backend is unavailable: {0}; use `Cpu`")]
+    CudaUnavailable(String),
+}
+
+/// The hot operations of the centre and the models (see the [module docs](self)).
+///
+/// Matrices are column-major with explicit leading dimensions. Implementations must give
+/// the same bits for a column whatever the number of columns in the call, so that a
+/// trial's result does not depend on its batch-mates (the CPU backend does: faer computes
+/// each column of a product with the same kernel and summation order).
+pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
+    /// Name, for messages.
+    fn name(&self) -> &'static str;
+
+    /// `c = alpha op(a) op(b) + beta c`; `op(a)` is `m x k`, `op(b)` is `k x n`, `lda`/`ldb`
+    /// are the leading dimensions of the stored buffers. With `beta == 0` the previous
+    /// contents of `c` are ignored (NaN included).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        &self,
+        ta: Transpose,
+        tb: Transpose,
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: T,
+        a: &[T],
+        lda: usize,
+        b: &[T],
+        ldb: usize,
+        beta: T,
+        c: &mut [T],
+        ldc: usize,
+    );
+
+    /// `y += alpha x` over the common length.
+    fn axpy(&self, alpha: T, x: &[T], y: &mut [T]);
+
+    /// `x = φ(x)` in place.
+    fn activate(&self, act: Activation, x: &mut [T]);
+
+    /// `out = φ'(x)`, given `x` and `phi = φ(x)` (whichever the derivative is cheaper from).
+    fn activate_grad(&self, act: Activation, x: &[T], phi: &[T], out: &mut [T]);
+}

@@ -1,0 +1,192 @@
+//! Splitting a solve over threads: contiguous blocks of trials, one solver each, merged
+//! back in trial order.
+//!
+//! Trials are independent (a trial's steps and states never depend on its batch-mates), so
+//! each block runs the whole stepping loop on its own thread with its own workspace and
+//! packing, and the merged solution is the one a single thread would give, bit for bit.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::field::VectorField;
+use crate::integrate::{plan_warnings, Progress, ProgressFn, MIN_ELEMENTS_PER_THREAD};
+use crate::scalar::Real;
+use crate::solution::{Solution, Stats};
+use crate::solve::{Plan, Recorder, Solver};
+
+/// The blocks `0..batch` is split into for `threads` threads (at most one block per
+/// thread, at least [`MIN_ELEMENTS_PER_THREAD`] state values each unless a single block).
+pub(crate) fn blocks(batch: usize, dim: usize, threads: usize) -> Vec<std::ops::Range<usize>> {
+    let by_size = (dim * batch / MIN_ELEMENTS_PER_THREAD).max(1);
+    let k = threads.min(batch).min(by_size).max(1);
+    let (q, r) = (batch / k, batch % k);
+    let mut out = Vec::with_capacity(k);
+    let mut a = 0;
+    for i in 0..k {
+        let len = q + usize::from(i < r);
+        out.push(a..a + len);
+        a += len;
+    }
+    out
+}
+
+/// Latest progress of every block, written by its thread.
+struct Board {
+    tmin: Vec<AtomicU64>,
+    running: Vec<AtomicUsize>,
+    steps: Vec<AtomicUsize>,
+}
+
+impl Board {
+    fn new(k: usize, running: impl Fn(usize) -> usize) -> Self {
+        Board {
+            tmin: (0..k)
+                .map(|_| AtomicU64::new(f64::NEG_INFINITY.to_bits()))
+                .collect(),
+            running: (0..k).map(|i| AtomicUsize::new(running(i))).collect(),
+            steps: (0..k).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+    fn publish(&self, i: usize, tmin: f64, running: usize, steps: usize) {
+        self.tmin[i].store(tmin.to_bits(), Ordering::Relaxed);
+        self.running[i].store(running, Ordering::Relaxed);
+        self.steps[i].store(steps, Ordering::Relaxed);
+    }
+    /// `(slowest running t or +inf, running trials, most iterations)`.
+    fn read(&self) -> (f64, usize, usize) {
+        let mut out = (f64::INFINITY, 0, 0);
+        for i in 0..self.tmin.len() {
+            let run = self.running[i].load(Ordering::Relaxed);
+            if run > 0 {
+                out.0 = out
+                    .0
+                    .min(f64::from_bits(self.tmin[i].load(Ordering::Relaxed)));
+            }
+            out.1 += run;
+            out.2 = out.2.max(self.steps[i].load(Ordering::Relaxed));
+        }
+        out
+    }
+}
+
+/// Solves `plan` split over `threads` (block 0 on the calling thread, which also calls
+/// `progress`); returns the merged solution and each block's plan and recorder.
+pub(crate) fn solve_split<F, R>(
+    field: &F,
+    plan: Plan<F::Scalar>,
+    threads: usize,
+    progress: Option<ProgressFn<'_>>,
+    make: impl Fn(&Plan<F::Scalar>) -> R + Sync,
+) -> (Solution<F::Scalar>, Vec<(Plan<F::Scalar>, R)>)
+where
+    F: VectorField,
+    R: Recorder<F::Scalar> + Send,
+{
+    let warnings = plan_warnings(&plan.mode);
+    let parts: Vec<Plan<F::Scalar>> = blocks(plan.batch, plan.dim, threads)
+        .into_iter()
+        .map(|r| plan.trials(r))
+        .collect();
+    let (t0, t1, batch) = (plan.t0.as_f64(), plan.t1.as_f64(), plan.batch);
+    let board = Board::new(parts.len(), |i| parts[i].batch);
+    let mut progress = progress;
+    let mut report0 = |tmin: f64, run: usize, steps: usize| {
+        board.publish(0, tmin, run, steps);
+        if let Some(cb) = progress.as_mut() {
+            let (tmin, running, steps) = board.read();
+            cb(&Progress {
+                t: if running == 0 { t1 } else { tmin },
+                t0,
+                t1,
+                steps,
+                running,
+                batch,
+            });
+        }
+    };
+    let results: Vec<(Solution<F::Scalar>, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, part)| {
+                let (board, make) = (&board, &make);
+                scope.spawn(move || {
+                    let mut report =
+                        |tmin: f64, run: usize, steps: usize| board.publish(i, tmin, run, steps);
+                    Solver::new(field, part.clone(), make(part)).run(Some(&mut report))
+                })
+            })
+            .collect();
+        let first = Solver::new(field, parts[0].clone(), make(&parts[0])).run(Some(&mut report0));
+        let mut all = vec![first];
+        for h in handles {
+            all.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        all
+    });
+    let (sols, recs): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+    let mut sol = merge(sols);
+    sol.warnings = warnings;
+    (sol, parts.into_iter().zip(recs).collect())
+}
+
+/// One solution of the blocks' solutions, in block order.
+fn merge<T: Real>(mut parts: Vec<Solution<T>>) -> Solution<T> {
+    if parts.len() == 1 {
+        return parts.pop().expect("one part");
+    }
+    let dim = parts[0].dim;
+    let batch: usize = parts.iter().map(|s| s.batch).sum();
+    let n_save = parts[0].ts.len();
+    let mut xs = Vec::with_capacity(n_save * dim * batch);
+    for i in 0..n_save {
+        for s in &parts {
+            let n = s.dim * s.batch;
+            xs.extend_from_slice(&s.xs[i * n..(i + 1) * n]);
+        }
+    }
+    let mut stats = Stats::default();
+    for s in &parts {
+        stats.steps = stats.steps.max(s.stats.steps);
+        stats.accepted += s.stats.accepted;
+        stats.rejected += s.stats.rejected;
+        stats.rhs_evals += s.stats.rhs_evals;
+        stats.columns += s.stats.columns;
+    }
+    let mut first = parts.remove(0);
+    first.xs = xs;
+    first.batch = batch;
+    first.stats = stats;
+    for s in parts {
+        first.saved.extend(s.saved);
+        first.t_final.extend(s.t_final);
+        first.x_final.extend(s.x_final);
+        first.status.extend(s.status);
+        first.trial_stats.extend(s.trial_stats);
+        if let (Some(a), Some(b)) = (first.step_ts.as_mut(), s.step_ts) {
+            a.extend(b);
+        }
+        if let (Some(a), Some(b)) = (first.step_xs.as_mut(), s.step_xs) {
+            a.extend(b);
+        }
+        if let (Some(a), Some(b)) = (first.step_log.as_mut(), s.step_log) {
+            a.extend(b);
+        }
+    }
+    first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blocks;
+
+    #[test]
+    fn blocks_cover_the_batch_in_order() {
+        assert_eq!(blocks(32, 500, 2), vec![0..16, 16..32]);
+        assert_eq!(blocks(5, 1000, 2), vec![0..3, 3..5]);
+        assert_eq!(blocks(3, 4096, 8), vec![0..1, 1..2, 2..3]);
+        // Small problems stay on one thread.
+        assert_eq!(blocks(4, 10, 2), vec![0..4]);
+        assert_eq!(blocks(1, 100_000, 2), vec![0..1]);
+    }
+}
