@@ -7,19 +7,22 @@
 //!
 //! ```
 //! use neurode::prelude::*;
-//! use neurode::testing::LeakyTanhRnn;
+//! use neurode::models::{LowRankInit, LowRankRnn};
 //!
-//! let rnn = LeakyTanhRnn::<f64>::random(100, 2, 1.5, 1.0, 1).with_step_inputs(8, 15.0, 1.0, 2);
+//! // A random low-rank RNN (N = 100), 8 trials whose stimulus switches on at t = 15 ms.
+//! let init = LowRankInit { n: 100, ..LowRankInit::default() };
+//! let (mut rnn, _readout) = LowRankRnn::<f64>::random(&init, 1)?;
+//! let u = PiecewiseConstant::new(4, vec![15.0], vec![0.0, 0.0, 0.08, 0.0, 0.5, 0.0, 0.08, 0.0])?;
+//! rnn.set_inputs(vec![u; 8])?;
 //! let sol = integrate(&rnn, (0.0, 50.0)).run()?;
 //! println!("{} accepted steps per trial", sol.trial_stats(0).accepted);
-//! # Ok::<(), SolveError<f64>>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![warn(missing_docs)]
 
 pub use neurode_models as models;
 pub use neurode_solvers as solvers;
-pub use neurode_solvers::testing;
 
 /// The names almost every program uses.
 pub mod prelude {
@@ -38,5 +41,6 @@ pub mod config;
 pub mod io;
 pub mod plot;
 pub mod run;
+pub mod simulate;
 pub mod tasks;
 pub mod train;

@@ -4,12 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use neurode::config::TrainConfig;
-use neurode::prelude::*;
 use neurode::run;
-use neurode::testing::LeakyTanhRnn;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,7 +17,8 @@ use neurode::testing::LeakyTanhRnn;
     long_about = "Continuous-time models of neural circuits, simulated and differentiated.\n\n\
                   `neurode train <config>` trains a low-rank RNN on the contextual switch task \
                   (configs/ holds ready-made configs); `neurode eval <run-dir>` evaluates it on \
-                  fresh trials; `neurode simulate` runs the solver on a random leaky tanh RNN."
+                  fresh trials; `neurode simulate <config or run-dir>` saves its trajectories on fresh \
+                  trials (.npz for NumPy, and a plot)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,8 +27,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Simulate a random leaky tanh RNN, tau dx/dt = -x + W tanh(x) + B u(t), on a batch of
-    /// trials whose stimulus switches on at --t-on, and print solver statistics.
+    /// Simulate the low-rank RNN of a config (untrained) or of a run directory (trained) on
+    /// fresh trials of its task; writes trajectories.npz (times, states, inputs, readout)
+    /// and simulation.png.
     Simulate(SimulateArgs),
     /// Train a low-rank RNN on the contextual switch task from a TOML config, writing a run
     /// directory (config, parameters, metrics, summary, structure).
@@ -99,125 +99,50 @@ fn train(a: &TrainArgs) -> Result<(), String> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum StepperArg {
-    /// Adaptive Tsitouras 5(4).
-    Tsit5,
-    /// Fixed-step forward Euler (uses --dt).
-    Euler,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Precision {
-    F32,
-    F64,
-}
-
 #[derive(clap::Args, Debug)]
 struct SimulateArgs {
-    /// Number of units N.
-    #[arg(long, default_value_t = 500)]
-    n: usize,
-    /// Number of trials in the batch.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// Input channels.
-    #[arg(long, default_value_t = 4)]
-    inputs: usize,
-    /// Gain g of the random connectivity (W_ij ~ N(0, g^2/N)).
-    #[arg(long, default_value_t = 1.5)]
-    g: f64,
-    /// Membrane time constant tau (ms).
-    #[arg(long, default_value_t = 1.0)]
-    tau: f64,
-    /// End of the simulation (ms); it starts at 0.
-    #[arg(long, default_value_t = 100.0)]
-    t1: f64,
-    /// Stimulus onset (ms).
-    #[arg(long, default_value_t = 15.0)]
-    t_on: f64,
-    /// Stepper.
-    #[arg(long, value_enum, default_value_t = StepperArg::Tsit5)]
-    stepper: StepperArg,
-    /// Fixed step for Euler (ms).
-    #[arg(long, default_value_t = 0.1)]
-    dt: f64,
-    /// Relative tolerance (Tsit5); default depends on the precision.
+    /// A TOML config (its untrained network; see configs/) or a run directory written by
+    /// `neurode train` (its trained network).
+    source: PathBuf,
+    /// Output folder (default: <run dir>/simulation, or simulations/<config name>).
     #[arg(long)]
-    rtol: Option<f64>,
-    /// Absolute tolerance (Tsit5); default depends on the precision.
-    #[arg(long)]
-    atol: Option<f64>,
-    /// Floating-point precision.
-    #[arg(long, value_enum, default_value_t = Precision::F64)]
-    precision: Precision,
-    /// Seed of the connectivity and the stimuli.
-    #[arg(long, default_value_t = 42)]
+    out: Option<PathBuf>,
+    /// Number of fresh trials of the config's task.
+    #[arg(long, default_value_t = 8)]
+    trials: usize,
+    /// Seed of the fresh trials.
+    #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Spacing of the saved times, in ms.
+    #[arg(long, default_value_t = 0.5)]
+    dt_save: f64,
+    /// Solver threads (default: the available cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
-fn simulate<T: Real>(a: &SimulateArgs) -> Result<(), String> {
-    if a.n == 0 || a.batch == 0 || a.inputs == 0 {
-        return Err(format!(
-            "--n, --batch and --inputs must be at least 1 (got {}, {}, {})",
-            a.n, a.batch, a.inputs
-        ));
-    }
-    if !(a.tau.is_finite() && a.tau > 0.0) {
-        return Err(format!(
-            "--tau must be a positive number of ms (got {})",
-            a.tau
-        ));
-    }
-    if !(a.g.is_finite() && a.t_on.is_finite()) {
-        return Err("--g and --t-on must be finite".into());
-    }
-    let rnn = LeakyTanhRnn::<T>::random(a.n, a.inputs, a.g, a.tau, a.seed).with_step_inputs(
-        a.batch,
-        a.t_on,
-        1.0,
-        a.seed.wrapping_add(1),
-    );
-    let t1 = T::from_f64(a.t1);
-    let mut builder = integrate(&rnn, (T::zero(), t1));
-    builder = match a.stepper {
-        StepperArg::Tsit5 => builder.stepper(Stepper::Tsit5),
-        StepperArg::Euler => builder.stepper(Stepper::Euler).fixed_dt(T::from_f64(a.dt)),
-    };
-    if let Some(r) = a.rtol {
-        builder = builder.rtol(T::from_f64(r));
-    }
-    if let Some(r) = a.atol {
-        builder = builder.atol(T::from_f64(r));
-    }
+fn simulate(a: &SimulateArgs) -> Result<(), String> {
     let start = Instant::now();
-    let sol = builder.run().map_err(|e| e.to_string())?;
-    let wall = start.elapsed();
-    let st = sol.stats();
-    let t0 = sol.trial_stats(0);
-    let last = sol.ts().len() - 1;
-    let mean_abs: f64 = sol
-        .states_at(last)
-        .iter()
-        .map(|v| v.as_f64().abs())
-        .sum::<f64>()
-        / (a.n * a.batch) as f64;
+    let s = neurode::simulate::simulate(&neurode::simulate::SimulateOptions {
+        source: a.source.clone(),
+        out: a.out.clone(),
+        trials: a.trials,
+        seed: a.seed,
+        dt_save: a.dt_save,
+        threads: a.threads,
+    })
+    .map_err(|e| e.to_string())?;
     println!(
-        "leaky tanh RNN: N = {}, batch = {}, t in [0, {}] ms, stimulus from {} ms, {}",
-        a.n,
-        a.batch,
-        a.t1,
-        a.t_on,
-        T::NAME
+        "simulated {} trials ({} saved times each, {:.1} accepted steps per trial) in {:.2} s",
+        s.trials,
+        s.times,
+        s.accepted as f64 / s.trials as f64,
+        start.elapsed().as_secs_f64()
     );
     println!(
-        "stepper {:?}: {} batched steps, {} RHS evaluations; trial 0: {} accepted, {} rejected",
-        a.stepper, st.steps, st.rhs_evals, t0.accepted, t0.rejected
-    );
-    println!(
-        "all {} trials reached t1; mean |x(t1)| = {mean_abs:.4}; wall time {:.1} ms",
-        sol.batch(),
-        wall.as_secs_f64() * 1e3
+        "wrote {0}/trajectories.npz (times, states, inputs, readout, conditions) and \
+         {0}/simulation.png",
+        s.out.display()
     );
     Ok(())
 }
@@ -225,10 +150,7 @@ fn simulate<T: Real>(a: &SimulateArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Simulate(a) => match a.precision {
-            Precision::F64 => simulate::<f64>(a),
-            Precision::F32 => simulate::<f32>(a),
-        },
+        Command::Simulate(a) => simulate(a),
         Command::Train(a) => train(a),
         Command::Eval(a) => run::evaluate(&a.run_dir, a.trials, a.seed)
             .map(|j| println!("{}", serde_json::to_string_pretty(&j).expect("json")))

@@ -12,6 +12,8 @@ use neurode::run;
 use neurode::train::Trainer;
 use neurode_solvers::VectorField;
 
+mod common;
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("neurode-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -428,14 +430,11 @@ fn npz_parameters_load_like_safetensors() {
 
 /// Python reads `params.safetensors` with the `safetensors` package alone and, re-simulating
 /// the trained network with numpy, gets the right sign in every context. Skips (saying why)
-/// where Python with `safetensors` and `numpy` is missing; `.ci/run` installs them.
+/// where Python with `safetensors` and `numpy` is missing, but fails in CI, whose `.ci/run`
+/// installs them.
 #[test]
 fn python_reads_the_parameters_without_neurode() {
-    let probe = Command::new("python3")
-        .args(["-c", "import safetensors, numpy, tomllib"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        println!("skipped: python3 with safetensors, numpy and tomllib (3.11+) is not available");
+    if !common::python_has("safetensors, numpy, tomllib") {
         return;
     }
     let cfg = sanity();

@@ -1,12 +1,12 @@
 //! # neurode-models: neural-circuit vector fields
 //!
-//! The models of neurode, each a [`VectorField`](neurode_solvers::VectorField) of
+//! The models of neurode, each a [`VectorField`] of
 //! `neurode-solvers` with analytic vector-Jacobian products, so that gradients flow through
 //! the solver:
 //!
-//! - [`leaky`]: the leaky rate core `τ dx/dt = -x + W tanh(x) + B u(t)` that the RNN models
+//! - [`LeakyRnn`]: the leaky rate core `τ dx/dt = -x + W tanh(x) + B u(t)` that the RNN models
 //!   share; a model is a [`Connectivity`] (its parameterisation of `W`).
-//! - [`lowrank`]: the low-rank RNN of Mastrogiuseppe & Ostojic (2018), `W = g C + M Nᵀ/N`,
+//! - [`LowRankRnn`]: the low-rank RNN of Mastrogiuseppe & Ostojic (2018), `W = g C + M Nᵀ/N`,
 //!   with its linear [`Readout`].
 //!
 //! The multi-region RNN (mRNNTorch), the Kim et al. 2019 rate RNN and the LIF mean-field
@@ -29,11 +29,11 @@
 
 #![warn(missing_docs)]
 
-pub mod leaky;
-pub mod lowrank;
+mod leaky;
+mod lowrank;
 
-pub use leaky::{Connectivity, LeakyRnn};
-pub use lowrank::{LowRank, LowRankInit, LowRankRnn, Readout};
+pub use leaky::{Connectivity, LeakyRnn, LeakyWorkspace};
+pub use lowrank::{LowRank, LowRankInit, LowRankRnn, LowRankScratch, Readout};
 pub use neurode_solvers::{PiecewiseConstant, Real, VectorField};
 
 /// Errors of model construction: what is wrong, and what to do.

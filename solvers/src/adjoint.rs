@@ -394,6 +394,11 @@ impl<'a, F: Differentiable> Integrate<'a, F> {
             (plan.tableau, plan.save_ts.len(), plan.dim, plan.batch);
         let ck = self.checkpoints;
         let (sol, parts) = self.solve(plan, |p| {
+            // A memory budget is shared among the blocks in proportion to their trials.
+            let ck = match ck {
+                Checkpoints::Memory(bytes) => Checkpoints::Memory(bytes / batch * p.batch),
+                other => other,
+            };
             Tape::new(p.dim, p.batch, p.t0, &p.x0, ck, p.tableau.stages)
         });
         let sol = finish(sol, false)?;

@@ -10,7 +10,7 @@ use crate::rk::MAX_STAGES;
 use crate::scalar::Real;
 use crate::solution::{Failure, Solution, Status, Warning};
 use crate::solve::{Mode, Plan, Recorder};
-use crate::split::solve_split;
+use crate::split::{solve_split, Split};
 use crate::tableau::{ButcherTableau, EULER, TSIT5};
 
 /// Which Runge–Kutta method steps the solve.
@@ -262,7 +262,7 @@ impl<'a, F: VectorField> Integrate<'a, F> {
         &mut self,
         plan: Plan<F::Scalar>,
         make: impl Fn(&Plan<F::Scalar>) -> R + Sync,
-    ) -> (Solution<F::Scalar>, Vec<(Plan<F::Scalar>, R)>) {
+    ) -> Split<F::Scalar, R> {
         let threads = self.threads.unwrap_or_else(default_threads);
         let progress = self.progress.take();
         solve_split(self.field, plan, threads, progress, make)
@@ -565,7 +565,8 @@ pub(crate) fn plan_warnings<T: Real>(mode: &Mode<T>) -> Vec<Warning> {
     let mut w = Vec::new();
     if let Mode::Adaptive { rtol, .. } = mode {
         let floor = T::ROUNDOFF_RTOL;
-        if rtol.as_f64() < floor {
+        // Compared in `T`: the floor written as an `f32` literal is not below itself.
+        if *rtol < T::from_f64(floor) {
             w.push(Warning::ToleranceBelowPrecision {
                 rtol: rtol.as_f64(),
                 floor,

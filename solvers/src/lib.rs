@@ -42,7 +42,7 @@
 //!
 //! Everything is generic over `f32` and `f64` ([`Real`]). The default tolerances are
 //! `rtol = 1e-6`, `atol = 1e-8` in `f64` and `rtol = 1e-4`, `atol = 1e-6` in `f32`. Below
-//! [`Real::ROUNDOFF_RTOL`] (`1e-5` in `f32`) round-off in the right-hand side dominates the
+//! [`Real::ROUNDOFF_RTOL`] (`3e-5` in `f32`) round-off in the right-hand side dominates the
 //! error estimate and the controller takes many more steps than needed; such a solve
 //! carries a [`Warning::ToleranceBelowPrecision`] in [`Solution::warnings`].
 //!

@@ -88,8 +88,8 @@ impl<'a, T> Stages<'a, T> {
     }
 }
 
-/// `out = x + h Σ_j w_j k_j` over the stages `js`, skipping zero weights: the one loop
-/// behind stage states, solutions and dense output.
+/// `out = x + h Σ_j w_j k_j` over the stages `js`, skipping zero weights: the one
+/// combination behind stage states, solutions and dense output (one fused pass).
 #[inline]
 fn combine<T: Real>(
     x: &[T],
@@ -100,12 +100,15 @@ fn combine<T: Real>(
     out: &mut [T],
 ) {
     let dim = out.len();
-    out.copy_from_slice(x);
+    let mut terms: [(T, &[T]); MAX_STAGES] = [(T::zero(), &[]); MAX_STAGES];
+    let mut m = 0;
     for (j, wj) in w {
         if wj != T::zero() {
-            Cpu.axpy(h * wj, k.col(j, col, dim), out);
+            terms[m] = (h * wj, k.col(j, col, dim));
+            m += 1;
         }
     }
+    Cpu.combine(x, &terms[..m], out);
 }
 
 /// Stage state `X_i = x + h Σ_{j<i} a_ij k_j` of one column.
@@ -170,14 +173,26 @@ pub(crate) fn error_norm<T: Real>(
         return f64::NAN;
     };
     let dim = x.len();
+    // d = Σ_j e_j k_j (every stage, zero weights included, as NaNs must propagate),
+    // formed a block at a time, then the scaled squares summed in element order.
+    const B: usize = 64;
+    let zeros = [T::zero(); B];
+    let mut d = [T::zero(); B];
+    let mut terms: [(T, &[T]); MAX_STAGES] = [(T::zero(), &[]); MAX_STAGES];
     let mut acc = T::zero();
-    for i in 0..dim {
-        let mut d = T::zero();
+    let mut a = 0;
+    while a < dim {
+        let len = B.min(dim - a);
         for (j, &ej) in e.iter().enumerate() {
-            d += ej * k.k[j * k.stride + col + i];
+            terms[j] = (ej, &k.col(j, col, dim)[a..a + len]);
         }
-        let sc = atol + rtol * x[i].abs().max(x_new[i].abs());
-        acc += (h * d / sc).powi(2);
+        Cpu.combine(&zeros[..len], &terms[..e.len()], &mut d[..len]);
+        for (l, &dl) in d[..len].iter().enumerate() {
+            let i = a + l;
+            let sc = atol + rtol * x[i].abs().max(x_new[i].abs());
+            acc += (h * dl / sc).powi(2);
+        }
+        a += len;
     }
     (acc / T::from_usize(dim)).sqrt().as_f64()
 }
@@ -220,9 +235,9 @@ pub(crate) fn stage_cotangent<T: Real>(
     if co.b[i] != T::zero() {
         Cpu.axpy(h * co.b[i], lam, g);
     }
-    for j in i + 1..co.s {
+    for (j, &live) in mu_live.iter().enumerate().take(co.s).skip(i + 1) {
         let a = co.a(j, i);
-        if mu_live[j] && a != T::zero() {
+        if live && a != T::zero() {
             Cpu.axpy(h * a, mu.col(j, col, dim), g);
         }
     }
@@ -231,6 +246,7 @@ pub(crate) fn stage_cotangent<T: Real>(
 /// Reverse of the dense output for one column: adds `h w_j d` to the stage cotangent `g_j`
 /// of every stage with a non-zero weight; returns which stages received something.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn dense_cotangent<T: Real>(
     co: &Coeffs<T>,
     w: &[T; MAX_STAGES],

@@ -29,6 +29,9 @@ pub(crate) fn blocks(batch: usize, dim: usize, threads: usize) -> Vec<std::ops::
     out
 }
 
+/// A merged solution and every block's plan and recorder, in trial order.
+pub(crate) type Split<T, R> = (Solution<T>, Vec<(Plan<T>, R)>);
+
 /// Latest progress of every block, written by its thread.
 struct Board {
     tmin: Vec<AtomicU64>,
@@ -76,7 +79,7 @@ pub(crate) fn solve_split<F, R>(
     threads: usize,
     progress: Option<ProgressFn<'_>>,
     make: impl Fn(&Plan<F::Scalar>) -> R + Sync,
-) -> (Solution<F::Scalar>, Vec<(Plan<F::Scalar>, R)>)
+) -> Split<F::Scalar, R>
 where
     F: VectorField,
     R: Recorder<F::Scalar> + Send,

@@ -21,3 +21,22 @@ pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
 }
+
+/// Whether `python3` can import `modules` (comma-separated). Where it cannot, a test skips
+/// with the printed reason, except in CI (`CI=true`), where `.ci/run` installs the packages
+/// and a missing one is a failure.
+pub fn python_has(modules: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let msg = format!("python3 with {modules} is not available");
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "{msg}, but CI must run this check (.ci/run installs the packages)"
+        );
+        println!("skipped: {msg}");
+    }
+    ok
+}

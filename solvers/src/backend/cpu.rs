@@ -6,7 +6,7 @@ use super::kernels;
 use super::{Activation, Backend, Transpose};
 use crate::scalar::Real;
 
-/// The CPU backend (see the [backend docs](super)). Stateless: `Cpu` is a value you can
+/// The CPU backend (see the [`Backend`](super::Backend) docs). Stateless: `Cpu` is a value you can
 /// copy anywhere.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cpu;
@@ -226,6 +226,22 @@ impl<T: Real> Backend<T> for Cpu {
         }
     }
 
+    #[inline]
+    fn combine(&self, x: &[T], terms: &[(T, &[T])], out: &mut [T]) {
+        if let (Some(x), Some(o)) = (cast!(x, T, f64), cast!(mut out, T, f64)) {
+            // SAFETY: `T` is `f64` (checked by the casts above), so `(T, &[T])` is
+            // `(f64, &[f64])` with the same layout.
+            let terms = unsafe { &*(terms as *const [(T, &[T])] as *const [(f64, &[f64])]) };
+            kernels::combine_f64(x, terms, o)
+        } else if let (Some(x), Some(o)) = (cast!(x, T, f32), cast!(mut out, T, f32)) {
+            // SAFETY: as above, for `f32`.
+            let terms = unsafe { &*(terms as *const [(T, &[T])] as *const [(f32, &[f32])]) };
+            kernels::combine_f32(x, terms, o)
+        } else {
+            unreachable!("Real is sealed to f32 and f64")
+        }
+    }
+
     fn activate(&self, act: Activation, x: &mut [T]) {
         match act {
             Activation::Tanh => {
@@ -239,7 +255,7 @@ impl<T: Real> Backend<T> for Cpu {
                 // σ(x) = (1 + tanh(x / 2)) / 2: the vectorised tanh, a few ulp.
                 let half = T::from_f64(0.5);
                 for v in x.iter_mut() {
-                    *v = *v * half;
+                    *v *= half;
                 }
                 self.activate(Activation::Tanh, x);
                 for v in x.iter_mut() {

@@ -5,7 +5,7 @@
 use super::BackendError;
 
 /// The CUDA backend: a device context, a stream, a cuBLAS handle and the NVRTC-compiled
-/// kernels (see the [backend docs](super) for the mapping of every operation).
+/// kernels (see the [`Backend`](super::Backend) docs for the mapping of every operation).
 #[derive(Debug)]
 pub struct Cuda {
     _private: (),
@@ -25,6 +25,29 @@ impl Cuda {
             ))
         } else {
             Err(BackendError::CudaNotCompiled)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asking for the CUDA backend where it cannot run is a clear error, never a panic:
+    /// without the feature it says how to get it.
+    #[test]
+    fn cuda_backend_reports_why_it_cannot_run() {
+        let err = Cuda::new(0).unwrap_err();
+        let msg = err.to_string();
+        if cfg!(feature = "cuda") {
+            assert!(matches!(err, BackendError::CudaUnavailable(_)), "{err:?}");
+            assert!(msg.contains("unavailable") && msg.contains("Cpu"), "{msg}");
+        } else {
+            assert_eq!(err, BackendError::CudaNotCompiled);
+            assert!(
+                msg.contains("built without CUDA: rebuild with `--features cuda`"),
+                "{msg}"
+            );
         }
     }
 }

@@ -78,6 +78,51 @@ multiversion! {
     }
 }
 
+/// Elements per block of [`combine_f64`]/[`combine_f32`]: the accumulators of a block
+/// stay in vector registers while the terms stream through.
+const BLOCK: usize = 32;
+
+macro_rules! combine_body {
+    ($t:ty, $x:ident, $terms:ident, $out:ident) => {{
+        let n = $out.len();
+        let mut e = 0;
+        while e + BLOCK <= n {
+            let mut acc = [0.0 as $t; BLOCK];
+            acc.copy_from_slice(&$x[e..e + BLOCK]);
+            for &(c, k) in $terms.iter() {
+                let k = &k[e..e + BLOCK];
+                for l in 0..BLOCK {
+                    acc[l] += c * k[l];
+                }
+            }
+            $out[e..e + BLOCK].copy_from_slice(&acc);
+            e += BLOCK;
+        }
+        for i in e..n {
+            let mut acc = $x[i];
+            for &(c, k) in $terms.iter() {
+                acc += c * k[i];
+            }
+            $out[i] = acc;
+        }
+    }};
+}
+
+multiversion! {
+    /// `out = x + Σ_j c_j k_j`, summed in the order of `terms` for every element: the same
+    /// bits as copying `x` and applying one [`axpy_f64`] per term, in one pass (`f64`).
+    pub fn combine_f64(x: &[f64], terms: &[(f64, &[f64])], out: &mut [f64]) {
+        combine_body!(f64, x, terms, out)
+    }
+}
+
+multiversion! {
+    /// `out = x + Σ_j c_j k_j` in one pass (`f32`); see [`combine_f64`].
+    pub fn combine_f32(x: &[f32], terms: &[(f32, &[f32])], out: &mut [f32]) {
+        combine_body!(f32, x, terms, out)
+    }
+}
+
 const SHIFT_F64: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
 const SHIFT_F32: f32 = 12_582_912.0; // 1.5 * 2^23
 

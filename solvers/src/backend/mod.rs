@@ -1,31 +1,4 @@
-//! The backend seam: where buffers live and the hot operations run.
-//!
-//! A [`Backend`] owns the operations every model and the integrator spend their time in:
-//! GEMM with transposes, the activations and their derivatives, `axpy`, and (through the
-//! Runge–Kutta module of the centre) the stage combinations and the error norm. Models
-//! evaluate their right-hand sides, VJPs and JVPs through a backend; per-trial step control
-//! (times, step sizes, accept/reject, breakpoints, saves) stays on the host, so that only
-//! batch-length vectors would cross per step.
-//!
-//! [`Cpu`] is the implementation today: column-major host buffers, faer for GEMM (one
-//! thread per call: the integrator parallelises over trials), branch-free vectorised
-//! activations compiled for AVX-512, AVX2 and the baseline and picked at run time.
-//!
-//! # How each operation maps to CUDA
-//!
-//! [`Cuda`] has the same names; without the `cuda` feature (and, until the CUDA backend
-//! lands, with it) [`Cuda::new`] returns [`BackendError::CudaNotCompiled`] /
-//! [`BackendError::CudaUnavailable`], so nothing outside this module says
-//! `cfg(feature = "cuda")`. The mapping the CUDA backend follows:
-//!
-//! | operation | CPU | CUDA |
-//! | --- | --- | --- |
-//! | [`Backend::gemm`] | faer `matmul`, sequential | cuBLAS `cublas{S,D}gemm` on the backend's stream, column-major, `op(A)` / `op(B)` from [`Transpose`] |
-//! | [`Backend::axpy`] | vectorised loop | cuBLAS `axpy`, or fused into the kernels below |
-//! | [`Backend::activate`], [`Backend::activate_grad`] | branch-free vectorised loops | one elementwise NVRTC kernel per activation, grid over `dim x batch` |
-//! | stage state, solution, dense output (`rk`) | one `axpy` per non-zero coefficient | one fused kernel per stage: coefficients generated from the same tableau constants, per-trial `h` as a batch-length vector, batch on the second grid dimension |
-//! | error norm (`rk`) | per-column loop | one block per trial, shared-memory reduction, the batch-length result copied to the host for step control |
-//! | input drive gather | copy of the cached `B u` piece per trial | a kernel indexed by a batch-length vector of piece indices |
+//! The backend seam: see [`Backend`].
 
 mod cpu;
 mod cuda;
@@ -82,7 +55,35 @@ pub enum BackendError {
     CudaUnavailable(String),
 }
 
-/// The hot operations of the centre and the models (see the [module docs](self)).
+/// The backend seam: where buffers live and the hot operations run.
+///
+/// A [`Backend`] owns the operations every model and the integrator spend their time in:
+/// GEMM with transposes, the activations and their derivatives, `axpy`, and the fused
+/// combinations the Runge–Kutta module builds the stage states, solutions, dense output and
+/// error estimate from. Models
+/// evaluate their right-hand sides, VJPs and JVPs through a backend; per-trial step control
+/// (times, step sizes, accept/reject, breakpoints, saves) stays on the host, so that only
+/// batch-length vectors would cross per step.
+///
+/// [`Cpu`] is the implementation today: column-major host buffers, faer for GEMM (one
+/// thread per call: the integrator parallelises over trials), branch-free vectorised
+/// activations compiled for AVX-512, AVX2 and the baseline and picked at run time.
+///
+/// # How each operation maps to CUDA
+///
+/// [`Cuda`] has the same names; without the `cuda` feature (and, until the CUDA backend
+/// lands, with it) [`Cuda::new`] returns [`BackendError::CudaNotCompiled`] /
+/// [`BackendError::CudaUnavailable`], so nothing outside this module says
+/// `cfg(feature = "cuda")`. The mapping the CUDA backend follows:
+///
+/// | operation | CPU | CUDA |
+/// | --- | --- | --- |
+/// | [`Backend::gemm`] | faer `matmul`, sequential | cuBLAS `cublas{S,D}gemm` on the backend's stream, column-major, `op(A)` / `op(B)` from [`Transpose`] |
+/// | [`Backend::axpy`] | vectorised loop | cuBLAS `axpy`, or fused into the kernels below |
+/// | [`Backend::activate`], [`Backend::activate_grad`] | branch-free vectorised loops | one elementwise NVRTC kernel per activation, grid over `dim x batch` |
+/// | [`Backend::combine`]: stage state, solution, dense output | one fused pass over the terms | one fused kernel per stage: coefficients generated from the same tableau constants, per-trial `h` as a batch-length vector, batch on the second grid dimension |
+/// | error norm (`rk`) | per-column loop | one block per trial, shared-memory reduction, the batch-length result copied to the host for step control |
+/// | input drive gather | copy of the cached `B u` piece per trial | a kernel indexed by a batch-length vector of piece indices |
 ///
 /// Matrices are column-major with explicit leading dimensions. Implementations must give
 /// the same bits for a column whatever the number of columns in the call, so that a
@@ -115,6 +116,11 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
 
     /// `y += alpha x` over the common length.
     fn axpy(&self, alpha: T, x: &[T], y: &mut [T]);
+
+    /// `out = x + Σ_j c_j k_j` over the terms `(c_j, k_j)`, in their order for every
+    /// element (the same bits as one `axpy` per term), all slices as long as `out`: the
+    /// Runge–Kutta combinations (stage states, solutions, dense output).
+    fn combine(&self, x: &[T], terms: &[(T, &[T])], out: &mut [T]);
 
     /// `x = φ(x)` in place.
     fn activate(&self, act: Activation, x: &mut [T]);

@@ -1,0 +1,382 @@
+//! Benchmark problem P1 (see `benches/problems/mod.rs`): the low-rank tanh RNN, N = 500,
+//! batch 32, t ∈ [0, 100], input from t = 15, Tsit5 (rtol 1e-6, atol 1e-8) and Euler
+//! (dt 0.1), f64 and f32, forward and gradient (L = ½ |x(100)|² w.r.t. M, N, B and x0),
+//! beside the bare GEMM of the same shape (500 x 500 by 500 x 32), all in one run.
+//!
+//! Criterion: group `lowrank/500x32`, ids `cpu/<solver>_<scalar>_<forward|gradient>`.
+//! After it (or alone with `-- --summary-only`), one line per question, medians of
+//! interleaved runs in this process:
+//!
+//! - `check`: the generator's test vectors, the input sums and the final-state checksums
+//!   (compare with `benches/external/p1_diffrax.py`);
+//! - `per_rhs`: one thread, Tsit5 solve time per full-batch right-hand side (solve time x
+//!   batch / columns evaluated) over the bare GEMM (target <= 1.3);
+//! - `threads`: Tsit5 f64 forward on one thread over two threads (target >= 1.7);
+//! - `columns`: columns evaluated over Σ_trials (evaluations per step x attempted steps)
+//!   (target <= 1.05);
+//! - `gradient`: (recording forward + backward) / plain forward (target <= 2.5);
+//! - `times`: the absolute forward and gradient times to set beside a peer's;
+//! - `f32`: steps per trial of f32 and f64 at rtol 1e-6, and the warning f32 reports.
+//!
+//! Run: `cargo bench --bench p1` (`-- --summary-only` for the summary alone). With
+//! `benches/external/compare_p1.sh` the diffrax script runs right after, in the same call.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BenchmarkId, Criterion};
+use neurode_models::LowRankRnn;
+use neurode_solvers::{integrate, Backend, Cpu, Integrate, Real, Stepper, Transpose};
+
+mod problems;
+use problems::{BATCH, N, T1};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum How {
+    Tsit5,
+    Euler,
+}
+
+fn build<'a, T: Real>(
+    m: &'a LowRankRnn<T>,
+    x0: &[T],
+    how: How,
+    threads: usize,
+) -> Integrate<'a, LowRankRnn<T>> {
+    let b = integrate(m, (T::zero(), T::from_f64(T1)))
+        .x0(x0.to_vec())
+        .save_at(problems::save_times::<T>())
+        .threads(threads);
+    match how {
+        How::Tsit5 => b.tolerances(T::from_f64(1e-6), T::from_f64(1e-8)),
+        How::Euler => b.stepper(Stepper::Euler).fixed_dt(T::from_f64(0.1)),
+    }
+}
+
+/// (time, columns evaluated, Σ trials' attempted steps)
+fn forward<T: Real>(m: &LowRankRnn<T>, x0: &[T], how: How, threads: usize) -> (f64, usize, usize) {
+    let start = Instant::now();
+    let sol = build(m, x0, how, threads).run().expect("P1 solve");
+    let el = start.elapsed().as_secs_f64();
+    black_box(sol.final_states());
+    let attempted = (0..BATCH)
+        .map(|b| sol.trial_stats(b).accepted + sol.trial_stats(b).rejected)
+        .sum();
+    (el, sol.stats().columns, attempted)
+}
+
+/// (recording forward, backward)
+fn gradient<T: Real>(m: &LowRankRnn<T>, x0: &[T], how: How, threads: usize) -> (f64, f64) {
+    let start = Instant::now();
+    let (sol, tape) = build(m, x0, how, threads)
+        .run_with_gradient()
+        .expect("P1 solve");
+    let fwd = start.elapsed().as_secs_f64();
+    let dl = problems::loss_grad(sol.states());
+    let start = Instant::now();
+    let g = tape.backward(&dl).expect("P1 backward");
+    let bwd = start.elapsed().as_secs_f64();
+    black_box(&g.params);
+    (fwd, bwd)
+}
+
+struct Gemm<T> {
+    w: Vec<T>,
+    h: Vec<T>,
+    out: Vec<T>,
+}
+
+impl<T: Real> Gemm<T> {
+    fn new() -> Self {
+        Gemm {
+            w: (0..N * N)
+                .map(|i| T::from_f64(((i % 97) as f64) * 1e-3))
+                .collect(),
+            h: (0..N * BATCH)
+                .map(|i| T::from_f64(((i % 13) as f64) * 1e-2))
+                .collect(),
+            out: vec![T::zero(); N * BATCH],
+        }
+    }
+    fn run(&mut self) {
+        let (no, one, zero) = (Transpose::No, T::one(), T::zero());
+        Cpu.gemm(
+            no,
+            no,
+            N,
+            BATCH,
+            N,
+            one,
+            &self.w,
+            N,
+            &self.h,
+            N,
+            zero,
+            &mut self.out,
+            N,
+        );
+        black_box(&self.out);
+    }
+    /// Median seconds of one GEMM.
+    fn time(&mut self) -> f64 {
+        let reps = 200;
+        let start = Instant::now();
+        for _ in 0..reps {
+            self.run();
+        }
+        start.elapsed().as_secs_f64() / reps as f64
+    }
+}
+
+/// The product `C h` with `C` seen column-major (as stored) or row-major (the stored `Cᵀ`,
+/// transposed): which layout faer runs faster on this machine.
+fn gemm_layouts<T: Real>() {
+    let mut g = Gemm::<T>::new();
+    let mut wt = g.w.clone();
+    for j in 0..N {
+        for i in 0..N {
+            wt[j + i * N] = g.w[i + j * N];
+        }
+    }
+    let (no, yes, one, zero) = (Transpose::No, Transpose::Yes, T::one(), T::zero());
+    for round in 0..3 {
+        let col = g.time();
+        let start = Instant::now();
+        for _ in 0..200 {
+            Cpu.gemm(
+                yes, no, N, BATCH, N, one, &wt, N, &g.h, N, zero, &mut g.out, N,
+            );
+            black_box(&g.out);
+        }
+        let row = start.elapsed().as_secs_f64() / 200.0;
+        println!(
+            "gemm layouts {} round {round}: column-major A {:.1} us, row-major A {:.1} us",
+            T::NAME,
+            col * 1e6,
+            row * 1e6
+        );
+    }
+}
+
+fn bench_scalar<T: Real>(c: &mut Criterion) {
+    let (m, x0) = problems::problem::<T>();
+    let name = T::NAME;
+    let mut g = c.benchmark_group(format!("lowrank/{N}x{BATCH}"));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(8));
+    for how in [How::Tsit5, How::Euler] {
+        let id = format!("{how:?}_{name}").to_lowercase();
+        g.bench_function(BenchmarkId::new("cpu", format!("{id}_forward")), |b| {
+            b.iter(|| forward(&m, &x0, how, 2))
+        });
+        g.bench_function(BenchmarkId::new("cpu", format!("{id}_gradient")), |b| {
+            b.iter(|| gradient(&m, &x0, how, 2))
+        });
+    }
+    let mut gemm = Gemm::<T>::new();
+    g.bench_function(BenchmarkId::new("cpu", format!("gemm_{name}")), |b| {
+        b.iter(|| gemm.run())
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    bench_scalar::<f64>(c);
+    bench_scalar::<f32>(c);
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn check() {
+    problems::check_generator();
+    let a = problems::arrays();
+    let s = |v: &[f64]| problems::fsum(v.iter().copied());
+    println!(
+        "check: generator test vectors ok; sums C {:.17} M {:.17} Nv {:.17} B {:.17} x0 {:.17}",
+        s(&a.c),
+        s(&a.m),
+        s(&a.nv),
+        s(&a.b),
+        s(&a.x0)
+    );
+    for how in [How::Tsit5, How::Euler] {
+        let (m, x0) = problems::problem::<f64>();
+        let (sol, tape) = build(&m, &x0, how, 2)
+            .run_with_gradient()
+            .expect("P1 solve");
+        let g = tape
+            .backward(&problems::loss_grad(sol.states()))
+            .expect("P1 backward");
+        let sums: Vec<String> = ["M", "N", "B"]
+            .iter()
+            .map(|v| problems::fsum(g.param(v).expect("view").iter().copied()))
+            .chain([problems::fsum(g.x0.iter().copied())])
+            .map(|s| format!("{s:.10}"))
+            .collect();
+        let x = sol.final_states();
+        let st: Vec<_> = (0..BATCH).map(|b| sol.trial_stats(b)).collect();
+        println!(
+            "check: {how:?} f64 sum_x100 {:.14} loss {:.11}; accepted steps per trial {}..{}, \
+             rejected {}; gradient sums (M, N, B, x0) {}",
+            problems::fsum(x.iter().copied()),
+            0.5 * problems::fsum(x.iter().map(|v| v * v)),
+            st.iter().map(|s| s.accepted).min().unwrap_or(0),
+            st.iter().map(|s| s.accepted).max().unwrap_or(0),
+            st.iter().map(|s| s.rejected).sum::<usize>(),
+            sums.join(", ")
+        );
+    }
+}
+
+fn per_rhs<T: Real>(rounds: usize) {
+    let (m, x0) = problems::problem::<T>();
+    let mut gemm = Gemm::<T>::new();
+    let (mut r, mut gt) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (el, cols, _) = forward(&m, &x0, How::Tsit5, 1);
+        r.push(el * BATCH as f64 / cols as f64);
+        gt.push(gemm.time());
+    }
+    let (r, gt) = (median(r), median(gt));
+    println!(
+        "per_rhs {}: one thread, Tsit5 {:.1} us per full-batch RHS, bare GEMM {:.1} us, ratio \
+         {:.3} (target <= 1.3)",
+        T::NAME,
+        r * 1e6,
+        gt * 1e6,
+        r / gt
+    );
+}
+
+fn threads(rounds: usize) {
+    let (m, x0) = problems::problem::<f64>();
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        one.push(forward(&m, &x0, How::Tsit5, 1).0);
+        two.push(forward(&m, &x0, How::Tsit5, 2).0);
+    }
+    let (one, two) = (median(one), median(two));
+    println!(
+        "threads: Tsit5 f64 forward, 1 thread {:.0} ms, 2 threads {:.0} ms, speed-up {:.2} \
+         (target >= 1.7)",
+        one * 1e3,
+        two * 1e3,
+        one / two
+    );
+}
+
+fn columns() {
+    let (m, x0) = problems::problem::<f64>();
+    let (_, cols, attempted) = forward(&m, &x0, How::Tsit5, 2);
+    // Tsit5 evaluates 6 new stages per attempted step (FSAL).
+    let per_step = neurode_solvers::TSIT5.stages - 1;
+    let need = per_step * attempted;
+    println!(
+        "columns: Tsit5 f64 evaluated {cols} columns, Σ trials {per_step} x attempted steps = \
+         {need}, ratio {:.4} (target <= 1.05); with all 7 stages counted: {:.4}",
+        cols as f64 / need as f64,
+        cols as f64 / (7 * attempted) as f64
+    );
+}
+
+fn gradient_ratio<T: Real>(how: How, rounds: usize) -> (f64, f64) {
+    let (m, x0) = problems::problem::<T>();
+    let (mut f, mut rf, mut bw) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        f.push(forward(&m, &x0, how, 2).0);
+        let (a, b) = gradient(&m, &x0, how, 2);
+        rf.push(a);
+        bw.push(b);
+    }
+    let (f, rf, bw) = (median(f), median(rf), median(bw));
+    println!(
+        "gradient {how:?} {}: forward {:.0} ms, recording forward {:.0} ms, backward {:.0} ms; \
+         whole gradient / forward {:.2} (target <= 2.5), backward / forward {:.2}",
+        T::NAME,
+        f * 1e3,
+        rf * 1e3,
+        bw * 1e3,
+        (rf + bw) / f,
+        bw / f
+    );
+    (f, rf + bw)
+}
+
+fn f32_floor() {
+    let (m64, x64) = problems::problem::<f64>();
+    let (m32, x32) = problems::problem::<f32>();
+    let s64 = build(&m64, &x64, How::Tsit5, 2).run().expect("P1 f64");
+    for rtol in [1e-6, 1e-5, 1e-4] {
+        let s32 = integrate(&m32, (0.0, T1 as f32))
+            .x0(x32.clone())
+            .tolerances(rtol as f32, 1e-8)
+            .save_at(problems::save_times::<f32>())
+            .run()
+            .expect("P1 f32");
+        let acc = |b: usize, s: &neurode_solvers::Solution<f32>| s.trial_stats(b).accepted;
+        let (lo, hi) = (
+            (0..BATCH).map(|b| acc(b, &s32)).min().unwrap_or(0),
+            (0..BATCH).map(|b| acc(b, &s32)).max().unwrap_or(0),
+        );
+        println!(
+            "f32: rtol {rtol:e} accepted steps per trial {lo}..{hi} (f64 at 1e-6: {}..{}); \
+             warnings: {}",
+            (0..BATCH)
+                .map(|b| s64.trial_stats(b).accepted)
+                .min()
+                .unwrap_or(0),
+            (0..BATCH)
+                .map(|b| s64.trial_stats(b).accepted)
+                .max()
+                .unwrap_or(0),
+            s32.warnings()
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+}
+
+criterion_group!(p1_benches, benches);
+
+fn main() {
+    if std::env::args().any(|a| a == "--gemm-layouts") {
+        gemm_layouts::<f64>();
+        gemm_layouts::<f32>();
+        return;
+    }
+    // For profilers: one-thread Tsit5 f64 forwards only.
+    if std::env::args().any(|a| a == "--forward-only") {
+        let (m, x0) = problems::problem::<f64>();
+        for _ in 0..10 {
+            forward(&m, &x0, How::Tsit5, 1);
+        }
+        return;
+    }
+    let summary_only = std::env::args().any(|a| a == "--summary-only");
+    if !summary_only {
+        p1_benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
+    check();
+    per_rhs::<f64>(5);
+    per_rhs::<f32>(5);
+    threads(7);
+    columns();
+    let (f, g) = gradient_ratio::<f64>(How::Tsit5, 5);
+    let (_, ge) = gradient_ratio::<f64>(How::Euler, 5);
+    gradient_ratio::<f32>(How::Tsit5, 3);
+    gradient_ratio::<f32>(How::Euler, 3);
+    println!(
+        "times: P1 f64 two threads: Tsit5 forward {:.0} ms, Tsit5 gradient {:.0} ms, Euler \
+         gradient {:.0} ms",
+        f * 1e3,
+        g * 1e3,
+        ge * 1e3
+    );
+    f32_floor();
+}

@@ -1,0 +1,179 @@
+//! `neurode simulate`: run a configured (or trained) low-rank RNN on fresh seeded trials of
+//! its task and save the trajectories.
+//!
+//! Writes, into the output folder:
+//! - `trajectories.npz`: `times` (`T`), `states` (`trials x T x N`), `inputs`
+//!   (`trials x T x channels`, the input in force at each time), `readout` (`trials x T`),
+//!   `conditions` (`trials`, the task condition of each trial), all float64 (exact for
+//!   float32 runs too) but `conditions` (int64); NumPy reads it with `np.load`;
+//! - `simulation.png`: the readout of every trial against time.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2, Array3};
+use ndarray_npy::NpzWriter;
+use neurode_models::VectorField;
+use neurode_solvers::{derive_seed, Real};
+
+use crate::config::{Precision, TrainConfig};
+use crate::io::{read_safetensors, IoError};
+use crate::plot::{self, Series};
+use crate::run::RunError;
+use crate::tasks::{grid, Task};
+use crate::train::{solver, Trainer};
+
+/// What to simulate and where to write it.
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    /// A TOML config (the initial, untrained network of its seed) or a run directory (the
+    /// trained network in its `params.safetensors`).
+    pub source: PathBuf,
+    /// Output folder (default: `<run dir>/simulation`, or `simulations/<config name>`).
+    pub out: Option<PathBuf>,
+    /// Number of fresh trials (at least 1).
+    pub trials: usize,
+    /// Seed of the fresh trials.
+    pub seed: u64,
+    /// Spacing of the saved times (ms, > 0).
+    pub dt_save: f64,
+    /// Solver threads (default: the available cores).
+    pub threads: Option<usize>,
+}
+
+/// What a simulation wrote.
+#[derive(Debug, Clone)]
+pub struct Simulated {
+    /// The output folder.
+    pub out: PathBuf,
+    /// Trials simulated.
+    pub trials: usize,
+    /// Saved times per trial.
+    pub times: usize,
+    /// Accepted steps, summed over trials.
+    pub accepted: usize,
+}
+
+/// Runs a simulation (see the [module docs](self)).
+pub fn simulate(opts: &SimulateOptions) -> Result<Simulated, RunError> {
+    if opts.trials == 0 {
+        return Err(RunError::Dir("--trials must be at least 1".into()));
+    }
+    if !(opts.dt_save.is_finite() && opts.dt_save > 0.0) {
+        return Err(RunError::Dir(format!(
+            "--dt-save must be a positive number of ms (got {})",
+            opts.dt_save
+        )));
+    }
+    if opts.threads == Some(0) {
+        return Err(RunError::Dir("--threads must be at least 1".into()));
+    }
+    let src = &opts.source;
+    let (cfg, params, default_out) = if src.is_dir() {
+        let cfg = TrainConfig::load(src.join("config.toml")).map_err(|e| {
+            RunError::Dir(format!(
+                "{e} ({} is a folder but not a run directory written by `neurode train`)",
+                src.display()
+            ))
+        })?;
+        (
+            cfg,
+            Some(src.join("params.safetensors")),
+            src.join("simulation"),
+        )
+    } else {
+        let cfg = TrainConfig::load(src)?;
+        let out = Path::new("simulations").join(&cfg.name);
+        (cfg, None, out)
+    };
+    let out = opts.out.clone().unwrap_or(default_out);
+    match cfg.precision {
+        Precision::F64 => simulate_as::<f64>(&cfg, params.as_deref(), &out, opts),
+        Precision::F32 => simulate_as::<f32>(&cfg, params.as_deref(), &out, opts),
+    }
+}
+
+fn simulate_as<T: Real>(
+    cfg: &TrainConfig,
+    params: Option<&Path>,
+    out: &Path,
+    opts: &SimulateOptions,
+) -> Result<Simulated, RunError> {
+    let mut tr = Trainer::<T>::new(cfg)?;
+    if let Some(p) = params {
+        let (arrays, _) = read_safetensors::<T>(p)?;
+        tr.load_param_arrays(&arrays, &p.display().to_string())?;
+    }
+    let spec = tr.spec().clone();
+    let batch = cfg
+        .task
+        .batch::<T>(derive_seed(opts.seed, &[5]), 0, opts.trials);
+    let mut rnn = tr.network().clone();
+    rnn.set_inputs(batch.inputs.clone())
+        .map_err(|e| RunError::Dir(format!("the task's inputs do not fit the network: {e}")))?;
+    let steps = (spec.t_end / opts.dt_save).floor() as u64;
+    let times: Vec<T> = grid(opts.dt_save, 0, steps)
+        .into_iter()
+        .map(T::from_f64)
+        .collect();
+    let mut b = solver(cfg, &rnn, spec.t_end, times.clone());
+    b = b.threads(
+        opts.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    );
+    let sol = b
+        .run()
+        .map_err(|e| RunError::Dir(format!("the simulation failed: {e}")))?;
+
+    let (n, nt, nb) = (rnn.dim(), times.len(), opts.trials);
+    let ch = rnn.n_in();
+    let ro = tr.readout();
+    let mut states = Array3::<f64>::zeros((nb, nt, n));
+    let mut inputs = Array3::<f64>::zeros((nb, nt, ch));
+    let mut readout = Array2::<f64>::zeros((nb, nt));
+    for b in 0..nb {
+        for (i, &t) in times.iter().enumerate() {
+            let x = sol.state(i, b);
+            for (k, &v) in x.iter().enumerate() {
+                states[[b, i, k]] = v.as_f64();
+            }
+            for (k, &u) in batch.inputs[b].at(t).iter().enumerate() {
+                inputs[[b, i, k]] = u.as_f64();
+            }
+            readout[[b, i]] = ro.output(x).as_f64();
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| IoError::fs("create", out, e))?;
+    let npz = out.join("trajectories.npz");
+    let file = std::fs::File::create(&npz).map_err(|e| IoError::fs("create", &npz, e))?;
+    let fail = |e: ndarray_npy::WriteNpzError| IoError::format(&npz, e.to_string());
+    let mut w = NpzWriter::new(file);
+    let ts = Array1::from_iter(times.iter().map(|t| t.as_f64()));
+    w.add_array("times", &ts).map_err(fail)?;
+    w.add_array("states", &states).map_err(fail)?;
+    w.add_array("inputs", &inputs).map_err(fail)?;
+    w.add_array("readout", &readout).map_err(fail)?;
+    let conds = Array1::from_iter(batch.conditions.iter().map(|&c| c as i64));
+    w.add_array("conditions", &conds).map_err(fail)?;
+    w.finish().map_err(fail)?;
+
+    let series: Vec<Series> = (0..nb)
+        .map(|b| {
+            let label = format!("trial {b} ({})", spec.conditions[batch.conditions[b]]);
+            (label, (0..nt).map(|i| (ts[i], readout[[b, i]])).collect())
+        })
+        .collect();
+    plot::lines(
+        &out.join("simulation.png"),
+        &format!("{}: readout of {nb} fresh trials", cfg.name),
+        "t (ms)",
+        "readout y",
+        &series,
+    )
+    .map_err(RunError::Plot)?;
+    Ok(Simulated {
+        out: out.to_path_buf(),
+        trials: nb,
+        times: nt,
+        accepted: (0..nb).map(|b| sol.trial_stats(b).accepted).sum(),
+    })
+}
