@@ -124,7 +124,7 @@ fn summary<T: Real>(s: Solver, rounds: usize) {
     println!(
         "summary {s:?} {}: {steps} steps; forward {:.0} ms, recording forward {:.0} ms, \
          backward {:.0} ms; backward / forward {:.2}, (recording + backward) / forward {:.2} \
-         (target <= 3.0); peak gradient memory {:.1} MB",
+         (target <= 2.5); peak gradient memory {:.1} MB",
         T::NAME,
         f * 1e3,
         fr * 1e3,

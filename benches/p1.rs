@@ -158,6 +158,47 @@ fn gemm_layouts<T: Real>() {
     }
 }
 
+/// The bare GEMM 500 x 500 x 32 on one thread against two threads doing 500 x 500 x 16 each
+/// at the same time (the split the solver makes): the speed-up the machine allows.
+fn gemm_threads() {
+    let reps = 400;
+    let mut g = Gemm::<f64>::new();
+    let one = g.time();
+    let w = g.w.clone();
+    let h = g.h.clone();
+    let (no, a, z) = (Transpose::No, 1.0f64, 0.0f64);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for half in 0..2 {
+            let (w, h) = (&w, &h);
+            s.spawn(move || {
+                let mut out = vec![0.0f64; N * 16];
+                let hb = &h[half * N * 16..(half + 1) * N * 16];
+                for _ in 0..reps {
+                    Cpu.gemm(no, no, N, 16, N, a, w, N, hb, N, z, &mut out, N);
+                    black_box(&out);
+                }
+            });
+        }
+    });
+    let two = start.elapsed().as_secs_f64() / reps as f64;
+    let mut half = vec![0.0f64; N * 16];
+    let start = Instant::now();
+    for _ in 0..reps {
+        Cpu.gemm(no, no, N, 16, N, a, &w, N, &h[..N * 16], N, z, &mut half, N);
+        black_box(&half);
+    }
+    let half_t = start.elapsed().as_secs_f64() / reps as f64;
+    println!(
+        "gemm threads f64: 32 columns on one thread {:.1} us; 16 columns alone {:.1} us; two \
+         threads x 16 columns {:.1} us; speed-up {:.2}",
+        one * 1e6,
+        half_t * 1e6,
+        two * 1e6,
+        one / two
+    );
+}
+
 fn bench_scalar<T: Real>(c: &mut Criterion) {
     let (m, x0) = problems::problem::<T>();
     let name = T::NAME;
@@ -253,19 +294,21 @@ fn per_rhs<T: Real>(rounds: usize) {
 
 fn threads(rounds: usize) {
     let (m, x0) = problems::problem::<f64>();
-    let (mut one, mut two) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        one.push(forward(&m, &x0, How::Tsit5, 1).0);
-        two.push(forward(&m, &x0, How::Tsit5, 2).0);
+    for how in [How::Tsit5, How::Euler] {
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            one.push(forward(&m, &x0, how, 1).0);
+            two.push(forward(&m, &x0, how, 2).0);
+        }
+        let (one, two) = (median(one), median(two));
+        println!(
+            "threads: {how:?} f64 forward, 1 thread {:.0} ms, 2 threads {:.0} ms, speed-up {:.2} \
+             (target for Tsit5 >= 1.7)",
+            one * 1e3,
+            two * 1e3,
+            one / two
+        );
     }
-    let (one, two) = (median(one), median(two));
-    println!(
-        "threads: Tsit5 f64 forward, 1 thread {:.0} ms, 2 threads {:.0} ms, speed-up {:.2} \
-         (target >= 1.7)",
-        one * 1e3,
-        two * 1e3,
-        one / two
-    );
 }
 
 fn columns() {
@@ -344,6 +387,14 @@ fn f32_floor() {
 criterion_group!(p1_benches, benches);
 
 fn main() {
+    if std::env::args().any(|a| a == "--gemm-threads") {
+        gemm_threads();
+        return;
+    }
+    if std::env::args().any(|a| a == "--threads-only") {
+        threads(5);
+        return;
+    }
     if std::env::args().any(|a| a == "--gemm-layouts") {
         gemm_layouts::<f64>();
         gemm_layouts::<f32>();

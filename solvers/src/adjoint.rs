@@ -493,10 +493,10 @@ impl<'a, F: Differentiable> Backward<'a, F> {
         });
         // The first block's buffers become the result (no copy for a single block).
         let mut revs = revs.into_iter();
-        let first = revs.next().expect("at least one block");
+        let mut first = revs.next().expect("at least one block");
         let mut stats = first.totals();
-        let mut params = first.grad;
-        let mut x0 = first.lam;
+        let mut params = std::mem::take(&mut first.grad);
+        let mut x0 = std::mem::take(&mut first.lam);
         if self.blocks.len() > 1 {
             x0.resize(n, F::Scalar::zero());
         }
@@ -534,6 +534,11 @@ struct Reverse<'b, 'a, F: VectorField> {
     bw: &'b Backward<'a, F>,
     blk: &'b Block<F::Scalar>,
     dl: &'b [F::Scalar],
+    /// Columns are ordered by decreasing step count, so that the trials still stepping at
+    /// a step index are a prefix: `order[q]` is the trial in column `q`, `pos[b]` the
+    /// column of trial `b`.
+    order: Vec<usize>,
+    pos: Vec<usize>,
     /// The caller's trial index of every column of a wide call (`s` stages side by side).
     gids: Vec<usize>,
     co: Coeffs<F::Scalar>,
@@ -583,11 +588,21 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         let z = F::Scalar::zero();
         let interp = bw.mode == Adjoint::Interpolating;
         let iv = |len: usize| if interp { vec![z; len] } else { Vec::new() };
+        let mut order: Vec<usize> = (0..batch).collect();
+        order.sort_by_key(|&b| std::cmp::Reverse(tape.n_steps(b)));
+        let mut pos = vec![0; batch];
+        for (q, &b) in order.iter().enumerate() {
+            pos[b] = q;
+        }
         Reverse {
             bw,
             blk,
             dl,
-            gids: (0..s * batch).map(|c| blk.offset + c % batch).collect(),
+            gids: (0..s * batch)
+                .map(|c| blk.offset + order[c % batch])
+                .collect(),
+            order,
+            pos,
             co,
             s,
             n,
@@ -644,6 +659,7 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                 self.add_save(b);
             }
         }
+        self.unpermute_lam();
     }
 
     /// Offset in `dl` of save `i` of this block's trial `b`.
@@ -657,12 +673,28 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         let dim = self.blk.tape.dim;
         self.ptr[b] -= 1;
         let o = self.dl_offset(self.ptr[b], b);
-        for (l, &d) in self.lam[b * dim..(b + 1) * dim]
+        let q = self.pos[b];
+        for (l, &d) in self.lam[q * dim..(q + 1) * dim]
             .iter_mut()
             .zip(&self.dl[o..o + dim])
         {
             *l += d;
         }
+    }
+
+    /// Columns still stepping at step index `idx` (a prefix of the column order).
+    fn active(&self, idx: usize) -> usize {
+        let tape = &self.blk.tape;
+        self.order.partition_point(|&b| tape.n_steps(b) > idx)
+    }
+
+    /// Puts `lam` (then `dL/dx0`) back in trial order, through the scratch `x_next`.
+    fn unpermute_lam(&mut self) {
+        let dim = self.blk.tape.dim;
+        for (q, &b) in self.order.iter().enumerate() {
+            self.x_next[b * dim..(b + 1) * dim].copy_from_slice(&self.lam[q * dim..(q + 1) * dim]);
+        }
+        std::mem::swap(&mut self.lam, &mut self.x_next);
     }
 
     /// The counts of this sweep, with the states it held.
@@ -680,15 +712,15 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         match loc {
             Loc::Ckpt(j) => {
                 let slot = &tape.ckpt.slots[j];
-                for b in 0..tape.batch {
+                for (q, &b) in self.order.iter().enumerate() {
                     let cols = b * dim..(b + 1) * dim;
                     // Trials that ended before index `a` sit at their final state.
                     let src = if tape.n_steps(b) >= a {
-                        &slot[cols.clone()]
+                        &slot[cols]
                     } else {
-                        &tape.x_final[cols.clone()]
+                        &tape.x_final[cols]
                     };
-                    self.x_cur[cols].copy_from_slice(src);
+                    self.x_cur[q * dim..(q + 1) * dim].copy_from_slice(src);
                 }
             }
             Loc::Pool(p) => {
@@ -720,7 +752,8 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             &mut self.x_next,
             &mut self.k,
             &mut self.tev,
-            &self.gids[..self.blk.tape.batch],
+            &self.order,
+            &self.gids,
             &mut self.ws,
             need_out,
             need_last,
@@ -801,10 +834,10 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
     fn stage_times(&mut self, idx: usize) {
         let tape = &self.blk.tape;
         let batch = tape.batch;
-        for b in 0..batch {
+        for (q, &b) in self.order.iter().enumerate() {
             let (t, h, t_end, brk, active) = tape.step(b, idx);
             for i in 0..self.s {
-                self.tw[i * batch + b] = if active {
+                self.tw[i * batch + q] = if active {
                     rk::stage_time(t, h, self.co.c[i], t_end, brk)
                 } else {
                     t
@@ -822,6 +855,7 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         self.g.fill(z);
         self.extra.fill(z);
         self.stage_times(idx);
+        let m = self.active(idx);
         let mut stage_nz = [false; MAX_STAGES];
         // Dense saves inside this step: through the interpolant into the stage cotangents,
         // and directly into dL/dx_n.
@@ -830,7 +864,8 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             if !active {
                 continue;
             }
-            let cols = b * dim..(b + 1) * dim;
+            let q = self.pos[b];
+            let cols = q * dim..(q + 1) * dim;
             while self.ptr[b] > 0 {
                 let i = self.ptr[b] - 1;
                 let theta = match self.blk.tape.saves[b][i] {
@@ -843,7 +878,7 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                     *e += d;
                 }
                 let w = self.co.dense_weights(theta);
-                rk::dense_cotangent(&self.co, &w, h, dls, &mut self.g, n, b * dim, &mut stage_nz);
+                rk::dense_cotangent(&self.co, &w, h, dls, &mut self.g, n, q * dim, &mut stage_nz);
                 self.ptr[b] -= 1;
             }
         }
@@ -865,22 +900,19 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                 k: &self.mu,
                 stride: n,
             };
-            for b in 0..batch {
-                let (_, h, _, _, active) = self.blk.tape.step(b, idx);
-                if active {
-                    let cols = b * dim..(b + 1) * dim;
-                    let lam = &self.lam[cols.clone()];
-                    rk::stage_cotangent(&self.co, i, h, lam, mu, &mu_nz, b * dim, &mut gi[cols]);
-                }
+            for (q, &b) in self.order[..m].iter().enumerate() {
+                let h = self.blk.tape.step(b, idx).1;
+                let cols = q * dim..(q + 1) * dim;
+                let lam = &self.lam[cols.clone()];
+                rk::stage_cotangent(&self.co, i, h, lam, mu, &mu_nz, q * dim, &mut gi[cols]);
             }
-            let r = i * batch..(i + 1) * batch;
             let mui = &mut self.mu[i * n..(i + 1) * n];
             mui.fill(z);
             field.vjp_state(
-                Columns::with_trials(&self.tw[r.clone()], &self.gids[..batch]),
-                &rec[i * n..(i + 1) * n],
-                gi,
-                mui,
+                Columns::with_trials(&self.tw[i * batch..i * batch + m], &self.gids[..m]),
+                &rec[i * n..i * n + m * dim],
+                &gi[..m * dim],
+                &mut mui[..m * dim],
                 &mut self.ws,
             );
             self.stats.vjp_state_evals += 1;
@@ -963,9 +995,10 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                 None => &self.rec[..n],
             };
             for i in 0..s {
-                for b in 0..batch {
+                for q in 0..batch {
+                    let b = self.order[q];
                     let (t, h, t_end, brk, active) = self.blk.tape.step(b, idx);
-                    let cols = b * dim..(b + 1) * dim;
+                    let cols = q * dim..(q + 1) * dim;
                     let ci = self.co.c[i];
                     let mut ti = if ci == F::Scalar::one() {
                         self.lo[b]
@@ -976,13 +1009,13 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                     if brk && ti >= t_end {
                         ti = t_end.next_down();
                     }
-                    self.tw[i * batch + b] = ti;
+                    self.tw[i * batch + q] = ti;
                     // Dense state x(ti).
-                    let xi = &mut self.xw[i * n + b * dim..i * n + (b + 1) * dim];
+                    let xi = &mut self.xw[i * n + q * dim..i * n + (q + 1) * dim];
                     if active && h > z {
                         let theta = ((ti - t) / h).as_f64().clamp(0.0, 1.0);
                         let w = self.co.dense_weights(theta);
-                        rk::dense(&self.co, &w, h, &x_n[cols.clone()], kf, b * dim, xi);
+                        rk::dense(&self.co, &w, h, &x_n[cols.clone()], kf, q * dim, xi);
                     } else {
                         xi.copy_from_slice(&x_n[cols.clone()]);
                     }
@@ -992,9 +1025,9 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                             k: &self.big_k,
                             stride: n,
                         },
-                        &mut self.g[i * n + b * dim..i * n + (b + 1) * dim],
+                        &mut self.g[i * n + q * dim..i * n + (q + 1) * dim],
                     );
-                    rk::stage_state(&self.co, i, self.eta[b], &self.lam[cols], gk, b * dim, gi);
+                    rk::stage_state(&self.co, i, self.eta[b], &self.lam[cols], gk, q * dim, gi);
                 }
                 if self.co.b[i] == z && i == s - 1 {
                     continue;
@@ -1010,19 +1043,20 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                 );
                 self.stats.vjp_state_evals += 1;
             }
-            for b in 0..batch {
-                let cols = b * dim..(b + 1) * dim;
+            for q in 0..batch {
+                let b = self.order[q];
+                let cols = q * dim..(q + 1) * dim;
                 for i in 0..s {
                     let bi = self.co.b[i];
                     // Scale Λ_i by η b_i for the parameter quadrature.
                     let w = self.eta[b] * bi;
-                    for v in &mut self.g[i * n + b * dim..i * n + (b + 1) * dim] {
+                    for v in &mut self.g[i * n + q * dim..i * n + (q + 1) * dim] {
                         *v *= w;
                     }
                     if bi != z {
                         Cpu.axpy(
                             w,
-                            &self.big_k[i * n + b * dim..i * n + (b + 1) * dim],
+                            &self.big_k[i * n + q * dim..i * n + (q + 1) * dim],
                             &mut self.lam[cols.clone()],
                         );
                     }
@@ -1069,6 +1103,7 @@ fn replay_step<F: VectorField>(
     x_out: &mut [F::Scalar],
     k: &mut [F::Scalar],
     tev: &mut [F::Scalar],
+    order: &[usize],
     gids: &[usize],
     ws: &mut F::Workspace,
     need_out: bool,
@@ -1085,24 +1120,28 @@ fn replay_step<F: VectorField>(
         (false, true, _) => (s, s),
         (false, false, _) => (s - 1, s),
     };
+    // Columns are in `order`; the trials still stepping at `idx` come first (`m` of them),
+    // and only they are evaluated (the others keep their final state).
+    let m = order.partition_point(|&b| tape.n_steps(b) > idx);
     let mut evals = 0;
     for i in 0..n_x {
         let (done, rest) = k.split_at_mut(i * n);
         let ks = Stages { k: done, stride: n };
         let xi = &mut rec[i * n..(i + 1) * n];
-        for b in 0..batch {
+        for (q, &b) in order.iter().enumerate() {
             let (t, h, t_end, brk, active) = tape.step(b, idx);
-            let cols = b * dim..(b + 1) * dim;
+            let cols = q * dim..(q + 1) * dim;
             if !active {
                 xi[cols.clone()].copy_from_slice(&x[cols]);
-                tev[b] = t;
+                tev[q] = t;
                 continue;
             }
-            rk::stage_state(co, i, h, &x[cols.clone()], ks, b * dim, &mut xi[cols]);
-            tev[b] = rk::stage_time(t, h, co.c[i], t_end, brk);
+            rk::stage_state(co, i, h, &x[cols.clone()], ks, q * dim, &mut xi[cols]);
+            tev[q] = rk::stage_time(t, h, co.c[i], t_end, brk);
         }
-        if i < n_k {
-            field.rhs(Columns::with_trials(tev, gids), xi, &mut rest[..n], ws);
+        if i < n_k && m > 0 {
+            let cols = Columns::with_trials(&tev[..m], &gids[..m]);
+            field.rhs(cols, &xi[..m * dim], &mut rest[..m * dim], ws);
             evals += 1;
         }
     }
@@ -1113,11 +1152,11 @@ fn replay_step<F: VectorField>(
         x_out.copy_from_slice(&rec[(s - 1) * n..s * n]);
     } else {
         let ks = Stages { k, stride: n };
-        for b in 0..batch {
+        for (q, &b) in order.iter().enumerate() {
             let (_, h, _, _, active) = tape.step(b, idx);
-            let cols = b * dim..(b + 1) * dim;
+            let cols = q * dim..(q + 1) * dim;
             if active {
-                rk::solution(co, h, &x[cols.clone()], ks, b * dim, &mut x_out[cols]);
+                rk::solution(co, h, &x[cols.clone()], ks, q * dim, &mut x_out[cols]);
             } else {
                 x_out[cols.clone()].copy_from_slice(&x[cols]);
             }

@@ -338,7 +338,20 @@ mod tests {
     /// A column of a product does not depend on how many columns share the call.
     #[test]
     fn gemm_columns_do_not_depend_on_their_neighbours() {
-        let (m, k) = (500, 500);
+        for (m, k) in [
+            (500, 500),
+            (4, 4),
+            (7, 7),
+            (64, 64),
+            (2, 500),
+            (500, 2),
+            (33, 17),
+        ] {
+            columns_are_independent(m, k);
+        }
+    }
+
+    fn columns_are_independent(m: usize, k: usize) {
         let a: Vec<f64> = (0..m * k)
             .map(|i| ((i * 7919) % 1000) as f64 / 997.0 - 0.5)
             .collect();
@@ -378,7 +391,7 @@ mod tests {
                 &mut part,
                 m,
             );
-            assert_eq!(part[..], full[..m * n], "{n} columns");
+            assert_eq!(part[..], full[..m * n], "{m} x {k}: {n} columns");
         }
     }
 }
