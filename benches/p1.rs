@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use neurode_models::LowRankRnn;
-use neurode_solvers::{integrate, Backend, Cpu, Integrate, Real, Stepper, Transpose};
+use neurode_solvers::{integrate, Backend, Checkpoints, Cpu, Integrate, Real, Stepper, Transpose};
 
 mod problems;
 use problems::{BATCH, N, T1};
@@ -67,8 +67,19 @@ fn forward<T: Real>(m: &LowRankRnn<T>, x0: &[T], how: How, threads: usize) -> (f
 
 /// (recording forward, backward)
 fn gradient<T: Real>(m: &LowRankRnn<T>, x0: &[T], how: How, threads: usize) -> (f64, f64) {
+    gradient_with(m, x0, how, threads, Checkpoints::default())
+}
+
+fn gradient_with<T: Real>(
+    m: &LowRankRnn<T>,
+    x0: &[T],
+    how: How,
+    threads: usize,
+    ck: Checkpoints,
+) -> (f64, f64) {
     let start = Instant::now();
     let (sol, tape) = build(m, x0, how, threads)
+        .checkpoints(ck)
         .run_with_gradient()
         .expect("P1 solve");
     let fwd = start.elapsed().as_secs_f64();
@@ -325,19 +336,19 @@ fn columns() {
     );
 }
 
-fn gradient_ratio<T: Real>(how: How, rounds: usize) -> (f64, f64) {
+fn gradient_ratio<T: Real>(how: How, rounds: usize, ck: Checkpoints) -> (f64, f64) {
     let (m, x0) = problems::problem::<T>();
     let (mut f, mut rf, mut bw) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         f.push(forward(&m, &x0, how, 2).0);
-        let (a, b) = gradient(&m, &x0, how, 2);
+        let (a, b) = gradient_with(&m, &x0, how, 2, ck);
         rf.push(a);
         bw.push(b);
     }
     let (f, rf, bw) = (median(f), median(rf), median(bw));
     println!(
-        "gradient {how:?} {}: forward {:.0} ms, recording forward {:.0} ms, backward {:.0} ms; \
-         whole gradient / forward {:.2} (target <= 2.5), backward / forward {:.2}",
+        "gradient {how:?} {} {ck:?}: forward {:.0} ms, recording forward {:.0} ms, backward \
+         {:.0} ms; whole gradient / forward {:.2} (target <= 2.5), backward / forward {:.2}",
         T::NAME,
         f * 1e3,
         rf * 1e3,
@@ -418,15 +429,22 @@ fn main() {
     per_rhs::<f32>(5);
     threads(7);
     columns();
-    let (f, g) = gradient_ratio::<f64>(How::Tsit5, 5);
-    let (_, ge) = gradient_ratio::<f64>(How::Euler, 5);
-    gradient_ratio::<f32>(How::Tsit5, 3);
-    gradient_ratio::<f32>(How::Euler, 3);
+    let d = Checkpoints::default();
+    let (f, g) = gradient_ratio::<f64>(How::Tsit5, 5, d);
+    let (_, ge) = gradient_ratio::<f64>(How::Euler, 5, d);
+    gradient_ratio::<f32>(How::Tsit5, 3, d);
+    gradient_ratio::<f32>(How::Euler, 3, d);
+    // Every stage state kept: no recomputation in the reverse sweep.
+    let (_, ga) = gradient_ratio::<f64>(How::Tsit5, 5, Checkpoints::All);
+    gradient_ratio::<f64>(How::Euler, 5, Checkpoints::All);
+    gradient_ratio::<f32>(How::Tsit5, 3, Checkpoints::All);
+    gradient_ratio::<f32>(How::Euler, 3, Checkpoints::All);
     println!(
-        "times: P1 f64 two threads: Tsit5 forward {:.0} ms, Tsit5 gradient {:.0} ms, Euler \
-         gradient {:.0} ms",
+        "times: P1 f64 two threads: Tsit5 forward {:.0} ms, Tsit5 gradient {:.0} ms \
+         (Checkpoints::All {:.0} ms), Euler gradient {:.0} ms",
         f * 1e3,
         g * 1e3,
+        ga * 1e3,
         ge * 1e3
     );
     f32_floor();

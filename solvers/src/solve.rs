@@ -44,6 +44,16 @@ pub(crate) trait Recorder<T> {
     /// Trial `b` accepted a step of size `h` ending at `t_end` (on a breakpoint when
     /// `on_break`) with the new state `x_new`.
     fn accept(&mut self, b: usize, h: T, t_end: T, on_break: bool, x_new: &[T]);
+    /// Whether the recorder wants every accepted step's stage states
+    /// ([`stages`](Self::stages)); asked once, before the first step.
+    fn wants_stages(&self) -> bool {
+        false
+    }
+    /// The stage states of trial `b`'s accepted step, told before [`accept`](Self::accept):
+    /// `X_0` is `x`, `X_i` (`i >= 1`) is `xs.col(i - 1, col, x.len())`.
+    fn stages(&mut self, b: usize, x: &[T], xs: Stages<'_, T>, col: usize) {
+        let _ = (b, x, xs, col);
+    }
 }
 
 /// Records nothing (a plain solve).
@@ -112,9 +122,11 @@ pub(crate) struct Solver<'a, F: VectorField, R> {
     ids: Vec<usize>,
     gids: Vec<usize>,
     m: usize,
-    /// Packed states (`dim x batch`): current, stage, new.
+    /// Packed states (`dim x batch`): current, stage, new. `xs` holds one stage state, or
+    /// all of stages `1..s` (stage-major) when the recorder keeps them.
     x: Vec<F::Scalar>,
     xs: Vec<F::Scalar>,
+    keep_stages: bool,
     xnew: Vec<F::Scalar>,
     /// Packed stage derivatives, stage-major, stride `dim x batch`.
     k: Vec<F::Scalar>,
@@ -145,6 +157,7 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
         let co = Coeffs::new(p.tableau);
         let z = F::Scalar::zero();
         let save_steps = p.save_steps;
+        let keep_stages = rec.wants_stages();
         let step_xs = save_steps.then(|| {
             (0..batch)
                 .map(|b| p.x0[b * dim..(b + 1) * dim].to_vec())
@@ -158,7 +171,15 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
             gids: (0..batch).map(|b| p.offset + b).collect(),
             m: batch,
             x: p.x0.clone(),
-            xs: vec![z; n],
+            xs: vec![
+                z;
+                if keep_stages {
+                    (co.s - 1).max(1) * n
+                } else {
+                    n
+                }
+            ],
+            keep_stages,
             xnew: vec![z; n],
             k: vec![z; co.s * n],
             t_eval: vec![p.t0; batch],
@@ -447,25 +468,20 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
         for i in 1..self.co.s {
             let (done, rest) = self.k.split_at_mut(i * n);
             let ks = Stages { k: done, stride: n };
+            let o = if self.keep_stages { (i - 1) * n } else { 0 };
+            let xs = &mut self.xs[o..o + n];
             for p in 0..m {
                 let b = self.ids[p];
                 let (t, h, t_end) = (self.tr.t[b], self.tr.h[b], self.tr.t_end[b]);
                 let cols = p * dim..(p + 1) * dim;
-                rk::stage_state(
-                    &self.co,
-                    i,
-                    h,
-                    &self.x[cols.clone()],
-                    ks,
-                    p * dim,
-                    &mut self.xs[cols],
-                );
+                let x = &self.x[cols.clone()];
+                rk::stage_state(&self.co, i, h, x, ks, p * dim, &mut xs[cols]);
                 self.t_eval[p] =
                     rk::stage_time(t, h, self.co.c[i], t_end, self.tr.land[b] == Land::Break);
             }
             self.field.rhs(
                 Columns::with_trials(&self.t_eval[..m], &self.gids[..m]),
-                &self.xs[..m * dim],
+                &xs[..m * dim],
                 &mut rest[..m * dim],
                 &mut self.ws,
             );
@@ -474,7 +490,11 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
                 self.tr.stats[self.ids[p]].rhs_evals += 1;
             }
         }
-        if self.co.fsal {
+        if self.co.fsal && self.keep_stages {
+            // The last stage state is the solution (kept in place for the recorder).
+            let o = (self.co.s - 2) * n;
+            self.xnew[..m * dim].copy_from_slice(&self.xs[o..o + m * dim]);
+        } else if self.co.fsal {
             // The last stage state is the solution.
             std::mem::swap(&mut self.xs, &mut self.xnew);
         } else {
@@ -591,6 +611,13 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
                 rk::dense(&self.co, &w, h, &self.x[cols.clone()], ks, p * dim, dst);
             }
             self.tr.save_idx[b] += 1;
+        }
+        if self.keep_stages {
+            let xs = Stages {
+                k: &self.xs,
+                stride: n,
+            };
+            self.rec.stages(b, &self.x[cols.clone()], xs, p * dim);
         }
         self.x[cols.clone()].copy_from_slice(&self.xnew[cols.clone()]);
         self.rec

@@ -1,527 +1,16 @@
-//! Gradients through the solver: the discrete adjoint (default) and an interpolating
-//! continuous adjoint, both with checkpointing.
-//!
-//! A solve run with [`Integrate::run_with_gradient`](crate::Integrate::run_with_gradient)
-//! records, per trial, the accepted steps (start time, size, whether the step ended on a
-//! breakpoint), where each save came from, and a bounded number of checkpointed states. The
-//! returned [`Backward`] turns loss gradients at the save times into `dL/dθ` and `dL/dx0`.
-//!
-//! # Discrete adjoint ([`Adjoint::Discrete`], the default)
-//!
-//! The exact gradient of the discrete solution the forward pass computed: a reverse sweep
-//! through every accepted step of every trial and through every Runge–Kutta stage, with the
-//! step sizes taken as constants (the controller is not differentiated). Dense-output saves
-//! are differentiated through the interpolant. The result equals finite differences of the
-//! computed solution (with the same steps) up to round-off, whatever the tolerances.
-//!
-//! # Interpolating adjoint ([`Adjoint::Interpolating`])
-//!
-//! Integrates the adjoint ODE `dλ/dt = -(∂f/∂x)ᵀ λ`, `dL/dθ = ∫ (∂f/∂θ)ᵀ λ dt` backward with
-//! the same Runge–Kutta method on the forward step grid (split at save times), reading
-//! `x(t)` from the forward dense output. It is an **approximation** of the gradient of the
-//! exact flow, not the gradient of the computed solution: its error shrinks with the
-//! tolerance (at the method's order) but does not vanish, so an optimiser sees gradients
-//! that disagree with finite differences of its own loss by `O(tol)`. Prefer it when you
-//! want the gradient of the continuous-time model rather than of one discretisation (to
-//! compare with analytic results, say). Unlike the "backsolve" adjoints of other libraries,
-//! it never integrates the state backward, which for contracting dynamics (leaky RNNs) is
-//! unstable and gives wrong gradients; backsolve is therefore not offered. It needs a
-//! method with dense output (not Euler) and costs one more right-hand side per stage than
-//! the discrete adjoint.
-//!
-//! # Checkpointing ([`Checkpoints`])
-//!
-//! Memory is bounded by a number of stored states (each `dim x batch`): the forward pass
-//! keeps at most that many checkpoints (doubling the stride between them when full), and
-//! the reverse sweep recomputes the steps between two checkpoints from the earlier one, into
-//! a pool of at most as many states again; when a segment does not fit, it is split
-//! recursively (more recomputation, the same memory). The gradient does not depend on the
-//! checkpoint count: recomputation repeats the forward arithmetic exactly.
+//! The reverse sweep of one block of trials: recomputation from checkpoints (or the stored
+//! stage states), the discrete adjoint through every Runge–Kutta stage, and the
+//! interpolating adjoint.
 
 use num_traits::{Float, One, Zero};
 
+use super::tape::{SaveSrc, Tape};
+use super::{AdjointStats, Backward, Block};
 use crate::backend::{Backend, Cpu};
-use crate::error::SolveError;
-use crate::field::{Columns, Differentiable, ParamView, VectorField};
-use crate::gradient::{Adjoint, Checkpoints};
-use crate::integrate::{finish, Integrate};
+use crate::field::{Columns, Differentiable, VectorField};
+use crate::gradient::Adjoint;
 use crate::rk::{self, Coeffs, Stages, MAX_STAGES};
 use crate::scalar::Real;
-use crate::solution::Solution;
-use crate::solve::{Recorder, SavePoint};
-use crate::tableau::ButcherTableau;
-
-/// Where a saved state came from in the forward pass.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum SaveSrc {
-    /// The initial state.
-    Initial,
-    /// The end of accepted step `n` (`x_{n+1}`).
-    End(usize),
-    /// Dense output inside accepted step `n` at `θ = (t - t_n) / h_n`.
-    Dense(usize, f64),
-}
-
-/// Checkpointed states at step indices `0, stride, 2 stride, ...` (per trial, its own
-/// accepted-step index); the stride doubles when the slots are full.
-#[derive(Debug)]
-pub(crate) struct CheckpointStore<T> {
-    slots: Vec<Vec<T>>,
-    cap: Option<usize>,
-    stride: usize,
-    dim: usize,
-    len: usize,
-}
-
-impl<T: Real> CheckpointStore<T> {
-    fn new(cap: Option<usize>, dim: usize, batch: usize) -> Self {
-        CheckpointStore {
-            slots: Vec::new(),
-            cap,
-            stride: 1,
-            dim,
-            len: dim * batch,
-        }
-    }
-
-    /// Trial `b` has reached its step index `idx` with state `col`.
-    pub(crate) fn record(&mut self, b: usize, idx: usize, col: &[T]) {
-        loop {
-            if idx % self.stride != 0 {
-                return;
-            }
-            let j = idx / self.stride;
-            if let Some(cap) = self.cap {
-                if j >= cap {
-                    // Thin: keep every other checkpoint.
-                    self.stride *= 2;
-                    let keep = cap.div_ceil(2);
-                    for i in 1..keep {
-                        if 2 * i < self.slots.len() {
-                            self.slots.swap(i, 2 * i);
-                        }
-                    }
-                    continue;
-                }
-            }
-            while self.slots.len() <= j {
-                self.slots.push(vec![T::nan(); self.len]);
-            }
-            self.slots[j][b * self.dim..(b + 1) * self.dim].copy_from_slice(col);
-            return;
-        }
-    }
-
-    /// Number of states allocated.
-    pub(crate) fn n_states(&self) -> usize {
-        self.slots.len()
-    }
-}
-
-/// What the forward pass records for the reverse sweep.
-#[derive(Debug)]
-pub(crate) struct Tape<T> {
-    pub(crate) dim: usize,
-    pub(crate) batch: usize,
-    /// Per trial: `t_0 .. t_S` (accepted step boundaries).
-    pub(crate) ts: Vec<Vec<T>>,
-    /// Per trial: step sizes.
-    pub(crate) hs: Vec<Vec<T>>,
-    /// Per trial: whether step `n` ended on a breakpoint.
-    pub(crate) brk: Vec<Vec<bool>>,
-    /// Per trial: the source of every save, in save order.
-    pub(crate) saves: Vec<Vec<SaveSrc>>,
-    pub(crate) ckpt: CheckpointStore<T>,
-    pub(crate) pool_states: usize,
-    pub(crate) x_final: Vec<T>,
-}
-
-impl<T: Real> Tape<T> {
-    pub(crate) fn new(
-        dim: usize,
-        batch: usize,
-        t0: T,
-        x0: &[T],
-        checkpoints: Checkpoints,
-        stages: usize,
-    ) -> Self {
-        let state_bytes = dim * batch * std::mem::size_of::<T>();
-        let (cap, pool) = checkpoints.budget(state_bytes, stages);
-        let mut ckpt = CheckpointStore::new(cap, dim, batch);
-        for b in 0..batch {
-            ckpt.record(b, 0, &x0[b * dim..(b + 1) * dim]);
-        }
-        Tape {
-            dim,
-            batch,
-            ts: vec![vec![t0]; batch],
-            hs: vec![Vec::new(); batch],
-            brk: vec![Vec::new(); batch],
-            saves: vec![Vec::new(); batch],
-            ckpt,
-            pool_states: pool,
-            x_final: Vec::new(),
-        }
-    }
-
-    fn n_steps(&self, b: usize) -> usize {
-        self.hs[b].len()
-    }
-
-    /// `(t, h, t_end, ends_on_break, active)` of trial `b`'s step `n`.
-    #[inline]
-    fn step(&self, b: usize, n: usize) -> (T, T, T, bool, bool) {
-        if n < self.hs[b].len() {
-            (
-                self.ts[b][n],
-                self.hs[b][n],
-                self.ts[b][n + 1],
-                self.brk[b][n],
-                true,
-            )
-        } else {
-            let t = *self.ts[b].last().expect("t0 is always recorded");
-            (t, T::zero(), t, false, false)
-        }
-    }
-}
-
-/// The tape is what the forward pass reports to.
-impl<T: Real> Recorder<T> for Tape<T> {
-    fn save(&mut self, b: usize, at: SavePoint) {
-        // The step being taken is the trial's accepted count.
-        let idx = self.hs[b].len();
-        self.saves[b].push(match at {
-            SavePoint::Initial => SaveSrc::Initial,
-            SavePoint::End => SaveSrc::End(idx),
-            SavePoint::Dense(theta) => SaveSrc::Dense(idx, theta),
-        });
-    }
-
-    fn accept(&mut self, b: usize, h: T, t_end: T, brk: bool, x_new: &[T]) {
-        self.hs[b].push(h);
-        self.brk[b].push(brk);
-        self.ts[b].push(t_end);
-        let idx = self.hs[b].len();
-        self.ckpt.record(b, idx, x_new);
-    }
-}
-
-/// Counts of the reverse sweep.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AdjointStats {
-    /// Batched right-hand-side evaluations (recomputation).
-    pub rhs_evals: usize,
-    /// Batched state VJP calls.
-    pub vjp_state_evals: usize,
-    /// Parameter VJP calls (each covers the stages of a step side by side).
-    pub vjp_param_evals: usize,
-    /// Steps recomputed from checkpoints (a step recomputed twice counts twice).
-    pub recomputed_steps: usize,
-    /// States (`dim x batch` each) held by checkpoints and the recomputation pool.
-    pub stored_states: usize,
-}
-
-/// Gradients of a loss with respect to the parameters and the initial state.
-#[derive(Debug, Clone)]
-pub struct Gradients<T> {
-    /// `dL/dθ`, summed over trials, in the layout of [`views`](Self::views).
-    pub params: Vec<T>,
-    /// `dL/dx0`, `dim x batch` column-major (one column per trial).
-    pub x0: Vec<T>,
-    /// Named blocks of [`params`](Self::params).
-    pub views: Vec<ParamView>,
-    /// Counts of the reverse sweep.
-    pub stats: AdjointStats,
-    dim: usize,
-}
-
-impl<T> Gradients<T> {
-    /// The gradient block named `name` (e.g. `"W"`), if the field has one.
-    pub fn param(&self, name: &str) -> Option<&[T]> {
-        self.views
-            .iter()
-            .find(|v| v.name == name)
-            .map(|v| &self.params[v.offset..v.offset + v.len()])
-    }
-    /// `dL/dx0` of trial `b`.
-    pub fn x0_trial(&self, b: usize) -> &[T] {
-        &self.x0[b * self.dim..(b + 1) * self.dim]
-    }
-}
-
-/// The tape of one block of trials (one per thread of the forward solve).
-#[derive(Debug)]
-pub(crate) struct Block<T> {
-    /// Index of the block's first trial in the batch.
-    pub(crate) offset: usize,
-    pub(crate) tape: Tape<T>,
-}
-
-/// The reverse pass of a solve: call [`backward`](Self::backward) with the loss gradient at
-/// the save times, as often as needed (the tape is not consumed).
-///
-/// # Discrete adjoint ([`Adjoint::Discrete`], the default)
-///
-/// The exact gradient of the discrete solution the forward pass computed: a reverse sweep
-/// through every accepted step of every trial and through every Runge–Kutta stage, with the
-/// step sizes taken as constants (the controller is not differentiated). Dense-output saves
-/// are differentiated through the interpolant. The replay of a step calls the same
-/// Runge–Kutta arithmetic as the forward pass, so the result equals finite differences of
-/// the computed solution (with the same steps) up to round-off, whatever the tolerances.
-///
-/// # Interpolating adjoint ([`Adjoint::Interpolating`])
-///
-/// Integrates the adjoint ODE `dλ/dt = -(∂f/∂x)ᵀ λ`, `dL/dθ = ∫ (∂f/∂θ)ᵀ λ dt` backward with
-/// the same Runge–Kutta method on the forward step grid (split at save times), reading
-/// `x(t)` from the forward dense output. It is an **approximation** of the gradient of the
-/// exact flow, not the gradient of the computed solution: its error shrinks with the
-/// tolerance (at the method's order) but does not vanish, so an optimiser sees gradients
-/// that disagree with finite differences of its own loss by `O(tol)`. Prefer it when you
-/// want the gradient of the continuous-time model rather than of one discretisation. Unlike
-/// the "backsolve" adjoints of other libraries, it never integrates the state backward,
-/// which for contracting dynamics (leaky RNNs) is unstable and gives wrong gradients;
-/// backsolve is therefore not offered. It needs a method with dense output (not Euler) and
-/// costs one more right-hand side per stage than the discrete adjoint.
-///
-/// # Checkpointing ([`Checkpoints`])
-///
-/// Memory is bounded by a number of stored states (each `dim x batch`): the forward pass
-/// keeps at most that many checkpoints (doubling the stride between them when full), and
-/// the reverse sweep recomputes the steps between two checkpoints from the earlier one, into
-/// a pool of at most as many states again; when a segment does not fit, it is split
-/// recursively (more recomputation, the same memory). The gradient does not depend on the
-/// checkpoint count: recomputation repeats the forward arithmetic exactly.
-///
-/// # Threads
-///
-/// A forward solve split over threads records one tape per block of trials; `backward`
-/// reverses the blocks on as many threads and sums their parameter gradients in block
-/// order (deterministic for a fixed thread count).
-pub struct Backward<'a, F: VectorField> {
-    pub(crate) field: &'a F,
-    pub(crate) tableau: &'static ButcherTableau,
-    pub(crate) blocks: Vec<Block<F::Scalar>>,
-    pub(crate) mode: Adjoint,
-    pub(crate) n_save: usize,
-    pub(crate) dim: usize,
-    pub(crate) batch: usize,
-}
-
-impl<F: Differentiable> std::fmt::Debug for Backward<'_, F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backward")
-            .field("method", &self.tableau.name)
-            .field("mode", &self.mode)
-            .field("blocks", &self.blocks.len())
-            .field("checkpoints", &self.checkpoints_stored())
-            .finish()
-    }
-}
-
-impl<'a, F: Differentiable> Integrate<'a, F> {
-    /// Which gradient [`run_with_gradient`](Self::run_with_gradient) prepares (default
-    /// [`Adjoint::Discrete`], the exact gradient of the computed solution).
-    pub fn adjoint(mut self, adjoint: Adjoint) -> Self {
-        self.adjoint = adjoint;
-        self
-    }
-
-    /// Memory of the gradient (default [`Checkpoints::Memory`] with
-    /// [`DEFAULT_CHECKPOINT_BYTES`](crate::DEFAULT_CHECKPOINT_BYTES)).
-    pub fn checkpoints(mut self, checkpoints: Checkpoints) -> Self {
-        self.checkpoints = checkpoints;
-        self
-    }
-
-    /// Solves and records what the reverse pass needs; returns the solution and a
-    /// [`Backward`] whose [`backward`](Backward::backward) gives `dL/dθ` and `dL/dx0` for
-    /// loss gradients at the save times.
-    ///
-    /// ```
-    /// use neurode_solvers::{integrate, VjpParams};
-    /// use neurode_solvers::testing::LinearSystem;
-    ///
-    /// // L = sum of x(1) for dx/dt = A x.
-    /// let field = LinearSystem::<f64>::rotation_decay(0.5, 2.0);
-    /// let (sol, tape) = integrate(&field, (0.0, 1.0))
-    ///     .x0(vec![1.0, 0.0])
-    ///     .save_at(vec![1.0])
-    ///     .run_with_gradient()?;
-    /// let grads = tape.backward(&[1.0, 1.0])?;
-    /// assert_eq!(grads.param("A").unwrap().len(), 4);
-    /// assert_eq!(grads.x0.len(), 2);
-    /// # let _ = sol;
-    /// # Ok::<(), neurode_solvers::SolveError<f64>>(())
-    /// ```
-    ///
-    /// Errors, besides those of [`run`](Self::run): a failed trial (no gradient of a
-    /// partial solution), `allow_failures` together with a gradient, and an interpolating
-    /// adjoint with a method that has no dense output.
-    #[allow(clippy::type_complexity)]
-    pub fn run_with_gradient(
-        mut self,
-    ) -> Result<(Solution<F::Scalar>, Backward<'a, F>), SolveError<F::Scalar>> {
-        type E<T> = SolveError<T>;
-        let plan = self.plan()?;
-        if self.allow_failures {
-            return Err(E::invalid(
-                "allow_failures",
-                true,
-                "gradients need every trial to reach t1; drop `.allow_failures(true)` or \
-                 solve the failing trials separately",
-            ));
-        }
-        if self.adjoint == Adjoint::Interpolating && plan.tableau.dense.is_none() {
-            return Err(E::invalid(
-                "adjoint",
-                self.adjoint.name(),
-                format!(
-                    "the interpolating adjoint reads the forward dense output, which stepper \
-                     {} does not have; use Adjoint::Discrete or Stepper::Tsit5",
-                    plan.tableau.name
-                ),
-            ));
-        }
-        if let Checkpoints::States(0) = self.checkpoints {
-            return Err(E::invalid(
-                "checkpoints",
-                "States(0)",
-                "keep at least one state (the initial one)",
-            ));
-        }
-        let (tableau, n_save, dim, batch) =
-            (plan.tableau, plan.save_ts.len(), plan.dim, plan.batch);
-        let ck = self.checkpoints;
-        let (sol, parts) = self.solve(plan, |p| {
-            // A memory budget is shared among the blocks in proportion to their trials.
-            let ck = match ck {
-                Checkpoints::Memory(bytes) => Checkpoints::Memory(bytes / batch * p.batch),
-                other => other,
-            };
-            Tape::new(p.dim, p.batch, p.t0, &p.x0, ck, p.tableau.stages)
-        });
-        let sol = finish(sol, false)?;
-        let blocks = parts
-            .into_iter()
-            .map(|(p, mut tape)| {
-                let cols = p.offset * dim..(p.offset + p.batch) * dim;
-                tape.x_final = sol.x_final[cols].to_vec();
-                Block {
-                    offset: p.offset,
-                    tape,
-                }
-            })
-            .collect();
-        Ok((
-            sol,
-            Backward {
-                field: self.field,
-                tableau,
-                blocks,
-                mode: self.adjoint,
-                n_save,
-                dim,
-                batch,
-            },
-        ))
-    }
-}
-
-impl<'a, F: Differentiable> Backward<'a, F> {
-    /// The adjoint this pass computes.
-    pub fn mode(&self) -> Adjoint {
-        self.mode
-    }
-
-    /// Checkpointed states kept by the forward pass (each `dim x` a block's trials).
-    pub fn checkpoints_stored(&self) -> usize {
-        self.blocks.iter().map(|b| b.tape.ckpt.n_states()).sum()
-    }
-
-    /// Gradients for a loss whose gradient with respect to the saved states is `dl_dsaved`
-    /// (the layout of [`Solution::states`](crate::Solution::states): save `i`, trial `b`
-    /// at `[(i * batch + b) * dim ..][..dim]`).
-    pub fn backward(
-        &self,
-        dl_dsaved: &[F::Scalar],
-    ) -> Result<Gradients<F::Scalar>, SolveError<F::Scalar>> {
-        let (dim, batch) = (self.dim, self.batch);
-        let n = dim * batch;
-        let want = self.n_save * n;
-        if dl_dsaved.len() != want {
-            return Err(SolveError::invalid(
-                "dl_dsaved",
-                dl_dsaved.len(),
-                format!(
-                    "must have one value per saved state: {} saves x {} trials x dim {} = {want}",
-                    self.n_save, batch, dim
-                ),
-            ));
-        }
-        if let Some(i) = dl_dsaved.iter().position(|v| !v.is_finite()) {
-            return Err(SolveError::invalid(
-                "dl_dsaved",
-                format!("{} at index {i}", dl_dsaved[i]),
-                format!(
-                    "loss gradients must be finite (save {}, trial {}, state index {})",
-                    i / n,
-                    (i % n) / dim,
-                    i % dim
-                ),
-            ));
-        }
-        fn run<'b, 'a, F: Differentiable>(
-            bw: &'b Backward<'a, F>,
-            blk: &'b Block<F::Scalar>,
-            dl: &'b [F::Scalar],
-        ) -> Reverse<'b, 'a, F> {
-            let mut rev = Reverse::new(bw, blk, dl);
-            rev.run();
-            rev
-        }
-        let revs: Vec<Reverse<'_, 'a, F>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self.blocks[1..]
-                .iter()
-                .map(|blk| scope.spawn(move || run(self, blk, dl_dsaved)))
-                .collect();
-            let mut all = vec![run(self, &self.blocks[0], dl_dsaved)];
-            for h in handles {
-                all.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-            }
-            all
-        });
-        // The first block's buffers become the result (no copy for a single block).
-        let mut revs = revs.into_iter();
-        let mut first = revs.next().expect("at least one block");
-        let mut stats = first.totals();
-        let mut params = std::mem::take(&mut first.grad);
-        let mut x0 = std::mem::take(&mut first.lam);
-        if self.blocks.len() > 1 {
-            x0.resize(n, F::Scalar::zero());
-        }
-        for rev in revs {
-            for (g, &r) in params.iter_mut().zip(&rev.grad) {
-                *g += r;
-            }
-            let o = rev.blk.offset * dim;
-            x0[o..o + rev.lam.len()].copy_from_slice(&rev.lam);
-            let t = rev.totals();
-            stats.rhs_evals += t.rhs_evals;
-            stats.vjp_state_evals += t.vjp_state_evals;
-            stats.vjp_param_evals += t.vjp_param_evals;
-            stats.recomputed_steps += t.recomputed_steps;
-            stats.stored_states += t.stored_states;
-        }
-        Ok(Gradients {
-            params,
-            x0,
-            views: self.field.param_views(),
-            stats,
-            dim,
-        })
-    }
-}
 
 #[derive(Clone, Copy)]
 enum Loc {
@@ -530,9 +19,9 @@ enum Loc {
 }
 
 /// Scratch and state of one reverse sweep. Everything is allocated in [`Reverse::new`].
-struct Reverse<'b, 'a, F: VectorField> {
+pub(super) struct Reverse<'b, 'a, F: VectorField> {
     bw: &'b Backward<'a, F>,
-    blk: &'b Block<F::Scalar>,
+    pub(super) blk: &'b Block<F::Scalar>,
     dl: &'b [F::Scalar],
     /// Columns are ordered by decreasing step count, so that the trials still stepping at
     /// a step index are a prefix: `order[q]` is the trial in column `q`, `pos[b]` the
@@ -555,7 +44,7 @@ struct Reverse<'b, 'a, F: VectorField> {
     tev: Vec<F::Scalar>,
     tw: Vec<F::Scalar>,
     /// dL/dx at the current step boundary.
-    lam: Vec<F::Scalar>,
+    pub(super) lam: Vec<F::Scalar>,
     extra: Vec<F::Scalar>,
     mu: Vec<F::Scalar>,
     g: Vec<F::Scalar>,
@@ -566,7 +55,7 @@ struct Reverse<'b, 'a, F: VectorField> {
     eta: Vec<F::Scalar>,
     hi: Vec<F::Scalar>,
     lo: Vec<F::Scalar>,
-    grad: Vec<F::Scalar>,
+    pub(super) grad: Vec<F::Scalar>,
     ptr: Vec<usize>,
     /// Whether some trial saves by dense output inside step `n` (its last stage matters).
     dense_in_step: Vec<bool>,
@@ -576,7 +65,11 @@ struct Reverse<'b, 'a, F: VectorField> {
 }
 
 impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
-    fn new(bw: &'b Backward<'a, F>, blk: &'b Block<F::Scalar>, dl: &'b [F::Scalar]) -> Self {
+    pub(super) fn new(
+        bw: &'b Backward<'a, F>,
+        blk: &'b Block<F::Scalar>,
+        dl: &'b [F::Scalar],
+    ) -> Self {
         let tape = &blk.tape;
         let co = Coeffs::new(bw.tableau);
         let s = co.s;
@@ -584,7 +77,12 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         let n = dim * batch;
         let total = (0..batch).map(|b| tape.n_steps(b)).max().unwrap_or(0);
         let seg = tape.ckpt.stride.min(total.max(1));
-        let pool_cap = tape.pool_states.min(seg * s);
+        // With every stage state stored, nothing is recomputed and no pool is needed.
+        let pool_cap = if tape.stages.is_some() {
+            0
+        } else {
+            tape.pool_states.min(seg * s)
+        };
         let z = F::Scalar::zero();
         let interp = bw.mode == Adjoint::Interpolating;
         let iv = |len: usize| if interp { vec![z; len] } else { Vec::new() };
@@ -642,10 +140,15 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         }
     }
 
-    fn run(&mut self) {
+    pub(super) fn run(&mut self) {
         let tape = &self.blk.tape;
         let stride = tape.ckpt.stride;
-        if self.total > 0 {
+        if tape.stages.is_some() {
+            for idx in (0..self.total).rev() {
+                self.load_stages(idx);
+                self.reverse_step(idx, None);
+            }
+        } else if self.total > 0 {
             let n_seg = self.total.div_ceil(stride);
             for j in (0..n_seg).rev() {
                 let a = j * stride;
@@ -698,10 +201,26 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
     }
 
     /// The counts of this sweep, with the states it held.
-    fn totals(&self) -> AdjointStats {
+    pub(super) fn totals(&self) -> AdjointStats {
+        let tape = &self.blk.tape;
+        let staged = tape.stages.as_ref().map_or(0, |st| st.n_states(self.n));
         AdjointStats {
-            stored_states: self.blk.tape.ckpt.n_states() + self.pool_cap,
+            stored_states: tape.ckpt.n_states() + self.pool_cap + staged,
             ..self.stats
+        }
+    }
+
+    /// Loads the stored stage states of step `idx` into `rec` (the trials still stepping).
+    fn load_stages(&mut self, idx: usize) {
+        let (tape, n) = (&self.blk.tape, self.n);
+        let st = tape.stages.as_ref().expect("stages are stored");
+        let dim = tape.dim;
+        for (q, &b) in self.order[..self.active(idx)].iter().enumerate() {
+            let step = st.step(b, idx);
+            for i in 0..self.s {
+                let o = i * n + q * dim;
+                self.rec[o..o + dim].copy_from_slice(&step[i * dim..(i + 1) * dim]);
+            }
         }
     }
 

@@ -1,0 +1,242 @@
+//! What the forward pass records for the reverse sweep: per trial, the accepted steps and
+//! where each save came from, checkpointed states, and (while they fit) every stage state.
+
+use crate::gradient::Checkpoints;
+use crate::rk::Stages;
+use crate::scalar::Real;
+use crate::solve::{Recorder, SavePoint};
+
+/// Where a saved state came from in the forward pass.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SaveSrc {
+    /// The initial state.
+    Initial,
+    /// The end of accepted step `n` (`x_{n+1}`).
+    End(usize),
+    /// Dense output inside accepted step `n` at `θ = (t - t_n) / h_n`.
+    Dense(usize, f64),
+}
+
+/// Checkpointed states at step indices `0, stride, 2 stride, ...` (per trial, its own
+/// accepted-step index); the stride doubles when the slots are full.
+#[derive(Debug)]
+pub(crate) struct CheckpointStore<T> {
+    pub(crate) slots: Vec<Vec<T>>,
+    cap: Option<usize>,
+    pub(crate) stride: usize,
+    dim: usize,
+    len: usize,
+}
+
+impl<T: Real> CheckpointStore<T> {
+    pub(crate) fn new(cap: Option<usize>, dim: usize, batch: usize) -> Self {
+        CheckpointStore {
+            slots: Vec::new(),
+            cap,
+            stride: 1,
+            dim,
+            len: dim * batch,
+        }
+    }
+
+    /// Trial `b` has reached its step index `idx` with state `col`.
+    pub(crate) fn record(&mut self, b: usize, idx: usize, col: &[T]) {
+        loop {
+            if idx % self.stride != 0 {
+                return;
+            }
+            let j = idx / self.stride;
+            if let Some(cap) = self.cap {
+                if j >= cap {
+                    // Thin: keep every other checkpoint.
+                    self.stride *= 2;
+                    let keep = cap.div_ceil(2);
+                    for i in 1..keep {
+                        if 2 * i < self.slots.len() {
+                            self.slots.swap(i, 2 * i);
+                        }
+                    }
+                    continue;
+                }
+            }
+            while self.slots.len() <= j {
+                self.slots.push(vec![T::nan(); self.len]);
+            }
+            self.slots[j][b * self.dim..(b + 1) * self.dim].copy_from_slice(col);
+            return;
+        }
+    }
+
+    /// Number of states allocated.
+    pub(crate) fn n_states(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+/// Steps per allocation of a [`StageStore`] (so that a trial's store grows without
+/// reallocating what it holds).
+const STAGE_CHUNK: usize = 32;
+
+/// Every accepted step's stage states `X_0 .. X_{s-1}`, per trial, kept while they fit in
+/// their budget: with them the reverse sweep recomputes nothing.
+#[derive(Debug)]
+pub(crate) struct StageStore<T> {
+    /// Per trial: chunks of [`STAGE_CHUNK`] steps, each step `s x dim`, stage-major.
+    trials: Vec<Vec<Vec<T>>>,
+    per_step: usize,
+    bytes: usize,
+    cap: Option<usize>,
+}
+
+impl<T: Real> StageStore<T> {
+    pub(crate) fn new(batch: usize, per_step: usize, cap: Option<usize>) -> Self {
+        StageStore {
+            trials: vec![Vec::new(); batch],
+            per_step,
+            bytes: 0,
+            cap,
+        }
+    }
+
+    /// Appends a step of trial `b`; `false` when the budget would be exceeded.
+    pub(crate) fn push(&mut self, b: usize, x: &[T], xs: Stages<'_, T>, col: usize) -> bool {
+        let dim = x.len();
+        let chunks = &mut self.trials[b];
+        if chunks.last().is_none_or(|c| c.len() == c.capacity()) {
+            let add = STAGE_CHUNK * self.per_step * std::mem::size_of::<T>();
+            if self.cap.is_some_and(|cap| self.bytes + add > cap) {
+                return false;
+            }
+            self.bytes += add;
+            chunks.push(Vec::with_capacity(STAGE_CHUNK * self.per_step));
+        }
+        let c = chunks.last_mut().expect("a chunk with room");
+        c.extend_from_slice(x);
+        for i in 1..self.per_step / dim {
+            c.extend_from_slice(xs.col(i - 1, col, dim));
+        }
+        true
+    }
+
+    /// Stage states of trial `b`'s step `idx` (`s x dim`).
+    pub(crate) fn step(&self, b: usize, idx: usize) -> &[T] {
+        let c = &self.trials[b][idx / STAGE_CHUNK];
+        let o = (idx % STAGE_CHUNK) * self.per_step;
+        &c[o..o + self.per_step]
+    }
+
+    /// States held (each `dim x batch`).
+    pub(crate) fn n_states(&self, state_len: usize) -> usize {
+        (self.bytes / std::mem::size_of::<T>()).div_ceil(state_len.max(1))
+    }
+}
+
+/// What the forward pass records for the reverse sweep.
+#[derive(Debug)]
+pub(crate) struct Tape<T> {
+    pub(crate) dim: usize,
+    pub(crate) batch: usize,
+    /// Per trial: `t_0 .. t_S` (accepted step boundaries).
+    pub(crate) ts: Vec<Vec<T>>,
+    /// Per trial: step sizes.
+    pub(crate) hs: Vec<Vec<T>>,
+    /// Per trial: whether step `n` ended on a breakpoint.
+    pub(crate) brk: Vec<Vec<bool>>,
+    /// Per trial: the source of every save, in save order.
+    pub(crate) saves: Vec<Vec<SaveSrc>>,
+    pub(crate) ckpt: CheckpointStore<T>,
+    /// Stage states of every step, while they fit (dropped when they do not).
+    pub(crate) stages: Option<StageStore<T>>,
+    pub(crate) pool_states: usize,
+    pub(crate) x_final: Vec<T>,
+}
+
+impl<T: Real> Tape<T> {
+    pub(crate) fn new(
+        dim: usize,
+        batch: usize,
+        t0: T,
+        x0: &[T],
+        checkpoints: Checkpoints,
+        stages: usize,
+    ) -> Self {
+        let state_bytes = dim * batch * std::mem::size_of::<T>();
+        let (cap, pool) = checkpoints.budget(state_bytes, stages);
+        let mut ckpt = CheckpointStore::new(cap, dim, batch);
+        for b in 0..batch {
+            ckpt.record(b, 0, &x0[b * dim..(b + 1) * dim]);
+        }
+        let stage_cap = match checkpoints {
+            Checkpoints::All => Some(None),
+            Checkpoints::Memory(bytes) => Some(Some(bytes / 2)),
+            Checkpoints::States(_) => None,
+        };
+        Tape {
+            stages: stage_cap.map(|cap| StageStore::new(batch, stages * dim, cap)),
+            dim,
+            batch,
+            ts: vec![vec![t0]; batch],
+            hs: vec![Vec::new(); batch],
+            brk: vec![Vec::new(); batch],
+            saves: vec![Vec::new(); batch],
+            ckpt,
+            pool_states: pool,
+            x_final: Vec::new(),
+        }
+    }
+
+    pub(crate) fn n_steps(&self, b: usize) -> usize {
+        self.hs[b].len()
+    }
+
+    /// `(t, h, t_end, ends_on_break, active)` of trial `b`'s step `n`.
+    #[inline]
+    pub(crate) fn step(&self, b: usize, n: usize) -> (T, T, T, bool, bool) {
+        if n < self.hs[b].len() {
+            (
+                self.ts[b][n],
+                self.hs[b][n],
+                self.ts[b][n + 1],
+                self.brk[b][n],
+                true,
+            )
+        } else {
+            let t = *self.ts[b].last().expect("t0 is always recorded");
+            (t, T::zero(), t, false, false)
+        }
+    }
+}
+
+/// The tape is what the forward pass reports to.
+impl<T: Real> Recorder<T> for Tape<T> {
+    fn save(&mut self, b: usize, at: SavePoint) {
+        // The step being taken is the trial's accepted count.
+        let idx = self.hs[b].len();
+        self.saves[b].push(match at {
+            SavePoint::Initial => SaveSrc::Initial,
+            SavePoint::End => SaveSrc::End(idx),
+            SavePoint::Dense(theta) => SaveSrc::Dense(idx, theta),
+        });
+    }
+
+    fn wants_stages(&self) -> bool {
+        self.stages.is_some()
+    }
+
+    fn stages(&mut self, b: usize, x: &[T], xs: Stages<'_, T>, col: usize) {
+        if let Some(st) = self.stages.as_mut() {
+            if !st.push(b, x, xs, col) {
+                // Over budget: the checkpoints and recomputation take over.
+                self.stages = None;
+            }
+        }
+    }
+
+    fn accept(&mut self, b: usize, h: T, t_end: T, brk: bool, x_new: &[T]) {
+        self.hs[b].push(h);
+        self.brk[b].push(brk);
+        self.ts[b].push(t_end);
+        let idx = self.hs[b].len();
+        self.ckpt.record(b, idx, x_new);
+    }
+}
