@@ -28,7 +28,9 @@ use criterion::{criterion_group, BenchmarkId, Criterion};
 use neurode_models::LowRankRnn;
 use neurode_solvers::{integrate, Backend, Checkpoints, Cpu, Integrate, Real, Stepper, Transpose};
 
+mod gemm;
 mod problems;
+use gemm::Gemm;
 use problems::{BATCH, N, T1};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -89,54 +91,6 @@ fn gradient_with<T: Real>(
     let bwd = start.elapsed().as_secs_f64();
     black_box(&g.params);
     (fwd, bwd)
-}
-
-struct Gemm<T> {
-    w: Vec<T>,
-    h: Vec<T>,
-    out: Vec<T>,
-}
-
-impl<T: Real> Gemm<T> {
-    fn new() -> Self {
-        Gemm {
-            w: (0..N * N)
-                .map(|i| T::from_f64(((i % 97) as f64) * 1e-3))
-                .collect(),
-            h: (0..N * BATCH)
-                .map(|i| T::from_f64(((i % 13) as f64) * 1e-2))
-                .collect(),
-            out: vec![T::zero(); N * BATCH],
-        }
-    }
-    fn run(&mut self) {
-        let (no, one, zero) = (Transpose::No, T::one(), T::zero());
-        Cpu.gemm(
-            no,
-            no,
-            N,
-            BATCH,
-            N,
-            one,
-            &self.w,
-            N,
-            &self.h,
-            N,
-            zero,
-            &mut self.out,
-            N,
-        );
-        black_box(&self.out);
-    }
-    /// Median seconds of one GEMM.
-    fn time(&mut self) -> f64 {
-        let reps = 200;
-        let start = Instant::now();
-        for _ in 0..reps {
-            self.run();
-        }
-        start.elapsed().as_secs_f64() / reps as f64
-    }
 }
 
 /// The product `C h` with `C` seen column-major (as stored) or row-major (the stored `Cᵀ`,

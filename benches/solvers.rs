@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use neurode_solvers::testing::LeakyTanhRnn;
-use neurode_solvers::{integrate, Backend, Cpu, Real, Stepper, Transpose};
+use neurode_solvers::{integrate, Real, Stepper};
 
 mod common;
+mod gemm;
 use common::{model, x0, BATCH, N, T1};
+use gemm::Gemm;
 
 /// (time of one solve on one thread, its right-hand sides in full-batch equivalents: the
 /// columns evaluated over the batch, since finished trials leave the products)
@@ -50,44 +52,6 @@ fn euler<T: Real>(m: &LeakyTanhRnn<T>, x0: &[T]) -> (Duration, usize) {
     let el = start.elapsed();
     black_box(sol.final_states());
     (el, sol.stats().rhs_evals)
-}
-
-struct Gemm<T> {
-    w: Vec<T>,
-    h: Vec<T>,
-    out: Vec<T>,
-}
-
-impl<T: Real> Gemm<T> {
-    fn new() -> Self {
-        Gemm {
-            w: (0..N * N)
-                .map(|i| T::from_f64(((i % 97) as f64) * 1e-3))
-                .collect(),
-            h: (0..N * BATCH)
-                .map(|i| T::from_f64(((i % 13) as f64) * 1e-2))
-                .collect(),
-            out: vec![T::zero(); N * BATCH],
-        }
-    }
-    fn run(&mut self) {
-        Cpu.gemm(
-            Transpose::No,
-            Transpose::No,
-            N,
-            BATCH,
-            N,
-            T::one(),
-            &self.w,
-            N,
-            &self.h,
-            N,
-            T::zero(),
-            &mut self.out,
-            N,
-        );
-        black_box(&self.out);
-    }
 }
 
 fn bench_scalar<T: Real>(c: &mut Criterion, tolerances: (f64, f64)) {
@@ -140,12 +104,7 @@ fn summary<T: Real>(rounds: usize) {
         let (el, evals) = tsit5(&m, &x, 1e-6, 1e-8);
         per_rhs.push(el.as_secs_f64() / evals);
         stats.0 = evals as usize;
-        let reps = 200;
-        let start = Instant::now();
-        for _ in 0..reps {
-            gemm.run();
-        }
-        per_gemm.push(start.elapsed().as_secs_f64() / reps as f64);
+        per_gemm.push(gemm.time());
         let (el, _) = euler(&m, &x);
         stats.1 = el.as_micros() as usize;
     }
