@@ -8,9 +8,9 @@ use crate::field::VectorField;
 use crate::gradient::{Adjoint, Checkpoints};
 use crate::rk::MAX_STAGES;
 use crate::scalar::Real;
-use crate::solution::{Failure, Solution, Status, Warning};
+use crate::solution::{Failure, Solution, Status};
 use crate::solve::{Mode, Plan, Recorder};
-use crate::split::{solve_split, Split};
+use crate::split::{solve_split, Progress, ProgressFn, Split};
 use crate::tableau::{ButcherTableau, EULER, TSIT5};
 
 /// Which Runge–Kutta method steps the solve.
@@ -36,34 +36,8 @@ impl Stepper {
     }
 }
 
-/// Passed to the progress callback after every iteration of the batched stepping loop.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Progress {
-    /// Time reached by the slowest trial still running (`t1` when all are done).
-    pub t: f64,
-    /// Start of the span.
-    pub t0: f64,
-    /// End of the span.
-    pub t1: f64,
-    /// Iterations of the stepping loop so far.
-    pub steps: usize,
-    /// Trials still running.
-    pub running: usize,
-    /// Batch size.
-    pub batch: usize,
-}
-
-impl Progress {
-    /// Fraction of the span done by the slowest running trial, in `[0, 1]`.
-    pub fn fraction(&self) -> f64 {
-        ((self.t - self.t0) / (self.t1 - self.t0)).clamp(0.0, 1.0)
-    }
-}
-
 /// Default step budget per trial of an adaptive solve (see [`Integrate::max_steps`]).
 pub const DEFAULT_MAX_STEPS: usize = 100_000;
-
-pub(crate) type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 
 /// Builder for a solve; created by [`integrate`], executed by [`run`](Self::run).
 ///
@@ -239,7 +213,7 @@ impl<'a, F: VectorField> Integrate<'a, F> {
     /// Threads the trials are split over (default: the available cores, see
     /// [`std::thread::available_parallelism`]). Each thread solves a contiguous block of
     /// trials with its own workspace; a trial's solution does not depend on the number of
-    /// threads (bit for bit), and small problems (under [`MIN_ELEMENTS_PER_THREAD`] state
+    /// threads (bit for bit), and small problems (under [`MIN_ELEMENTS_PER_THREAD`](crate::MIN_ELEMENTS_PER_THREAD) state
     /// values per thread) stay on fewer threads. Gradients sum the parameter gradients of
     /// the blocks in block order: deterministic for a fixed thread count, and equal across
     /// thread counts up to round-off.
@@ -525,10 +499,6 @@ impl<'a, F: VectorField> Integrate<'a, F> {
     }
 }
 
-/// Fewest state values (`dim x trials`) a thread is given before a solve is split: below
-/// it, starting a thread costs more than it saves.
-pub const MIN_ELEMENTS_PER_THREAD: usize = 2048;
-
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -558,21 +528,4 @@ pub(crate) fn finish<T: Real>(
         batch,
         partial: Box::new(sol),
     })
-}
-
-/// Warnings about the options that the plan can tell before the first step.
-pub(crate) fn plan_warnings<T: Real>(mode: &Mode<T>) -> Vec<Warning> {
-    let mut w = Vec::new();
-    if let Mode::Adaptive { rtol, .. } = mode {
-        let floor = T::ROUNDOFF_RTOL;
-        // Compared in `T`: the floor written as an `f32` literal is not below itself.
-        if *rtol < T::from_f64(floor) {
-            w.push(Warning::ToleranceBelowPrecision {
-                rtol: rtol.as_f64(),
-                floor,
-                scalar: T::NAME,
-            });
-        }
-    }
-    w
 }

@@ -94,9 +94,7 @@ pub use controller::PiController;
 pub use error::SolveError;
 pub use field::{Columns, Differentiable, JvpState, ParamView, VectorField, VjpParams, VjpState};
 pub use gradient::{Adjoint, Checkpoints, DEFAULT_CHECKPOINT_BYTES};
-pub use integrate::{
-    integrate, Integrate, Progress, Stepper, DEFAULT_MAX_STEPS, MIN_ELEMENTS_PER_THREAD,
-};
+pub use integrate::{integrate, Integrate, Stepper, DEFAULT_MAX_STEPS};
 pub use random::{derive_seed, Normal};
 pub use rk::MAX_STAGES;
 pub use scalar::Real;
@@ -104,4 +102,5 @@ pub use signal::PiecewiseConstant;
 pub use solution::{
     Failure, FailureKind, Solution, Stats, Status, StepRecord, TrialStats, Warning,
 };
+pub use split::{Progress, MIN_ELEMENTS_PER_THREAD};
 pub use tableau::{ButcherTableau, DenseOutput, EULER, TSIT5};

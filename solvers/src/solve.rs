@@ -14,15 +14,14 @@
 
 use num_traits::{Float, Zero};
 
+use crate::backend::{Backend, Cpu};
 use crate::controller::{initial_step_final, initial_step_guess, PiController};
 use crate::field::{Columns, VectorField};
 use crate::rk::{self, Coeffs, Stages};
 use crate::scalar::Real;
-use crate::solution::{FailureKind, Solution, Stats, StepRecord};
+use crate::solution::{FailureKind, Solution, Stats, StepRecord, Warning};
 use crate::tableau::ButcherTableau;
 use crate::trials::{Land, TrialState, Trials};
-use crate::Backend;
-use crate::Cpu;
 
 /// Where a saved state comes from, as reported to a [`Recorder`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -683,4 +682,21 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
         };
         (sol, self.rec)
     }
+}
+
+/// Warnings about the options that the plan can tell before the first step.
+pub(crate) fn plan_warnings<T: Real>(mode: &Mode<T>) -> Vec<Warning> {
+    let mut w = Vec::new();
+    if let Mode::Adaptive { rtol, .. } = mode {
+        let floor = T::ROUNDOFF_RTOL;
+        // Compared in `T`: the floor written as an `f32` literal is not below itself.
+        if *rtol < T::from_f64(floor) {
+            w.push(Warning::ToleranceBelowPrecision {
+                rtol: rtol.as_f64(),
+                floor,
+                scalar: T::NAME,
+            });
+        }
+    }
+    w
 }

@@ -8,10 +8,40 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::field::VectorField;
-use crate::integrate::{plan_warnings, Progress, ProgressFn, MIN_ELEMENTS_PER_THREAD};
 use crate::scalar::Real;
 use crate::solution::{Solution, Stats};
-use crate::solve::{Plan, Recorder, Solver};
+use crate::solve::{plan_warnings, Plan, Recorder, Solver};
+
+/// Passed to the progress callback after every iteration of the batched stepping loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Time reached by the slowest trial still running (`t1` when all are done).
+    pub t: f64,
+    /// Start of the span.
+    pub t0: f64,
+    /// End of the span.
+    pub t1: f64,
+    /// Iterations of the stepping loop so far.
+    pub steps: usize,
+    /// Trials still running.
+    pub running: usize,
+    /// Batch size.
+    pub batch: usize,
+}
+
+impl Progress {
+    /// Fraction of the span done by the slowest running trial, in `[0, 1]`.
+    pub fn fraction(&self) -> f64 {
+        ((self.t - self.t0) / (self.t1 - self.t0)).clamp(0.0, 1.0)
+    }
+}
+
+/// The progress callback of a solve.
+pub(crate) type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
+
+/// Fewest state values (`dim x trials`) a thread is given before a solve is split: below
+/// it, starting a thread costs more than it saves.
+pub const MIN_ELEMENTS_PER_THREAD: usize = 2048;
 
 /// The blocks `0..batch` is split into for `threads` threads (at most one block per
 /// thread, at least [`MIN_ELEMENTS_PER_THREAD`] state values each unless a single block).
