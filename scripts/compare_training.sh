@@ -30,5 +30,5 @@ for k in a:
 print(f"largest relative parameter difference: {worst:.2e}")
 for d in sys.argv[1:3]:
     s = json.load(open(f"{d}/summary.json"))
-    print(d.split("/")[-1], {k: v for k, v in s.items() if "acc" in k})
+    print(d.split("/")[-1], "final:", s["final"], "wall s:", round(s["wall_seconds"], 1))
 PY
