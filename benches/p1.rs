@@ -279,6 +279,14 @@ fn threads(rounds: usize) {
 fn columns() {
     let (m, x0) = problems::problem::<f64>();
     let (_, cols, attempted) = forward(&m, &x0, How::Tsit5, 2);
+    let sol = build(&m, &x0, How::Tsit5, 2).run().expect("P1 solve");
+    let half =
+        |r: std::ops::Range<usize>| -> usize { r.map(|b| sol.trial_stats(b).rhs_evals).sum() };
+    println!(
+        "columns: per thread block (trials 0..16, 16..32): {} and {} columns",
+        half(0..BATCH / 2),
+        half(BATCH / 2..BATCH)
+    );
     // Tsit5 evaluates 6 new stages per attempted step (FSAL).
     let per_step = neurode_solvers::TSIT5.stages - 1;
     let need = per_step * attempted;
@@ -357,6 +365,7 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == "--threads-only") {
+        columns();
         threads(5);
         return;
     }
