@@ -82,7 +82,8 @@ impl Status {
 /// Counters of a whole batched solve.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Iterations of the batched stepping loop.
+    /// Iterations of the batched stepping loop (with several threads: the most any block
+    /// of trials took).
     pub steps: usize,
     /// Accepted steps, summed over trials.
     pub accepted: usize,
