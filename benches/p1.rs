@@ -164,6 +164,89 @@ fn gemm_threads() {
     );
 }
 
+/// `C h` as 16 products of 32-row panels of `C`, each stored contiguously (column-major,
+/// leading dimension 32): does faer skip its packing pass then?
+fn panels_probe() {
+    let mut g = Gemm::<f64>::new();
+    let mr = 32;
+    let np = N.div_ceil(mr);
+    let mut panels = vec![0.0f64; np * mr * N];
+    for p in 0..np {
+        for j in 0..N {
+            for i in 0..mr {
+                let r = p * mr + i;
+                if r < N {
+                    panels[p * mr * N + j * mr + i] = g.w[r + j * N];
+                }
+            }
+        }
+    }
+    let (no, one, zero) = (Transpose::No, 1.0f64, 0.0f64);
+    for cols in [32usize, 16] {
+        let mut out = vec![0.0f64; N * cols];
+        let mut tmp = vec![0.0f64; mr * cols];
+        let start = Instant::now();
+        for _ in 0..200 {
+            for p in 0..np {
+                let rows = mr.min(N - p * mr);
+                let a = &panels[p * mr * N..(p + 1) * mr * N];
+                Cpu.gemm(
+                    no,
+                    no,
+                    mr,
+                    cols,
+                    N,
+                    one,
+                    a,
+                    mr,
+                    &g.h[..N * cols],
+                    N,
+                    zero,
+                    &mut tmp,
+                    mr,
+                );
+                for c in 0..cols {
+                    out[c * N + p * mr..c * N + p * mr + rows]
+                        .copy_from_slice(&tmp[c * mr..c * mr + rows]);
+                }
+            }
+            black_box(&out);
+        }
+        let t = start.elapsed().as_secs_f64() / 200.0;
+        let panel_out = out.clone();
+        let start = Instant::now();
+        for _ in 0..200 {
+            Cpu.gemm(
+                no,
+                no,
+                N,
+                cols,
+                N,
+                one,
+                &g.w,
+                N,
+                &g.h[..N * cols],
+                N,
+                zero,
+                &mut out,
+                N,
+            );
+            black_box(&out);
+        }
+        println!(
+            "panels: bit-identical to the plain product: {}",
+            panel_out == out
+        );
+        let plain = start.elapsed().as_secs_f64() / 200.0;
+        println!(
+            "panels f64 {cols} columns: {:.1} us; plain {:.1} us",
+            t * 1e6,
+            plain * 1e6
+        );
+    }
+    let _ = g.time();
+}
+
 fn bench_scalar<T: Real>(c: &mut Criterion) {
     let (m, x0) = problems::problem::<T>();
     let name = T::NAME;
@@ -362,6 +445,10 @@ criterion_group!(p1_benches, benches);
 fn main() {
     if std::env::args().any(|a| a == "--gemm-threads") {
         gemm_threads();
+        return;
+    }
+    if std::env::args().any(|a| a == "--panels") {
+        panels_probe();
         return;
     }
     if std::env::args().any(|a| a == "--threads-only") {

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use neurode_solvers::{derive_seed, Backend, Cpu, Normal, ParamView, Real, Transpose};
+use neurode_solvers::{derive_seed, Backend, Cpu, Normal, Panels, ParamView, Real, Transpose};
 
 use crate::leaky::{check_len, Connectivity, LeakyRnn};
 use crate::ModelError;
@@ -20,8 +20,9 @@ pub struct LowRank<T> {
     n: usize,
     r: usize,
     g: T,
-    /// `C` and `Cᵀ` (column-major), shared between clones: the bulk is fixed.
-    c: Arc<(Vec<T>, Vec<T>)>,
+    /// `C` (column-major), and `C` and `Cᵀ` as panels for the products, shared between
+    /// clones: the bulk is fixed.
+    c: Arc<(Vec<T>, Panels<T>, Panels<T>)>,
     m: Vec<T>,
     nv: Vec<T>,
 }
@@ -74,11 +75,15 @@ impl<T: Real> LowRank<T> {
                 ct[j + i * n] = c[i + j * n];
             }
         }
+        let (cp, ctp) = (
+            Panels::from_col_major(n, n, &c),
+            Panels::from_col_major(n, n, &ct),
+        );
         Ok(LowRank {
             n,
             r,
             g,
-            c: Arc::new((c, ct)),
+            c: Arc::new((c, cp, ctp)),
             m,
             nv,
         })
@@ -108,7 +113,7 @@ impl<T: Real> LowRank<T> {
     /// `tmp` holds the `r x cols` projections.
     fn bulk_plus_low_rank(
         &self,
-        bulk: &[T],
+        bulk: &Panels<T>,
         left: &[T],
         right: &[T],
         h: &[T],
@@ -117,21 +122,7 @@ impl<T: Real> LowRank<T> {
     ) {
         let (n, r) = (self.n, self.r);
         let cols = h.len() / n;
-        Cpu.gemm(
-            Transpose::No,
-            Transpose::No,
-            n,
-            cols,
-            n,
-            self.g,
-            bulk,
-            n,
-            h,
-            n,
-            T::zero(),
-            out,
-            n,
-        );
+        Cpu.gemm_panels(bulk, cols, self.g, h, n, T::zero(), out, n);
         if r > 0 {
             let p = &mut tmp[..r * cols];
             Cpu.gemm(
@@ -185,11 +176,11 @@ impl<T: Real> Connectivity<T> for LowRank<T> {
     }
     /// `out = g C h + M (Nᵀ h) / N`.
     fn apply(&self, h: &[T], out: &mut [T], s: &mut LowRankScratch<T>) {
-        self.bulk_plus_low_rank(&self.c.0, &self.m, &self.nv, h, out, &mut s.p);
+        self.bulk_plus_low_rank(&self.c.1, &self.m, &self.nv, h, out, &mut s.p);
     }
     /// `out = g Cᵀ v + N (Mᵀ v) / N`.
     fn apply_t(&self, v: &[T], out: &mut [T], s: &mut LowRankScratch<T>) {
-        self.bulk_plus_low_rank(&self.c.1, &self.nv, &self.m, v, out, &mut s.q);
+        self.bulk_plus_low_rank(&self.c.2, &self.nv, &self.m, v, out, &mut s.q);
     }
     /// `dM += α V (Nᵀ H)ᵀ / N`, `dN += α H (Mᵀ V)ᵀ / N`.
     fn vjp(&self, alpha: T, v: &[T], h: &[T], out: &mut [T], s: &mut LowRankScratch<T>) {

@@ -89,7 +89,7 @@ mod trials;
 pub mod testing;
 
 pub use adjoint::{AdjointStats, Backward, Gradients};
-pub use backend::{Activation, Backend, BackendError, Cpu, Cuda, Transpose};
+pub use backend::{Activation, Backend, BackendError, Cpu, Cuda, Panels, Transpose};
 pub use controller::PiController;
 pub use error::SolveError;
 pub use field::{Columns, Differentiable, JvpState, ParamView, VectorField, VjpParams, VjpState};

@@ -12,7 +12,7 @@ mod alloc;
 pub use crate::random::Normal;
 pub use alloc::CountingAllocator;
 
-use crate::backend::{Activation, Backend, Cpu, Transpose};
+use crate::backend::{Activation, Backend, Cpu, Panels, Transpose};
 use crate::field::{Columns, JvpState, ParamView, VectorField, VjpParams, VjpState};
 use crate::scalar::Real;
 use crate::signal::PiecewiseConstant;
@@ -35,8 +35,9 @@ pub struct LeakyTanhRnn<T> {
     n_in: usize,
     tau: T,
     w: Vec<T>,
-    /// `Wᵀ`, kept so that the state VJP is a plain GEMM (no transposed packing).
-    wt: Vec<T>,
+    /// `W` and `Wᵀ` packed once for the products (the state VJP is a plain product too).
+    wp: Panels<T>,
+    wtp: Panels<T>,
     b_in: Vec<T>,
     inputs: Vec<PiecewiseConstant<T>>,
     /// `B u` for every trial and piece: `drive[b][p * n..(p + 1) * n]`.
@@ -48,13 +49,14 @@ impl<T: Real> LeakyTanhRnn<T> {
     pub fn new(n: usize, n_in: usize, tau: T, w: Vec<T>, b_in: Vec<T>) -> Self {
         assert_eq!(w.len(), n * n, "W must be n x n");
         assert_eq!(b_in.len(), n * n_in, "B must be n x n_in");
-        let wt = transpose(n, &w);
+        let wtp = Panels::from_col_major(n, n, &transpose(n, &w));
         LeakyTanhRnn {
             n,
             n_in,
             tau,
+            wp: Panels::from_col_major(n, n, &w),
             w,
-            wt,
+            wtp,
             b_in,
             inputs: Vec::new(),
             drive: Vec::new(),
@@ -143,21 +145,7 @@ impl<T: Real> VectorField for LeakyTanhRnn<T> {
         let h = &mut ws.h[..n * batch];
         h.copy_from_slice(x);
         Cpu.activate(Activation::Tanh, h);
-        Cpu.gemm(
-            Transpose::No,
-            Transpose::No,
-            n,
-            batch,
-            n,
-            T::one(),
-            &self.w,
-            n,
-            h,
-            n,
-            T::zero(),
-            dxdt,
-            n,
-        );
+        Cpu.gemm_panels(&self.wp, batch, T::one(), h, n, T::zero(), dxdt, n);
         let inv_tau = T::one() / self.tau;
         for b in 0..batch {
             let xb = &x[b * n..(b + 1) * n];
@@ -221,21 +209,7 @@ impl<T: Real> VjpState for LeakyTanhRnn<T> {
         h.copy_from_slice(x);
         Cpu.activate(Activation::Tanh, h);
         let g = &mut ws.g[..n * nc];
-        Cpu.gemm(
-            Transpose::No,
-            Transpose::No,
-            n,
-            nc,
-            n,
-            T::one(),
-            &self.wt,
-            n,
-            v,
-            n,
-            T::zero(),
-            g,
-            n,
-        );
+        Cpu.gemm_panels(&self.wtp, nc, T::one(), v, n, T::zero(), g, n);
         let inv_tau = T::one() / self.tau;
         for (((o, &gi), &hi), &vi) in out.iter_mut().zip(g.iter()).zip(h.iter()).zip(v) {
             *o += ((T::one() - hi * hi) * gi - vi) * inv_tau;
@@ -268,7 +242,8 @@ impl<T: Real> VjpParams for LeakyTanhRnn<T> {
         assert_eq!(theta.len(), self.n_params(), "theta has the wrong length");
         let nw = self.w.len();
         self.w.copy_from_slice(&theta[..nw]);
-        self.wt = transpose(self.n, &self.w);
+        self.wp = Panels::from_col_major(self.n, self.n, &self.w);
+        self.wtp = Panels::from_col_major(self.n, self.n, &transpose(self.n, &self.w));
         self.b_in.copy_from_slice(&theta[nw..]);
         self.update_drive();
     }
@@ -334,21 +309,7 @@ impl<T: Real> JvpState for LeakyTanhRnn<T> {
         for (hi, &vi) in h.iter_mut().zip(v) {
             *hi = (T::one() - *hi * *hi) * vi;
         }
-        Cpu.gemm(
-            Transpose::No,
-            Transpose::No,
-            n,
-            nc,
-            n,
-            T::one(),
-            &self.w,
-            n,
-            h,
-            n,
-            T::zero(),
-            out,
-            n,
-        );
+        Cpu.gemm_panels(&self.wp, nc, T::one(), h, n, T::zero(), out, n);
         let inv_tau = T::one() / self.tau;
         for (o, &vi) in out.iter_mut().zip(v) {
             *o = (*o - vi) * inv_tau;

@@ -292,6 +292,7 @@ impl<T: Real> Backend<T> for Cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Panels;
 
     /// Every activation's derivative against central differences of the activation.
     #[test]
@@ -348,6 +349,38 @@ mod tests {
             (33, 17),
         ] {
             columns_are_independent(m, k);
+        }
+    }
+
+    /// The product with a matrix kept as panels gives the bits of the plain product, for
+    /// row counts that are and are not a multiple of the panel height, in f64 and f32.
+    #[test]
+    fn panel_products_equal_plain_products() {
+        fn check<T: Real>(m: usize, k: usize, n: usize) {
+            let a: Vec<T> = (0..m * k)
+                .map(|i| T::from_f64(((i * 7919) % 1000) as f64 / 997.0 - 0.5))
+                .collect();
+            let b: Vec<T> = (0..k * n)
+                .map(|i| T::from_f64(((i * 104_729) % 1000) as f64 / 991.0 - 0.5))
+                .collect();
+            let (alpha, beta) = (T::from_f64(0.8), T::from_f64(0.5));
+            let init: Vec<T> = (0..m * n).map(|i| T::from_f64(i as f64 * 1e-3)).collect();
+            let (mut plain, mut panels) = (init.clone(), init);
+            let no = Transpose::No;
+            Cpu.gemm(no, no, m, n, k, alpha, &a, m, &b, k, beta, &mut plain, m);
+            let p = Panels::from_col_major(m, k, &a);
+            Cpu.gemm_panels(&p, n, alpha, &b, k, beta, &mut panels, m);
+            assert_eq!(plain, panels, "{} {m} x {k} x {n}", T::NAME);
+        }
+        for (m, k, n) in [
+            (500, 500, 32),
+            (500, 500, 1),
+            (500, 500, 16),
+            (64, 64, 5),
+            (7, 3, 2),
+        ] {
+            check::<f64>(m, k, n);
+            check::<f32>(m, k, n);
         }
     }
 

@@ -42,6 +42,73 @@ pub enum Activation {
     },
 }
 
+/// A matrix kept for repeated products `A x`: row panels of [`Panels::panel_rows`] rows
+/// (256 bytes of a column), each stored contiguously, column-major.
+///
+/// A GEMM over a plain column-major matrix repacks it into this layout on every call; a
+/// network's weight matrix is multiplied thousands of times per solve, often by few
+/// columns (trials), so it is packed once here. The products give the same bits as with
+/// the plain matrix (faer runs the same kernel on each panel; tested in the CPU backend).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panels<T> {
+    rows: usize,
+    cols: usize,
+    data: Vec<T>,
+}
+
+impl<T: Real> Panels<T> {
+    /// Rows per panel: 32 for `f64`, 64 for `f32`.
+    pub fn panel_rows() -> usize {
+        256 / std::mem::size_of::<T>()
+    }
+
+    /// The panels of the `rows x cols` column-major matrix `a`.
+    ///
+    /// # Panics
+    /// If `a.len() != rows * cols`.
+    pub fn from_col_major(rows: usize, cols: usize, a: &[T]) -> Self {
+        assert_eq!(a.len(), rows * cols, "a {rows} x {cols} matrix");
+        let mr = Self::panel_rows();
+        let np = rows.div_ceil(mr);
+        let mut data = vec![T::zero(); np * mr * cols];
+        for p in 0..np {
+            let panel = &mut data[p * mr * cols..(p + 1) * mr * cols];
+            let r0 = p * mr;
+            let nr = mr.min(rows - r0);
+            for j in 0..cols {
+                panel[j * mr..j * mr + nr].copy_from_slice(&a[r0 + j * rows..r0 + j * rows + nr]);
+            }
+        }
+        Panels { rows, cols, data }
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Panel `p`: its first row, its rows, and its data (`panel_rows x cols`).
+    fn panel(&self, p: usize) -> (usize, usize, &[T]) {
+        let mr = Self::panel_rows();
+        let len = mr * self.cols;
+        (
+            p * mr,
+            mr.min(self.rows - p * mr),
+            &self.data[p * len..(p + 1) * len],
+        )
+    }
+
+    /// Number of panels.
+    fn n_panels(&self) -> usize {
+        self.rows.div_ceil(Self::panel_rows())
+    }
+}
+
 /// Errors of choosing or creating a backend.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
@@ -78,7 +145,7 @@ pub enum BackendError {
 ///
 /// | operation | CPU | CUDA |
 /// | --- | --- | --- |
-/// | [`Backend::gemm`] | faer `matmul`, sequential | cuBLAS `cublas{S,D}gemm` on the backend's stream, column-major, `op(A)` / `op(B)` from [`Transpose`] |
+/// | [`Backend::gemm`], [`Backend::gemm_panels`] | faer `matmul`, sequential (panels: one call per panel of a matrix packed once) | cuBLAS `cublas{S,D}gemm` on the backend's stream, column-major, `op(A)` / `op(B)` from [`Transpose`] |
 /// | [`Backend::axpy`] | vectorised loop | cuBLAS `axpy`, or fused into the kernels below |
 /// | [`Backend::activate`], [`Backend::activate_grad`] | branch-free vectorised loops | one elementwise NVRTC kernel per activation, grid over `dim x batch` |
 /// | [`Backend::combine`]: stage state, solution, dense output | one fused pass over the terms | one fused kernel per stage: coefficients generated from the same tableau constants, per-trial `h` as a batch-length vector, batch on the second grid dimension |
@@ -113,6 +180,46 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
         c: &mut [T],
         ldc: usize,
     );
+
+    /// `c = alpha A b + beta c` for a matrix kept as [`Panels`] (`A` is `rows x k`, `b` is
+    /// `k x n` with leading dimension `ldb`, `c` is `rows x n` with leading dimension
+    /// `ldc`): the same as [`gemm`](Self::gemm) without repacking `A`.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_panels(
+        &self,
+        a: &Panels<T>,
+        n: usize,
+        alpha: T,
+        b: &[T],
+        ldb: usize,
+        beta: T,
+        c: &mut [T],
+        ldc: usize,
+    ) {
+        let (k, mr) = (a.cols(), Panels::<T>::panel_rows());
+        if n == 0 {
+            return;
+        }
+        for p in 0..a.n_panels() {
+            let (r0, rows, data) = a.panel(p);
+            let no = Transpose::No;
+            self.gemm(
+                no,
+                no,
+                rows,
+                n,
+                k,
+                alpha,
+                data,
+                mr,
+                b,
+                ldb,
+                beta,
+                &mut c[r0..],
+                ldc,
+            );
+        }
+    }
 
     /// `y += alpha x` over the common length.
     fn axpy(&self, alpha: T, x: &[T], y: &mut [T]);
