@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use neurode_models::LowRankRnn;
 use neurode_solvers::{
-    integrate, Backend, Checkpoints, Cpu, Integrate, Panels, Real, Stepper, Transpose,
+    integrate, with_team, Backend, Checkpoints, Cpu, Integrate, Panels, Real, Stepper, Transpose,
 };
 
 mod gemm;
@@ -201,11 +201,24 @@ fn panels_probe() {
             black_box(&plain_out);
         }
         let plain = start.elapsed().as_secs_f64() / 200.0;
+        let mut team_out = vec![0.0f64; N * cols];
+        let team = with_team(2, || {
+            let start = Instant::now();
+            for _ in 0..200 {
+                Cpu.gemm_panels(&panels, cols, one, h, N, zero, &mut team_out, N);
+                black_box(&team_out);
+            }
+            start.elapsed().as_secs_f64() / 200.0
+        });
         println!(
-            "panels f64 {cols} columns: {:.1} us; plain {:.1} us; bit-identical: {}",
+            "panels f64 {cols} columns: {:.1} us; plain {:.1} us; bit-identical: {}; panels \
+             shared by a team of 2 threads {:.1} us (speed-up {:.2}), bit-identical: {}",
             t * 1e6,
             plain * 1e6,
-            out == plain_out
+            out == plain_out,
+            team * 1e6,
+            t / team,
+            out == team_out
         );
     }
     black_box(g.time());
@@ -426,10 +439,26 @@ fn main() {
         return;
     }
     // For profilers: one-thread Tsit5 f64 forwards only.
+    if std::env::args().any(|a| a == "--gradient-only") {
+        // For profilers: ten P1 Tsit5 f64 gradients (Checkpoints::All), P1_THREADS threads.
+        let (m, x0) = problems::problem::<f64>();
+        let threads = std::env::var("P1_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        for _ in 0..10 {
+            gradient_with(&m, &x0, How::Tsit5, threads, Checkpoints::All);
+        }
+        return;
+    }
     if std::env::args().any(|a| a == "--forward-only") {
         let (m, x0) = problems::problem::<f64>();
+        let threads = std::env::var("P1_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
         for _ in 0..10 {
-            forward(&m, &x0, How::Tsit5, 1);
+            forward(&m, &x0, How::Tsit5, threads);
         }
         return;
     }

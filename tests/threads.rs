@@ -1,13 +1,18 @@
-//! Splitting a solve over threads: the same trials give the same bits on 1, 2 or 3 threads
-//! (states, step counts, statuses), gradients agree across thread counts to round-off and
-//! are bit-identical for a fixed count, and `threads(0)` is refused.
+//! Splitting a solve over threads, both ways (blocks of trials, or one solver whose products
+//! a team of threads shares): the same trials give the same bits on 1, 2 or 3 threads
+//! (states, step counts, statuses); gradients agree across thread counts to round-off
+//! (blocks sum the parameter gradients in another order; a team gives the same bits) and
+//! are bit-identical for a fixed count; `threads(0)` is refused.
 
 use neurode_solvers::testing::{LeakyTanhRnn, Normal};
-use neurode_solvers::{integrate, PiecewiseConstant, Solution};
+use neurode_solvers::{integrate, PiecewiseConstant, Solution, MIN_TRIALS_PER_BLOCK};
 
-/// 128 units x 48 trials: 6144 state values, enough for three blocks.
-fn problem() -> (LeakyTanhRnn<f64>, Vec<f64>) {
-    let (n, batch) = (128, 48);
+/// The two layouts: `(units, trials, blocks)`. 128 units x 48 trials (few trials per
+/// thread: one solver and a team), 32 units x 200 trials (blocks of trials on 2 and 3
+/// threads).
+const CASES: [(usize, usize, bool); 2] = [(128, 48, false), (32, 200, true)];
+
+fn problem(n: usize, batch: usize) -> (LeakyTanhRnn<f64>, Vec<f64>) {
     let mut rng = Normal::new(3);
     let inputs = (0..batch)
         .map(|_| {
@@ -22,8 +27,8 @@ fn problem() -> (LeakyTanhRnn<f64>, Vec<f64>) {
     (rnn, x0)
 }
 
-fn solve(threads: usize) -> Solution<f64> {
-    let (rnn, x0) = problem();
+fn solve(n: usize, batch: usize, threads: usize) -> Solution<f64> {
+    let (rnn, x0) = problem(n, batch);
     integrate(&rnn, (0.0, 20.0))
         .x0(x0)
         .save_at(vec![1.0, 5.0, 12.5, 20.0])
@@ -34,9 +39,16 @@ fn solve(threads: usize) -> Solution<f64> {
 
 #[test]
 fn solutions_do_not_depend_on_the_thread_count() {
-    let one = solve(1);
+    for (n, batch, blocks) in CASES {
+        assert_eq!(batch >= 2 * MIN_TRIALS_PER_BLOCK, blocks);
+        solutions_agree(n, batch);
+    }
+}
+
+fn solutions_agree(n: usize, batch: usize) {
+    let one = solve(n, batch, 1);
     for threads in [2, 3] {
-        let many = solve(threads);
+        let many = solve(n, batch, threads);
         assert_eq!(one.states(), many.states(), "{threads} threads");
         assert_eq!(one.final_states(), many.final_states());
         for b in 0..one.batch() {
@@ -51,8 +63,8 @@ fn solutions_do_not_depend_on_the_thread_count() {
     assert!(acc.iter().min() < acc.iter().max(), "{acc:?}");
 }
 
-fn gradient(threads: usize) -> (Vec<f64>, Vec<f64>) {
-    let (rnn, x0) = problem();
+fn gradient(n: usize, batch: usize, threads: usize) -> (Vec<f64>, Vec<f64>) {
+    let (rnn, x0) = problem(n, batch);
     let (sol, tape) = integrate(&rnn, (0.0, 20.0))
         .x0(x0)
         .save_at(vec![5.0, 20.0])
@@ -66,9 +78,19 @@ fn gradient(threads: usize) -> (Vec<f64>, Vec<f64>) {
 
 #[test]
 fn gradients_agree_across_thread_counts_and_repeat_exactly() {
-    let (p1, x1) = gradient(1);
+    for (n, batch, blocks) in CASES {
+        gradients_agree(n, batch, blocks);
+    }
+}
+
+fn gradients_agree(n: usize, batch: usize, blocks: bool) {
+    let (p1, x1) = gradient(n, batch, 1);
     for threads in [2, 3] {
-        let (p, x) = gradient(threads);
+        let (p, x) = gradient(n, batch, threads);
+        if !blocks {
+            // One solver, its products shared: the same arithmetic as on one thread.
+            assert_eq!(p, p1, "{threads} threads, team");
+        }
         // dL/dx0 is per trial: the same bits. dL/dθ sums blocks in another order.
         assert_eq!(x, x1, "{threads} threads");
         let scale = p1.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -77,13 +99,13 @@ fn gradients_agree_across_thread_counts_and_repeat_exactly() {
             .zip(&p1)
             .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
         assert!(d <= 1e-13 * scale, "{threads} threads: {d:e}");
-        assert_eq!(gradient(threads).0, p, "{threads} threads, twice");
+        assert_eq!(gradient(n, batch, threads).0, p, "{threads} threads, twice");
     }
 }
 
 #[test]
 fn zero_threads_is_refused() {
-    let (rnn, x0) = problem();
+    let (rnn, x0) = problem(16, 4);
     let err = integrate(&rnn, (0.0, 1.0))
         .x0(x0)
         .threads(0)

@@ -141,8 +141,7 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
     /// `h = tanh(x)` in the workspace, for `cols` columns.
     fn activate<'w>(&self, x: &[T], ws: &'w mut [T]) -> &'w mut [T] {
         let h = &mut ws[..x.len()];
-        h.copy_from_slice(x);
-        Cpu.activate(Activation::Tanh, h);
+        Cpu.activate_to(Activation::Tanh, x, h);
         h
     }
 }
@@ -188,24 +187,13 @@ impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
         let h = self.activate(x, &mut ws.h);
         self.w.apply(h, dxdt, &mut ws.s);
         let inv_tau = T::one() / self.tau;
-        for (b, (trial, tb)) in cols.iter().enumerate() {
-            let xb = &x[b * n..(b + 1) * n];
-            let db = &mut dxdt[b * n..(b + 1) * n];
-            match self.inputs.get(trial) {
-                Some(u) => {
-                    let p = u.piece(tb);
-                    let d = &self.drive[trial][p * n..(p + 1) * n];
-                    for ((o, &xi), &di) in db.iter_mut().zip(xb).zip(d) {
-                        *o = (*o + di - xi) * inv_tau;
-                    }
-                }
-                None => {
-                    for (o, &xi) in db.iter_mut().zip(xb) {
-                        *o = (*o - xi) * inv_tau;
-                    }
-                }
-            }
-        }
+        let (ts, drive) = (cols.t(), &self.drive);
+        let input = |b: usize| {
+            let trial = cols.trial(b);
+            let p = self.inputs.get(trial)?.piece(ts[b]);
+            drive.get(trial)?.get(p * n..(p + 1) * n)
+        };
+        Cpu.leak(n, x, &input, inv_tau, dxdt);
     }
     fn discontinuities(&self, trial: usize, _span: (T, T), out: &mut Vec<T>) {
         if let Some(u) = self.inputs.get(trial) {

@@ -225,7 +225,7 @@ impl<'a, F: VectorField> Integrate<'a, F> {
     /// Runs the solve. Every option is checked before the first step.
     pub fn run(mut self) -> Result<Solution<F::Scalar>, SolveError<F::Scalar>> {
         let plan = self.plan()?;
-        let (sol, _) = self.solve(plan, |_| ());
+        let (sol, _, _) = self.solve(plan, |_| ());
         finish(sol, self.allow_failures)
     }
 

@@ -89,7 +89,7 @@ mod trials;
 pub mod testing;
 
 pub use adjoint::{AdjointStats, Backward, Gradients};
-pub use backend::{Activation, Backend, BackendError, Cpu, Cuda, Panels, Transpose};
+pub use backend::{with_team, Activation, Backend, BackendError, Cpu, Cuda, Panels, Transpose};
 pub use controller::PiController;
 pub use error::SolveError;
 pub use field::{Columns, Differentiable, JvpState, ParamView, VectorField, VjpParams, VjpState};
@@ -102,5 +102,5 @@ pub use signal::PiecewiseConstant;
 pub use solution::{
     Failure, FailureKind, Solution, Stats, Status, StepRecord, TrialStats, Warning,
 };
-pub use split::{Progress, MIN_ELEMENTS_PER_THREAD};
+pub use split::{Progress, MIN_ELEMENTS_PER_THREAD, MIN_TRIALS_PER_BLOCK};
 pub use tableau::{ButcherTableau, DenseOutput, EULER, TSIT5};

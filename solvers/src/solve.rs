@@ -14,7 +14,7 @@
 
 use num_traits::{Float, Zero};
 
-use crate::backend::{Backend, Cpu};
+use crate::backend::{for_parts, Backend, Cpu, MIN_SHARED_WORK};
 use crate::controller::{initial_step_final, initial_step_guess, PiController};
 use crate::field::{Columns, VectorField};
 use crate::rk::{self, Coeffs, Stages};
@@ -138,6 +138,8 @@ pub(crate) struct Solver<'a, F: VectorField, R> {
     sub_x: Vec<F::Scalar>,
     sub_out: Vec<F::Scalar>,
     d1s: Vec<F::Scalar>,
+    /// Per packed trial: error norm and first non-finite index of the attempted step.
+    checks: Vec<(f64, Option<usize>)>,
     /// Outputs, indexed by trial.
     out: Vec<F::Scalar>,
     x_final: Vec<F::Scalar>,
@@ -188,6 +190,7 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
             sub_x: vec![z; n],
             sub_out: vec![z; n],
             d1s: vec![z; batch],
+            checks: vec![(0.0, None); batch],
             out: vec![F::Scalar::nan(); p.save_ts.len() * n],
             x_final: p.x0.clone(),
             stats: Stats::default(),
@@ -521,27 +524,40 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
         let (dim, n) = (self.p.dim, self.n());
         let adaptive = matches!(self.p.mode, Mode::Adaptive { .. });
         let q = self.p.tableau.error_order.map_or(1.0, |o| o as f64 + 1.0);
+        // Every packed trial's error norm and first non-finite index, shared out among
+        // the team (each trial's arithmetic is its own, whoever computes it).
+        {
+            let (x, xnew, k, co, h, ids) = (
+                &self.x, &self.xnew, &self.k, &self.co, &self.tr.h, &self.ids,
+            );
+            let mode = &self.p.mode;
+            let checks = &mut self.checks[..self.m];
+            let work = checks.len() * dim * co.s;
+            for_parts(checks, work, MIN_SHARED_WORK, &|start, part| {
+                for (i, c) in part.iter_mut().enumerate() {
+                    let p = start + i;
+                    let cols = p * dim..(p + 1) * dim;
+                    let err = match *mode {
+                        Mode::Adaptive { rtol, atol } => rk::error_norm(
+                            co,
+                            h[ids[p]],
+                            rtol,
+                            atol,
+                            &x[cols.clone()],
+                            &xnew[cols.clone()],
+                            Stages { k, stride: n },
+                            p * dim,
+                        ),
+                        Mode::Fixed { .. } => f64::NAN,
+                    };
+                    *c = (err, xnew[cols].iter().position(|v| !v.is_finite()));
+                }
+            });
+        }
         for p in 0..self.m {
             let b = self.ids[p];
-            let cols = p * dim..(p + 1) * dim;
             let h = self.tr.h[b];
-            let err = match self.p.mode {
-                Mode::Adaptive { rtol, atol } => rk::error_norm(
-                    &self.co,
-                    h,
-                    rtol,
-                    atol,
-                    &self.x[cols.clone()],
-                    &self.xnew[cols.clone()],
-                    Stages {
-                        k: &self.k,
-                        stride: n,
-                    },
-                    p * dim,
-                ),
-                Mode::Fixed { .. } => f64::NAN,
-            };
-            let nonfinite = self.xnew[cols.clone()].iter().position(|v| !v.is_finite());
+            let (err, nonfinite) = self.checks[p];
             let accept = nonfinite.is_none() && (!adaptive || err <= 1.0);
             if let Some(log) = self.step_log.as_mut() {
                 log[b].push(StepRecord {

@@ -9,6 +9,7 @@ pub(crate) use tape::Tape;
 
 use num_traits::{Float, Zero};
 
+use crate::backend::with_team;
 use crate::error::SolveError;
 use crate::field::{Differentiable, ParamView, VectorField};
 use crate::gradient::{Adjoint, Checkpoints};
@@ -106,9 +107,11 @@ pub(crate) struct Block<T> {
 ///
 /// # Threads
 ///
-/// A forward solve split over threads records one tape per block of trials; `backward`
+/// A forward solve split into blocks of trials records one tape per block; `backward`
 /// reverses the blocks on as many threads and sums their parameter gradients in block
-/// order (deterministic for a fixed thread count).
+/// order (deterministic for a fixed thread count). A forward solve that shared its
+/// products with a team of threads reverses with the same team (the same bits as on one
+/// thread).
 pub struct Backward<'a, F: VectorField> {
     pub(crate) field: &'a F,
     pub(crate) tableau: &'static ButcherTableau,
@@ -117,6 +120,8 @@ pub struct Backward<'a, F: VectorField> {
     pub(crate) n_save: usize,
     pub(crate) dim: usize,
     pub(crate) batch: usize,
+    /// Team size of the forward solve (one block only when above 1).
+    pub(crate) team: usize,
 }
 
 impl<F: Differentiable> std::fmt::Debug for Backward<'_, F> {
@@ -204,7 +209,7 @@ impl<'a, F: Differentiable> Integrate<'a, F> {
         let (tableau, n_save, dim, batch) =
             (plan.tableau, plan.save_ts.len(), plan.dim, plan.batch);
         let ck = self.checkpoints;
-        let (sol, parts) = self.solve(plan, |p| {
+        let (sol, parts, team) = self.solve(plan, |p| {
             // A memory budget is shared among the blocks in proportion to their trials.
             let ck = match ck {
                 Checkpoints::Memory(bytes) => Checkpoints::Memory(bytes / batch * p.batch),
@@ -234,6 +239,7 @@ impl<'a, F: Differentiable> Integrate<'a, F> {
                 n_save,
                 dim,
                 batch,
+                team,
             },
         ))
     }
@@ -296,7 +302,9 @@ impl<'a, F: Differentiable> Backward<'a, F> {
                 .iter()
                 .map(|blk| scope.spawn(move || run(self, blk, dl_dsaved)))
                 .collect();
-            let mut all = vec![run(self, &self.blocks[0], dl_dsaved)];
+            let mut all = vec![with_team(self.team, || {
+                run(self, &self.blocks[0], dl_dsaved)
+            })];
             for h in handles {
                 all.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
             }

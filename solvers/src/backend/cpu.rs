@@ -3,7 +3,7 @@
 use std::any::TypeId;
 
 use super::kernels;
-use super::{Activation, Backend, Transpose};
+use super::{team, Activation, Backend, Panels, Transpose};
 use crate::scalar::Real;
 
 /// The CPU backend (see the [`Backend`](super::Backend) docs). Stateless: `Cpu` is a value you can
@@ -60,7 +60,8 @@ unsafe fn zeroupper() {
 }
 
 macro_rules! faer_gemm {
-    ($name:ident, $t:ty) => {
+    ($name:ident, $view:ident, $panels:ident, $t:ty) => {
+        /// `c = alpha op(a) op(b) + beta c` on column-major slices (see [`Backend::gemm`]).
         #[allow(clippy::too_many_arguments)]
         fn $name(
             trans_a: bool,
@@ -77,8 +78,7 @@ macro_rules! faer_gemm {
             c: &mut [$t],
             ldc: usize,
         ) {
-            use faer::linalg::matmul::matmul;
-            use faer::{Accum, MatMut, MatRef, Par};
+            use faer::{MatMut, MatRef};
             // Stored shapes of a and b.
             let (ar, ac) = if trans_a { (k, m) } else { (m, k) };
             let (br, bc) = if trans_b { (n, k) } else { (k, n) };
@@ -90,12 +90,9 @@ macro_rules! faer_gemm {
                 return;
             }
             assert!(c.len() >= ldc * (n - 1) + m, "gemm: c too short");
+            let cm = MatMut::from_column_major_slice_with_stride_mut(c, m, n, ldc);
             if k == 0 || alpha == 0.0 {
-                for j in 0..n {
-                    for v in &mut c[j * ldc..j * ldc + m] {
-                        *v = if beta == 0.0 { 0.0 } else { *v * beta };
-                    }
-                }
+                scale(cm, beta);
                 return;
             }
             assert!(a.len() >= lda * (ac - 1) + ar, "gemm: a too short");
@@ -104,26 +101,125 @@ macro_rules! faer_gemm {
             let b = MatRef::from_column_major_slice_with_stride(b, br, bc, ldb);
             let a = if trans_a { a.transpose() } else { a };
             let b = if trans_b { b.transpose() } else { b };
-            let mut cm = MatMut::from_column_major_slice_with_stride_mut(c, m, n, ldc);
+            $view(cm, a, b, alpha, beta);
+        }
+
+        /// `c = alpha a b + beta c` on faer views.
+        fn $view(
+            mut cm: faer::MatMut<'_, $t>,
+            a: faer::MatRef<'_, $t>,
+            b: faer::MatRef<'_, $t>,
+            alpha: $t,
+            beta: $t,
+        ) {
+            use faer::linalg::matmul::matmul;
+            use faer::{Accum, Par};
             if beta == 0.0 {
                 matmul(cm.as_mut(), Accum::Replace, a, b, alpha, Par::Seq);
             } else {
                 if beta != 1.0 {
-                    for j in 0..n {
-                        for i in 0..m {
-                            cm[(i, j)] *= beta;
-                        }
-                    }
+                    scale(cm.as_mut(), beta);
                 }
                 matmul(cm.as_mut(), Accum::Add, a, b, alpha, Par::Seq);
             }
             clear_upper_vector_state();
         }
+
+        /// `c = alpha A b + beta c` for `A` kept as panels: one product per panel, the
+        /// panels shared out among the members of the calling thread's team (see
+        /// [`team`](super::team)); every member writes only its panels' rows of `c`.
+        #[allow(clippy::too_many_arguments)]
+        fn $panels(
+            a: &Panels<$t>,
+            n: usize,
+            alpha: $t,
+            b: &[$t],
+            ldb: usize,
+            beta: $t,
+            c: &mut [$t],
+            ldc: usize,
+        ) {
+            use faer::{MatMut, MatRef};
+            let (m, k) = (a.rows(), a.cols());
+            if m == 0 || n == 0 {
+                return;
+            }
+            assert!(ldb >= k.max(1) && ldc >= m, "gemm_panels: bad stride");
+            assert!(c.len() >= ldc * (n - 1) + m, "gemm_panels: c too short");
+            let cm = MatMut::from_column_major_slice_with_stride_mut(c, m, n, ldc);
+            if k == 0 || alpha == 0.0 {
+                scale(cm, beta);
+                return;
+            }
+            assert!(b.len() >= ldb * (n - 1) + k, "gemm_panels: b too short");
+            let b = MatRef::from_column_major_slice_with_stride(b, k, n, ldb);
+            let (np, mr) = (a.n_panels(), Panels::<$t>::panel_rows());
+            let members = team::size().min(np);
+            let members = if m * k * n < TEAM_MIN_PRODUCT {
+                1
+            } else {
+                members
+            };
+            let out = SendPtr(cm.as_ptr_mut());
+            // Member `i` takes panels `first(i)..first(i + 1)`; the calling thread (member
+            // 0) takes the larger share when they cannot be equal: it starts first.
+            let first = |i: usize| np - np * (members - i) / members;
+            let job = |member: usize| {
+                for p in first(member)..first(member + 1) {
+                    let (r0, rows, data) = a.panel(p);
+                    let ap = MatRef::from_column_major_slice_with_stride(data, rows, k, mr);
+                    // SAFETY: rows `r0..r0 + rows` of every column of `c` (inside the
+                    // checked `m x n` view, column stride `ldc`); the members' panel
+                    // ranges are disjoint, so no element is reached twice.
+                    let cp = unsafe {
+                        MatMut::from_raw_parts_mut(out.get().add(r0), rows, n, 1, ldc as isize)
+                    };
+                    $view(cp, ap, b, alpha, beta);
+                }
+            };
+            if members > 1 {
+                team::run(&job);
+            } else {
+                job(0);
+            }
+        }
     };
 }
 
-faer_gemm!(gemm_f64, f64);
-faer_gemm!(gemm_f32, f32);
+faer_gemm!(gemm_f64, gemm_view_f64, gemm_panels_f64, f64);
+faer_gemm!(gemm_f32, gemm_view_f32, gemm_panels_f32, f32);
+
+/// Fewest multiply-adds (`rows x k x n`) of a product shared out among a team: below it,
+/// waking the helpers costs more than the product.
+const TEAM_MIN_PRODUCT: usize = 1 << 16;
+
+/// A raw output pointer the team's members share (each writes disjoint elements).
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: the pointer is only dereferenced for disjoint elements (see `gemm_panels_*`).
+unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// `c *= beta` (`c = 0` for `beta == 0`, ignoring what `c` held, NaN included).
+fn scale<T: Real>(mut c: faer::MatMut<'_, T>, beta: T) {
+    for j in 0..c.ncols() {
+        for i in 0..c.nrows() {
+            let v = &mut c[(i, j)];
+            *v = if beta == T::zero() {
+                T::zero()
+            } else {
+                *v * beta
+            };
+        }
+    }
+}
 
 /// `φ'` from `x` and `φ(x)`, elementwise (scalar; the vectorised loops call it).
 #[inline(always)]
@@ -215,8 +311,169 @@ impl<T: Real> Backend<T> for Cpu {
         }
     }
 
-    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_panels(
+        &self,
+        a: &Panels<T>,
+        n: usize,
+        alpha: T,
+        b: &[T],
+        ldb: usize,
+        beta: T,
+        c: &mut [T],
+        ldc: usize,
+    ) {
+        if let (Some(b), Some(c)) = (cast!(b, T, f64), cast!(mut c, T, f64)) {
+            // SAFETY: `T` is `f64` (checked above); `Panels<T>` has the same layout.
+            let a = unsafe { &*(a as *const Panels<T> as *const Panels<f64>) };
+            gemm_panels_f64(a, n, scalar_as(alpha), b, ldb, scalar_as(beta), c, ldc)
+        } else if let (Some(b), Some(c)) = (cast!(b, T, f32), cast!(mut c, T, f32)) {
+            // SAFETY: as above, for `f32`.
+            let a = unsafe { &*(a as *const Panels<T> as *const Panels<f32>) };
+            gemm_panels_f32(a, n, scalar_as(alpha), b, ldb, scalar_as(beta), c, ldc)
+        } else {
+            unreachable!("Real is sealed to f32 and f64")
+        }
+    }
+
+    fn leak<'d>(
+        &self,
+        dim: usize,
+        x: &[T],
+        drive: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
+        inv_tau: T,
+        out: &mut [T],
+    ) {
+        if dim == 0 {
+            return;
+        }
+        let cols = out.len() / dim;
+        assert!(x.len() >= cols * dim, "leak: x shorter than out");
+        let op = SendPtr(out.as_mut_ptr());
+        let members = if cols * dim < team::MIN_SHARED_WORK {
+            1
+        } else {
+            team::size().min(cols)
+        };
+        let job = |m: usize| {
+            for b in cols * m / members..cols * (m + 1) / members {
+                let r = b * dim..(b + 1) * dim;
+                let xb = &x[r.clone()];
+                // SAFETY: the members' column ranges are disjoint and inside `out`.
+                let ob = unsafe { chunk_mut(op, r) };
+                match drive(b) {
+                    Some(d) => {
+                        for ((o, &xi), &di) in ob.iter_mut().zip(xb).zip(&d[..dim]) {
+                            *o = (*o + di - xi) * inv_tau;
+                        }
+                    }
+                    None => {
+                        for (o, &xi) in ob.iter_mut().zip(xb) {
+                            *o = (*o - xi) * inv_tau;
+                        }
+                    }
+                }
+            }
+        };
+        if members > 1 {
+            team::run(&job);
+        } else {
+            job(0);
+        }
+    }
+
     fn axpy(&self, alpha: T, x: &[T], y: &mut [T]) {
+        let len = y.len().min(x.len());
+        let yp = SendPtr(y.as_mut_ptr());
+        for_chunks(len, &|r| {
+            // SAFETY: the members' ranges are disjoint and inside `y`.
+            let y = unsafe { chunk_mut(yp, r.clone()) };
+            Self::axpy_here(alpha, &x[r], y)
+        });
+    }
+
+    fn combine(&self, x: &[T], terms: &[(T, &[T])], out: &mut [T]) {
+        let len = out.len();
+        if terms.len() > MAX_TERMS {
+            return Self::combine_here(x, terms, out);
+        }
+        let op = SendPtr(out.as_mut_ptr());
+        for_chunks(len, &|r| {
+            let mut part: [(T, &[T]); MAX_TERMS] = [(T::zero(), &[]); MAX_TERMS];
+            for (p, &(c, k)) in part.iter_mut().zip(terms) {
+                *p = (c, &k[r.clone()]);
+            }
+            // SAFETY: the members' ranges are disjoint and inside `out`.
+            let out = unsafe { chunk_mut(op, r.clone()) };
+            Self::combine_here(&x[r], &part[..terms.len()], out)
+        });
+    }
+
+    fn activate(&self, act: Activation, x: &mut [T]) {
+        let xp = SendPtr(x.as_mut_ptr());
+        for_chunks(x.len(), &|r| {
+            // SAFETY: the members' ranges are disjoint and inside `x`.
+            Self::activate_here(act, unsafe { chunk_mut(xp, r) })
+        });
+    }
+
+    fn activate_to(&self, act: Activation, x: &[T], out: &mut [T]) {
+        let x = &x[..out.len()];
+        let op = SendPtr(out.as_mut_ptr());
+        for_chunks(x.len(), &|r| {
+            // SAFETY: the members' ranges are disjoint and inside `out`.
+            let o = unsafe { chunk_mut(op, r.clone()) };
+            o.copy_from_slice(&x[r]);
+            Self::activate_here(act, o)
+        });
+    }
+
+    fn activate_grad(&self, act: Activation, x: &[T], phi: &[T], out: &mut [T]) {
+        let len = out.len().min(x.len()).min(phi.len());
+        let op = SendPtr(out.as_mut_ptr());
+        for_chunks(len, &|r| {
+            // SAFETY: the members' ranges are disjoint and inside `out`.
+            let out = unsafe { chunk_mut(op, r.clone()) };
+            Self::activate_grad_here(act, &x[r.clone()], &phi[r], out)
+        });
+    }
+}
+
+/// Most terms of a [`Backend::combine`] shared out among a team (more run on one thread).
+const MAX_TERMS: usize = 16;
+
+/// Calls `f` with the ranges of `0..len` the members of the calling thread's team take
+/// (whole multiples of 64 elements but the last; just `0..len` without a team or for a
+/// short vector). Elementwise results do not depend on the split.
+fn for_chunks(len: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+    let members = if len < team::MIN_SHARED_WORK {
+        1
+    } else {
+        team::size()
+    };
+    if members <= 1 {
+        return f(0..len);
+    }
+    let lines = len.div_ceil(64);
+    team::run(&|m| {
+        let lo = (lines * m / members * 64).min(len);
+        let hi = (lines * (m + 1) / members * 64).min(len);
+        f(lo..hi)
+    });
+}
+
+/// `r` of the buffer `p` points into.
+///
+/// # Safety
+/// `r` lies inside the buffer, and no other live reference reaches its elements.
+unsafe fn chunk_mut<'a, T>(p: SendPtr<T>, r: std::ops::Range<usize>) -> &'a mut [T] {
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts_mut(p.get().add(r.start), r.len()) }
+}
+
+impl Cpu {
+    #[inline]
+    fn axpy_here<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
         if let (Some(x), Some(y)) = (cast!(x, T, f64), cast!(mut y, T, f64)) {
             kernels::axpy_f64(scalar_as(alpha), x, y)
         } else if let (Some(x), Some(y)) = (cast!(x, T, f32), cast!(mut y, T, f32)) {
@@ -227,7 +484,7 @@ impl<T: Real> Backend<T> for Cpu {
     }
 
     #[inline]
-    fn combine(&self, x: &[T], terms: &[(T, &[T])], out: &mut [T]) {
+    fn combine_here<T: Real>(x: &[T], terms: &[(T, &[T])], out: &mut [T]) {
         if let (Some(x), Some(o)) = (cast!(x, T, f64), cast!(mut out, T, f64)) {
             // SAFETY: `T` is `f64` (checked by the casts above), so `(T, &[T])` is
             // `(f64, &[f64])` with the same layout.
@@ -242,7 +499,7 @@ impl<T: Real> Backend<T> for Cpu {
         }
     }
 
-    fn activate(&self, act: Activation, x: &mut [T]) {
+    fn activate_here<T: Real>(act: Activation, x: &mut [T]) {
         match act {
             Activation::Tanh => {
                 if let Some(x) = cast!(mut x, T, f64) {
@@ -257,7 +514,7 @@ impl<T: Real> Backend<T> for Cpu {
                 for v in x.iter_mut() {
                     *v *= half;
                 }
-                self.activate(Activation::Tanh, x);
+                Self::activate_here(Activation::Tanh, x);
                 for v in x.iter_mut() {
                     *v = (T::one() + *v) * half;
                 }
@@ -282,7 +539,7 @@ impl<T: Real> Backend<T> for Cpu {
         }
     }
 
-    fn activate_grad(&self, act: Activation, x: &[T], phi: &[T], out: &mut [T]) {
+    fn activate_grad_here<T: Real>(act: Activation, x: &[T], phi: &[T], out: &mut [T]) {
         for ((o, &xi), &pi) in out.iter_mut().zip(x).zip(phi) {
             *o = grad_of(act, xi, pi);
         }
@@ -292,7 +549,7 @@ impl<T: Real> Backend<T> for Cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Panels;
+    use crate::backend::{with_team, Panels};
 
     /// Every activation's derivative against central differences of the activation.
     #[test]
@@ -381,6 +638,91 @@ mod tests {
         ] {
             check::<f64>(m, k, n);
             check::<f32>(m, k, n);
+        }
+    }
+
+    /// Everything a team shares (products by panels, elementwise passes by ranges, the
+    /// leak by columns) gives the same bits with 1, 2 and 3 threads, on sizes above and
+    /// below the sharing thresholds; the leak also matches its formula.
+    #[test]
+    fn teams_give_the_same_bits_as_one_thread() {
+        fn val<T: Real>(i: usize, p: usize) -> T {
+            T::from_f64(((i * p) % 1009) as f64 / 250.0 - 2.0)
+        }
+        /// Every shared operation, on `dim x cols` states with a `dim x dim` matrix.
+        fn all_ops<T: Real>(dim: usize, cols: usize) -> Vec<Vec<T>> {
+            let n = dim * cols;
+            let a: Vec<T> = (0..dim * dim).map(|i| val(i, 7919)).collect();
+            let x: Vec<T> = (0..n).map(|i| val(i, 104_729)).collect();
+            let y: Vec<T> = (0..n).map(|i| val(i, 31)).collect();
+            let p = Panels::from_col_major(dim, dim, &a);
+            let mut out = Vec::new();
+            let mut c: Vec<T> = (0..n).map(|i| val(i, 13)).collect();
+            Cpu.gemm_panels(
+                &p,
+                cols,
+                T::from_f64(0.7),
+                &x,
+                dim,
+                T::from_f64(0.3),
+                &mut c,
+                dim,
+            );
+            out.push(c);
+            let mut c = vec![T::zero(); n];
+            let terms = [(T::from_f64(0.25), &y[..]), (T::from_f64(-1.5), &x[..])];
+            Cpu.combine(&x, &terms, &mut c);
+            out.push(c);
+            let mut c = y.clone();
+            Cpu.axpy(T::from_f64(0.5), &x, &mut c);
+            out.push(c);
+            for act in [
+                Activation::Tanh,
+                Activation::Sigmoid,
+                Activation::Softplus,
+                Activation::ClippedRelu { cap: 1.0 },
+            ] {
+                let mut phi = x.clone();
+                Cpu.activate(act, &mut phi);
+                let mut to = vec![T::zero(); n];
+                Cpu.activate_to(act, &x, &mut to);
+                assert_eq!(phi, to, "activate_to {act:?}");
+                let mut d = vec![T::zero(); n];
+                Cpu.activate_grad(act, &x, &phi, &mut d);
+                out.push(phi);
+                out.push(d);
+            }
+            // The leak: odd columns have a drive.
+            let drive: Vec<T> = (0..dim).map(|i| val(i, 17)).collect();
+            let input = |b: usize| (b % 2 == 1).then_some(&drive[..]);
+            let inv_tau = T::from_f64(0.5);
+            let mut c = y.clone();
+            Cpu.leak(dim, &x, &input, inv_tau, &mut c);
+            for (i, &ci) in c.iter().enumerate() {
+                let (b, r) = (i / dim, i % dim);
+                let d = if b % 2 == 1 { drive[r] } else { T::zero() };
+                let want = if b % 2 == 1 {
+                    (y[i] + d - x[i]) * inv_tau
+                } else {
+                    (y[i] - x[i]) * inv_tau
+                };
+                assert_eq!(ci, want, "leak at {i}");
+            }
+            out.push(c);
+            out
+        }
+        fn check<T: Real>(dim: usize, cols: usize) {
+            let one = all_ops::<T>(dim, cols);
+            for size in [2, 3] {
+                let team = with_team(size, || all_ops::<T>(dim, cols));
+                for (i, (a, b)) in one.iter().zip(&team).enumerate() {
+                    assert_eq!(a, b, "{} {dim} x {cols}, team of {size}, op {i}", T::NAME);
+                }
+            }
+        }
+        for (dim, cols) in [(500, 32), (97, 61), (300, 5), (10, 3)] {
+            check::<f64>(dim, cols);
+            check::<f32>(dim, cols);
         }
     }
 

@@ -3,6 +3,10 @@
 mod cpu;
 mod cuda;
 pub(crate) mod kernels;
+mod team;
+
+pub use team::with_team;
+pub(crate) use team::{for_parts, MIN_SHARED_WORK};
 
 pub use cpu::Cpu;
 pub use cuda::Cuda;
@@ -43,12 +47,15 @@ pub enum Activation {
 }
 
 /// A matrix kept for repeated products `A x`: row panels of [`Panels::panel_rows`] rows
-/// (256 bytes of a column), each stored contiguously, column-major.
+/// (192 bytes of a column: three 64-byte vectors, the row count of the AVX-512 GEMM
+/// kernels), each stored contiguously, column-major.
 ///
 /// A GEMM over a plain column-major matrix repacks it into this layout on every call; a
 /// network's weight matrix is multiplied thousands of times per solve, often by few
 /// columns (trials), so it is packed once here. The products give the same bits as with
 /// the plain matrix (faer runs the same kernel on each panel; tested in the CPU backend).
+/// Panels are also the unit the CPU backend shares a product out by among a team of
+/// threads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Panels<T> {
     rows: usize,
@@ -57,9 +64,9 @@ pub struct Panels<T> {
 }
 
 impl<T: Real> Panels<T> {
-    /// Rows per panel: 32 for `f64`, 64 for `f32`.
+    /// Rows per panel: 24 for `f64`, 48 for `f32`.
     pub fn panel_rows() -> usize {
-        256 / std::mem::size_of::<T>()
+        192 / std::mem::size_of::<T>()
     }
 
     /// The panels of the `rows x cols` column-major matrix `a`.
@@ -150,7 +157,8 @@ pub enum BackendError {
 /// | [`Backend::activate`], [`Backend::activate_grad`] | branch-free vectorised loops | one elementwise NVRTC kernel per activation, grid over `dim x batch` |
 /// | [`Backend::combine`]: stage state, solution, dense output | one fused pass over the terms | one fused kernel per stage: coefficients generated from the same tableau constants, per-trial `h` as a batch-length vector, batch on the second grid dimension |
 /// | error norm (`rk`) | per-column loop | one block per trial, shared-memory reduction, the batch-length result copied to the host for step control |
-/// | input drive gather | copy of the cached `B u` piece per trial | a kernel indexed by a batch-length vector of piece indices |
+/// | [`Backend::leak`]: leak and input drive gather | per column, the cached `B u` piece of its trial | a kernel indexed by batch-length vectors of trial and piece indices |
+/// | team (CPU only) | large products and elementwise passes shared by [`with_team`]'s threads | one stream; the GPU is the team |
 ///
 /// Matrices are column-major with explicit leading dimensions. Implementations must give
 /// the same bits for a column whatever the number of columns in the call, so that a
@@ -221,6 +229,19 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
         }
     }
 
+    /// The leak and input of a rate model, per column `b` of `dim` values, in place:
+    /// `out_b = (out_b + d_b - x_b) * inv_tau` with `d_b = drive(b)` the column's input
+    /// drive (`B u` of its trial's current input piece), or `out_b = (out_b - x_b) *
+    /// inv_tau` when `drive(b)` is `None`. `out` holds the recurrent term on entry.
+    fn leak<'d>(
+        &self,
+        dim: usize,
+        x: &[T],
+        drive: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
+        inv_tau: T,
+        out: &mut [T],
+    );
+
     /// `y += alpha x` over the common length.
     fn axpy(&self, alpha: T, x: &[T], y: &mut [T]);
 
@@ -231,6 +252,15 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
 
     /// `x = φ(x)` in place.
     fn activate(&self, act: Activation, x: &mut [T]);
+
+    /// `out = φ(x)` elementwise over `out`'s length (`x` at least as long): [`activate`]
+    /// without a separate copy.
+    ///
+    /// [`activate`]: Self::activate
+    fn activate_to(&self, act: Activation, x: &[T], out: &mut [T]) {
+        out.copy_from_slice(&x[..out.len()]);
+        self.activate(act, out);
+    }
 
     /// `out = φ'(x)`, given `x` and `phi = φ(x)` (whichever the derivative is cheaper from).
     fn activate_grad(&self, act: Activation, x: &[T], phi: &[T], out: &mut [T]);
