@@ -215,7 +215,15 @@ impl<'a, F: Differentiable> Integrate<'a, F> {
                 Checkpoints::Memory(bytes) => Checkpoints::Memory(bytes / batch * p.batch),
                 other => other,
             };
-            Tape::new(p.dim, p.batch, p.t0, &p.x0, ck, p.tableau.stages)
+            Tape::new(
+                p.dim,
+                p.batch,
+                p.t0,
+                &p.x0,
+                ck,
+                p.tableau.stages,
+                p.tableau.fsal,
+            )
         });
         let sol = finish(sol, false)?;
         let blocks = parts

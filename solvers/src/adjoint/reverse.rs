@@ -77,11 +77,17 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         let n = dim * batch;
         let total = (0..batch).map(|b| tape.n_steps(b)).max().unwrap_or(0);
         let seg = tape.ckpt.stride.min(total.max(1));
-        // With every stage state stored, nothing is recomputed and no pool is needed.
-        let pool_cap = if tape.stages.is_some() {
-            0
-        } else {
-            tape.pool_states.min(seg * s)
+        let cut = stored_steps(tape, total);
+        // Steps past the stored ones are recomputed from the checkpoints, through a pool
+        // that shares its budget with the stage store (at least two steps' stages).
+        let pool_cap = match tape.stages.as_ref() {
+            Some(_) if cut >= total => 0,
+            Some(st) => tape
+                .pool_states
+                .saturating_sub(st.n_states(n))
+                .max(2 * s)
+                .min(seg * s),
+            None => tape.pool_states.min(seg * s),
         };
         let z = F::Scalar::zero();
         let interp = bw.mode == Adjoint::Interpolating;
@@ -143,18 +149,18 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
     pub(super) fn run(&mut self) {
         let tape = &self.blk.tape;
         let stride = tape.ckpt.stride;
-        if tape.stages.is_some() {
-            for idx in (0..self.total).rev() {
-                self.load_stages(idx);
-                self.reverse_step(idx, None);
-            }
-        } else if self.total > 0 {
-            let n_seg = self.total.div_ceil(stride);
-            for j in (0..n_seg).rev() {
-                let a = j * stride;
-                let len = stride.min(self.total - a);
-                self.rev_range(a, len, Loc::Ckpt(j), 0);
-            }
+        let cut = stored_steps(tape, self.total);
+        // Steps `cut..` from the checkpoints (`cut` is a multiple of the stride), then the
+        // stored ones.
+        let n_seg = self.total.div_ceil(stride);
+        for j in (cut / stride..n_seg).rev() {
+            let a = j * stride;
+            let len = stride.min(self.total - a);
+            self.rev_range(a, len, Loc::Ckpt(j), 0);
+        }
+        for idx in (0..cut).rev() {
+            self.load_stages(idx, cut);
+            self.reverse_step(idx, None);
         }
         // Saves of the initial state.
         for b in 0..tape.batch {
@@ -210,16 +216,34 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         }
     }
 
-    /// Loads the stored stage states of step `idx` into `rec` (the trials still stepping).
-    fn load_stages(&mut self, idx: usize) {
+    /// Loads the stored stage states of step `idx < cut` into `rec` (the trials still
+    /// stepping). A FSAL method's last stage state, the next step's first, is loaded only
+    /// when the step needs it (a dense save inside it, or the interpolating adjoint): from
+    /// the next step's record, the checkpoint at `cut`, or the final state.
+    fn load_stages(&mut self, idx: usize, cut: usize) {
         let (tape, n) = (&self.blk.tape, self.n);
         let st = tape.stages.as_ref().expect("stages are stored");
         let dim = tape.dim;
+        let kept = st.per_step() / dim.max(1);
+        let need_last = self.bw.mode == Adjoint::Interpolating || self.dense_in_step[idx];
         for (q, &b) in self.order[..self.active(idx)].iter().enumerate() {
             let step = st.step(b, idx);
-            for i in 0..self.s {
+            for i in 0..kept {
                 let o = i * n + q * dim;
                 self.rec[o..o + dim].copy_from_slice(&step[i * dim..(i + 1) * dim]);
+            }
+            if kept < self.s && need_last {
+                let next = idx + 1;
+                let cols = b * dim..(b + 1) * dim;
+                let src = if next == tape.n_steps(b) {
+                    &tape.x_final[cols]
+                } else if next < cut {
+                    &st.step(b, next)[..dim]
+                } else {
+                    &tape.ckpt.slots[cut / tape.ckpt.stride][cols]
+                };
+                let o = (self.s - 1) * n + q * dim;
+                self.rec[o..o + dim].copy_from_slice(src);
             }
         }
     }
@@ -603,6 +627,17 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                 self.hi[b] = self.lo[b];
             }
         }
+    }
+}
+
+/// Steps whose stage states every trial has stored: all of them when they fit, else the
+/// stored ones rounded down to a checkpoint (where the recomputation starts); 0 without a
+/// stage store.
+fn stored_steps<T: Real>(tape: &Tape<T>, total: usize) -> usize {
+    match tape.stages.as_ref() {
+        None => 0,
+        Some(st) if st.limit() >= total => total,
+        Some(st) => st.limit() / tape.ckpt.stride * tape.ckpt.stride,
     }
 }
 

@@ -1,5 +1,6 @@
 //! What the forward pass records for the reverse sweep: per trial, the accepted steps and
-//! where each save came from, checkpointed states, and (while they fit) every stage state.
+//! where each save came from, checkpointed states, and the stage states of as many steps as
+//! fit.
 
 use crate::gradient::Checkpoints;
 use crate::rk::Stages;
@@ -77,15 +78,19 @@ impl<T: Real> CheckpointStore<T> {
 /// reallocating what it holds).
 const STAGE_CHUNK: usize = 32;
 
-/// Every accepted step's stage states `X_0 .. X_{s-1}`, per trial, kept while they fit in
-/// their budget: with them the reverse sweep recomputes nothing.
+/// The stage states of every trial's steps `0 .. limit`, kept within a byte budget: the
+/// reverse sweep recomputes nothing for those steps (and recomputes the later ones from
+/// the checkpoints). A step keeps `X_0 .. X_{s-1}`, or `X_0 .. X_{s-2}` for a FSAL method,
+/// whose last stage state is the next step's first (the solution, the same bits).
 #[derive(Debug)]
 pub(crate) struct StageStore<T> {
-    /// Per trial: chunks of [`STAGE_CHUNK`] steps, each step `s x dim`, stage-major.
+    /// Per trial: chunks of [`STAGE_CHUNK`] steps, each step `per_step` values, stage-major.
     trials: Vec<Vec<Vec<T>>>,
     per_step: usize,
     bytes: usize,
     cap: Option<usize>,
+    /// Every trial's steps below this index are stored (`usize::MAX` while all fit).
+    limit: usize,
 }
 
 impl<T: Real> StageStore<T> {
@@ -95,17 +100,23 @@ impl<T: Real> StageStore<T> {
             per_step,
             bytes: 0,
             cap,
+            limit: usize::MAX,
         }
     }
 
-    /// Appends a step of trial `b`; `false` when the budget would be exceeded.
-    pub(crate) fn push(&mut self, b: usize, x: &[T], xs: Stages<'_, T>, col: usize) -> bool {
+    /// Stores step `idx` of trial `b` (its steps arrive in order) unless it is at or past
+    /// the limit or the budget would be exceeded (which lowers the limit to `idx`).
+    pub(crate) fn push(&mut self, b: usize, idx: usize, x: &[T], xs: Stages<'_, T>, col: usize) {
+        if idx >= self.limit {
+            return;
+        }
         let dim = x.len();
         let chunks = &mut self.trials[b];
         if chunks.last().is_none_or(|c| c.len() == c.capacity()) {
             let add = STAGE_CHUNK * self.per_step * std::mem::size_of::<T>();
             if self.cap.is_some_and(|cap| self.bytes + add > cap) {
-                return false;
+                self.limit = idx;
+                return;
             }
             self.bytes += add;
             chunks.push(Vec::with_capacity(STAGE_CHUNK * self.per_step));
@@ -115,10 +126,19 @@ impl<T: Real> StageStore<T> {
         for i in 1..self.per_step / dim {
             c.extend_from_slice(xs.col(i - 1, col, dim));
         }
-        true
     }
 
-    /// Stage states of trial `b`'s step `idx` (`s x dim`).
+    /// Values per stored step (stages kept x dim).
+    pub(crate) fn per_step(&self) -> usize {
+        self.per_step
+    }
+
+    /// Steps below this index are stored for every trial that took them.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Stage states of trial `b`'s step `idx` (`per_step` values).
     pub(crate) fn step(&self, b: usize, idx: usize) -> &[T] {
         let c = &self.trials[b][idx / STAGE_CHUNK];
         let o = (idx % STAGE_CHUNK) * self.per_step;
@@ -145,7 +165,7 @@ pub(crate) struct Tape<T> {
     /// Per trial: the source of every save, in save order.
     pub(crate) saves: Vec<Vec<SaveSrc>>,
     pub(crate) ckpt: CheckpointStore<T>,
-    /// Stage states of every step, while they fit (dropped when they do not).
+    /// Stage states of the first steps, as many as fit (`None`: the budget keeps none).
     pub(crate) stages: Option<StageStore<T>>,
     pub(crate) pool_states: usize,
     pub(crate) x_final: Vec<T>,
@@ -159,6 +179,7 @@ impl<T: Real> Tape<T> {
         x0: &[T],
         checkpoints: Checkpoints,
         stages: usize,
+        fsal: bool,
     ) -> Self {
         let state_bytes = dim * batch * std::mem::size_of::<T>();
         let (cap, pool) = checkpoints.budget(state_bytes, stages);
@@ -166,13 +187,18 @@ impl<T: Real> Tape<T> {
         for b in 0..batch {
             ckpt.record(b, 0, &x0[b * dim..(b + 1) * dim]);
         }
+        // A memory budget: half for the checkpoints, half for the stage store and, in the
+        // reverse sweep, the recomputation pool (which keeps at least two steps' stages).
         let stage_cap = match checkpoints {
             Checkpoints::All => Some(None),
-            Checkpoints::Memory(bytes) => Some(Some(bytes / 2)),
+            Checkpoints::Memory(bytes) => {
+                Some(Some((bytes / 2).saturating_sub(2 * stages * state_bytes)))
+            }
             Checkpoints::States(_) => None,
         };
+        let kept = if fsal { stages - 1 } else { stages };
         Tape {
-            stages: stage_cap.map(|cap| StageStore::new(batch, stages * dim, cap)),
+            stages: stage_cap.map(|cap| StageStore::new(batch, kept.max(1) * dim, cap)),
             dim,
             batch,
             ts: vec![vec![t0]; batch],
@@ -224,11 +250,10 @@ impl<T: Real> Recorder<T> for Tape<T> {
     }
 
     fn stages(&mut self, b: usize, x: &[T], xs: Stages<'_, T>, col: usize) {
+        // Called before `accept`: the step's index is the trial's accepted count.
+        let idx = self.hs[b].len();
         if let Some(st) = self.stages.as_mut() {
-            if !st.push(b, x, xs, col) {
-                // Over budget: the checkpoints and recomputation take over.
-                self.stages = None;
-            }
+            st.push(b, idx, x, xs, col);
         }
     }
 
