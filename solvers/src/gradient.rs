@@ -31,8 +31,10 @@ pub enum Checkpoints {
     /// At most `n` checkpointed states in the forward pass (`n >= 1`), and at most `n` more
     /// states for recomputation in the reverse sweep.
     States(usize),
-    /// As [`States`](Self::States), with `n` chosen so that both together take at most about
-    /// this many bytes (at least one step's stages are always kept).
+    /// About this many bytes in all: half for the checkpoints (as [`States`](Self::States)
+    /// with `n` to fit), half for the stage states of the first steps (as many as fit,
+    /// stored so that their reverse needs no recomputation) and the reverse sweep's
+    /// recomputation pool (at least two steps' stages).
     Memory(usize),
 }
 

@@ -210,13 +210,21 @@ impl<'a, F: VectorField> Integrate<'a, F> {
         self.progress = Some(Box::new(f));
         self
     }
-    /// Threads the trials are split over (default: the available cores, see
-    /// [`std::thread::available_parallelism`]). Each thread solves a contiguous block of
-    /// trials with its own workspace; a trial's solution does not depend on the number of
-    /// threads (bit for bit), and small problems (under [`MIN_ELEMENTS_PER_THREAD`](crate::MIN_ELEMENTS_PER_THREAD) state
-    /// values per thread) stay on fewer threads. Gradients sum the parameter gradients of
-    /// the blocks in block order: deterministic for a fixed thread count, and equal across
-    /// thread counts up to round-off.
+    /// Threads the solve uses (default: the available cores, see
+    /// [`std::thread::available_parallelism`]), one of two ways:
+    ///
+    /// - with at least [`MIN_TRIALS_PER_BLOCK`](crate::MIN_TRIALS_PER_BLOCK) trials per
+    ///   thread, each thread solves a contiguous block of trials with its own workspace;
+    ///   gradients sum the blocks' parameter gradients in block order (deterministic for a
+    ///   fixed thread count, equal across thread counts up to round-off);
+    /// - with fewer, one solver runs all trials on the calling thread and the threads share
+    ///   each of its large operations ([`with_team`](crate::with_team)): weight products by
+    ///   row panels, elementwise passes by ranges. Gradients are then the same bits as on
+    ///   one thread.
+    ///
+    /// Either way a trial's solution does not depend on the number of threads (bit for
+    /// bit), and small problems (under [`MIN_ELEMENTS_PER_THREAD`](crate::MIN_ELEMENTS_PER_THREAD)
+    /// state values per thread) use fewer threads.
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self

@@ -28,8 +28,10 @@
 //! that still run are evaluated together (one GEMM for all of them), but each keeps its own
 //! time, step size, accept/reject decision and status, and a trial leaves the products as
 //! soon as it reaches `t1`: a trial's solution does not depend on which other trials share
-//! its batch, and the work follows the sum of the trials' steps. The batch is split over
-//! the available cores ([`Integrate::threads`]), with the same results on any number.
+//! its batch, and the work follows the sum of the trials' steps. A solve uses the available
+//! cores ([`Integrate::threads`]): many trials per core are split into blocks, one solver
+//! each; few trials per core share one solver's products ([`with_team`]). The results are
+//! the same on any number of threads.
 //!
 //! ## Gradients
 //!

@@ -102,8 +102,12 @@ pub(crate) struct Block<T> {
 /// keeps at most that many checkpoints (doubling the stride between them when full), and
 /// the reverse sweep recomputes the steps between two checkpoints from the earlier one, into
 /// a pool of at most as many states again; when a segment does not fit, it is split
-/// recursively (more recomputation, the same memory). The gradient does not depend on the
-/// checkpoint count: recomputation repeats the forward arithmetic exactly.
+/// recursively (more recomputation, the same memory). With [`Checkpoints::Memory`] (the
+/// default) and [`Checkpoints::All`] the forward pass also keeps the stage states of as
+/// many steps as fit (all of them with `All`; a FSAL method keeps one fewer per step, its
+/// last being the next step's first): those steps are reversed without recomputation. The
+/// gradient does not depend on the checkpoint count or the budget: recomputation repeats
+/// the forward arithmetic exactly.
 ///
 /// # Threads
 ///

@@ -139,9 +139,11 @@ pub enum BackendError {
 /// (times, step sizes, accept/reject, breakpoints, saves) stays on the host, so that only
 /// batch-length vectors would cross per step.
 ///
-/// [`Cpu`] is the implementation today: column-major host buffers, faer for GEMM (one
-/// thread per call: the integrator parallelises over trials), branch-free vectorised
-/// activations compiled for AVX-512, AVX2 and the baseline and picked at run time.
+/// [`Cpu`] is the implementation today: column-major host buffers, faer for GEMM,
+/// branch-free vectorised activations compiled for AVX-512, AVX2 and the baseline and
+/// picked at run time. Each call runs on the calling thread, or, inside [`with_team`],
+/// shares its work with the team's threads (products with [`Panels`] by row panels,
+/// elementwise passes by ranges, [`Backend::leak`] by columns; the same bits either way).
 ///
 /// # How each operation maps to CUDA
 ///
