@@ -216,9 +216,7 @@ impl<T: Real, W: Connectivity<T>> VjpState for LeakyRnn<T, W> {
         let g = &mut ws.g[..x.len()];
         self.w.apply_t(v, g, &mut ws.s);
         let inv_tau = T::one() / self.tau;
-        for (((o, &gi), &hi), &vi) in out.iter_mut().zip(g.iter()).zip(h.iter()).zip(v) {
-            *o += ((T::one() - hi * hi) * gi - vi) * inv_tau;
-        }
+        Cpu.leak_vjp(Activation::Tanh, x, h, g, v, inv_tau, out);
     }
 }
 

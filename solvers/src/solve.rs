@@ -533,7 +533,7 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
             let mode = &self.p.mode;
             let checks = &mut self.checks[..self.m];
             let work = checks.len() * dim * co.s;
-            for_parts(checks, work, MIN_SHARED_WORK, &|start, part| {
+            for_parts(checks, 1, work, MIN_SHARED_WORK, &|start, part| {
                 for (i, c) in part.iter_mut().enumerate() {
                     let p = start + i;
                     let cols = p * dim..(p + 1) * dim;

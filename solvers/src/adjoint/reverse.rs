@@ -6,7 +6,7 @@ use num_traits::{Float, One, Zero};
 
 use super::tape::{SaveSrc, Tape};
 use super::{AdjointStats, Backward, Block};
-use crate::backend::{Backend, Cpu};
+use crate::backend::{for_parts, Backend, Cpu, MIN_SHARED_WORK};
 use crate::field::{Columns, Differentiable, VectorField};
 use crate::gradient::Adjoint;
 use crate::rk::{self, Coeffs, Stages, MAX_STAGES};
@@ -443,12 +443,23 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                 k: &self.mu,
                 stride: n,
             };
-            for (q, &b) in self.order[..m].iter().enumerate() {
-                let h = self.blk.tape.step(b, idx).1;
-                let cols = q * dim..(q + 1) * dim;
-                let lam = &self.lam[cols.clone()];
-                rk::stage_cotangent(&self.co, i, h, lam, mu, &mu_nz, q * dim, &mut gi[cols]);
-            }
+            // Per column (its own step size), shared out among the team by columns.
+            let (tape, order, lam, co) = (&self.blk.tape, &self.order, &self.lam, &self.co);
+            let terms = s - i;
+            for_parts(
+                &mut gi[..m * dim],
+                dim,
+                m * dim * terms,
+                MIN_SHARED_WORK,
+                &|first, part| {
+                    for (c, gq) in part.chunks_exact_mut(dim).enumerate() {
+                        let q = first + c;
+                        let h = tape.step(order[q], idx).1;
+                        let lq = &lam[q * dim..(q + 1) * dim];
+                        rk::stage_cotangent(co, i, h, lq, mu, &mu_nz, q * dim, gq);
+                    }
+                },
+            );
             let mui = &mut self.mu[i * n..(i + 1) * n];
             mui.fill(z);
             field.vjp_state(
@@ -461,16 +472,13 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             self.stats.vjp_state_evals += 1;
             mu_nz[i] = true;
         }
+        let one = F::Scalar::one();
         for i in 0..s {
             if mu_nz[i] {
-                for (l, &m) in self.lam.iter_mut().zip(&self.mu[i * n..(i + 1) * n]) {
-                    *l += m;
-                }
+                Cpu.axpy(one, &self.mu[i * n..(i + 1) * n], &mut self.lam);
             }
         }
-        for (l, &e) in self.lam.iter_mut().zip(&self.extra) {
-            *l += e;
-        }
+        Cpu.axpy(one, &self.extra, &mut self.lam);
         if last_nz > 0 && !self.grad.is_empty() {
             let wide = ..last_nz * batch;
             field.vjp_params(

@@ -177,11 +177,7 @@ macro_rules! faer_gemm {
                     $view(cp, ap, b, alpha, beta);
                 }
             };
-            if members > 1 {
-                team::run(&job);
-            } else {
-                job(0);
-            }
+            team::share(members, &job);
         }
     };
 }
@@ -375,11 +371,33 @@ impl<T: Real> Backend<T> for Cpu {
                 }
             }
         };
-        if members > 1 {
-            team::run(&job);
-        } else {
-            job(0);
-        }
+        team::share(members, &job);
+    }
+
+    fn leak_vjp(
+        &self,
+        act: Activation,
+        x: &[T],
+        phi: &[T],
+        g: &[T],
+        v: &[T],
+        inv_tau: T,
+        out: &mut [T],
+    ) {
+        let len = out.len();
+        assert!(
+            x.len() >= len && phi.len() >= len && g.len() >= len && v.len() >= len,
+            "leak_vjp: inputs shorter than out"
+        );
+        let op = SendPtr(out.as_mut_ptr());
+        for_chunks(len, &|r| {
+            // SAFETY: the members' ranges are disjoint and inside `out`.
+            let out = unsafe { chunk_mut(op, r.clone()) };
+            let (x, phi, g, v) = (&x[r.clone()], &phi[r.clone()], &g[r.clone()], &v[r]);
+            for (i, o) in out.iter_mut().enumerate() {
+                *o += (grad_of(act, x[i], phi[i]) * g[i] - v[i]) * inv_tau;
+            }
+        });
     }
 
     fn axpy(&self, alpha: T, x: &[T], y: &mut [T]) {
@@ -455,7 +473,7 @@ fn for_chunks(len: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
         return f(0..len);
     }
     let lines = len.div_ceil(64);
-    team::run(&|m| {
+    team::share(members, &|m| {
         let lo = (lines * m / members * 64).min(len);
         let hi = (lines * (m + 1) / members * 64).min(len);
         f(lo..hi)
@@ -720,7 +738,9 @@ mod tests {
                 }
             }
         }
-        for (dim, cols) in [(500, 32), (97, 61), (300, 5), (10, 3)] {
+        // (40, 41): a product big enough to share with fewer panels (2) than members;
+        // (2100, 2): a leak big enough to share with fewer columns than members.
+        for (dim, cols) in [(500, 32), (97, 61), (300, 5), (10, 3), (40, 41), (2100, 2)] {
             check::<f64>(dim, cols);
             check::<f32>(dim, cols);
         }

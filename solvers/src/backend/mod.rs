@@ -159,6 +159,7 @@ pub enum BackendError {
 /// | [`Backend::activate`], [`Backend::activate_grad`] | branch-free vectorised loops | one elementwise NVRTC kernel per activation, grid over `dim x batch` |
 /// | [`Backend::combine`]: stage state, solution, dense output | one fused pass over the terms | one fused kernel per stage: coefficients generated from the same tableau constants, per-trial `h` as a batch-length vector, batch on the second grid dimension |
 /// | error norm (`rk`) | per-column loop | one block per trial, shared-memory reduction, the batch-length result copied to the host for step control |
+/// | [`Backend::leak_vjp`] | one vectorised pass | one elementwise kernel |
 /// | [`Backend::leak`]: leak and input drive gather | per column, the cached `B u` piece of its trial | a kernel indexed by batch-length vectors of trial and piece indices |
 /// | team (CPU only) | large products and elementwise passes shared by [`with_team`]'s threads | one stream; the GPU is the team |
 ///
@@ -240,6 +241,22 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
         dim: usize,
         x: &[T],
         drive: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
+        inv_tau: T,
+        out: &mut [T],
+    );
+
+    /// The transpose of [`leak`](Self::leak) and the activation, in place:
+    /// `out += (φ'(x) ∘ g - v) * inv_tau` elementwise over `out`'s length, with `φ'` from
+    /// `x` and `phi = φ(x)` as in [`activate_grad`](Self::activate_grad) and `g` the
+    /// transposed product with the weights (a rate model's state VJP).
+    #[allow(clippy::too_many_arguments)]
+    fn leak_vjp(
+        &self,
+        act: Activation,
+        x: &[T],
+        phi: &[T],
+        g: &[T],
+        v: &[T],
         inv_tau: T,
         out: &mut [T],
     );

@@ -98,9 +98,11 @@ pub(crate) fn run(job: &Job<'_>) {
             th.unpark();
         }
     }
+    /// Waits for the helpers and gives the calling thread its team back, also on unwind.
     struct Wait<'t>(&'t Team);
     impl Drop for Wait<'_> {
         fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0 as *const Team));
             let helpers = self.0.size - 1;
             let mut spins = 0u32;
             while self.0.done.load(Ordering::Acquire) < helpers {
@@ -114,6 +116,9 @@ pub(crate) fn run(job: &Job<'_>) {
         }
     }
     let wait = Wait(team);
+    // Inside its share of the job the calling thread has no team: a backend call made
+    // there runs alone, as on the helpers.
+    CURRENT.with(|c| c.set(std::ptr::null()));
     job(0);
     drop(wait);
     if team.panicked.load(Ordering::Relaxed) {
@@ -121,31 +126,55 @@ pub(crate) fn run(job: &Job<'_>) {
     }
 }
 
-/// Calls `f(start, part)` for contiguous parts `out[start..start + part.len()]` of `out`,
-/// one per member of the calling thread's team (all of `out` at once without a team or
-/// when `work`, the elements touched in all, is under `min_work`).
+/// Runs `job(i)` for members `i < members` of the calling thread's team (the others skip
+/// it), or just `job(0)` when `members <= 1`.
+pub(crate) fn share(members: usize, job: &Job<'_>) {
+    if members <= 1 {
+        job(0);
+    } else {
+        run(&|m| {
+            if m < members {
+                job(m)
+            }
+        });
+    }
+}
+
+/// Calls `f(start, part)` for contiguous parts `out[start * unit..][..part.len()]` of
+/// `out`, whole multiples of `unit` elements (a column, say), one per member of the
+/// calling thread's team (all of `out` at once without a team or when `work`, the elements
+/// touched in all, is under `min_work`).
 pub(crate) fn for_parts<U: Send>(
     out: &mut [U],
+    unit: usize,
     work: usize,
     min_work: usize,
     f: &(dyn Fn(usize, &mut [U]) + Sync),
 ) {
+    let units = out.len() / unit.max(1);
     let members = if work < min_work {
         1
     } else {
-        size().min(out.len())
+        size().min(units)
     };
     if members <= 1 {
         return f(0, out);
     }
-    let len = out.len();
+    let (unit, len) = (unit.max(1), out.len());
     let ptr = PartPtr(out.as_mut_ptr());
-    run(&|m| {
-        let (lo, hi) = (len * m / members, len * (m + 1) / members);
+    share(members, &|m| {
+        let first = units * m / members;
+        let lo = first * unit;
+        // The last member also takes what is left past the whole units.
+        let hi = if m + 1 == members {
+            len
+        } else {
+            units * (m + 1) / members * unit
+        };
         // SAFETY: the members' ranges are disjoint and inside `out`, which stays borrowed
         // until every member has finished.
         let part = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(lo), hi - lo) };
-        f(lo, part)
+        f(first, part)
     });
 }
 
@@ -295,6 +324,40 @@ mod tests {
             assert_eq!(h.load(Ordering::Relaxed), 1000);
         }
         assert_eq!(size(), 1, "the team is gone after with_team");
+    }
+
+    #[test]
+    fn inside_a_job_there_is_no_team() {
+        let nested = AtomicUsize::new(0);
+        with_team(2, || {
+            run(&|_| {
+                assert_eq!(size(), 1);
+                // A nested call runs its job once, here.
+                run(&|m| {
+                    assert_eq!(m, 0);
+                    nested.fetch_add(1, Ordering::Relaxed);
+                });
+            });
+            assert_eq!(size(), 2, "the team is back after the job");
+        });
+        assert_eq!(nested.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn parts_cover_the_output_in_whole_units() {
+        for (len, unit) in [(1000, 10), (1003, 10), (7, 3), (50, 1)] {
+            let mut out = vec![0usize; len];
+            with_team(3, || {
+                for_parts(&mut out, unit, usize::MAX, 0, &|first, part| {
+                    assert!(part.len() >= unit.min(len), "{len} {unit}");
+                    for (i, v) in part.iter_mut().enumerate() {
+                        *v += first * unit + i + 1;
+                    }
+                })
+            });
+            let want: Vec<usize> = (1..=len).collect();
+            assert_eq!(out, want, "{len} {unit}");
+        }
     }
 
     #[test]
