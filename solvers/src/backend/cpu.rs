@@ -710,6 +710,18 @@ mod tests {
                 out.push(phi);
                 out.push(d);
             }
+            // The leak's VJP against its formula (tanh: φ' = 1 - φ²).
+            let mut phi = x.clone();
+            Cpu.activate(Activation::Tanh, &mut phi);
+            let (g, inv_tau) = (&y, T::from_f64(0.5));
+            let mut c: Vec<T> = (0..n).map(|i| val(i, 3)).collect();
+            let before = c.clone();
+            Cpu.leak_vjp(Activation::Tanh, &x, &phi, g, &x, inv_tau, &mut c);
+            for i in 0..n {
+                let want = before[i] + ((T::one() - phi[i] * phi[i]) * g[i] - x[i]) * inv_tau;
+                assert_eq!(c[i], want, "leak_vjp at {i}");
+            }
+            out.push(c);
             // The leak: odd columns have a drive.
             let drive: Vec<T> = (0..dim).map(|i| val(i, 17)).collect();
             let input = |b: usize| (b % 2 == 1).then_some(&drive[..]);
