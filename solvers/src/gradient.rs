@@ -39,8 +39,11 @@ pub enum Checkpoints {
 }
 
 /// Default memory of [`Checkpoints::Memory`]: 128 MiB. The gradient of a 10 000-step solve
-/// of a 500-unit network with 32 trials in `f64` then peaks at 113 MB with Tsit5 and 88 MB
-/// with Euler, everything included (measured by `tests/adjoint_memory.rs`).
+/// of a 500-unit network with 32 trials in `f64` then peaks at 156 MB with Tsit5 and 155 MB
+/// with Euler, everything included (measured by `tests/adjoint_memory.rs`): the budget
+/// bounds the stored states (checkpoints, stage states, recomputation pool); the solver's
+/// and the reverse sweep's workspaces and the per-step records (times, step sizes) come on
+/// top.
 pub const DEFAULT_CHECKPOINT_BYTES: usize = 128 << 20;
 
 impl Default for Checkpoints {
