@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use neurode_solvers::testing::{CountingAllocator, LeakyTanhRnn};
-use neurode_solvers::{integrate, Adjoint, Checkpoints, Stepper};
+use neurode_solvers::{integrate, release_gradient_cache, Adjoint, Checkpoints, Stepper};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::new();
@@ -22,6 +22,8 @@ fn peak_and_gradient(stepper: Stepper, ck: Checkpoints) -> (usize, Vec<f64>, usi
     let field = rnn(4);
     let x0: Vec<f64> = (0..256).map(|i| (i as f64 * 0.1).sin()).collect();
     let c: Vec<f64> = (0..256).map(|i| (i as f64 * 0.3).cos()).collect();
+    // Fresh memory: what a first gradient needs (no chunks kept from earlier ones).
+    release_gradient_cache();
     let base = ALLOC.reset_peak();
     let (sol, tape) = integrate(&field, (0.0, 20.0))
         .x0(x0)
@@ -74,6 +76,8 @@ fn gradient_with(stepper: Stepper, ck: Checkpoints, adjoint: Adjoint) -> (usize,
     let field = rnn(4);
     let x0: Vec<f64> = (0..256).map(|i| (i as f64 * 0.1).sin()).collect();
     let c: Vec<f64> = (0..2 * 256).map(|i| (i as f64 * 0.3).cos()).collect();
+    // Fresh memory: what a first gradient needs (no chunks kept from earlier ones).
+    release_gradient_cache();
     let base = ALLOC.reset_peak();
     let (_, tape) = integrate(&field, (0.0, 20.0))
         .x0(x0)
@@ -170,6 +174,8 @@ fn long_solve_peak(stepper: Stepper) -> (usize, usize) {
         .map(|i| 0.1 * (i as f64 * 0.7).sin())
         .collect();
     let c: Vec<f64> = (0..n * batch).map(|i| (i as f64 * 0.3).cos()).collect();
+    // Fresh memory: what a first gradient needs (no chunks kept from earlier ones).
+    release_gradient_cache();
     let base = ALLOC.reset_peak();
     let (sol, tape) = integrate(&field, (0.0, 100.0))
         .x0(x0)
