@@ -161,9 +161,11 @@ macro_rules! faer_gemm {
                 members
             };
             let out = SendPtr(cm.as_ptr_mut());
-            // Member `i` takes panels `first(i)..first(i + 1)`; the calling thread (member
-            // 0) takes the larger share when they cannot be equal: it starts first.
-            let first = |i: usize| np - np * (members - i) / members;
+            // Member `i` takes panels `first(i)..first(i + 1)`; when they cannot be equal
+            // the helpers take the larger shares (measured on P1, 21 panels on 2 threads:
+            // 1.71-1.76x against 1.68-1.70x with the calling thread taking 11; it also runs
+            // the serial work between products, which evicts its share of the weights).
+            let first = |i: usize| np * i / members;
             let job = |member: usize| {
                 for p in first(member)..first(member + 1) {
                     let (r0, rows, data) = a.panel(p);
