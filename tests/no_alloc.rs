@@ -94,30 +94,39 @@ fn stepping_loop_does_not_allocate() {
     println!("Tsit5 f32: {a} allocations in {it} iterations");
     assert_eq!(a, 0, "Tsit5 (f32) allocated {a} times in the loop");
 
-    // Split over two threads, the stepping loops of both blocks allocate nothing either: the
-    // whole solve's allocations (all threads) are the same for many more steps.
-    let inputs16: Vec<PiecewiseConstant<f64>> = (0..16)
-        .map(|b| {
-            let on = 1.0 + 0.25 * b as f64;
-            PiecewiseConstant::new(2, vec![on, on + 3.0], vec![0.0, 0.0, 1.0, -0.5, 0.0, 0.0])
-                .unwrap()
-        })
-        .collect();
-    let big = LeakyTanhRnn::<f64>::random(200, 2, 1.5, 1.0, 5).with_inputs(inputs16);
-    let whole_solve = |t1: f64| {
-        let before = ALLOC.allocs();
-        let sol = integrate(&big, (0.0, t1))
-            .threads(2)
-            .save_at(vec![t1])
-            .run()
-            .unwrap();
-        let n = ALLOC.allocs() - before;
-        (n, sol.trial_stats(0).accepted)
-    };
-    whole_solve(10.0); // warm-up
-    let (short, steps_short) = whole_solve(10.0);
-    let (long, steps_long) = whole_solve(30.0);
-    println!("two threads: {short} allocations for {steps_short} steps, {long} for {steps_long}");
-    assert!(steps_long >= steps_short + 50, "{steps_short} {steps_long}");
-    assert_eq!(short, long, "the threaded stepping loops allocate");
+    // On two threads, both ways (a team sharing one solver's operations: 300 units x 16
+    // trials; blocks of trials: 32 units x 160 trials), the stepping loops allocate nothing
+    // either: the whole solve's allocations (all threads) are the same for many more steps.
+    for (n, batch) in [(300, 16), (32, 160)] {
+        let inputs: Vec<PiecewiseConstant<f64>> = (0..batch)
+            .map(|b| {
+                let on = 1.0 + 0.25 * (b % 16) as f64;
+                PiecewiseConstant::new(2, vec![on, on + 3.0], vec![0.0, 0.0, 1.0, -0.5, 0.0, 0.0])
+                    .unwrap()
+            })
+            .collect();
+        let big = LeakyTanhRnn::<f64>::random(n, 2, 1.5, 1.0, 5).with_inputs(inputs);
+        let whole_solve = |t1: f64| {
+            let before = ALLOC.allocs();
+            let sol = integrate(&big, (0.0, t1))
+                .threads(2)
+                .save_at(vec![t1])
+                .run()
+                .unwrap();
+            let n = ALLOC.allocs() - before;
+            (n, sol.trial_stats(0).accepted)
+        };
+        whole_solve(10.0); // warm-up
+        let (short, steps_short) = whole_solve(10.0);
+        let (long, steps_long) = whole_solve(30.0);
+        println!(
+            "two threads, {n} x {batch}: {short} allocations for {steps_short} steps, {long} \
+             for {steps_long}"
+        );
+        assert!(steps_long >= steps_short + 50, "{steps_short} {steps_long}");
+        assert_eq!(
+            short, long,
+            "the threaded stepping loops allocate ({n} x {batch})"
+        );
+    }
 }
