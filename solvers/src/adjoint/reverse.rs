@@ -226,25 +226,34 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         let dim = tape.dim;
         let kept = st.per_step() / dim.max(1);
         let need_last = self.bw.mode == Adjoint::Interpolating || self.dense_in_step[idx];
-        for (q, &b) in self.order[..self.active(idx)].iter().enumerate() {
-            let step = st.step(b, idx);
-            for i in 0..kept {
-                let o = i * n + q * dim;
-                self.rec[o..o + dim].copy_from_slice(&step[i * dim..(i + 1) * dim]);
-            }
-            if kept < self.s && need_last {
-                let next = idx + 1;
-                let cols = b * dim..(b + 1) * dim;
-                let src = if next == tape.n_steps(b) {
-                    &tape.x_final[cols]
-                } else if next < cut {
-                    &st.step(b, next)[..dim]
-                } else {
-                    &tape.ckpt.slots[cut / tape.ckpt.stride][cols]
-                };
-                let o = (self.s - 1) * n + q * dim;
-                self.rec[o..o + dim].copy_from_slice(src);
-            }
+        let (m, order) = (self.active(idx), &self.order);
+        let last = if kept < self.s && need_last {
+            self.s
+        } else {
+            kept
+        };
+        // Stage by stage, the columns shared out among the team.
+        for i in 0..last {
+            let rec = &mut self.rec[i * n..i * n + m * dim];
+            for_parts(rec, dim, m * dim, MIN_SHARED_WORK, &|first, part| {
+                for (c, col) in part.chunks_exact_mut(dim).enumerate() {
+                    let b = order[first + c];
+                    let src = if i < kept {
+                        &st.step(b, idx)[i * dim..(i + 1) * dim]
+                    } else {
+                        let next = idx + 1;
+                        let cols = b * dim..(b + 1) * dim;
+                        if next == tape.n_steps(b) {
+                            &tape.x_final[cols]
+                        } else if next < cut {
+                            &st.step(b, next)[..dim]
+                        } else {
+                            &tape.ckpt.slots[cut / tape.ckpt.stride][cols]
+                        }
+                    };
+                    col.copy_from_slice(src);
+                }
+            });
         }
     }
 
