@@ -359,19 +359,33 @@ fn columns() {
 }
 
 fn gradient_ratio<T: Real>(how: How, rounds: usize, ck: Checkpoints) -> (f64, f64) {
+    gradient_ratio_on::<T>(how, rounds, ck, 2)
+}
+
+fn gradient_ratio_on<T: Real>(
+    how: How,
+    rounds: usize,
+    ck: Checkpoints,
+    threads: usize,
+) -> (f64, f64) {
     let (m, x0) = problems::problem::<T>();
     let (mut f, mut rf, mut bw) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        f.push(forward(&m, &x0, how, 2).0);
-        let (a, b) = gradient_with(&m, &x0, how, 2, ck);
+        f.push(forward(&m, &x0, how, threads).0);
+        let (a, b) = gradient_with(&m, &x0, how, threads, ck);
         rf.push(a);
         bw.push(b);
     }
     let (f, rf, bw) = (median(f), median(rf), median(bw));
     println!(
-        "gradient {how:?} {} {ck:?}: forward {:.0} ms, recording forward {:.0} ms, backward \
+        "gradient {how:?} {} {ck:?}{}: forward {:.0} ms, recording forward {:.0} ms, backward \
          {:.0} ms; whole gradient / forward {:.2} (target <= 2.5), backward / forward {:.2}",
         T::NAME,
+        if threads == 2 {
+            String::new()
+        } else {
+            format!(" ({threads} thread{})", if threads == 1 { "" } else { "s" })
+        },
         f * 1e3,
         rf * 1e3,
         bw * 1e3,
@@ -438,7 +452,15 @@ fn main() {
         gemm_layouts::<f32>();
         return;
     }
-    // For profilers: one-thread Tsit5 f64 forwards only.
+    if std::env::args().any(|a| a == "--gradient-threads") {
+        // The gradient's cost on one thread, beside two.
+        for threads in [1, 2] {
+            for ck in [Checkpoints::default(), Checkpoints::All] {
+                gradient_ratio_on::<f64>(How::Tsit5, 5, ck, threads);
+            }
+        }
+        return;
+    }
     if std::env::args().any(|a| a == "--gradient-only") {
         // For profilers: ten P1 Tsit5 f64 gradients (Checkpoints::All), P1_THREADS threads.
         let (m, x0) = problems::problem::<f64>();
@@ -452,6 +474,7 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == "--forward-only") {
+        // For profilers: ten P1 Tsit5 f64 forwards, P1_THREADS threads.
         let (m, x0) = problems::problem::<f64>();
         let threads = std::env::var("P1_THREADS")
             .ok()
