@@ -20,6 +20,12 @@
 //!
 //! Run: `cargo bench --bench p1` (`-- --summary-only` for the summary alone). With
 //! `benches/external/compare_p1.sh` the diffrax script runs right after, in the same call.
+//!
+//! Probes (run the built binary, `target/release/deps/p1-*`, with one of them):
+//! `--panels` (products with `Panels`, one thread and a team of two, against the plain
+//! GEMM), `--gemm-threads`, `--gemm-layouts`, `--threads-only`, `--gradient-threads` (the
+//! gradient's cost on one thread and on two), and for profilers `--forward-only` /
+//! `--gradient-only` (ten solves on `P1_THREADS` threads).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -433,6 +439,14 @@ fn f32_floor() {
 
 criterion_group!(p1_benches, benches);
 
+/// Threads of the profiler modes: `P1_THREADS`, default 1.
+fn profiler_threads() -> usize {
+    std::env::var("P1_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--gemm-threads") {
         gemm_threads();
@@ -464,10 +478,7 @@ fn main() {
     if std::env::args().any(|a| a == "--gradient-only") {
         // For profilers: ten P1 Tsit5 f64 gradients (Checkpoints::All), P1_THREADS threads.
         let (m, x0) = problems::problem::<f64>();
-        let threads = std::env::var("P1_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+        let threads = profiler_threads();
         for _ in 0..10 {
             gradient_with(&m, &x0, How::Tsit5, threads, Checkpoints::All);
         }
@@ -476,10 +487,7 @@ fn main() {
     if std::env::args().any(|a| a == "--forward-only") {
         // For profilers: ten P1 Tsit5 f64 forwards, P1_THREADS threads.
         let (m, x0) = problems::problem::<f64>();
-        let threads = std::env::var("P1_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+        let threads = profiler_threads();
         for _ in 0..10 {
             forward(&m, &x0, How::Tsit5, threads);
         }
