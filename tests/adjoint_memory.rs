@@ -104,8 +104,8 @@ fn gradient_with(stepper: Stepper, ck: Checkpoints, adjoint: Adjoint) -> (usize,
 fn a_partial_stage_store_gives_the_same_gradient() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cases = [
-        (Stepper::Tsit5, 5_200_000, Adjoint::Discrete),
-        (Stepper::Tsit5, 5_200_000, Adjoint::Interpolating),
+        (Stepper::Tsit5, 3_300_000, Adjoint::Discrete),
+        (Stepper::Tsit5, 3_300_000, Adjoint::Interpolating),
         (Stepper::Euler, 860_000, Adjoint::Discrete),
     ];
     for (stepper, bytes, adjoint) in cases {

@@ -31,10 +31,11 @@ pub enum Checkpoints {
     /// At most `n` checkpointed states in the forward pass (`n >= 1`), and at most `n` more
     /// states for recomputation in the reverse sweep.
     States(usize),
-    /// About this many bytes in all: half for the checkpoints (as [`States`](Self::States)
-    /// with `n` to fit), half for the stage states of the first steps (as many as fit,
-    /// stored so that their reverse needs no recomputation) and the reverse sweep's
-    /// recomputation pool (at least two steps' stages).
+    /// About this many bytes of stored states in all: the checkpoints take up to half (as
+    /// [`States`](Self::States) with `n` to fit); the stage states of the first steps (as
+    /// many as fit, so that their reverse needs no recomputation) take what the
+    /// checkpoints leave, and give way to them as they grow; two steps' stages are kept for
+    /// the reverse sweep's recomputation pool.
     Memory(usize),
 }
 

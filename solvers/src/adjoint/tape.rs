@@ -72,6 +72,12 @@ impl<T: Real> CheckpointStore<T> {
     pub(crate) fn n_states(&self) -> usize {
         self.slots.len()
     }
+
+    /// Whether recording step index `idx` allocates a new slot.
+    fn needs_slot(&self, idx: usize) -> bool {
+        let j = idx / self.stride;
+        idx % self.stride == 0 && j >= self.slots.len() && self.cap.is_none_or(|cap| j < cap)
+    }
 }
 
 /// Steps per allocation of a [`StageStore`] (so that a trial's store grows without
@@ -88,25 +94,32 @@ pub(crate) struct StageStore<T: Real> {
     trials: Vec<Vec<Vec<T>>>,
     per_step: usize,
     bytes: usize,
-    cap: Option<usize>,
     /// Every trial's steps below this index are stored (`usize::MAX` while all fit).
     limit: usize,
 }
 
 impl<T: Real> StageStore<T> {
-    pub(crate) fn new(batch: usize, per_step: usize, cap: Option<usize>) -> Self {
+    pub(crate) fn new(batch: usize, per_step: usize) -> Self {
         StageStore {
             trials: vec![Vec::new(); batch],
             per_step,
             bytes: 0,
-            cap,
             limit: usize::MAX,
         }
     }
 
     /// Stores step `idx` of trial `b` (its steps arrive in order) unless it is at or past
-    /// the limit or the budget would be exceeded (which lowers the limit to `idx`).
-    pub(crate) fn push(&mut self, b: usize, idx: usize, x: &[T], xs: Stages<'_, T>, col: usize) {
+    /// the limit or the store would grow past `cap` bytes (which lowers the limit to `idx`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn push(
+        &mut self,
+        b: usize,
+        idx: usize,
+        x: &[T],
+        xs: Stages<'_, T>,
+        col: usize,
+        cap: Option<usize>,
+    ) {
         if idx >= self.limit {
             return;
         }
@@ -114,7 +127,7 @@ impl<T: Real> StageStore<T> {
         let chunks = &mut self.trials[b];
         if chunks.last().is_none_or(|c| c.len() == c.capacity()) {
             let add = STAGE_CHUNK * self.per_step * std::mem::size_of::<T>();
-            if self.cap.is_some_and(|cap| self.bytes + add > cap) {
+            if cap.is_some_and(|cap| self.bytes + add > cap) {
                 self.limit = idx;
                 return;
             }
@@ -125,6 +138,28 @@ impl<T: Real> StageStore<T> {
         c.extend_from_slice(x);
         for i in 1..self.per_step / dim {
             c.extend_from_slice(xs.col(i - 1, col, dim));
+        }
+    }
+
+    /// Frees the latest chunks (lowering the limit) until at most `max_bytes` are held.
+    pub(crate) fn shrink(&mut self, max_bytes: usize) {
+        let chunk_bytes = STAGE_CHUNK * self.per_step * std::mem::size_of::<T>();
+        while self.bytes > max_bytes {
+            // The latest chunk of all goes, and every chunk at or past its first step.
+            let latest = self.trials.iter().map(Vec::len).max().unwrap_or(0);
+            if latest == 0 {
+                break;
+            }
+            self.limit = self.limit.min((latest - 1) * STAGE_CHUNK);
+            let keep = self.limit.div_ceil(STAGE_CHUNK);
+            for chunks in &mut self.trials {
+                while chunks.len() > keep {
+                    // Freed, not cached: the checkpoints need the memory now.
+                    if chunks.pop().is_some() {
+                        self.bytes -= chunk_bytes;
+                    }
+                }
+            }
         }
     }
 
@@ -234,6 +269,10 @@ pub(crate) struct Tape<T: Real> {
     pub(crate) ckpt: CheckpointStore<T>,
     /// Stage states of the first steps, as many as fit (`None`: the budget keeps none).
     pub(crate) stages: Option<StageStore<T>>,
+    /// With a memory budget: the bytes the checkpoints and the stage store may hold
+    /// together (the stage store gives way when a checkpoint needs room).
+    shared_bytes: Option<usize>,
+    state_bytes: usize,
     pub(crate) pool_states: usize,
     pub(crate) x_final: Vec<T>,
 }
@@ -254,18 +293,19 @@ impl<T: Real> Tape<T> {
         for b in 0..batch {
             ckpt.record(b, 0, &x0[b * dim..(b + 1) * dim]);
         }
-        // A memory budget: half for the checkpoints, half for the stage store and, in the
-        // reverse sweep, the recomputation pool (which keeps at least two steps' stages).
-        let stage_cap = match checkpoints {
-            Checkpoints::All => Some(None),
-            Checkpoints::Memory(bytes) => {
-                Some(Some((bytes / 2).saturating_sub(2 * stages * state_bytes)))
-            }
-            Checkpoints::States(_) => None,
+        // A memory budget: the checkpoints take up to half; the stage store takes what they
+        // leave, less two steps' stages kept for the reverse sweep's recomputation pool, and
+        // gives way (its latest steps) when a checkpoint needs the room.
+        let shared_bytes = match checkpoints {
+            Checkpoints::Memory(bytes) => Some(bytes.saturating_sub(2 * stages * state_bytes)),
+            _ => None,
         };
+        let keep_stages = !matches!(checkpoints, Checkpoints::States(_));
         let kept = if fsal { stages - 1 } else { stages };
         Tape {
-            stages: stage_cap.map(|cap| StageStore::new(batch, kept.max(1) * dim, cap)),
+            stages: keep_stages.then(|| StageStore::new(batch, kept.max(1) * dim)),
+            shared_bytes,
+            state_bytes,
             dim,
             batch,
             ts: vec![vec![t0]; batch],
@@ -319,8 +359,10 @@ impl<T: Real> Recorder<T> for Tape<T> {
     fn stages(&mut self, b: usize, x: &[T], xs: Stages<'_, T>, col: usize) {
         // Called before `accept`: the step's index is the trial's accepted count.
         let idx = self.hs[b].len();
+        let ckpt_bytes = self.ckpt.n_states() * self.state_bytes;
+        let cap = self.shared_bytes.map(|s| s.saturating_sub(ckpt_bytes));
         if let Some(st) = self.stages.as_mut() {
-            st.push(b, idx, x, xs, col);
+            st.push(b, idx, x, xs, col, cap);
         }
     }
 
@@ -329,6 +371,12 @@ impl<T: Real> Recorder<T> for Tape<T> {
         self.brk[b].push(brk);
         self.ts[b].push(t_end);
         let idx = self.hs[b].len();
+        if let (Some(shared), Some(st)) = (self.shared_bytes, self.stages.as_mut()) {
+            if self.ckpt.needs_slot(idx) {
+                let ckpt_bytes = (self.ckpt.n_states() + 1) * self.state_bytes;
+                st.shrink(shared.saturating_sub(ckpt_bytes));
+            }
+        }
         self.ckpt.record(b, idx, x_new);
     }
 }
