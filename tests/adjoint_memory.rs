@@ -17,11 +17,26 @@ fn rnn(batch: usize) -> LeakyTanhRnn<f64> {
     LeakyTanhRnn::<f64>::random(64, 2, 1.5, 1.0, 7).with_step_inputs(batch, 5.0, 1.0, 8)
 }
 
-/// Peak bytes above the baseline during solve + backward, and the gradient.
-fn peak_and_gradient(stepper: Stepper, ck: Checkpoints) -> (usize, Vec<f64>, usize) {
+/// One gradient of the 64-unit, 4-trial problem over `[0, 20]` with fixed steps of 0.05.
+struct Run {
+    /// Peak bytes above the baseline during solve + backward, from fresh memory.
+    peak: usize,
+    /// `dL/dθ`.
+    params: Vec<f64>,
+    /// `dL/dx0`.
+    x0: Vec<f64>,
+    /// Accepted steps of trial 0.
+    steps: usize,
+    /// Steps recomputed in the reverse sweep.
+    recomputed: usize,
+}
+
+fn gradient_run(stepper: Stepper, ck: Checkpoints, adjoint: Adjoint, saves: &[f64]) -> Run {
     let field = rnn(4);
     let x0: Vec<f64> = (0..256).map(|i| (i as f64 * 0.1).sin()).collect();
-    let c: Vec<f64> = (0..256).map(|i| (i as f64 * 0.3).cos()).collect();
+    let c: Vec<f64> = (0..saves.len() * 256)
+        .map(|i| (i as f64 * 0.3).cos())
+        .collect();
     // Fresh memory: what a first gradient needs (no chunks kept from earlier ones).
     release_gradient_cache();
     let base = ALLOC.reset_peak();
@@ -30,14 +45,26 @@ fn peak_and_gradient(stepper: Stepper, ck: Checkpoints) -> (usize, Vec<f64>, usi
         .stepper(stepper)
         .fixed_dt(0.05)
         .tolerances(1e-8, 1e-8)
-        .save_at(vec![20.0])
+        .save_at(saves.to_vec())
         .checkpoints(ck)
+        .adjoint(adjoint)
         .run_with_gradient()
         .unwrap();
     let g = tape.backward(&c).unwrap();
-    let steps = sol.trial_stats(0).accepted;
     let peak = ALLOC.peak() - base;
-    (peak, g.params, steps)
+    Run {
+        peak,
+        params: g.params,
+        x0: g.x0,
+        steps: sol.trial_stats(0).accepted,
+        recomputed: g.stats.recomputed_steps,
+    }
+}
+
+/// Peak bytes, `dL/dθ` and steps, saving at the end only (discrete adjoint).
+fn peak_and_gradient(stepper: Stepper, ck: Checkpoints) -> (usize, Vec<f64>, usize) {
+    let r = gradient_run(stepper, ck, Adjoint::Discrete, &[20.0]);
+    (r.peak, r.params, r.steps)
 }
 
 #[test]
@@ -73,26 +100,10 @@ fn fewer_checkpoints_use_less_memory_for_the_same_gradient() {
 /// Peak bytes, gradient (`dL/dθ` then `dL/dx0`) and steps recomputed, with a save inside a
 /// step (dense output) as well as at the end.
 fn gradient_with(stepper: Stepper, ck: Checkpoints, adjoint: Adjoint) -> (usize, Vec<f64>, usize) {
-    let field = rnn(4);
-    let x0: Vec<f64> = (0..256).map(|i| (i as f64 * 0.1).sin()).collect();
-    let c: Vec<f64> = (0..2 * 256).map(|i| (i as f64 * 0.3).cos()).collect();
-    // Fresh memory: what a first gradient needs (no chunks kept from earlier ones).
-    release_gradient_cache();
-    let base = ALLOC.reset_peak();
-    let (_, tape) = integrate(&field, (0.0, 20.0))
-        .x0(x0)
-        .stepper(stepper)
-        .fixed_dt(0.05)
-        .save_at(vec![3.33, 20.0])
-        .checkpoints(ck)
-        .adjoint(adjoint)
-        .run_with_gradient()
-        .unwrap();
-    let g = tape.backward(&c).unwrap();
-    let peak = ALLOC.peak() - base;
-    let mut out = g.params;
-    out.extend(g.x0);
-    (peak, out, g.stats.recomputed_steps)
+    let r = gradient_run(stepper, ck, adjoint, &[3.33, 20.0]);
+    let mut g = r.params;
+    g.extend(r.x0);
+    (r.peak, g, r.recomputed)
 }
 
 /// A memory budget that holds the stage states of about half the steps: those are read
