@@ -78,7 +78,7 @@ macro_rules! faer_gemm {
             c: &mut [$t],
             ldc: usize,
         ) {
-            use faer::{MatMut, MatRef};
+            use faer::MatRef;
             // Stored shapes of a and b.
             let (ar, ac) = if trans_a { (k, m) } else { (m, k) };
             let (br, bc) = if trans_b { (n, k) } else { (k, n) };
@@ -86,15 +86,9 @@ macro_rules! faer_gemm {
                 lda >= ar.max(1) && ldb >= br.max(1) && ldc >= m.max(1),
                 "gemm: bad stride"
             );
-            if m == 0 || n == 0 {
+            let Some(cm) = output(c, m, n, ldc, k, alpha, beta, "gemm") else {
                 return;
-            }
-            assert!(c.len() >= ldc * (n - 1) + m, "gemm: c too short");
-            let cm = MatMut::from_column_major_slice_with_stride_mut(c, m, n, ldc);
-            if k == 0 || alpha == 0.0 {
-                scale(cm, beta);
-                return;
-            }
+            };
             assert!(a.len() >= lda * (ac - 1) + ar, "gemm: a too short");
             assert!(b.len() >= ldb * (bc - 1) + br, "gemm: b too short");
             let a = MatRef::from_column_major_slice_with_stride(a, ar, ac, lda);
@@ -145,12 +139,9 @@ macro_rules! faer_gemm {
                 return;
             }
             assert!(ldb >= k.max(1) && ldc >= m, "gemm_panels: bad stride");
-            assert!(c.len() >= ldc * (n - 1) + m, "gemm_panels: c too short");
-            let cm = MatMut::from_column_major_slice_with_stride_mut(c, m, n, ldc);
-            if k == 0 || alpha == 0.0 {
-                scale(cm, beta);
+            let Some(cm) = output(c, m, n, ldc, k, alpha, beta, "gemm_panels") else {
                 return;
-            }
+            };
             assert!(b.len() >= ldb * (n - 1) + k, "gemm_panels: b too short");
             let b = MatRef::from_column_major_slice_with_stride(b, k, n, ldb);
             let (np, mr) = (a.n_panels(), Panels::<$t>::panel_rows());
@@ -203,6 +194,35 @@ impl<T> SendPtr<T> {
     fn get(self) -> *mut T {
         self.0
     }
+}
+
+/// The `m x n` view of `c` (column stride `ldc`) that a product writes, or `None` when
+/// there is nothing to multiply: no rows or columns, or `k == 0` / `alpha == 0`, in which
+/// case `c` is already `beta c`.
+///
+/// # Panics
+/// If `c` is too short for the view (`what` names the caller).
+#[allow(clippy::too_many_arguments)]
+fn output<'c, T: Real>(
+    c: &'c mut [T],
+    m: usize,
+    n: usize,
+    ldc: usize,
+    k: usize,
+    alpha: T,
+    beta: T,
+    what: &str,
+) -> Option<faer::MatMut<'c, T>> {
+    if m == 0 || n == 0 {
+        return None;
+    }
+    assert!(c.len() >= ldc * (n - 1) + m, "{what}: c too short");
+    let cm = faer::MatMut::from_column_major_slice_with_stride_mut(c, m, n, ldc);
+    if k == 0 || alpha == T::zero() {
+        scale(cm, beta);
+        return None;
+    }
+    Some(cm)
 }
 
 /// `c *= beta` (`c = 0` for `beta == 0`, ignoring what `c` held, NaN included).
