@@ -24,7 +24,8 @@
 //! Probes (run the built binary, `target/release/deps/p1-*`, with one of them):
 //! `--panels` (products with `Panels`, one thread and a team of two, against the plain
 //! GEMM), `--gemm-threads`, `--gemm-layouts`, `--threads-only`, `--gradient-threads` (the
-//! gradient's cost on one thread and on two), and for profilers `--forward-only` /
+//! gradient's cost on one thread and on two), `--record-probe` (the recording forward with
+//! each memory setting against the plain one), and for profilers `--forward-only` /
 //! `--gradient-only` (ten solves on `P1_THREADS` threads).
 
 use std::hint::black_box;
@@ -473,6 +474,34 @@ fn main() {
         for threads in [1, 2] {
             for ck in [Checkpoints::default(), Checkpoints::All] {
                 gradient_ratio_on::<f64>(How::Tsit5, 5, ck, threads);
+            }
+        }
+        return;
+    }
+    if std::env::args().any(|a| a == "--record-probe") {
+        let (m, x0) = problems::problem::<f64>();
+        for threads in [1, 2] {
+            for ck in [
+                Checkpoints::States(100_000),
+                Checkpoints::All,
+                Checkpoints::default(),
+            ] {
+                let (mut f, mut r) = (Vec::new(), Vec::new());
+                for _ in 0..7 {
+                    f.push(forward(&m, &x0, How::Tsit5, threads).0);
+                    let start = Instant::now();
+                    let out = build(&m, &x0, How::Tsit5, threads)
+                        .checkpoints(ck)
+                        .run_with_gradient()
+                        .expect("P1");
+                    r.push(start.elapsed().as_secs_f64());
+                    drop(out);
+                }
+                println!(
+                    "record {threads} {ck:?}: plain {:.1} ms, recording {:.1} ms",
+                    median(f) * 1e3,
+                    median(r) * 1e3
+                );
             }
         }
         return;

@@ -182,3 +182,39 @@ fn linear_and_scalar_field_vjps_match_finite_differences() {
     check(&Gaussian, &t, &x, 34);
     check(&Quadratic, &t, &x, 35);
 }
+
+/// The model's residual products (what the reverse sweep calls: `tanh(x)` once per stage,
+/// shared by both VJPs) give the bits of the plain ones, on packed, permuted columns with
+/// inputs on and off, and the plain ones pass the dot-product test.
+#[test]
+fn low_rank_residual_vjps_are_the_plain_ones() {
+    use neurode_models::{LowRankInit, LowRankRnn};
+    use neurode_solvers::PiecewiseConstant;
+    let init = LowRankInit {
+        n: 12,
+        n_in: 2,
+        ..LowRankInit::default()
+    };
+    let (mut rnn, _) = LowRankRnn::<f64>::random(&init, 5).unwrap();
+    let step = |v: f64| PiecewiseConstant::new(2, vec![1.0], vec![0.0, 0.0, v, -0.5]).unwrap();
+    rnn.set_inputs(vec![step(1.0), step(2.0), step(-1.0)])
+        .unwrap();
+    let mut rng = Normal::new(6);
+    let (t, trials) = ([0.5, 1.5, 2.0, 1.2], [2, 0, 1, 2]);
+    let cols = Columns::with_trials(&t, &trials);
+    let (x, v) = (randn(&mut rng, 48), randn(&mut rng, 48));
+    let mut ws = rnn.workspace(4);
+    let mut r = vec![0.0; rnn.residual_len() * 4];
+    rnn.residuals(cols, &x, &mut r);
+    let start = randn(&mut rng, 48);
+    let (mut plain, mut with) = (start.clone(), start);
+    rnn.vjp_state(cols, &x, &v, &mut plain, &mut ws);
+    rnn.vjp_state_with(cols, &x, &r, &v, &mut with, &mut ws);
+    assert_eq!(plain, with);
+    let start = randn(&mut rng, rnn.n_params());
+    let (mut plain, mut with) = (start.clone(), start);
+    rnn.vjp_params(cols, &x, &v, &mut plain, &mut ws);
+    rnn.vjp_params_with(cols, &x, &r, &v, &mut with, &mut ws);
+    assert_eq!(plain, with);
+    check(&rnn, &[0.5, 1.5, 2.0], &x[..36], 7);
+}

@@ -212,11 +212,27 @@ impl<T: Real, W: Connectivity<T>> VjpState for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
-        let h = self.activate(x, &mut ws.h);
-        let g = &mut ws.g[..x.len()];
-        self.w.apply_t(v, g, &mut ws.s);
-        let inv_tau = T::one() / self.tau;
-        Cpu.leak_vjp(Activation::Tanh, x, h, g, v, inv_tau, out);
+        let LeakyWorkspace { h, g, s } = ws;
+        let h = self.activate(x, h);
+        self.vjp_state_h(x, h, v, out, g, s);
+    }
+    /// `tanh(x)`: one value per unit.
+    fn residual_len(&self) -> usize {
+        self.w.n()
+    }
+    fn residuals(&self, _cols: Columns<'_, T>, x: &[T], r: &mut [T]) {
+        Cpu.activate_to(Activation::Tanh, x, &mut r[..x.len()]);
+    }
+    fn vjp_state_with(
+        &self,
+        _cols: Columns<'_, T>,
+        x: &[T],
+        r: &[T],
+        v: &[T],
+        out: &mut [T],
+        ws: &mut Self::Workspace,
+    ) {
+        self.vjp_state_h(x, &r[..x.len()], v, out, &mut ws.g, &mut ws.s);
     }
 }
 
@@ -252,11 +268,53 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
+        let LeakyWorkspace { h, s, .. } = ws;
+        let h = self.activate(x, h);
+        self.vjp_params_h(cols, h, v, out, s);
+    }
+    fn vjp_params_with(
+        &self,
+        cols: Columns<'_, T>,
+        x: &[T],
+        r: &[T],
+        v: &[T],
+        out: &mut [T],
+        ws: &mut Self::Workspace,
+    ) {
+        self.vjp_params_h(cols, &r[..x.len()], v, out, &mut ws.s);
+    }
+}
+
+impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
+    /// The state VJP given `h = tanh(x)`; `g` is scratch.
+    fn vjp_state_h(
+        &self,
+        x: &[T],
+        h: &[T],
+        v: &[T],
+        out: &mut [T],
+        g: &mut [T],
+        s: &mut W::Scratch,
+    ) {
+        let g = &mut g[..x.len()];
+        self.w.apply_t(v, g, s);
+        let inv_tau = T::one() / self.tau;
+        Cpu.leak_vjp(Activation::Tanh, x, h, g, v, inv_tau, out);
+    }
+
+    /// The parameter VJP given `h = tanh(x)`.
+    fn vjp_params_h(
+        &self,
+        cols: Columns<'_, T>,
+        h: &[T],
+        v: &[T],
+        out: &mut [T],
+        s: &mut W::Scratch,
+    ) {
         let n = self.w.n();
-        let h = self.activate(x, &mut ws.h);
         let inv_tau = T::one() / self.tau;
         let (dw, db) = out.split_at_mut(self.w.n_params());
-        self.w.vjp(inv_tau, v, h, dw, &mut ws.s);
+        self.w.vjp(inv_tau, v, h, dw, s);
         if self.inputs.is_empty() {
             return;
         }

@@ -200,6 +200,41 @@ pub trait VjpState: VectorField {
         ws: &mut Self::Workspace,
     );
 
+    /// Values per column that the state and the parameter VJPs at the same `x` both
+    /// compute (the residuals, as JAX calls them; a rate network's `tanh(x)`), so that the
+    /// reverse sweep computes them once per stage with [`residuals`](Self::residuals) and
+    /// passes them to [`vjp_state_with`](Self::vjp_state_with) and
+    /// [`VjpParams::vjp_params_with`]. Default: 0, none.
+    fn residual_len(&self) -> usize {
+        0
+    }
+
+    /// Writes the residuals of `x` into `r` (`residual_len() x cols.len()`, column-major).
+    /// Called in the reverse sweep: must not allocate. Default: nothing.
+    fn residuals(
+        &self,
+        cols: Columns<'_, Self::Scalar>,
+        x: &[Self::Scalar],
+        r: &mut [Self::Scalar],
+    ) {
+        let _ = (cols, x, r);
+    }
+
+    /// [`vjp_state`](Self::vjp_state) given `r`, the [`residuals`](Self::residuals) of `x`:
+    /// the same bits, without recomputing what `r` holds. Default: `vjp_state`.
+    fn vjp_state_with(
+        &self,
+        cols: Columns<'_, Self::Scalar>,
+        x: &[Self::Scalar],
+        r: &[Self::Scalar],
+        v: &[Self::Scalar],
+        out: &mut [Self::Scalar],
+        ws: &mut Self::Workspace,
+    ) {
+        let _ = r;
+        self.vjp_state(cols, x, v, out, ws);
+    }
+
     /// Allocating convenience: returns `(∂f/∂x)ᵀ v`.
     fn vjp_state_alloc(
         &self,
@@ -236,6 +271,22 @@ pub trait VjpParams: VectorField {
         out: &mut [Self::Scalar],
         ws: &mut Self::Workspace,
     );
+
+    /// [`vjp_params`](Self::vjp_params) given `r`, the [`VjpState::residuals`] of `x` (when
+    /// the field implements both): the same bits, without recomputing what `r` holds.
+    /// Default: `vjp_params`.
+    fn vjp_params_with(
+        &self,
+        cols: Columns<'_, Self::Scalar>,
+        x: &[Self::Scalar],
+        r: &[Self::Scalar],
+        v: &[Self::Scalar],
+        out: &mut [Self::Scalar],
+        ws: &mut Self::Workspace,
+    ) {
+        let _ = r;
+        self.vjp_params(cols, x, v, out, ws);
+    }
 
     /// Allocating convenience: returns `Σ_b (∂f/∂θ)ᵀ v_b`.
     fn vjp_params_alloc(

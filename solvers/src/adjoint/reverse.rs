@@ -48,6 +48,9 @@ pub(super) struct Reverse<'b, 'a, F: VectorField> {
     extra: Vec<F::Scalar>,
     mu: Vec<F::Scalar>,
     g: Vec<F::Scalar>,
+    /// The field's residuals of every stage state (stage-major, `batch` columns each),
+    /// shared by the state and the parameter VJPs.
+    res: Vec<F::Scalar>,
     /// Interpolating adjoint: forward stage derivatives, dense states, adjoint stages.
     kf: Vec<F::Scalar>,
     xw: Vec<F::Scalar>,
@@ -123,6 +126,7 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             extra: vec![z; n],
             mu: vec![z; s * n],
             g: vec![z; s * n],
+            res: vec![z; s * bw.field.residual_len() * batch],
             kf: iv(s * n),
             xw: iv(s * n),
             big_k: iv(s * n),
@@ -440,13 +444,26 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             None => &self.rec,
         };
         let mut mu_nz = [false; MAX_STAGES];
+        let mut has_res = [false; MAX_STAGES];
         let mut last_nz = 0;
+        // Residuals of stage `i`, every column (as the parameter VJP over all of them needs).
+        let rb = field.residual_len() * batch;
+        let residuals = |i: usize, res: &mut [F::Scalar], tw: &[F::Scalar]| {
+            let all = Columns::with_trials(&tw[i * batch..(i + 1) * batch], &self.gids[..batch]);
+            field.residuals(
+                all,
+                &rec[i * n..(i + 1) * n],
+                &mut res[i * rb..(i + 1) * rb],
+            );
+        };
         for i in (0..s).rev() {
             let feeds = (i + 1..s).any(|j| mu_nz[j] && self.co.a(j, i) != z);
             if !(stage_nz[i] || self.co.b[i] != z || feeds) {
                 continue;
             }
             last_nz = last_nz.max(i + 1);
+            residuals(i, &mut self.res, &self.tw);
+            has_res[i] = true;
             let (gi, _) = self.g[i * n..].split_at_mut(n);
             let mu = Stages {
                 k: &self.mu,
@@ -471,9 +488,10 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             );
             let mui = &mut self.mu[i * n..(i + 1) * n];
             mui.fill(z);
-            field.vjp_state(
+            field.vjp_state_with(
                 Columns::with_trials(&self.tw[i * batch..i * batch + m], &self.gids[..m]),
                 &rec[i * n..i * n + m * dim],
+                &self.res[i * rb..i * rb + m * rb / batch],
                 &gi[..m * dim],
                 &mut mui[..m * dim],
                 &mut self.ws,
@@ -489,10 +507,15 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         }
         Cpu.axpy(one, &self.extra, &mut self.lam);
         if last_nz > 0 && !self.grad.is_empty() {
+            // Stages the state VJPs skipped (zero cotangents) still enter the sum.
+            for i in (0..last_nz).filter(|&i| !has_res[i]) {
+                residuals(i, &mut self.res, &self.tw);
+            }
             let wide = ..last_nz * batch;
-            field.vjp_params(
+            field.vjp_params_with(
                 Columns::with_trials(&self.tw[wide], &self.gids[wide]),
                 &rec[..last_nz * n],
+                &self.res[..last_nz * rb],
                 &self.g[..last_nz * n],
                 &mut self.grad,
                 &mut self.ws_wide,
