@@ -408,8 +408,8 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         let field = self.bw.field;
         let (dim, batch, n, s) = (self.blk.tape.dim, self.blk.tape.batch, self.n, self.s);
         let z = F::Scalar::zero();
-        self.g.fill(z);
-        self.extra.fill(z);
+        zero(&mut self.g);
+        zero(&mut self.extra);
         self.stage_times(idx);
         let m = self.active(idx);
         let mut stage_nz = [false; MAX_STAGES];
@@ -487,7 +487,7 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                 },
             );
             let mui = &mut self.mu[i * n..(i + 1) * n];
-            mui.fill(z);
+            zero(mui);
             field.vjp_state_with(
                 Columns::with_trials(&self.tw[i * batch..i * batch + m], &self.gids[..m]),
                 &rec[i * n..i * n + m * dim],
@@ -499,13 +499,18 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             self.stats.vjp_state_evals += 1;
             mu_nz[i] = true;
         }
+        // lam + Σ mu_i + extra in one pass (the bits of one axpy per term, in this order),
+        // through the free scratch `x_next`.
         let one = F::Scalar::one();
-        for i in 0..s {
-            if mu_nz[i] {
-                Cpu.axpy(one, &self.mu[i * n..(i + 1) * n], &mut self.lam);
-            }
+        let mut terms = [(one, &[][..]); MAX_STAGES + 1];
+        let mut nt = 0;
+        for i in (0..s).filter(|&i| mu_nz[i]) {
+            terms[nt] = (one, &self.mu[i * n..(i + 1) * n]);
+            nt += 1;
         }
-        Cpu.axpy(one, &self.extra, &mut self.lam);
+        terms[nt] = (one, &self.extra[..]);
+        Cpu.combine(&self.lam, &terms[..nt + 1], &mut self.x_next);
+        std::mem::swap(&mut self.lam, &mut self.x_next);
         if last_nz > 0 && !self.grad.is_empty() {
             // Stages the state VJPs skipped (zero cotangents) still enter the sum.
             for i in (0..last_nz).filter(|&i| !has_res[i]) {
@@ -668,6 +673,12 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             }
         }
     }
+}
+
+/// Fills `v` with zeros, shared out among the team.
+fn zero<T: Real>(v: &mut [T]) {
+    let len = v.len();
+    for_parts(v, 1, len, MIN_SHARED_WORK, &|_, part| part.fill(T::zero()));
 }
 
 /// Steps whose stage states every trial has stored: all of them when they fit, else the
