@@ -48,10 +48,12 @@ pub(crate) trait Recorder<T> {
     fn wants_stages(&self) -> bool {
         false
     }
-    /// The stage states of trial `b`'s accepted step, told before [`accept`](Self::accept):
-    /// `X_0` is `x`, `X_i` (`i >= 1`) is `xs.col(i - 1, col, x.len())`.
-    fn stages(&mut self, b: usize, x: &[T], xs: Stages<'_, T>, col: usize) {
-        let _ = (b, x, xs, col);
+    /// The stage states of the steps a round is about to accept, told once per round
+    /// before their [`accept`](Self::accept)s: `accepted` lists `(b, p)`, trial `b` at packed
+    /// column `p`, whose `X_0` is `x[p * dim..(p + 1) * dim]` and `X_i` (`i >= 1`)
+    /// `xs.col(i - 1, p * dim, dim)`.
+    fn stages(&mut self, accepted: &[(usize, usize)], x: &[T], xs: Stages<'_, T>, dim: usize) {
+        let _ = (accepted, x, xs, dim);
     }
 }
 
@@ -140,6 +142,8 @@ pub(crate) struct Solver<'a, F: VectorField, R> {
     d1s: Vec<F::Scalar>,
     /// Per packed trial: error norm and first non-finite index of the attempted step.
     checks: Vec<(f64, Option<usize>)>,
+    /// The round's accepted `(trial, position)`s, for a recorder that keeps stages.
+    accepted: Vec<(usize, usize)>,
     /// Outputs, indexed by trial.
     out: Vec<F::Scalar>,
     x_final: Vec<F::Scalar>,
@@ -191,6 +195,7 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
             sub_out: vec![z; n],
             d1s: vec![z; batch],
             checks: vec![(0.0, None); batch],
+            accepted: Vec::with_capacity(batch),
             out: vec![F::Scalar::nan(); p.save_ts.len() * n],
             x_final: p.x0.clone(),
             stats: Stats::default(),
@@ -554,11 +559,28 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
                 }
             });
         }
+        let accepts = |(err, nonfinite): (f64, Option<usize>)| {
+            nonfinite.is_none() && (!adaptive || err <= 1.0)
+        };
+        if self.keep_stages {
+            // The stage states of every step this round accepts, in one pass.
+            self.accepted.clear();
+            for p in 0..self.m {
+                if accepts(self.checks[p]) {
+                    self.accepted.push((self.ids[p], p));
+                }
+            }
+            let xs = Stages {
+                k: &self.xs,
+                stride: n,
+            };
+            self.rec.stages(&self.accepted, &self.x, xs, dim);
+        }
         for p in 0..self.m {
             let b = self.ids[p];
             let h = self.tr.h[b];
             let (err, nonfinite) = self.checks[p];
-            let accept = nonfinite.is_none() && (!adaptive || err <= 1.0);
+            let accept = accepts(self.checks[p]);
             if let Some(log) = self.step_log.as_mut() {
                 log[b].push(StepRecord {
                     t: self.tr.t[b].as_f64(),
@@ -626,13 +648,6 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
                 rk::dense(&self.co, &w, h, &self.x[cols.clone()], ks, p * dim, dst);
             }
             self.tr.save_idx[b] += 1;
-        }
-        if self.keep_stages {
-            let xs = Stages {
-                k: &self.xs,
-                stride: n,
-            };
-            self.rec.stages(b, &self.x[cols.clone()], xs, p * dim);
         }
         self.x[cols.clone()].copy_from_slice(&self.xnew[cols.clone()]);
         self.rec

@@ -2,6 +2,7 @@
 //! where each save came from, checkpointed states, and the stage states of as many steps as
 //! fit.
 
+use crate::backend::{for_parts, MIN_SHARED_WORK};
 use crate::gradient::Checkpoints;
 use crate::rk::Stages;
 use crate::scalar::Real;
@@ -96,7 +97,28 @@ pub(crate) struct StageStore<T: Real> {
     bytes: usize,
     /// Every trial's steps below this index are stored (`usize::MAX` while all fit).
     limit: usize,
+    /// A round's destinations: (spare capacity, trial, packed column).
+    dst: Vec<(DstPtr<T>, usize, usize)>,
 }
+
+/// Where [`StageStore::push`] writes a step (each member reaches its own).
+struct DstPtr<T>(*mut T);
+impl<T> Clone for DstPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for DstPtr<T> {}
+impl<T> std::fmt::Debug for DstPtr<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DstPtr")
+    }
+}
+// SAFETY: each pointer reaches spare capacity of one trial's chunk, written by one member
+// while the store is borrowed mutably.
+unsafe impl<T: Send> Send for DstPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for DstPtr<T> {}
 
 impl<T: Real> StageStore<T> {
     pub(crate) fn new(batch: usize, per_step: usize) -> Self {
@@ -105,39 +127,64 @@ impl<T: Real> StageStore<T> {
             per_step,
             bytes: 0,
             limit: usize::MAX,
+            dst: Vec::with_capacity(batch),
         }
     }
 
-    /// Stores step `idx` of trial `b` (its steps arrive in order) unless it is at or past
-    /// the limit or the store would grow past `cap` bytes (which lowers the limit to `idx`).
-    #[allow(clippy::too_many_arguments)]
+    /// Stores the steps of a round: for each `(b, p)` of `accepted`, trial `b`'s step
+    /// `idx(b)` (its steps arrive in order) from packed column `p` (`X_0` in `x`, the others
+    /// in `xs`), unless it is at or past the limit or the store would grow past `cap` bytes
+    /// (which lowers the limit to that step). The copies are shared out among the team.
     pub(crate) fn push(
         &mut self,
-        b: usize,
-        idx: usize,
+        accepted: &[(usize, usize)],
+        idx: impl Fn(usize) -> usize,
         x: &[T],
         xs: Stages<'_, T>,
-        col: usize,
+        dim: usize,
         cap: Option<usize>,
     ) {
-        if idx >= self.limit {
-            return;
-        }
-        let dim = x.len();
-        let chunks = &mut self.trials[b];
-        if chunks.last().is_none_or(|c| c.len() == c.capacity()) {
-            let add = STAGE_CHUNK * self.per_step * std::mem::size_of::<T>();
-            if cap.is_some_and(|cap| self.bytes + add > cap) {
-                self.limit = idx;
-                return;
+        let per_step = self.per_step;
+        let add = STAGE_CHUNK * per_step * std::mem::size_of::<T>();
+        self.dst.clear();
+        for &(b, p) in accepted {
+            let i = idx(b);
+            if i >= self.limit {
+                continue;
             }
-            self.bytes += add;
-            chunks.push(chunk_cache::take(STAGE_CHUNK * self.per_step));
+            let chunks = &mut self.trials[b];
+            if chunks.last().is_none_or(|c| c.len() == c.capacity()) {
+                if cap.is_some_and(|cap| self.bytes + add > cap) {
+                    self.limit = i;
+                    continue;
+                }
+                self.bytes += add;
+                chunks.push(chunk_cache::take(STAGE_CHUNK * per_step));
+            }
+            let c = chunks.last_mut().expect("a chunk with room");
+            // Room for a whole step: chunks hold whole steps.
+            let spare = c.spare_capacity_mut();
+            debug_assert!(spare.len() >= per_step);
+            self.dst.push((DstPtr(spare.as_mut_ptr().cast()), b, p));
         }
-        let c = chunks.last_mut().expect("a chunk with room");
-        c.extend_from_slice(x);
-        for i in 1..self.per_step / dim {
-            c.extend_from_slice(xs.col(i - 1, col, dim));
+        let work = self.dst.len() * per_step;
+        for_parts(&mut self.dst, 1, work, MIN_SHARED_WORK, &|_, part| {
+            for &(ptr, _, p) in part.iter() {
+                // SAFETY: `ptr` points to `per_step` values of spare capacity of trial
+                // `b`'s chunk, reserved above and reached by this member alone.
+                let out = unsafe { std::slice::from_raw_parts_mut(ptr.0, per_step) };
+                let (x0, rest) = out.split_at_mut(dim);
+                x0.copy_from_slice(&x[p * dim..(p + 1) * dim]);
+                for (i, o) in rest.chunks_exact_mut(dim).enumerate() {
+                    o.copy_from_slice(xs.col(i, p * dim, dim));
+                }
+            }
+        });
+        for &(_, b, _) in &self.dst {
+            if let Some(c) = self.trials[b].last_mut() {
+                // SAFETY: the `per_step` values past the length were written above.
+                unsafe { c.set_len(c.len() + per_step) };
+            }
         }
     }
 
@@ -356,13 +403,13 @@ impl<T: Real> Recorder<T> for Tape<T> {
         self.stages.is_some()
     }
 
-    fn stages(&mut self, b: usize, x: &[T], xs: Stages<'_, T>, col: usize) {
-        // Called before `accept`: the step's index is the trial's accepted count.
-        let idx = self.hs[b].len();
+    fn stages(&mut self, accepted: &[(usize, usize)], x: &[T], xs: Stages<'_, T>, dim: usize) {
+        // Called before the `accept`s: a step's index is its trial's accepted count.
         let ckpt_bytes = self.ckpt.n_states() * self.state_bytes;
         let cap = self.shared_bytes.map(|s| s.saturating_sub(ckpt_bytes));
+        let hs = &self.hs;
         if let Some(st) = self.stages.as_mut() {
-            st.push(b, idx, x, xs, col, cap);
+            st.push(accepted, |b| hs[b].len(), x, xs, dim, cap);
         }
     }
 
