@@ -263,6 +263,41 @@ proptest! {
     }
 }
 
+/// A save whose loss gradient is zero adds nothing: the gradient is the one of a solve
+/// without that save, bit for bit, and costs no more stage VJPs (a dense save with a
+/// nonzero gradient needs the step's last stage too).
+#[test]
+fn saves_with_zero_loss_gradient_cost_nothing() {
+    let (rnn, x0, mut rng) = setup(6, 3, 19);
+    let (dim, batch) = (6, 3);
+    let last: Vec<f64> = (0..dim * batch).map(|_| rng.sample()).collect();
+    let run = |save: &[f64], c: &[f64]| {
+        let (_, tape) = integrate(&rnn, (0.0, 4.0))
+            .x0(x0.clone())
+            .save_at(save.to_vec())
+            .tolerances(1e-8, 1e-8)
+            .run_with_gradient()
+            .unwrap();
+        tape.backward(c).unwrap()
+    };
+    let alone = run(&[4.0], &last);
+    let inner = [0.45, 1.3, 2.05, 4.0];
+    let mut c = vec![0.0; 3 * dim * batch];
+    c.extend_from_slice(&last);
+    let with_saves = run(&inner, &c);
+    assert_eq!(with_saves.params, alone.params);
+    assert_eq!(with_saves.x0, alone.x0);
+    assert_eq!(
+        with_saves.stats.vjp_state_evals,
+        alone.stats.vjp_state_evals
+    );
+    // A nonzero gradient at an inner save is not skipped.
+    c[dim] = 1.0;
+    let used = run(&inner, &c);
+    assert!(used.stats.vjp_state_evals > alone.stats.vjp_state_evals);
+    assert_ne!(used.x0, alone.x0);
+}
+
 #[test]
 fn checkpoint_count_does_not_change_the_gradient() {
     let (rnn, x0, mut rng) = setup(6, 3, 9);

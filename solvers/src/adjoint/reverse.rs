@@ -60,7 +60,8 @@ pub(super) struct Reverse<'b, 'a, F: VectorField> {
     lo: Vec<F::Scalar>,
     pub(super) grad: Vec<F::Scalar>,
     ptr: Vec<usize>,
-    /// Whether some trial saves by dense output inside step `n` (its last stage matters).
+    /// Whether some trial saves by dense output inside step `n` with a nonzero loss
+    /// gradient (its last stage matters).
     dense_in_step: Vec<bool>,
     ws: F::Workspace,
     ws_wide: F::Workspace,
@@ -136,10 +137,15 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             grad: vec![z; bw.field.n_params()],
             ptr: tape.saves.iter().map(|v| v.len()).collect(),
             dense_in_step: {
+                // A save whose loss gradient is zero (a loss on the final state alone, or
+                // outside a loss window) adds nothing: exactly zero cotangents.
                 let mut d = vec![false; total];
-                for sv in tape.saves.iter().flatten() {
-                    if let SaveSrc::Dense(m, _) = *sv {
-                        d[m] = true;
+                for (b, saves) in tape.saves.iter().enumerate() {
+                    for (i, sv) in saves.iter().enumerate() {
+                        if let SaveSrc::Dense(m, _) = *sv {
+                            let o = (i * bw.batch + blk.offset + b) * dim;
+                            d[m] |= !all_zero(&dl[o..o + dim]);
+                        }
                     }
                 }
                 d
@@ -430,12 +436,15 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
                 };
                 let o = self.dl_offset(i, b);
                 let dls = &self.dl[o..o + dim];
+                self.ptr[b] -= 1;
+                if all_zero(dls) {
+                    continue;
+                }
                 for (e, &d) in self.extra[cols.clone()].iter_mut().zip(dls) {
                     *e += d;
                 }
                 let w = self.co.dense_weights(theta);
                 rk::dense_cotangent(&self.co, &w, h, dls, &mut self.g, n, q * dim, &mut stage_nz);
-                self.ptr[b] -= 1;
             }
         }
         // Stages in reverse.
@@ -673,6 +682,11 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             }
         }
     }
+}
+
+/// Whether every element of `v` is zero.
+fn all_zero<T: Real>(v: &[T]) -> bool {
+    v.iter().all(|x| x.is_zero())
 }
 
 /// Fills `v` with zeros, shared out among the team.
