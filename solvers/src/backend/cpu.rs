@@ -95,7 +95,34 @@ macro_rules! faer_gemm {
             let b = MatRef::from_column_major_slice_with_stride(b, br, bc, ldb);
             let a = if trans_a { a.transpose() } else { a };
             let b = if trans_b { b.transpose() } else { b };
-            $view(cm, a, b, alpha, beta);
+            // In a team, a large product is split by output columns, at least
+            // `TEAM_MIN_COLUMNS` each (a column's arithmetic is then its own: the same
+            // bits whoever computes it; a single column would take faer's matrix-vector
+            // path, which sums in another order).
+            let members = if m * n * k < TEAM_MIN_PRODUCT {
+                1
+            } else {
+                team::size().min(n / TEAM_MIN_COLUMNS)
+            };
+            if members <= 1 {
+                return $view(cm, a, b, alpha, beta);
+            }
+            let (out, cs) = (SendPtr(cm.as_ptr_mut()), cm.col_stride());
+            team::share(members, &|member: usize| {
+                let (j0, j1) = (n * member / members, n * (member + 1) / members);
+                // SAFETY: columns `j0..j1` of the checked `m x n` view of `c`; the members'
+                // column ranges are disjoint, so no element is reached twice.
+                let cp = unsafe {
+                    faer::MatMut::from_raw_parts_mut(
+                        out.get().offset(j0 as isize * cs),
+                        m,
+                        j1 - j0,
+                        1,
+                        cs,
+                    )
+                };
+                $view(cp, a, b.subcols(j0, j1 - j0), alpha, beta);
+            });
         }
 
         /// `c = alpha a b + beta c` on faer views.
@@ -181,6 +208,9 @@ faer_gemm!(gemm_f32, gemm_view_f32, gemm_panels_f32, f32);
 /// Fewest multiply-adds (`rows x k x n`) of a product shared out among a team: below it,
 /// waking the helpers costs more than the product.
 const TEAM_MIN_PRODUCT: usize = 1 << 16;
+
+/// Fewest output columns per member of a plain product shared out among a team.
+const TEAM_MIN_COLUMNS: usize = 8;
 
 /// A raw output pointer the team's members share (each writes disjoint elements).
 #[derive(Clone, Copy)]
@@ -709,6 +739,78 @@ mod tests {
                 dim,
             );
             out.push(c);
+            // Plain products of a low-rank model's shapes (split by output columns in a
+            // team): P = Aᵀ X (r x cols), Y += A P, D += X Pᵀ (dim x r), and a square Aᵀ X.
+            let r = 2.min(dim);
+            let (no, yes, one) = (Transpose::No, Transpose::Yes, T::one());
+            let mut pm = vec![T::zero(); r * cols];
+            Cpu.gemm(
+                yes,
+                no,
+                r,
+                cols,
+                dim,
+                one,
+                &a,
+                dim,
+                &x,
+                dim,
+                T::zero(),
+                &mut pm,
+                r,
+            );
+            let mut c = y.clone();
+            Cpu.gemm(
+                no,
+                no,
+                dim,
+                cols,
+                r,
+                T::from_f64(0.5),
+                &a,
+                dim,
+                &pm,
+                r,
+                one,
+                &mut c,
+                dim,
+            );
+            out.push(c);
+            let mut d: Vec<T> = (0..dim * r).map(|i| val(i, 5)).collect();
+            Cpu.gemm(
+                no,
+                yes,
+                dim,
+                r,
+                cols,
+                T::from_f64(0.25),
+                &y,
+                dim,
+                &pm,
+                r,
+                one,
+                &mut d,
+                dim,
+            );
+            out.push(d);
+            out.push(pm);
+            let mut c = vec![T::zero(); n];
+            Cpu.gemm(
+                yes,
+                no,
+                dim,
+                cols,
+                dim,
+                one,
+                &a,
+                dim,
+                &x,
+                dim,
+                T::zero(),
+                &mut c,
+                dim,
+            );
+            out.push(c);
             let mut c = vec![T::zero(); n];
             let terms = [(T::from_f64(0.25), &y[..]), (T::from_f64(-1.5), &x[..])];
             Cpu.combine(&x, &terms, &mut c);
@@ -774,7 +876,16 @@ mod tests {
         }
         // (40, 41): a product big enough to share with fewer panels (2) than members;
         // (2100, 2): a leak big enough to share with fewer columns than members.
-        for (dim, cols) in [(500, 32), (97, 61), (300, 5), (10, 3), (40, 41), (2100, 2)] {
+        // (300, 200): rank-2 products big enough to share.
+        for (dim, cols) in [
+            (500, 32),
+            (97, 61),
+            (300, 5),
+            (10, 3),
+            (40, 41),
+            (2100, 2),
+            (300, 200),
+        ] {
             check::<f64>(dim, cols);
             check::<f32>(dim, cols);
         }
