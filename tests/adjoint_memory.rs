@@ -27,7 +27,8 @@ struct Run {
     x0: Vec<f64>,
     /// Accepted steps of trial 0.
     steps: usize,
-    /// Steps recomputed in the reverse sweep.
+    /// Steps recomputed in the reverse sweep (Euler: right-hand sides evaluated there, as
+    /// its recorded steps are checkpointed states that need no evaluation to replay).
     recomputed: usize,
 }
 
@@ -57,7 +58,10 @@ fn gradient_run(stepper: Stepper, ck: Checkpoints, adjoint: Adjoint, saves: &[f6
         params: g.params,
         x0: g.x0,
         steps: sol.trial_stats(0).accepted,
-        recomputed: g.stats.recomputed_steps,
+        recomputed: match stepper {
+            Stepper::Euler => g.stats.rhs_evals,
+            _ => g.stats.recomputed_steps,
+        },
     }
 }
 
@@ -107,8 +111,8 @@ fn gradient_with(stepper: Stepper, ck: Checkpoints, adjoint: Adjoint) -> (usize,
 }
 
 /// A memory budget that holds the stage states of about half the steps: those are read
-/// back, the rest recomputed from the checkpoints (Euler's budget also doubles the
-/// checkpoint stride). The gradient is the same bits as with everything kept, in less
+/// back, the rest recomputed from the checkpoints (Euler's record is its checkpoints: a
+/// budget for half the steps doubles their stride, and every other state is recomputed). The gradient is the same bits as with everything kept, in less
 /// memory; with Tsit5 also through the FSAL last stage that a dense save reads, and with
 /// the interpolating adjoint.
 #[test]
@@ -117,7 +121,7 @@ fn a_partial_stage_store_gives_the_same_gradient() {
     let cases = [
         (Stepper::Tsit5, 3_300_000, Adjoint::Discrete),
         (Stepper::Tsit5, 3_300_000, Adjoint::Interpolating),
-        (Stepper::Euler, 860_000, Adjoint::Discrete),
+        (Stepper::Euler, 500_000, Adjoint::Discrete),
     ];
     for (stepper, bytes, adjoint) in cases {
         let (p_all, g_all, r_all) = gradient_with(stepper, Checkpoints::All, adjoint);

@@ -31,11 +31,14 @@ pub enum Checkpoints {
     /// At most `n` checkpointed states in the forward pass (`n >= 1`), and at most `n` more
     /// states for recomputation in the reverse sweep.
     States(usize),
-    /// About this many bytes of stored states in all: the checkpoints take up to half (as
-    /// [`States`](Self::States) with `n` to fit); the stage states of the first steps (as
-    /// many as fit, so that their reverse needs no recomputation) take what the
-    /// checkpoints leave, and give way to them as they grow; two steps' stages are kept for
-    /// the reverse sweep's recomputation pool.
+    /// About this many bytes of stored states in all. Two steps' stages are kept for the
+    /// reverse sweep's recomputation pool; the checkpoints take what they need of the rest
+    /// (every accepted state while they fit, then every other one, as
+    /// [`States`](Self::States)); the stage states of the first steps (as many as fit, so
+    /// that their reverse needs no recomputation; the state at a step's start is its
+    /// checkpoint, not stored twice) take what the checkpoints leave, give way to them as
+    /// they grow, and are dropped when the checkpoints thin; the recomputation pool takes
+    /// what both leave.
     Memory(usize),
 }
 
@@ -54,14 +57,17 @@ impl Default for Checkpoints {
 }
 
 impl Checkpoints {
-    /// `(forward checkpoints or None for all, reverse pool in states)`.
+    /// `(forward checkpoints or None for all, reverse pool in states)`; with a memory
+    /// budget the pool is the two steps' stages kept for it, and gets what the checkpoints
+    /// and the stage store leave on top (see `Tape::pool_budget`).
     pub(crate) fn budget(self, state_bytes: usize, stages: usize) -> (Option<usize>, usize) {
         match self {
             Checkpoints::All => (None, stages),
             Checkpoints::States(n) => (Some(n.max(1)), n),
             Checkpoints::Memory(bytes) => {
-                let per = bytes / 2 / state_bytes.max(1);
-                (Some(per.max(2)), per.max(stages))
+                let kept = 2 * stages;
+                let per = (bytes / state_bytes.max(1)).saturating_sub(kept);
+                (Some(per.max(2)), kept)
             }
         }
     }

@@ -50,10 +50,10 @@ pub(crate) trait Recorder<T> {
     }
     /// The stage states of the steps a round is about to accept, told once per round
     /// before their [`accept`](Self::accept)s: `accepted` lists `(b, p)`, trial `b` at packed
-    /// column `p`, whose `X_0` is `x[p * dim..(p + 1) * dim]` and `X_i` (`i >= 1`)
-    /// `xs.col(i - 1, p * dim, dim)`.
-    fn stages(&mut self, accepted: &[(usize, usize)], x: &[T], xs: Stages<'_, T>, dim: usize) {
-        let _ = (accepted, x, xs, dim);
+    /// column `p`, whose `X_i` (`i >= 1`) is `xs.col(i - 1, p * dim, dim)` (`X_0`, the state
+    /// at the step's start, was told by the previous `accept`, or is the initial state).
+    fn stages(&mut self, accepted: &[(usize, usize)], xs: Stages<'_, T>, dim: usize) {
+        let _ = (accepted, xs, dim);
     }
 }
 
@@ -574,7 +574,7 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
                 k: &self.xs,
                 stride: n,
             };
-            self.rec.stages(&self.accepted, &self.x, xs, dim);
+            self.rec.stages(&self.accepted, xs, dim);
         }
         for p in 0..self.m {
             let b = self.ids[p];

@@ -84,14 +84,10 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
         let cut = stored_steps(tape, total);
         // Steps past the stored ones are recomputed from the checkpoints, through a pool
         // that shares its budget with the stage store (at least two steps' stages).
-        let pool_cap = match tape.stages.as_ref() {
-            Some(_) if cut >= total => 0,
-            Some(st) => tape
-                .pool_states
-                .saturating_sub(st.n_states(n))
-                .max(2 * s)
-                .min(seg * s),
-            None => tape.pool_states.min(seg * s),
+        let pool_cap = if cut >= total {
+            0
+        } else {
+            tape.pool_budget().min(seg * s)
         };
         let z = F::Scalar::zero();
         let interp = bw.mode == Adjoint::Interpolating;
@@ -169,7 +165,7 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             self.rev_range(a, len, Loc::Ckpt(j), 0);
         }
         for idx in (0..cut).rev() {
-            self.load_stages(idx, cut);
+            self.load_stages(idx);
             self.reverse_step(idx, None);
         }
         // Saves of the initial state.
@@ -227,14 +223,19 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
     }
 
     /// Loads the stored stage states of step `idx < cut` into `rec` (the trials still
-    /// stepping). A FSAL method's last stage state, the next step's first, is loaded only
-    /// when the step needs it (a dense save inside it, or the interpolating adjoint): from
-    /// the next step's record, the checkpoint at `cut`, or the final state.
-    fn load_stages(&mut self, idx: usize, cut: usize) {
+    /// stepping): `X_0` from the step's checkpoint (every step is checkpointed while the
+    /// store lives), the others from the store. A FSAL method's last stage state, the next
+    /// step's first, is loaded only when the step needs it (a dense save inside it, or the
+    /// interpolating adjoint): from the next step's checkpoint or the final state.
+    fn load_stages(&mut self, idx: usize) {
         let (tape, n) = (&self.blk.tape, self.n);
         let st = tape.stages.as_ref().expect("stages are stored");
         let dim = tape.dim;
-        let kept = st.per_step() / dim.max(1);
+        debug_assert_eq!(
+            tape.ckpt.stride, 1,
+            "the stage store needs every checkpoint"
+        );
+        let kept = st.per_step() / dim.max(1) + 1;
         let need_last = self.bw.mode == Adjoint::Interpolating || self.dense_in_step[idx];
         let (m, order) = (self.active(idx), &self.order);
         let last = if kept < self.s && need_last {
@@ -248,18 +249,15 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             for_parts(rec, dim, m * dim, MIN_SHARED_WORK, &|first, part| {
                 for (c, col) in part.chunks_exact_mut(dim).enumerate() {
                     let b = order[first + c];
-                    let src = if i < kept {
-                        &st.step(b, idx)[i * dim..(i + 1) * dim]
+                    let cols = b * dim..(b + 1) * dim;
+                    let src = if i == 0 {
+                        &tape.ckpt.slots[idx][cols]
+                    } else if i < kept {
+                        &st.step(b, idx)[(i - 1) * dim..i * dim]
+                    } else if idx + 1 == tape.n_steps(b) {
+                        &tape.x_final[cols]
                     } else {
-                        let next = idx + 1;
-                        let cols = b * dim..(b + 1) * dim;
-                        if next == tape.n_steps(b) {
-                            &tape.x_final[cols]
-                        } else if next < cut {
-                            &st.step(b, next)[..dim]
-                        } else {
-                            &tape.ckpt.slots[cut / tape.ckpt.stride][cols]
-                        }
+                        &tape.ckpt.slots[idx + 1][cols]
                     };
                     col.copy_from_slice(src);
                 }

@@ -87,8 +87,11 @@ const STAGE_CHUNK: usize = 32;
 
 /// The stage states of every trial's steps `0 .. limit`, kept within a byte budget: the
 /// reverse sweep recomputes nothing for those steps (and recomputes the later ones from
-/// the checkpoints). A step keeps `X_0 .. X_{s-1}`, or `X_0 .. X_{s-2}` for a FSAL method,
-/// whose last stage state is the next step's first (the solution, the same bits).
+/// the checkpoints). A step keeps `X_1 .. X_{s-1}`, or `X_1 .. X_{s-2}` for a FSAL method,
+/// whose last stage state is the next step's first (the solution, the same bits); `X_0`,
+/// the state at the step's start, is the checkpoint of that step, which the store relies
+/// on: it lives only while every step is checkpointed (stride 1) and is dropped when the
+/// checkpoints thin. For Euler a step keeps nothing: the checkpoints are the whole record.
 #[derive(Debug)]
 pub(crate) struct StageStore<T: Real> {
     /// Per trial: chunks of [`STAGE_CHUNK`] steps, each step `per_step` values, stage-major.
@@ -132,19 +135,20 @@ impl<T: Real> StageStore<T> {
     }
 
     /// Stores the steps of a round: for each `(b, p)` of `accepted`, trial `b`'s step
-    /// `idx(b)` (its steps arrive in order) from packed column `p` (`X_0` in `x`, the others
-    /// in `xs`), unless it is at or past the limit or the store would grow past `cap` bytes
+    /// `idx(b)` (its steps arrive in order) from packed column `p` of `xs`, unless it is at or past the limit or the store would grow past `cap` bytes
     /// (which lowers the limit to that step). The copies are shared out among the team.
     pub(crate) fn push(
         &mut self,
         accepted: &[(usize, usize)],
         idx: impl Fn(usize) -> usize,
-        x: &[T],
         xs: Stages<'_, T>,
         dim: usize,
         cap: Option<usize>,
     ) {
         let per_step = self.per_step;
+        if per_step == 0 {
+            return;
+        }
         let add = STAGE_CHUNK * per_step * std::mem::size_of::<T>();
         self.dst.clear();
         for &(b, p) in accepted {
@@ -173,9 +177,7 @@ impl<T: Real> StageStore<T> {
                 // SAFETY: `ptr` points to `per_step` values of spare capacity of trial
                 // `b`'s chunk, reserved above and reached by this member alone.
                 let out = unsafe { std::slice::from_raw_parts_mut(ptr.0, per_step) };
-                let (x0, rest) = out.split_at_mut(dim);
-                x0.copy_from_slice(&x[p * dim..(p + 1) * dim]);
-                for (i, o) in rest.chunks_exact_mut(dim).enumerate() {
+                for (i, o) in out.chunks_exact_mut(dim).enumerate() {
                     o.copy_from_slice(xs.col(i, p * dim, dim));
                 }
             }
@@ -210,9 +212,25 @@ impl<T: Real> StageStore<T> {
         }
     }
 
-    /// Values per stored step (stages kept x dim).
+    /// Frees every chunk (cached for the next gradient) and stores nothing more.
+    pub(crate) fn drop_all(&mut self) {
+        self.limit = 0;
+        self.bytes = 0;
+        for chunks in &mut self.trials {
+            for chunk in chunks.drain(..) {
+                chunk_cache::give(chunk);
+            }
+        }
+    }
+
+    /// Values per stored step (stages kept after `X_0`, x dim).
     pub(crate) fn per_step(&self) -> usize {
         self.per_step
+    }
+
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Steps below this index are stored for every trial that took them.
@@ -220,7 +238,7 @@ impl<T: Real> StageStore<T> {
         self.limit
     }
 
-    /// Stage states of trial `b`'s step `idx` (`per_step` values).
+    /// Stage states `X_1 ..` of trial `b`'s step `idx` (`per_step` values).
     pub(crate) fn step(&self, b: usize, idx: usize) -> &[T] {
         let c = &self.trials[b][idx / STAGE_CHUNK];
         let o = (idx % STAGE_CHUNK) * self.per_step;
@@ -340,17 +358,20 @@ impl<T: Real> Tape<T> {
         for b in 0..batch {
             ckpt.record(b, 0, &x0[b * dim..(b + 1) * dim]);
         }
-        // A memory budget: the checkpoints take up to half; the stage store takes what they
-        // leave, less two steps' stages kept for the reverse sweep's recomputation pool, and
-        // gives way (its latest steps) when a checkpoint needs the room.
+        // A memory budget, less two steps' stages kept for the reverse sweep's
+        // recomputation pool: the checkpoints take what they need (every step while they
+        // fit); the stage store takes what they leave and gives way (its latest steps)
+        // when a checkpoint needs the room; the pool takes what both leave.
         let shared_bytes = match checkpoints {
             Checkpoints::Memory(bytes) => Some(bytes.saturating_sub(2 * stages * state_bytes)),
             _ => None,
         };
         let keep_stages = !matches!(checkpoints, Checkpoints::States(_));
+        // Stages after `X_0` (the checkpoint).
         let kept = if fsal { stages - 1 } else { stages };
         Tape {
-            stages: keep_stages.then(|| StageStore::new(batch, kept.max(1) * dim)),
+            stages: keep_stages
+                .then(|| StageStore::new(batch, kept.max(1).saturating_sub(1) * dim)),
             shared_bytes,
             state_bytes,
             dim,
@@ -385,6 +406,20 @@ impl<T: Real> Tape<T> {
             (t, T::zero(), t, false, false)
         }
     }
+
+    /// States the reverse sweep's recomputation pool may hold: with a memory budget, what
+    /// the checkpoints and the stage store leave (at least the two steps' stages kept for
+    /// it); otherwise as [`Checkpoints::budget`] says.
+    pub(crate) fn pool_budget(&self) -> usize {
+        match self.shared_bytes {
+            Some(shared) => {
+                let held = self.ckpt.n_states() * self.state_bytes
+                    + self.stages.as_ref().map_or(0, StageStore::bytes);
+                shared.saturating_sub(held) / self.state_bytes.max(1) + self.pool_states
+            }
+            None => self.pool_states,
+        }
+    }
 }
 
 /// The tape is what the forward pass reports to.
@@ -403,13 +438,13 @@ impl<T: Real> Recorder<T> for Tape<T> {
         self.stages.is_some()
     }
 
-    fn stages(&mut self, accepted: &[(usize, usize)], x: &[T], xs: Stages<'_, T>, dim: usize) {
+    fn stages(&mut self, accepted: &[(usize, usize)], xs: Stages<'_, T>, dim: usize) {
         // Called before the `accept`s: a step's index is its trial's accepted count.
         let ckpt_bytes = self.ckpt.n_states() * self.state_bytes;
         let cap = self.shared_bytes.map(|s| s.saturating_sub(ckpt_bytes));
         let hs = &self.hs;
         if let Some(st) = self.stages.as_mut() {
-            st.push(accepted, |b| hs[b].len(), x, xs, dim, cap);
+            st.push(accepted, |b| hs[b].len(), xs, dim, cap);
         }
     }
 
@@ -424,7 +459,14 @@ impl<T: Real> Recorder<T> for Tape<T> {
                 st.shrink(shared.saturating_sub(ckpt_bytes));
             }
         }
+        let stride = self.ckpt.stride;
         self.ckpt.record(b, idx, x_new);
+        if self.ckpt.stride != stride {
+            // The checkpoints thinned: the stored steps lost their `X_0`.
+            if let Some(st) = self.stages.as_mut() {
+                st.drop_all();
+            }
+        }
     }
 }
 
