@@ -22,7 +22,7 @@ pub(crate) enum SaveSrc {
 /// Checkpointed states at step indices `0, stride, 2 stride, ...` (per trial, its own
 /// accepted-step index); the stride doubles when the slots are full.
 #[derive(Debug)]
-pub(crate) struct CheckpointStore<T> {
+pub(crate) struct CheckpointStore<T: Real> {
     pub(crate) slots: Vec<Vec<T>>,
     cap: Option<usize>,
     pub(crate) stride: usize,
@@ -62,7 +62,10 @@ impl<T: Real> CheckpointStore<T> {
                 }
             }
             while self.slots.len() <= j {
-                self.slots.push(vec![T::nan(); self.len]);
+                // Memory kept from an earlier gradient when there is some (see `chunk_cache`).
+                let mut slot = chunk_cache::take(self.len);
+                slot.resize(self.len, T::nan());
+                self.slots.push(slot);
             }
             self.slots[j][b * self.dim..(b + 1) * self.dim].copy_from_slice(col);
             return;
@@ -78,6 +81,14 @@ impl<T: Real> CheckpointStore<T> {
     fn needs_slot(&self, idx: usize) -> bool {
         let j = idx / self.stride;
         idx % self.stride == 0 && j >= self.slots.len() && self.cap.is_none_or(|cap| j < cap)
+    }
+}
+
+impl<T: Real> Drop for CheckpointStore<T> {
+    fn drop(&mut self) {
+        for slot in self.slots.drain(..) {
+            chunk_cache::give(slot);
+        }
     }
 }
 
@@ -259,8 +270,8 @@ impl<T: Real> Drop for StageStore<T> {
     }
 }
 
-/// Stage-store chunks kept between gradients, so that the next gradient writes into memory
-/// the process already has instead of fresh pages (each first touch of a fresh page is a
+/// Stage-store chunks and checkpoint slots kept between gradients, so that the next
+/// gradient writes into memory the process already has instead of fresh pages (each first touch of a fresh page is a
 /// page fault that zeroes it: for P1's 65 MB of stage states, 0.1 s of a 0.7 s gradient).
 /// At most [`DEFAULT_CHECKPOINT_BYTES`](crate::DEFAULT_CHECKPOINT_BYTES) are kept;
 /// [`release_gradient_cache`](crate::release_gradient_cache) frees them.
