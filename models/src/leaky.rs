@@ -318,15 +318,12 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         if self.inputs.is_empty() {
             return;
         }
-        for (c, (trial, tc)) in cols.iter().enumerate() {
-            let u = &self.inputs[trial];
-            let vc = &v[c * n..(c + 1) * n];
-            for (ch, &uc) in u.piece_values(u.piece(tc)).iter().enumerate() {
-                if uc != T::zero() {
-                    Cpu.axpy(uc * inv_tau, vc, &mut db[ch * n..(ch + 1) * n]);
-                }
-            }
-        }
+        let ts = cols.t();
+        let input = |c: usize| {
+            let u = self.inputs.get(cols.trial(c))?;
+            Some(u.piece_values(u.piece(*ts.get(c)?)))
+        };
+        Cpu.drive_vjp(n, v, &input, inv_tau, db);
     }
 }
 

@@ -452,6 +452,48 @@ impl<T: Real> Backend<T> for Cpu {
         });
     }
 
+    fn drive_vjp<'d>(
+        &self,
+        dim: usize,
+        v: &[T],
+        input: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
+        alpha: T,
+        out: &mut [T],
+    ) {
+        if dim == 0 {
+            return;
+        }
+        let (cols, channels) = (v.len() / dim, out.len() / dim);
+        // Rows are shared out among the team, whole cache lines (8 values) each: every
+        // element still sums its columns in order.
+        let lines = dim.div_ceil(8);
+        let members = if cols * channels * dim < team::MIN_SHARED_WORK {
+            1
+        } else {
+            team::size().min(lines)
+        };
+        let op = SendPtr(out.as_mut_ptr());
+        let job = |m: usize| {
+            let (r0, r1) = (
+                (lines * m / members * 8).min(dim),
+                (lines * (m + 1) / members * 8).min(dim),
+            );
+            for c in 0..cols {
+                let Some(u) = input(c) else { continue };
+                let vc = &v[c * dim + r0..c * dim + r1];
+                for (ch, &uc) in u.iter().enumerate().take(channels) {
+                    if uc != T::zero() {
+                        // SAFETY: rows `r0..r1` of column `ch` of `out`; the members' row
+                        // ranges are disjoint.
+                        let o = unsafe { chunk_mut(op, ch * dim + r0..ch * dim + r1) };
+                        Self::axpy_here(uc * alpha, vc, o);
+                    }
+                }
+            }
+        };
+        team::share(members, &job);
+    }
+
     fn axpy(&self, alpha: T, x: &[T], y: &mut [T]) {
         let len = y.len().min(x.len());
         let yp = SendPtr(y.as_mut_ptr());
@@ -863,6 +905,26 @@ mod tests {
                 assert_eq!(ci, want, "leak at {i}");
             }
             out.push(c);
+            // The drive's VJP: odd columns have inputs (a zero channel among them), against
+            // one axpy per column and channel.
+            let us: Vec<[T; 3]> = (0..cols)
+                .map(|b| [val(b, 5), T::zero(), val(b, 11)])
+                .collect();
+            let input = |b: usize| (b % 2 == 1).then(|| &us[b][..]);
+            let mut d: Vec<T> = (0..dim * 3).map(|i| val(i, 19)).collect();
+            let mut want = d.clone();
+            for (b, u) in us.iter().enumerate().filter(|(b, _)| b % 2 == 1) {
+                for (ch, &uc) in u.iter().enumerate().filter(|(_, &uc)| uc != T::zero()) {
+                    Cpu::axpy_here(
+                        uc * inv_tau,
+                        &x[b * dim..(b + 1) * dim],
+                        &mut want[ch * dim..(ch + 1) * dim],
+                    );
+                }
+            }
+            Cpu.drive_vjp(dim, &x, &input, inv_tau, &mut d);
+            assert_eq!(d, want, "drive_vjp");
+            out.push(d);
             out
         }
         fn check<T: Real>(dim: usize, cols: usize) {

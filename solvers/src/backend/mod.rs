@@ -161,6 +161,7 @@ pub enum BackendError {
 /// | error norm (`rk`) | per-column loop | one block per trial, shared-memory reduction, the batch-length result copied to the host for step control |
 /// | [`Backend::leak_vjp`] | one vectorised pass | one elementwise kernel |
 /// | [`Backend::leak`]: leak and input drive gather | per column, the cached `B u` piece of its trial | a kernel indexed by batch-length vectors of trial and piece indices |
+/// | [`Backend::drive_vjp`]: `dB += α V Uᵀ` | per row range, the columns in order | the batch's input values gathered into a `channels x cols` matrix (batch-length piece indices), then cuBLAS `gemm` (another summation order: bit-identity with the CPU is not promised) |
 /// | team (CPU only) | large products and elementwise passes shared by [`with_team`]'s threads | one stream; the GPU is the team |
 ///
 /// Matrices are column-major with explicit leading dimensions. Implementations must give
@@ -258,6 +259,21 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
         g: &[T],
         v: &[T],
         inv_tau: T,
+        out: &mut [T],
+    );
+
+    /// The input weights' side of [`leak`](Self::leak)'s transpose: for every column `c` of
+    /// `v` (`dim` values each) whose `input(c)` is `Some(u_c)` (its input values, one per
+    /// channel), `out[.., ch] += (u_c[ch] * alpha) v_c` for the channels with `u_c[ch] != 0`,
+    /// the columns in order for every element; `out` is `dim x channels`, column-major (a
+    /// rate model's `dB += α V Uᵀ`, the same bits as one [`axpy`](Self::axpy) per column
+    /// and channel).
+    fn drive_vjp<'d>(
+        &self,
+        dim: usize,
+        v: &[T],
+        input: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
+        alpha: T,
         out: &mut [T],
     );
 
