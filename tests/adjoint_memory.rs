@@ -1,7 +1,7 @@
 //! Memory of gradients: peak bytes shrink with fewer checkpoints (same gradient), and the
 //! reverse sweep's allocations do not grow with the number of steps (nothing is allocated
 //! inside the reverse step loop), and the default keeps a 10,000-step N = 500 solve under
-//! 200 MB. One test per file section runs under a lock so that the
+//! 310 MB. One test per file section runs under a lock so that the
 //! counting allocator sees one test at a time.
 
 use std::sync::Mutex;
@@ -205,8 +205,9 @@ fn long_solve_peak(stepper: Stepper) -> (usize, usize) {
     (peak, sol.trial_stats(0).accepted)
 }
 
-/// The default checkpointing keeps the gradient of a 10,000-step solve of N = 500, batch 32
-/// under 200 MB (the solution and the field included).
+/// The default checkpointing (256 MiB of stored states) keeps the gradient of a 10,000-step
+/// solve of N = 500, batch 32 under 310 MB (the solution, the field and the workspaces
+/// included).
 #[test]
 fn default_checkpoints_bound_a_long_solve() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -219,6 +220,6 @@ fn default_checkpoints_bound_a_long_solve() {
             t.elapsed().as_secs_f64()
         );
         assert_eq!(steps, 10_000);
-        assert!(peak < 200_000_000, "{peak} bytes");
+        assert!(peak < 310_000_000, "{peak} bytes");
     }
 }

@@ -68,9 +68,9 @@ impl<T> Gradients<T> {
 ///
 /// A gradient's stage states (see [`Backward`], checkpointing) are written into memory
 /// kept from the previous gradient when there is some: fresh memory costs a page fault per
-/// page on first touch (P1: about 0.1 s of a 0.7 s gradient). At most
-/// [`DEFAULT_CHECKPOINT_BYTES`](crate::DEFAULT_CHECKPOINT_BYTES) are kept, from the moment a
-/// [`Backward`] is dropped; call this when no more gradients will be computed.
+/// page on first touch (P1: about 0.1 s of a 0.7 s gradient). At most 128 MiB are kept,
+/// from the moment a [`Backward`] is dropped; call this when no more gradients will be
+/// computed.
 ///
 /// ```
 /// use neurode_solvers::release_gradient_cache;

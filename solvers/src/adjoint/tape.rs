@@ -273,11 +273,14 @@ impl<T: Real> Drop for StageStore<T> {
 /// Stage-store chunks and checkpoint slots kept between gradients, so that the next
 /// gradient writes into memory the process already has instead of fresh pages (each first touch of a fresh page is a
 /// page fault that zeroes it: for P1's 65 MB of stage states, 0.1 s of a 0.7 s gradient).
-/// At most [`DEFAULT_CHECKPOINT_BYTES`](crate::DEFAULT_CHECKPOINT_BYTES) are kept;
+/// At most [`CACHE_BYTES`](chunk_cache::CACHE_BYTES) are kept;
 /// [`release_gradient_cache`](crate::release_gradient_cache) frees them.
 pub(crate) mod chunk_cache {
     use std::any::Any;
     use std::sync::Mutex;
+
+    /// Most bytes kept between gradients: 128 MiB.
+    pub(crate) const CACHE_BYTES: usize = 128 << 20;
 
     /// Cached chunks (each an empty `Vec<T>` with its capacity) and their bytes.
     static CACHE: Mutex<(Vec<Box<dyn Any + Send>>, usize)> = Mutex::new((Vec::new(), 0));
@@ -310,7 +313,7 @@ pub(crate) mod chunk_cache {
         v.clear();
         let b = bytes(&v);
         if let Ok(mut c) = CACHE.lock() {
-            if b > 0 && c.1 + b <= crate::DEFAULT_CHECKPOINT_BYTES {
+            if b > 0 && c.1 + b <= CACHE_BYTES {
                 c.1 += b;
                 c.0.push(Box::new(v));
             }
