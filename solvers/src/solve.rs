@@ -41,8 +41,11 @@ pub(crate) trait Recorder<T> {
     /// Trial `b` saved a state at its next save time.
     fn save(&mut self, b: usize, at: SavePoint);
     /// Trial `b` accepted a step of size `h` ending at `t_end` (on a breakpoint when
-    /// `on_break`) with the new state `x_new`.
+    /// `on_break`) with the new state `x_new`, which stays where it is, unchanged, until
+    /// the round's [`end_round`](Self::end_round) (so that a recorder may copy it there).
     fn accept(&mut self, b: usize, h: T, t_end: T, on_break: bool, x_new: &[T]);
+    /// The round's accepts are done.
+    fn end_round(&mut self) {}
     /// Whether the recorder wants every accepted step's stage states
     /// ([`stages`](Self::stages)); asked once, before the first step.
     fn wants_stages(&self) -> bool {
@@ -598,6 +601,7 @@ impl<'a, F: VectorField, R: Recorder<F::Scalar>> Solver<'a, F, R> {
                 self.tr.fail(b, FailureKind::NonFinite { index }, h);
             }
         }
+        self.rec.end_round();
     }
 
     /// A rejected adaptive step: shrink and retry from the same state.

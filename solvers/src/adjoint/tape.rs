@@ -43,9 +43,18 @@ impl<T: Real> CheckpointStore<T> {
 
     /// Trial `b` has reached its step index `idx` with state `col`.
     pub(crate) fn record(&mut self, b: usize, idx: usize, col: &[T]) {
+        if let Some(j) = self.place(idx) {
+            self.slots[j][b * self.dim..(b + 1) * self.dim].copy_from_slice(col);
+        }
+    }
+
+    /// The slot that step index `idx` is recorded in (allocated, NaN-filled, when new),
+    /// after thinning the checkpoints if they are full; `None` when `idx` is not a
+    /// checkpoint.
+    fn place(&mut self, idx: usize) -> Option<usize> {
         loop {
             if idx % self.stride != 0 {
-                return;
+                return None;
             }
             let j = idx / self.stride;
             if let Some(cap) = self.cap {
@@ -62,14 +71,15 @@ impl<T: Real> CheckpointStore<T> {
                 }
             }
             while self.slots.len() <= j {
-                // Memory kept from an earlier gradient when there is some (see `chunk_cache`).
-                let mut slot = chunk_cache::take(self.len);
-                slot.resize(self.len, T::nan());
-                self.slots.push(slot);
+                self.slots.push(nan_slot(self.len));
             }
-            self.slots[j][b * self.dim..(b + 1) * self.dim].copy_from_slice(col);
-            return;
+            return Some(j);
         }
+    }
+
+    /// Whether recording step index `idx` thins the checkpoints.
+    fn thins(&self, idx: usize) -> bool {
+        idx % self.stride == 0 && self.cap.is_some_and(|cap| idx / self.stride >= cap)
     }
 
     /// Number of states allocated.
@@ -82,6 +92,22 @@ impl<T: Real> CheckpointStore<T> {
         let j = idx / self.stride;
         idx % self.stride == 0 && j >= self.slots.len() && self.cap.is_none_or(|cap| j < cap)
     }
+}
+
+/// `len` NaNs in memory kept from an earlier gradient when there is some (see
+/// `chunk_cache`), written by the team.
+fn nan_slot<T: Real>(len: usize) -> Vec<T> {
+    let mut slot: Vec<T> = chunk_cache::take(len);
+    slot.reserve_exact(len);
+    let spare = &mut slot.spare_capacity_mut()[..len];
+    for_parts(spare, 1, len, MIN_SHARED_WORK, &|_, part| {
+        for v in part.iter_mut() {
+            v.write(T::nan());
+        }
+    });
+    // SAFETY: the first `len` values were written above.
+    unsafe { slot.set_len(len) };
+    slot
 }
 
 impl<T: Real> Drop for CheckpointStore<T> {
@@ -354,7 +380,28 @@ pub(crate) struct Tape<T: Real> {
     state_bytes: usize,
     pub(crate) pool_states: usize,
     pub(crate) x_final: Vec<T>,
+    /// The round's checkpoint copies, made together at its end: (accepted state, slot).
+    pending: Vec<(SrcPtr<T>, DstPtr<T>)>,
 }
+
+/// An accepted state in the solver's buffer, valid until the round ends (see
+/// [`Recorder::accept`]).
+struct SrcPtr<T>(*const T);
+impl<T> Clone for SrcPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SrcPtr<T> {}
+impl<T> std::fmt::Debug for SrcPtr<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SrcPtr")
+    }
+}
+// SAFETY: read only, while the solver leaves the state alone (until the round ends).
+unsafe impl<T: Sync> Send for SrcPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for SrcPtr<T> {}
 
 impl<T: Real> Tape<T> {
     pub(crate) fn new(
@@ -397,6 +444,7 @@ impl<T: Real> Tape<T> {
             ckpt,
             pool_states: pool,
             x_final: Vec::new(),
+            pending: Vec::with_capacity(batch),
         }
     }
 
@@ -419,6 +467,22 @@ impl<T: Real> Tape<T> {
             let t = *self.ts[b].last().expect("t0 is always recorded");
             (t, T::zero(), t, false, false)
         }
+    }
+
+    /// Makes the round's checkpoint copies, shared out among the team.
+    fn flush(&mut self) {
+        let dim = self.dim;
+        let work = self.pending.len() * dim;
+        for_parts(&mut self.pending, 1, work, MIN_SHARED_WORK, &|_, part| {
+            for &(src, dst) in part.iter() {
+                // SAFETY: `src` is an accepted state (`dim` values) the solver leaves alone
+                // until the round ends; `dst` is its trial's column of a checkpoint slot,
+                // reached by this copy alone (one per trial and round), and the slots
+                // neither move nor go away before the copies are made.
+                unsafe { std::ptr::copy_nonoverlapping(src.0, dst.0, dim) };
+            }
+        });
+        self.pending.clear();
     }
 
     /// States the reverse sweep's recomputation pool may hold: with a memory budget, what
@@ -462,6 +526,10 @@ impl<T: Real> Recorder<T> for Tape<T> {
         }
     }
 
+    fn end_round(&mut self) {
+        self.flush();
+    }
+
     fn accept(&mut self, b: usize, h: T, t_end: T, brk: bool, x_new: &[T]) {
         self.hs[b].push(h);
         self.brk[b].push(brk);
@@ -473,8 +541,16 @@ impl<T: Real> Recorder<T> for Tape<T> {
                 st.shrink(shared.saturating_sub(ckpt_bytes));
             }
         }
+        if self.ckpt.thins(idx) {
+            // The slots move: the copies waiting for them land first.
+            self.flush();
+        }
         let stride = self.ckpt.stride;
-        self.ckpt.record(b, idx, x_new);
+        if let Some(j) = self.ckpt.place(idx) {
+            let dim = self.dim;
+            let dst = self.ckpt.slots[j][b * dim..(b + 1) * dim].as_mut_ptr();
+            self.pending.push((SrcPtr(x_new.as_ptr()), DstPtr(dst)));
+        }
         if self.ckpt.stride != stride {
             // The checkpoints thinned: the stored steps lost their `X_0`.
             if let Some(st) = self.stages.as_mut() {
