@@ -24,6 +24,9 @@ pub(crate) enum SaveSrc {
 #[derive(Debug)]
 pub(crate) struct CheckpointStore<T: Real> {
     pub(crate) slots: Vec<Vec<T>>,
+    /// Slots from this one on were added since the last [`fill_fresh`](Self::fill_fresh):
+    /// memory with room for a state but nothing in it yet.
+    fresh: usize,
     cap: Option<usize>,
     pub(crate) stride: usize,
     dim: usize,
@@ -34,6 +37,7 @@ impl<T: Real> CheckpointStore<T> {
     pub(crate) fn new(cap: Option<usize>, dim: usize, batch: usize) -> Self {
         CheckpointStore {
             slots: Vec::new(),
+            fresh: 0,
             cap,
             stride: 1,
             dim,
@@ -41,16 +45,10 @@ impl<T: Real> CheckpointStore<T> {
         }
     }
 
-    /// Trial `b` has reached its step index `idx` with state `col`.
-    pub(crate) fn record(&mut self, b: usize, idx: usize, col: &[T]) {
-        if let Some(j) = self.place(idx) {
-            self.slots[j][b * self.dim..(b + 1) * self.dim].copy_from_slice(col);
-        }
-    }
-
-    /// The slot that step index `idx` is recorded in (allocated, NaN-filled, when new),
-    /// after thinning the checkpoints if they are full; `None` when `idx` is not a
-    /// checkpoint.
+    /// The slot that step index `idx` is recorded in (a fresh one when new: its columns
+    /// are written through [`col_ptr`](Self::col_ptr), then [`fill_fresh`](Self::fill_fresh)
+    /// completes it), after thinning the checkpoints if they are full (which needs no
+    /// fresh slot); `None` when `idx` is not a checkpoint.
     fn place(&mut self, idx: usize) -> Option<usize> {
         loop {
             if idx % self.stride != 0 {
@@ -59,6 +57,7 @@ impl<T: Real> CheckpointStore<T> {
             let j = idx / self.stride;
             if let Some(cap) = self.cap {
                 if j >= cap {
+                    debug_assert_eq!(self.fresh, self.slots.len(), "thinning moves fresh slots");
                     // Thin: keep every other checkpoint.
                     self.stride *= 2;
                     let keep = cap.div_ceil(2);
@@ -71,10 +70,46 @@ impl<T: Real> CheckpointStore<T> {
                 }
             }
             while self.slots.len() <= j {
-                self.slots.push(nan_slot(self.len));
+                // Memory kept from an earlier gradient when there is some (see `chunk_cache`).
+                let mut slot: Vec<T> = chunk_cache::take(self.len);
+                slot.reserve_exact(self.len);
+                self.slots.push(slot);
             }
             return Some(j);
         }
+    }
+
+    /// Where trial `b`'s column of slot `j` starts (inside the slot's memory, written or
+    /// not).
+    fn col_ptr(&mut self, j: usize, b: usize) -> *mut T {
+        let o = b * self.dim;
+        assert!(
+            o + self.dim <= self.slots[j].capacity(),
+            "a column inside the slot"
+        );
+        // SAFETY: in bounds of the slot's allocation (checked above).
+        unsafe { self.slots[j].as_mut_ptr().add(o) }
+    }
+
+    /// Completes the fresh slots: the columns whose start `written` says was written
+    /// through (a pointer from [`col_ptr`](Self::col_ptr)) are kept, the others filled with
+    /// NaN.
+    fn fill_fresh(&mut self, written: impl Fn(*const T) -> bool) {
+        let (dim, len) = (self.dim, self.len);
+        for slot in &mut self.slots[self.fresh..] {
+            let spare = &mut slot.spare_capacity_mut()[..len];
+            for col in spare.chunks_exact_mut(dim.max(1)) {
+                if !written(col.as_ptr().cast()) {
+                    for v in col {
+                        v.write(T::nan());
+                    }
+                }
+            }
+            // SAFETY: every column of the first `len` values is written: by the caller
+            // (`written`) or above.
+            unsafe { slot.set_len(len) };
+        }
+        self.fresh = self.slots.len();
     }
 
     /// Whether recording step index `idx` thins the checkpoints.
@@ -92,22 +127,6 @@ impl<T: Real> CheckpointStore<T> {
         let j = idx / self.stride;
         idx % self.stride == 0 && j >= self.slots.len() && self.cap.is_none_or(|cap| j < cap)
     }
-}
-
-/// `len` NaNs in memory kept from an earlier gradient when there is some (see
-/// `chunk_cache`), written by the team.
-fn nan_slot<T: Real>(len: usize) -> Vec<T> {
-    let mut slot: Vec<T> = chunk_cache::take(len);
-    slot.reserve_exact(len);
-    let spare = &mut slot.spare_capacity_mut()[..len];
-    for_parts(spare, 1, len, MIN_SHARED_WORK, &|_, part| {
-        for v in part.iter_mut() {
-            v.write(T::nan());
-        }
-    });
-    // SAFETY: the first `len` values were written above.
-    unsafe { slot.set_len(len) };
-    slot
 }
 
 impl<T: Real> Drop for CheckpointStore<T> {
@@ -380,7 +399,8 @@ pub(crate) struct Tape<T: Real> {
     state_bytes: usize,
     pub(crate) pool_states: usize,
     pub(crate) x_final: Vec<T>,
-    /// The round's checkpoint copies, made together at its end: (accepted state, slot).
+    /// The round's checkpoint copies, made together at its end: (accepted state, its
+    /// place).
     pending: Vec<(SrcPtr<T>, DstPtr<T>)>,
 }
 
@@ -415,10 +435,7 @@ impl<T: Real> Tape<T> {
     ) -> Self {
         let state_bytes = dim * batch * std::mem::size_of::<T>();
         let (cap, pool) = checkpoints.budget(state_bytes, stages);
-        let mut ckpt = CheckpointStore::new(cap, dim, batch);
-        for b in 0..batch {
-            ckpt.record(b, 0, &x0[b * dim..(b + 1) * dim]);
-        }
+        let ckpt = CheckpointStore::new(cap, dim, batch);
         // A memory budget, less two steps' stages kept for the reverse sweep's
         // recomputation pool: the checkpoints take what they need (every step while they
         // fit); the stage store takes what they leave and gives way (its latest steps)
@@ -430,7 +447,7 @@ impl<T: Real> Tape<T> {
         let keep_stages = !matches!(checkpoints, Checkpoints::States(_));
         // Stages after `X_0` (the checkpoint).
         let kept = if fsal { stages - 1 } else { stages };
-        Tape {
+        let mut tape = Tape {
             stages: keep_stages
                 .then(|| StageStore::new(batch, kept.max(1).saturating_sub(1) * dim)),
             shared_bytes,
@@ -445,7 +462,17 @@ impl<T: Real> Tape<T> {
             pool_states: pool,
             x_final: Vec::new(),
             pending: Vec::with_capacity(batch),
+        };
+        // The initial states: checkpoint 0.
+        for b in 0..batch {
+            if let Some(j) = tape.ckpt.place(0) {
+                let dst = tape.ckpt.col_ptr(j, b);
+                let src = SrcPtr(x0[b * dim..(b + 1) * dim].as_ptr());
+                tape.pending.push((src, DstPtr(dst)));
+            }
         }
+        tape.flush();
+        tape
     }
 
     pub(crate) fn n_steps(&self, b: usize) -> usize {
@@ -482,6 +509,9 @@ impl<T: Real> Tape<T> {
                 unsafe { std::ptr::copy_nonoverlapping(src.0, dst.0, dim) };
             }
         });
+        let pending = &self.pending;
+        self.ckpt
+            .fill_fresh(|col| pending.iter().any(|p| std::ptr::eq(p.1 .0, col)));
         self.pending.clear();
     }
 
@@ -547,8 +577,7 @@ impl<T: Real> Recorder<T> for Tape<T> {
         }
         let stride = self.ckpt.stride;
         if let Some(j) = self.ckpt.place(idx) {
-            let dim = self.dim;
-            let dst = self.ckpt.slots[j][b * dim..(b + 1) * dim].as_mut_ptr();
+            let dst = self.ckpt.col_ptr(j, b);
             self.pending.push((SrcPtr(x_new.as_ptr()), DstPtr(dst)));
         }
         if self.ckpt.stride != stride {
