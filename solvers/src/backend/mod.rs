@@ -142,8 +142,9 @@ pub enum BackendError {
 /// [`Cpu`] is the implementation today: column-major host buffers, faer for GEMM,
 /// branch-free vectorised activations compiled for AVX-512, AVX2 and the baseline and
 /// picked at run time. Each call runs on the calling thread, or, inside [`with_team`],
-/// shares its work with the team's threads (products with [`Panels`] by row panels,
-/// elementwise passes by ranges, [`Backend::leak`] by columns; the same bits either way).
+/// shares its work with the team's threads (products with [`Panels`] by row panels, large
+/// plain products by output columns, elementwise passes by ranges, [`Backend::leak`] by
+/// columns, [`Backend::drive_vjp`] by rows; the same bits either way).
 ///
 /// # How each operation maps to CUDA
 ///
