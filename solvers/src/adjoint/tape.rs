@@ -157,27 +157,23 @@ pub(crate) struct StageStore<T: Real> {
     /// Every trial's steps below this index are stored (`usize::MAX` while all fit).
     limit: usize,
     /// A round's destinations: (spare capacity, trial, packed column).
-    dst: Vec<(DstPtr<T>, usize, usize)>,
+    dst: Vec<(Shared<*mut T>, usize, usize)>,
 }
 
-/// Where [`StageStore::push`] writes a step (each member reaches its own).
-struct DstPtr<T>(*mut T);
-impl<T> Clone for DstPtr<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for DstPtr<T> {}
-impl<T> std::fmt::Debug for DstPtr<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DstPtr")
-    }
-}
-// SAFETY: each pointer reaches spare capacity of one trial's chunk, written by one member
-// while the store is borrowed mutably.
-unsafe impl<T: Send> Send for DstPtr<T> {}
+/// A pointer the team's members share: where [`StageStore::push`] writes a step, or the
+/// source and destination of a checkpoint copy (each member reaches its own elements).
+#[derive(Clone, Copy, Debug)]
+struct Shared<P>(P);
+// SAFETY: each pointer reaches elements that one member alone writes (spare capacity of
+// one trial's chunk, one trial's column of a checkpoint slot) while their owner is
+// borrowed mutably.
+unsafe impl<T: Send> Send for Shared<*mut T> {}
 // SAFETY: as above.
-unsafe impl<T: Send> Sync for DstPtr<T> {}
+unsafe impl<T: Send> Sync for Shared<*mut T> {}
+// SAFETY: read only, while the solver leaves the state alone (until the round ends).
+unsafe impl<T: Sync> Send for Shared<*const T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for Shared<*const T> {}
 
 impl<T: Real> StageStore<T> {
     pub(crate) fn new(batch: usize, per_step: usize) -> Self {
@@ -225,7 +221,7 @@ impl<T: Real> StageStore<T> {
             // Room for a whole step: chunks hold whole steps.
             let spare = c.spare_capacity_mut();
             debug_assert!(spare.len() >= per_step);
-            self.dst.push((DstPtr(spare.as_mut_ptr().cast()), b, p));
+            self.dst.push((Shared(spare.as_mut_ptr().cast()), b, p));
         }
         let work = self.dst.len() * per_step;
         for_parts(&mut self.dst, 1, work, MIN_SHARED_WORK, &|_, part| {
@@ -401,27 +397,8 @@ pub(crate) struct Tape<T: Real> {
     pub(crate) x_final: Vec<T>,
     /// The round's checkpoint copies, made together at its end: (accepted state, its
     /// place).
-    pending: Vec<(SrcPtr<T>, DstPtr<T>)>,
+    pending: Vec<(Shared<*const T>, Shared<*mut T>)>,
 }
-
-/// An accepted state in the solver's buffer, valid until the round ends (see
-/// [`Recorder::accept`]).
-struct SrcPtr<T>(*const T);
-impl<T> Clone for SrcPtr<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for SrcPtr<T> {}
-impl<T> std::fmt::Debug for SrcPtr<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SrcPtr")
-    }
-}
-// SAFETY: read only, while the solver leaves the state alone (until the round ends).
-unsafe impl<T: Sync> Send for SrcPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T: Sync> Sync for SrcPtr<T> {}
 
 impl<T: Real> Tape<T> {
     pub(crate) fn new(
@@ -467,8 +444,8 @@ impl<T: Real> Tape<T> {
         for b in 0..batch {
             if let Some(j) = tape.ckpt.place(0) {
                 let dst = tape.ckpt.col_ptr(j, b);
-                let src = SrcPtr(x0[b * dim..(b + 1) * dim].as_ptr());
-                tape.pending.push((src, DstPtr(dst)));
+                let src = Shared(x0[b * dim..(b + 1) * dim].as_ptr());
+                tape.pending.push((src, Shared(dst)));
             }
         }
         tape.flush();
@@ -578,7 +555,7 @@ impl<T: Real> Recorder<T> for Tape<T> {
         let stride = self.ckpt.stride;
         if let Some(j) = self.ckpt.place(idx) {
             let dst = self.ckpt.col_ptr(j, b);
-            self.pending.push((SrcPtr(x_new.as_ptr()), DstPtr(dst)));
+            self.pending.push((Shared(x_new.as_ptr()), Shared(dst)));
         }
         if self.ckpt.stride != stride {
             // The checkpoints thinned: the stored steps lost their `X_0`.

@@ -99,11 +99,7 @@ macro_rules! faer_gemm {
             // `TEAM_MIN_COLUMNS` each (a column's arithmetic is then its own: the same
             // bits whoever computes it; a single column would take faer's matrix-vector
             // path, which sums in another order).
-            let members = if m * n * k < TEAM_MIN_PRODUCT {
-                1
-            } else {
-                team::size().min(n / TEAM_MIN_COLUMNS)
-            };
+            let members = team::members(m * n * k, TEAM_MIN_PRODUCT, n / TEAM_MIN_COLUMNS);
             if members <= 1 {
                 return $view(cm, a, b, alpha, beta);
             }
@@ -172,12 +168,7 @@ macro_rules! faer_gemm {
             assert!(b.len() >= ldb * (n - 1) + k, "gemm_panels: b too short");
             let b = MatRef::from_column_major_slice_with_stride(b, k, n, ldb);
             let (np, mr) = (a.n_panels(), Panels::<$t>::panel_rows());
-            let members = team::size().min(np);
-            let members = if m * k * n < TEAM_MIN_PRODUCT {
-                1
-            } else {
-                members
-            };
+            let members = team::members(m * k * n, TEAM_MIN_PRODUCT, np);
             let out = SendPtr(cm.as_ptr_mut());
             // Member `i` takes panels `first(i)..first(i + 1)`; when they cannot be equal
             // the helpers take the larger shares (measured on P1, 21 panels on 2 threads:
@@ -398,11 +389,7 @@ impl<T: Real> Backend<T> for Cpu {
         let cols = out.len() / dim;
         assert!(x.len() >= cols * dim, "leak: x shorter than out");
         let op = SendPtr(out.as_mut_ptr());
-        let members = if cols * dim < team::MIN_SHARED_WORK {
-            1
-        } else {
-            team::size().min(cols)
-        };
+        let members = team::members(cols * dim, team::MIN_SHARED_WORK, cols);
         let job = |m: usize| {
             for b in cols * m / members..cols * (m + 1) / members {
                 let r = b * dim..(b + 1) * dim;
@@ -467,11 +454,7 @@ impl<T: Real> Backend<T> for Cpu {
         // Rows are shared out among the team, whole cache lines (8 values) each: every
         // element still sums its columns in order.
         let lines = dim.div_ceil(8);
-        let members = if cols * channels * dim < team::MIN_SHARED_WORK {
-            1
-        } else {
-            team::size().min(lines)
-        };
+        let members = team::members(cols * channels * dim, team::MIN_SHARED_WORK, lines);
         let op = SendPtr(out.as_mut_ptr());
         let job = |m: usize| {
             let (r0, r1) = (
@@ -558,11 +541,7 @@ const MAX_TERMS: usize = 16;
 /// (whole multiples of 64 elements but the last; just `0..len` without a team or for a
 /// short vector). Elementwise results do not depend on the split.
 fn for_chunks(len: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
-    let members = if len < team::MIN_SHARED_WORK {
-        1
-    } else {
-        team::size()
-    };
+    let members = team::members(len, team::MIN_SHARED_WORK, usize::MAX);
     if members <= 1 {
         return f(0..len);
     }

@@ -126,6 +126,17 @@ pub(crate) fn run(job: &Job<'_>) {
     }
 }
 
+/// Members of the calling thread's team that share a job of `work` elements split into
+/// `units` parts: 1 when the work is under `min_work` (waking the helpers would cost more),
+/// else the team's size, at most `units`.
+pub(crate) fn members(work: usize, min_work: usize, units: usize) -> usize {
+    if work < min_work {
+        1
+    } else {
+        size().min(units)
+    }
+}
+
 /// Runs `job(i)` for members `i < members` of the calling thread's team (the others skip
 /// it), or just `job(0)` when `members <= 1`.
 pub(crate) fn share(members: usize, job: &Job<'_>) {
@@ -152,11 +163,7 @@ pub(crate) fn for_parts<U: Send>(
     f: &(dyn Fn(usize, &mut [U]) + Sync),
 ) {
     let units = out.len() / unit.max(1);
-    let members = if work < min_work {
-        1
-    } else {
-        size().min(units)
-    };
+    let members = members(work, min_work, units);
     if members <= 1 {
         return f(0, out);
     }
