@@ -451,30 +451,23 @@ impl<T: Real> Backend<T> for Cpu {
             return;
         }
         let (cols, channels) = (v.len() / dim, out.len() / dim);
-        // Rows are shared out among the team, whole cache lines (8 values) each: every
-        // element still sums its columns in order.
-        let lines = dim.div_ceil(8);
-        let members = team::members(cols * channels * dim, team::MIN_SHARED_WORK, lines);
+        // Rows are shared out among the team: every element still sums its columns in
+        // order.
         let op = SendPtr(out.as_mut_ptr());
-        let job = |m: usize| {
-            let (r0, r1) = (
-                (lines * m / members * 8).min(dim),
-                (lines * (m + 1) / members * 8).min(dim),
-            );
+        for_chunks_of(dim, cols * channels * dim, &|r| {
             for c in 0..cols {
                 let Some(u) = input(c) else { continue };
-                let vc = &v[c * dim + r0..c * dim + r1];
+                let vc = &v[c * dim + r.start..c * dim + r.end];
                 for (ch, &uc) in u.iter().enumerate().take(channels) {
                     if uc != T::zero() {
-                        // SAFETY: rows `r0..r1` of column `ch` of `out`; the members' row
-                        // ranges are disjoint.
-                        let o = unsafe { chunk_mut(op, ch * dim + r0..ch * dim + r1) };
+                        // SAFETY: rows `r` of column `ch` of `out`; the members' row ranges
+                        // are disjoint.
+                        let o = unsafe { chunk_mut(op, ch * dim + r.start..ch * dim + r.end) };
                         Self::axpy_here(uc * alpha, vc, o);
                     }
                 }
             }
-        };
-        team::share(members, &job);
+        });
     }
 
     fn axpy(&self, alpha: T, x: &[T], y: &mut [T]) {
@@ -541,7 +534,13 @@ const MAX_TERMS: usize = 16;
 /// (whole multiples of 64 elements but the last; just `0..len` without a team or for a
 /// short vector). Elementwise results do not depend on the split.
 fn for_chunks(len: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
-    let members = team::members(len, team::MIN_SHARED_WORK, usize::MAX);
+    for_chunks_of(len, len, f)
+}
+
+/// [`for_chunks`] for a pass that touches `work` elements in all (each index of `0..len`
+/// standing for several: the rows of a matrix, say).
+fn for_chunks_of(len: usize, work: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+    let members = team::members(work, team::MIN_SHARED_WORK, usize::MAX);
     if members <= 1 {
         return f(0..len);
     }
