@@ -39,6 +39,7 @@ pub struct ReadmeDoctests;
 
 pub mod config;
 pub mod io;
+pub mod mat;
 pub mod plot;
 pub mod run;
 pub mod simulate;
