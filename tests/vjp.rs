@@ -218,3 +218,61 @@ fn low_rank_residual_vjps_are_the_plain_ones() {
     assert_eq!(plain, with);
     check(&rnn, &[0.5, 1.5, 2.0], &x[..36], 7);
 }
+
+/// The Kim et al. rate RNN under every activation: Dale's law with SOM units, trained
+/// time constants, a bias, inputs and per-step noise. The state and parameter VJPs
+/// (`W`, `B`, `bias`, `tau_g`) pass the dot-product test against central differences, and
+/// the residual products give the plain ones' bits. `P_rec = 1` keeps every raw weight
+/// away from `relu`'s kink at 0 (a difference quotient across it is one-sided).
+#[test]
+fn kim_rnn_vjps_match_finite_differences() {
+    use neurode_models::{Activation, KimInit, KimRateRnn};
+    use neurode_solvers::PiecewiseConstant;
+    for act in [
+        Activation::Sigmoid,
+        Activation::ClippedRelu { cap: 20.0 },
+        Activation::ClippedSoftplus { cap: 20.0 },
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::Softplus,
+    ] {
+        let init = KimInit {
+            n: 10,
+            p_inh: 0.4,
+            p_rec: 1.0,
+            som_n: 2,
+            n_in: 2,
+            act,
+            ..KimInit::default()
+        };
+        let (rnn, _) = KimRateRnn::<f64>::random(&init, 8).unwrap();
+        let mut rng = Normal::new(9);
+        let mut rnn = rnn.with_bias(randn(&mut rng, 10)).unwrap();
+        assert!(rnn.connectivity().som().iter().any(|&s| s), "SOM units");
+        let step = |v: f64| PiecewiseConstant::new(2, vec![1.0], vec![0.0, 0.0, v, -0.5]).unwrap();
+        rnn.set_inputs(vec![step(1.0), step(2.0), step(-1.0)])
+            .unwrap();
+        let noise = |s: u64| {
+            let mut r = Normal::new(s);
+            PiecewiseConstant::new(10, vec![1.0], randn(&mut r, 20)).unwrap()
+        };
+        rnn.set_noise(vec![noise(1), noise(2), noise(3)]).unwrap();
+        let (x, v) = (randn(&mut rng, 30), randn(&mut rng, 30));
+        check(&rnn, &[0.5, 1.5, 2.0], &x, 10);
+        let (t, trials) = ([0.5, 1.5, 2.0], [2, 0, 1]);
+        let cols = Columns::with_trials(&t, &trials);
+        let mut ws = rnn.workspace(3);
+        let mut r = vec![0.0; rnn.residual_len() * 3];
+        rnn.residuals(cols, &x, &mut r);
+        let mut plain = vec![0.0; rnn.n_params()];
+        let mut with = plain.clone();
+        rnn.vjp_params(cols, &x, &v, &mut plain, &mut ws);
+        rnn.vjp_params_with(cols, &x, &r, &v, &mut with, &mut ws);
+        assert_eq!(plain, with, "{act:?}");
+        let names: Vec<String> = rnn.param_views().into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["W", "B", "bias", "tau_g"]);
+        // The time constants' gradient is really there.
+        let tau_g = &plain[rnn.n_params() - 10..];
+        assert!(tau_g.iter().any(|&g| g != 0.0), "{act:?}");
+    }
+}

@@ -1,10 +1,13 @@
 //! The leaky rate core shared by the RNN models:
-//! `τ dx/dt = -x + W tanh(x) + B u_b(t)` for each trial `b`.
+//! `τ ⊙ dx/dt = -x + W φ(x) + B u_b(t) + b`, plus an optional term `e_b(t)` added to
+//! `dx/dt` unscaled (per-step noise), for each trial `b`.
 //!
 //! Models differ only in how `W` is parameterised; each provides a [`Connectivity`] (apply
 //! `W`, apply `Wᵀ`, and map `V Hᵀ` back to its own parameters), and [`LeakyRnn`] does the
-//! rest: the right-hand side, the input drive, the state and parameter VJPs, the JVP.
-//! Times are in ms when the task's are.
+//! rest: the activation `φ`, the time constants `τ` (one shared, one per unit, or one per
+//! unit trained through a bounded parameterisation), the input drive, the bias, the noise,
+//! the state and parameter VJPs, the JVP. Times are in the task's units (ms for the
+//! low-rank RNN's task, steps for the Kim et al. tasks).
 
 use neurode_solvers::{Activation, Backend, Columns, Cpu, JvpState, ParamView, PiecewiseConstant};
 use neurode_solvers::{Real, VectorField, VjpParams, VjpState};
@@ -37,21 +40,106 @@ pub trait Connectivity<T: Real>: Clone + Send + Sync {
     fn set_params(&mut self, theta: &[T]);
 }
 
-/// A leaky rate network `τ dx/dt = -x + W tanh(x) + B u_b(t)` with connectivity `W`, input
-/// weights `B` (`n x n_in`, trainable) and one piecewise-constant input signal per trial.
+/// How the time constants `τ` of a [`LeakyRnn`] are given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimeConstants<T> {
+    /// One `τ` for every unit (fixed).
+    Shared(T),
+    /// One fixed `τ` per unit.
+    PerUnit(Vec<T>),
+    /// One trained `τ` per unit, kept in `[min, max]` by `τ_i = σ(g_i) (max - min) + min`;
+    /// the parameters are the `g_i` (Kim et al. 2019's `taus_gaus`).
+    Bounded {
+        /// The unconstrained parameters, one per unit.
+        g: Vec<T>,
+        /// Lower bound (> 0).
+        min: T,
+        /// Upper bound (>= `min`).
+        max: T,
+    },
+}
+
+impl<T: Real> TimeConstants<T> {
+    /// The time constants: one value (shared) or one per unit.
+    pub fn values(&self) -> Vec<T> {
+        match self {
+            TimeConstants::Shared(t) => vec![*t],
+            TimeConstants::PerUnit(t) => t.clone(),
+            TimeConstants::Bounded { g, min, max } => g
+                .iter()
+                .map(|&g| sigmoid(g) * (*max - *min) + *min)
+                .collect(),
+        }
+    }
+    fn n_params(&self) -> usize {
+        match self {
+            TimeConstants::Bounded { g, .. } => g.len(),
+            _ => 0,
+        }
+    }
+    fn check(&self, n: usize) -> Result<(), ModelError> {
+        let positive = |name: &'static str, t: T| {
+            if t.is_finite() && t.as_f64() > 0.0 {
+                Ok(())
+            } else {
+                Err(ModelError::invalid(
+                    name,
+                    t.as_f64(),
+                    "time constants must be finite and positive",
+                ))
+            }
+        };
+        match self {
+            TimeConstants::Shared(t) => positive("tau", *t),
+            TimeConstants::PerUnit(t) => {
+                check_len("tau", t, n, &format!("{n} (one per unit)"))?;
+                t.iter().try_for_each(|&t| positive("tau", t))
+            }
+            TimeConstants::Bounded { g, min, max } => {
+                check_len("tau parameters g", g, n, &format!("{n} (one per unit)"))?;
+                positive("tau_min", *min)?;
+                positive("tau_max", *max)?;
+                if max.as_f64() < min.as_f64() {
+                    return Err(ModelError::invalid(
+                        "tau_max",
+                        max.as_f64(),
+                        "tau_max must be at least tau_min",
+                    ));
+                }
+                check_finite("tau parameters g", g)
+            }
+        }
+    }
+}
+
+fn sigmoid<T: Real>(g: T) -> T {
+    T::one() / (T::one() + (-g).exp())
+}
+
+/// A leaky rate network `τ ⊙ dx/dt = -x + W φ(x) + B u_b(t) + b (+ τ ⊙ e_b(t))` with
+/// connectivity `W`, activation `φ` (tanh unless set), time constants `τ`
+/// ([`TimeConstants`]), input weights `B` (`n x n_in`), an optional bias `b`, one
+/// piecewise-constant input signal per trial and optionally one piecewise-constant noise
+/// signal `e_b` per trial, added to `dx/dt` as it is (not divided by `τ`).
 ///
-/// Parameters `θ` are `W`'s (see its [`Connectivity::param_views`]) followed by `B`. Bound
-/// to inputs, the field takes one trial per signal and reports each signal's jump times as
-/// discontinuities, so that adaptive steppers land on them.
+/// Parameters `θ` are `W`'s (see its [`Connectivity::param_views`]), then `B`, then the
+/// bias (view `bias`, if any), then the time-constant parameters (view `tau_g`, if
+/// trained). Bound to inputs, the field takes one trial per signal and reports each
+/// signal's jump times as discontinuities, so that adaptive steppers land on them.
 #[derive(Debug, Clone)]
 pub struct LeakyRnn<T, W> {
     w: W,
-    tau: T,
+    act: Activation,
+    tau: TimeConstants<T>,
+    /// `1/τ`: one value, or one per unit.
+    inv_tau: Vec<T>,
     n_in: usize,
     b_in: Vec<T>,
+    bias: Option<Vec<T>>,
     inputs: Vec<PiecewiseConstant<T>>,
-    /// `B u` for every trial and input piece: `drive[b][p * n..(p + 1) * n]`.
+    /// `B u + b` for every trial and input piece: `drive[b][p * n..(p + 1) * n]`.
     drive: Vec<Vec<T>>,
+    noise: Vec<PiecewiseConstant<T>>,
 }
 
 /// Workspace of [`LeakyRnn`].
@@ -59,33 +147,71 @@ pub struct LeakyRnn<T, W> {
 pub struct LeakyWorkspace<T, S> {
     h: Vec<T>,
     g: Vec<T>,
+    z: Vec<T>,
     s: S,
 }
 
 impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
-    /// A network from its connectivity, time constant `tau` (> 0) and input weights `b_in`
-    /// (`n x n_in`, column-major).
+    /// A network from its connectivity, one time constant `tau` (> 0) for every unit and
+    /// input weights `b_in` (`n x n_in`, column-major); `φ = tanh`, no bias.
     pub fn new(w: W, tau: T, n_in: usize, b_in: Vec<T>) -> Result<Self, ModelError> {
         let n = w.n();
-        if !tau.is_finite() || tau.as_f64() <= 0.0 {
-            return Err(ModelError::invalid(
-                "tau",
-                tau.as_f64(),
-                "the time constant must be finite and positive",
-            ));
-        }
+        let tau = TimeConstants::Shared(tau);
+        tau.check(n)?;
         check_len("B", &b_in, n * n_in, &format!("{n} x {n_in}"))?;
+        check_finite("B", &b_in)?;
         Ok(LeakyRnn {
             w,
+            act: Activation::Tanh,
+            inv_tau: inv(&tau),
             tau,
             n_in,
             b_in,
+            bias: None,
             inputs: Vec::new(),
             drive: Vec::new(),
+            noise: Vec::new(),
         })
     }
 
-    /// Binds one input signal per trial (replacing any bound before).
+    /// The same network with activation `act`.
+    pub fn with_activation(mut self, act: Activation) -> Result<Self, ModelError> {
+        match act {
+            Activation::ClippedRelu { cap } | Activation::ClippedSoftplus { cap }
+                if !(cap.is_finite() && cap > 0.0) =>
+            {
+                return Err(ModelError::invalid(
+                    "activation cap",
+                    cap,
+                    "the clipping bound must be finite and positive",
+                ))
+            }
+            _ => {}
+        }
+        self.act = act;
+        Ok(self)
+    }
+
+    /// The same network with time constants `tau`.
+    pub fn with_time_constants(mut self, tau: TimeConstants<T>) -> Result<Self, ModelError> {
+        tau.check(self.w.n())?;
+        self.inv_tau = inv(&tau);
+        self.tau = tau;
+        Ok(self)
+    }
+
+    /// The same network with a (trainable) bias `b` (`n` values).
+    pub fn with_bias(mut self, bias: Vec<T>) -> Result<Self, ModelError> {
+        let n = self.w.n();
+        check_len("bias", &bias, n, &format!("{n} (one per unit)"))?;
+        check_finite("bias", &bias)?;
+        self.bias = Some(bias);
+        self.update_drive();
+        Ok(self)
+    }
+
+    /// Binds one input signal per trial (replacing any bound before, and dropping any bound
+    /// noise).
     pub fn set_inputs(&mut self, inputs: Vec<PiecewiseConstant<T>>) -> Result<(), ModelError> {
         if let Some((b, u)) = inputs
             .iter()
@@ -101,7 +227,30 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
             )));
         }
         self.inputs = inputs;
+        self.noise.clear();
         self.update_drive();
+        Ok(())
+    }
+
+    /// Binds one noise signal per trial (`n` channels each, added to `dx/dt` unscaled);
+    /// an empty vector removes the noise. Bind the inputs first: the counts must agree.
+    pub fn set_noise(&mut self, noise: Vec<PiecewiseConstant<T>>) -> Result<(), ModelError> {
+        let n = self.w.n();
+        if !noise.is_empty() && noise.len() != self.inputs.len() {
+            return Err(ModelError::Shape(format!(
+                "{} noise signals for {} bound input signals; bind the inputs first and give \
+                 one noise signal per trial",
+                noise.len(),
+                self.inputs.len()
+            )));
+        }
+        if let Some((b, e)) = noise.iter().enumerate().find(|(_, e)| e.n_channels() != n) {
+            return Err(ModelError::Shape(format!(
+                "the noise of trial {b} has {} channels; it needs one per unit ({n})",
+                e.n_channels()
+            )));
+        }
+        self.noise = noise;
         Ok(())
     }
 
@@ -121,29 +270,60 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
     pub fn n_in(&self) -> usize {
         self.n_in
     }
-    /// Time constant.
-    pub fn tau(&self) -> T {
-        self.tau
+    /// The activation `φ`.
+    pub fn activation(&self) -> Activation {
+        self.act
+    }
+    /// How the time constants are given.
+    pub fn time_constants(&self) -> &TimeConstants<T> {
+        &self.tau
+    }
+    /// The bias, if the network has one.
+    pub fn bias(&self) -> Option<&[T]> {
+        self.bias.as_deref()
     }
 
     fn update_drive(&mut self) {
         let n = self.w.n();
+        let bias = self.bias.as_deref();
         self.drive = self
             .inputs
             .iter()
             .map(|u| {
-                u.project(&self.b_in, n)
-                    .expect("input channels are checked when the inputs are bound")
+                let mut d = u
+                    .project(&self.b_in, n)
+                    .expect("input channels are checked when the inputs are bound");
+                if let Some(b) = bias {
+                    for piece in d.chunks_exact_mut(n) {
+                        piece.iter_mut().zip(b).for_each(|(d, &b)| *d += b);
+                    }
+                }
+                d
             })
             .collect();
     }
 
-    /// `h = tanh(x)` in the workspace, for `cols` columns.
+    /// `h = φ(x)` in the workspace, for `cols` columns.
     fn activate<'w>(&self, x: &[T], ws: &'w mut [T]) -> &'w mut [T] {
         let h = &mut ws[..x.len()];
-        Cpu.activate_to(Activation::Tanh, x, h);
+        Cpu.activate_to(self.act, x, h);
         h
     }
+
+    /// The drive `B u + b` of column `c`'s trial at its time (the bias alone without
+    /// inputs; `None` without either).
+    fn drive_of(&self, cols: Columns<'_, T>, c: usize) -> Option<&[T]> {
+        let n = self.w.n();
+        let Some(u) = self.inputs.get(cols.trial(c)) else {
+            return self.bias.as_deref();
+        };
+        let p = u.piece(*cols.t().get(c)?);
+        self.drive.get(cols.trial(c))?.get(p * n..(p + 1) * n)
+    }
+}
+
+fn inv<T: Real>(tau: &TimeConstants<T>) -> Vec<T> {
+    tau.values().into_iter().map(|t| T::one() / t).collect()
 }
 
 pub(crate) fn check_len<T>(
@@ -161,6 +341,16 @@ pub(crate) fn check_len<T>(
     Ok(())
 }
 
+pub(crate) fn check_finite<T: Real>(name: &str, v: &[T]) -> Result<(), ModelError> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(ModelError::Shape(format!(
+            "{name}[{i}] is {}: every entry must be finite",
+            v[i]
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
     type Scalar = T;
     type Workspace = LeakyWorkspace<T, W::Scratch>;
@@ -169,16 +359,22 @@ impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
         self.w.n()
     }
     fn n_params(&self) -> usize {
-        self.w.n_params() + self.b_in.len()
+        self.w.n_params()
+            + self.b_in.len()
+            + self.bias.as_ref().map_or(0, Vec::len)
+            + self.tau.n_params()
     }
     fn batch(&self) -> Option<usize> {
         (!self.inputs.is_empty()).then_some(self.inputs.len())
     }
     fn workspace(&self, cols: usize) -> Self::Workspace {
         let n = self.w.n();
+        // Per-unit time constants: `v / τ` (state VJP) and `z` (their gradient).
+        let z = if self.inv_tau.len() > 1 { n * cols } else { 0 };
         LeakyWorkspace {
             h: vec![T::zero(); n * cols],
             g: vec![T::zero(); n * cols],
+            z: vec![T::zero(); z],
             s: self.w.scratch(cols),
         }
     }
@@ -186,24 +382,23 @@ impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
         let n = self.w.n();
         let h = self.activate(x, &mut ws.h);
         self.w.apply(h, dxdt, &mut ws.s);
-        let inv_tau = T::one() / self.tau;
-        let (ts, drive) = (cols.t(), &self.drive);
-        let input = |b: usize| {
-            let trial = cols.trial(b);
-            let p = self.inputs.get(trial)?.piece(ts[b]);
-            drive.get(trial)?.get(p * n..(p + 1) * n)
-        };
-        Cpu.leak(n, x, &input, inv_tau, dxdt);
+        let ts = cols.t();
+        let drive = |c: usize| self.drive_of(cols, c);
+        let direct = |c: usize| Some(self.noise.get(cols.trial(c))?.at(*ts.get(c)?));
+        Cpu.leak(n, x, &drive, &self.inv_tau, &direct, dxdt);
     }
     fn discontinuities(&self, trial: usize, _span: (T, T), out: &mut Vec<T>) {
         if let Some(u) = self.inputs.get(trial) {
             out.extend_from_slice(u.times());
         }
+        if let Some(e) = self.noise.get(trial) {
+            out.extend_from_slice(e.times());
+        }
     }
 }
 
 impl<T: Real, W: Connectivity<T>> VjpState for LeakyRnn<T, W> {
-    /// `out += (-v + (1 - tanh²(x)) ∘ (Wᵀ v)) / τ`.
+    /// `out += (-v + φ'(x) ∘ (Wᵀ v)) / τ`.
     fn vjp_state(
         &self,
         _cols: Columns<'_, T>,
@@ -212,16 +407,16 @@ impl<T: Real, W: Connectivity<T>> VjpState for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
-        let LeakyWorkspace { h, g, s } = ws;
+        let LeakyWorkspace { h, g, z, s } = ws;
         let h = self.activate(x, h);
-        self.vjp_state_h(x, h, v, out, g, s);
+        self.vjp_state_h(x, h, v, out, g, z, s);
     }
-    /// `tanh(x)`: one value per unit.
+    /// `φ(x)`: one value per unit.
     fn residual_len(&self) -> usize {
         self.w.n()
     }
     fn residuals(&self, _cols: Columns<'_, T>, x: &[T], r: &mut [T]) {
-        Cpu.activate_to(Activation::Tanh, x, &mut r[..x.len()]);
+        Cpu.activate_to(self.act, x, &mut r[..x.len()]);
     }
     fn vjp_state_with(
         &self,
@@ -232,34 +427,74 @@ impl<T: Real, W: Connectivity<T>> VjpState for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
-        self.vjp_state_h(x, &r[..x.len()], v, out, &mut ws.g, &mut ws.s);
+        let LeakyWorkspace { g, z, s, .. } = ws;
+        self.vjp_state_h(x, &r[..x.len()], v, out, g, z, s);
     }
 }
 
 impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
-    /// `W`'s blocks, then `B` (`n x n_in`).
+    /// `W`'s blocks, then `B` (`n x n_in`), then `bias` (`n`) and `tau_g` (`n`) where the
+    /// network has them.
     fn param_views(&self) -> Vec<ParamView> {
+        let n = self.w.n();
         let mut v = self.w.param_views();
-        v.push(ParamView {
-            name: "B".into(),
-            offset: self.w.n_params(),
-            shape: vec![self.w.n(), self.n_in],
-        });
+        let mut offset = self.w.n_params();
+        let mut push = |name: &str, shape: Vec<usize>| {
+            let len: usize = shape.iter().product();
+            v.push(ParamView {
+                name: name.into(),
+                offset,
+                shape,
+            });
+            offset += len;
+        };
+        push("B", vec![n, self.n_in]);
+        if self.bias.is_some() {
+            push("bias", vec![n]);
+        }
+        if self.tau.n_params() > 0 {
+            push("tau_g", vec![n]);
+        }
         v
     }
     fn params(&self, out: &mut [T]) {
         let nw = self.w.n_params();
         self.w.params(&mut out[..nw]);
-        out[nw..nw + self.b_in.len()].copy_from_slice(&self.b_in);
+        let mut o = nw;
+        for part in [
+            Some(&self.b_in[..]),
+            self.bias.as_deref(),
+            self.tau_params(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out[o..o + part.len()].copy_from_slice(part);
+            o += part.len();
+        }
     }
     fn set_params(&mut self, theta: &[T]) {
         assert_eq!(theta.len(), self.n_params(), "theta has the wrong length");
         let nw = self.w.n_params();
         self.w.set_params(&theta[..nw]);
-        self.b_in.copy_from_slice(&theta[nw..]);
+        let mut o = nw;
+        let nb = self.b_in.len();
+        self.b_in.copy_from_slice(&theta[o..o + nb]);
+        o += nb;
+        if let Some(b) = &mut self.bias {
+            let len = b.len();
+            b.copy_from_slice(&theta[o..o + len]);
+            o += len;
+        }
+        if let TimeConstants::Bounded { g, .. } = &mut self.tau {
+            let len = g.len();
+            g.copy_from_slice(&theta[o..o + len]);
+            self.inv_tau = inv(&self.tau);
+        }
         self.update_drive();
     }
-    /// `θ_W += (W's map of V tanh(X)ᵀ) / τ`, `dB += V Uᵀ / τ`.
+    /// `θ_W += (W's map of (V / τ) φ(X)ᵀ)`, `dB += (V / τ) Uᵀ`, `db += Σ V / τ`,
+    /// `dg_i += Σ_c v_ic (-z_ic / τ_i²) τ_i'(g_i)` with `z = W φ(x) + B u + b - x`.
     fn vjp_params(
         &self,
         cols: Columns<'_, T>,
@@ -268,9 +503,9 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
-        let LeakyWorkspace { h, s, .. } = ws;
+        let LeakyWorkspace { h, g, z, s } = ws;
         let h = self.activate(x, h);
-        self.vjp_params_h(cols, h, v, out, s);
+        self.vjp_params_h(cols, x, h, v, out, g, z, s);
     }
     fn vjp_params_with(
         &self,
@@ -281,12 +516,21 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
-        self.vjp_params_h(cols, &r[..x.len()], v, out, &mut ws.s);
+        let LeakyWorkspace { g, z, s, .. } = ws;
+        self.vjp_params_h(cols, x, &r[..x.len()], v, out, g, z, s);
     }
 }
 
 impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
-    /// The state VJP given `h = tanh(x)`; `g` is scratch.
+    fn tau_params(&self) -> Option<&[T]> {
+        match &self.tau {
+            TimeConstants::Bounded { g, .. } => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The state VJP given `h = φ(x)`; `g` and `z` are scratch.
+    #[allow(clippy::too_many_arguments)]
     fn vjp_state_h(
         &self,
         x: &[T],
@@ -294,41 +538,106 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         v: &[T],
         out: &mut [T],
         g: &mut [T],
+        z: &mut [T],
         s: &mut W::Scratch,
     ) {
         let g = &mut g[..x.len()];
-        self.w.apply_t(v, g, s);
-        let inv_tau = T::one() / self.tau;
-        Cpu.leak_vjp(Activation::Tanh, x, h, g, v, inv_tau, out);
+        if self.inv_tau.len() == 1 {
+            self.w.apply_t(v, g, s);
+        } else {
+            // Per-unit τ: `Wᵀ (v / τ)` (the scale does not commute with `Wᵀ`).
+            let vs = &mut z[..x.len()];
+            self.scale_by_inv_tau(v, vs);
+            self.w.apply_t(vs, g, s);
+        }
+        Cpu.leak_vjp(self.act, x, h, g, v, &self.inv_tau, out);
     }
 
-    /// The parameter VJP given `h = tanh(x)`.
+    /// `out = v / τ`, column by column (per-unit time constants).
+    fn scale_by_inv_tau(&self, v: &[T], out: &mut [T]) {
+        let n = self.w.n();
+        for (col, vc) in out.chunks_exact_mut(n).zip(v.chunks_exact(n)) {
+            for ((o, &vi), &k) in col.iter_mut().zip(vc).zip(&self.inv_tau) {
+                *o = vi * k;
+            }
+        }
+    }
+
+    /// The parameter VJP given `h = φ(x)`; `g` and `z` are scratch.
+    #[allow(clippy::too_many_arguments)]
     fn vjp_params_h(
         &self,
         cols: Columns<'_, T>,
+        x: &[T],
         h: &[T],
         v: &[T],
         out: &mut [T],
+        g: &mut [T],
+        z: &mut [T],
         s: &mut W::Scratch,
     ) {
         let n = self.w.n();
-        let inv_tau = T::one() / self.tau;
-        let (dw, db) = out.split_at_mut(self.w.n_params());
-        self.w.vjp(inv_tau, v, h, dw, s);
-        if self.inputs.is_empty() {
-            return;
-        }
-        let ts = cols.t();
-        let input = |c: usize| {
-            let u = self.inputs.get(cols.trial(c))?;
-            Some(u.piece_values(u.piece(*ts.get(c)?)))
+        let (dw, rest) = out.split_at_mut(self.w.n_params());
+        let (db_in, rest) = rest.split_at_mut(self.b_in.len());
+        // `V / τ` (all units alike: the scale goes into the products instead).
+        let (vs, alpha) = match self.inv_tau[..] {
+            [inv_tau] => (v, inv_tau),
+            _ => {
+                let vs = &mut g[..v.len()];
+                self.scale_by_inv_tau(v, vs);
+                (&*vs, T::one())
+            }
         };
-        Cpu.drive_vjp(n, v, &input, inv_tau, db);
+        self.w.vjp(alpha, vs, h, dw, s);
+        if !self.inputs.is_empty() {
+            let ts = cols.t();
+            let input = |c: usize| {
+                let u = self.inputs.get(cols.trial(c))?;
+                Some(u.piece_values(u.piece(*ts.get(c)?)))
+            };
+            Cpu.drive_vjp(n, vs, &input, alpha, db_in);
+        }
+        let rest = match &self.bias {
+            Some(_) => {
+                let (db, rest) = rest.split_at_mut(n);
+                for col in vs.chunks_exact(n) {
+                    for (d, &vi) in db.iter_mut().zip(col) {
+                        *d += vi * alpha;
+                    }
+                }
+                rest
+            }
+            None => rest,
+        };
+        if let TimeConstants::Bounded { g: tg, min, max } = &self.tau {
+            // z = W φ(x) + B u + b - x, column by column.
+            let z = &mut z[..x.len()];
+            self.w.apply(h, z, s);
+            for (c, zc) in z.chunks_exact_mut(n).enumerate() {
+                let xc = &x[c * n..(c + 1) * n];
+                let d = self.drive_of(cols, c);
+                for (i, zi) in zc.iter_mut().enumerate() {
+                    *zi = *zi + d.map_or(T::zero(), |d| d[i]) - xc[i];
+                }
+            }
+            let span = *max - *min;
+            for (i, dg) in rest[..n].iter_mut().enumerate() {
+                let sg = sigmoid(tg[i]);
+                let inv = self.inv_tau[i];
+                // ∂f_i/∂g_i = -z_i / τ_i² · σ(g_i)(1 - σ(g_i))(max - min).
+                let k = -(inv * inv) * sg * (T::one() - sg) * span;
+                let mut acc = T::zero();
+                for (c, zc) in z.chunks_exact(n).enumerate() {
+                    acc += v[c * n + i] * zc[i];
+                }
+                *dg += k * acc;
+            }
+        }
     }
 }
 
 impl<T: Real, W: Connectivity<T>> JvpState for LeakyRnn<T, W> {
-    /// `out = (-v + W ((1 - tanh²(x)) ∘ v)) / τ`.
+    /// `out = (-v + W (φ'(x) ∘ v)) / τ`.
     fn jvp_state(
         &self,
         _cols: Columns<'_, T>,
@@ -337,14 +646,17 @@ impl<T: Real, W: Connectivity<T>> JvpState for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
+        let n = self.w.n();
         let h = self.activate(x, &mut ws.h);
-        for (hi, &vi) in h.iter_mut().zip(v) {
-            *hi = (T::one() - *hi * *hi) * vi;
+        let d = &mut ws.g[..x.len()];
+        Cpu.activate_grad(self.act, x, h, d);
+        for (di, &vi) in d.iter_mut().zip(v) {
+            *di *= vi;
         }
-        self.w.apply(h, out, &mut ws.s);
-        let inv_tau = T::one() / self.tau;
-        for (o, &vi) in out.iter_mut().zip(v) {
-            *o = (*o - vi) * inv_tau;
+        self.w.apply(d, out, &mut ws.s);
+        for (k, (o, &vi)) in out.iter_mut().zip(v).enumerate() {
+            let inv = self.inv_tau[if self.inv_tau.len() == 1 { 0 } else { k % n }];
+            *o = (*o - vi) * inv;
         }
     }
 }

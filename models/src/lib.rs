@@ -4,13 +4,16 @@
 //! `neurode-solvers` with analytic vector-Jacobian products, so that gradients flow through
 //! the solver:
 //!
-//! - [`LeakyRnn`]: the leaky rate core `τ dx/dt = -x + W tanh(x) + B u(t)` that the RNN models
-//!   share; a model is a [`Connectivity`] (its parameterisation of `W`).
+//! - [`LeakyRnn`]: the leaky rate core `τ ⊙ dx/dt = -x + W φ(x) + B u(t) + b` that the RNN
+//!   models share (activation, fixed or trained time constants, bias, per-step noise); a
+//!   model is a [`Connectivity`] (its parameterisation of `W`).
 //! - [`LowRankRnn`]: the low-rank RNN of Mastrogiuseppe & Ostojic (2018), `W = g C + M Nᵀ/N`,
 //!   with its linear [`Readout`].
+//! - [`KimRateRnn`]: the rate RNN of Kim, Li & Sejnowski (2019) under Dale's law
+//!   ([`Dale`]), with trained synaptic time constants.
 //!
-//! The multi-region RNN (mRNNTorch), the Kim et al. 2019 rate RNN and the LIF mean-field
-//! equations arrive with the issues that build them.
+//! The multi-region RNN (mRNNTorch) and the LIF mean-field equations arrive with the issues
+//! that build them.
 //!
 //! ```
 //! use neurode_models::{LowRankInit, LowRankRnn, PiecewiseConstant};
@@ -29,12 +32,18 @@
 
 #![warn(missing_docs)]
 
+mod dale;
+mod kim;
 mod leaky;
 mod lowrank;
+mod readout;
 
-pub use leaky::{Connectivity, LeakyRnn, LeakyWorkspace};
-pub use lowrank::{LowRank, LowRankInit, LowRankRnn, LowRankScratch, Readout};
-pub use neurode_solvers::{PiecewiseConstant, Real, VectorField};
+pub use dale::{Dale, DaleScratch};
+pub use kim::{KimInit, KimRateRnn, WeightDist};
+pub use leaky::{Connectivity, LeakyRnn, LeakyWorkspace, TimeConstants};
+pub use lowrank::{LowRank, LowRankInit, LowRankRnn, LowRankScratch};
+pub use neurode_solvers::{Activation, PiecewiseConstant, Real, VectorField};
+pub use readout::{dphi, phi, Readout};
 
 /// Errors of model construction: what is wrong, and what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

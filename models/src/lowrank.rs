@@ -12,6 +12,7 @@ use std::sync::Arc;
 use neurode_solvers::{derive_seed, Backend, Cpu, Normal, Panels, ParamView, Real, Transpose};
 
 use crate::leaky::{check_len, Connectivity, LeakyRnn};
+use crate::readout::Readout;
 use crate::ModelError;
 
 /// `W = g C + M Nᵀ / N` with `C` fixed (`n x n`) and `M`, `N` (`n x r`) trainable.
@@ -366,47 +367,5 @@ impl<T: Real> LowRankRnn<T> {
         let conn = LowRank::new(n, r, T::from_f64(init.g), c, m, nv)?;
         let rnn = LeakyRnn::new(conn, T::from_f64(init.tau), n_in, b)?;
         Ok((rnn, Readout::new(w, T::zero())?))
-    }
-}
-
-/// Linear readout of the rates: `y = wᵀ tanh(x) / N + b`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Readout<T> {
-    /// Weights `w` (`N`).
-    pub w: Vec<T>,
-    /// Bias `b`.
-    pub b: T,
-}
-
-impl<T: Real> Readout<T> {
-    /// A readout from its weights and bias.
-    pub fn new(w: Vec<T>, b: T) -> Result<Self, ModelError> {
-        if w.is_empty() {
-            return Err(ModelError::Shape(
-                "the readout needs at least one weight".into(),
-            ));
-        }
-        Ok(Readout { w, b })
-    }
-    /// `y` for one state column `x` (tanh computed here).
-    pub fn output(&self, x: &[T]) -> T {
-        let inv_n = T::one() / T::from_usize(self.w.len());
-        let s = self
-            .w
-            .iter()
-            .zip(x)
-            .fold(T::zero(), |s, (&w, &x)| s + w * x.tanh());
-        s * inv_n + self.b
-    }
-    /// Backward of `y = output(x)` with upstream `dy`: adds `dy ∂y/∂x` to `dx`, `dy ∂y/∂w`
-    /// to `dw` and returns `dy ∂y/∂b = dy`.
-    pub fn backward(&self, x: &[T], dy: T, dx: &mut [T], dw: &mut [T]) -> T {
-        let a = dy / T::from_usize(self.w.len());
-        for (((dxi, dwi), &xi), &wi) in dx.iter_mut().zip(dw.iter_mut()).zip(x).zip(&self.w) {
-            let h = xi.tanh();
-            *dxi += a * wi * (T::one() - h * h);
-            *dwi += a * h;
-        }
-        dy
     }
 }

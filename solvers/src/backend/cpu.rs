@@ -283,6 +283,39 @@ fn grad_of<T: Real>(act: Activation, x: T, phi: T) -> T {
                 T::zero()
             }
         }
+        Activation::ClippedSoftplus { cap } => {
+            if phi < T::from_f64(cap) {
+                one / (one + (-x).exp())
+            } else {
+                T::zero()
+            }
+        }
+    }
+}
+
+/// One column of [`Backend::leak`] without its direct term.
+fn leak_column<T: Real>(out: &mut [T], x: &[T], drive: Option<&[T]>, inv_tau: &[T]) {
+    match (drive, inv_tau) {
+        (Some(d), [inv_tau]) => {
+            for ((o, &xi), &di) in out.iter_mut().zip(x).zip(&d[..x.len()]) {
+                *o = (*o + di - xi) * *inv_tau;
+            }
+        }
+        (None, [inv_tau]) => {
+            for (o, &xi) in out.iter_mut().zip(x) {
+                *o = (*o - xi) * *inv_tau;
+            }
+        }
+        (Some(d), inv) => {
+            for (((o, &xi), &di), &k) in out.iter_mut().zip(x).zip(&d[..x.len()]).zip(inv) {
+                *o = (*o + di - xi) * k;
+            }
+        }
+        (None, inv) => {
+            for ((o, &xi), &k) in out.iter_mut().zip(x).zip(inv) {
+                *o = (*o - xi) * k;
+            }
+        }
     }
 }
 
@@ -380,7 +413,8 @@ impl<T: Real> Backend<T> for Cpu {
         dim: usize,
         x: &[T],
         drive: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
-        inv_tau: T,
+        inv_tau: &[T],
+        direct: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
         out: &mut [T],
     ) {
         if dim == 0 {
@@ -388,6 +422,10 @@ impl<T: Real> Backend<T> for Cpu {
         }
         let cols = out.len() / dim;
         assert!(x.len() >= cols * dim, "leak: x shorter than out");
+        assert!(
+            inv_tau.len() == 1 || inv_tau.len() == dim,
+            "leak: inv_tau must hold 1 or dim values"
+        );
         let op = SendPtr(out.as_mut_ptr());
         let members = team::members(cols * dim, team::MIN_SHARED_WORK, cols);
         let job = |m: usize| {
@@ -396,16 +434,10 @@ impl<T: Real> Backend<T> for Cpu {
                 let xb = &x[r.clone()];
                 // SAFETY: the members' column ranges are disjoint and inside `out`.
                 let ob = unsafe { chunk_mut(op, r) };
-                match drive(b) {
-                    Some(d) => {
-                        for ((o, &xi), &di) in ob.iter_mut().zip(xb).zip(&d[..dim]) {
-                            *o = (*o + di - xi) * inv_tau;
-                        }
-                    }
-                    None => {
-                        for (o, &xi) in ob.iter_mut().zip(xb) {
-                            *o = (*o - xi) * inv_tau;
-                        }
+                leak_column(ob, xb, drive(b), inv_tau);
+                if let Some(e) = direct(b) {
+                    for (o, &ei) in ob.iter_mut().zip(&e[..dim]) {
+                        *o += ei;
                     }
                 }
             }
@@ -420,7 +452,7 @@ impl<T: Real> Backend<T> for Cpu {
         phi: &[T],
         g: &[T],
         v: &[T],
-        inv_tau: T,
+        inv_tau: &[T],
         out: &mut [T],
     ) {
         let len = out.len();
@@ -428,13 +460,32 @@ impl<T: Real> Backend<T> for Cpu {
             x.len() >= len && phi.len() >= len && g.len() >= len && v.len() >= len,
             "leak_vjp: inputs shorter than out"
         );
+        if let [inv_tau] = *inv_tau {
+            let op = SendPtr(out.as_mut_ptr());
+            for_chunks(len, &|r| {
+                // SAFETY: the members' ranges are disjoint and inside `out`.
+                let out = unsafe { chunk_mut(op, r.clone()) };
+                let (x, phi, g, v) = (&x[r.clone()], &phi[r.clone()], &g[r.clone()], &v[r]);
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o += (grad_of(act, x[i], phi[i]) * g[i] - v[i]) * inv_tau;
+                }
+            });
+            return;
+        }
+        // One time constant per unit: whole columns of `inv_tau.len()` units.
+        let dim = inv_tau.len();
+        assert!(
+            dim > 0 && len % dim == 0,
+            "leak_vjp: out is not whole columns"
+        );
         let op = SendPtr(out.as_mut_ptr());
-        for_chunks(len, &|r| {
+        for_chunks_of(len / dim, len, &|r| {
+            let r = r.start * dim..r.end * dim;
             // SAFETY: the members' ranges are disjoint and inside `out`.
             let out = unsafe { chunk_mut(op, r.clone()) };
             let (x, phi, g, v) = (&x[r.clone()], &phi[r.clone()], &g[r.clone()], &v[r]);
             for (i, o) in out.iter_mut().enumerate() {
-                *o += (grad_of(act, x[i], phi[i]) * g[i] - v[i]) * inv_tau;
+                *o += grad_of(act, x[i], phi[i]) * g[i] - v[i] * inv_tau[i % dim];
             }
         });
     }
@@ -626,6 +677,13 @@ impl Cpu {
                     *v = v.max(T::zero()).min(cap);
                 }
             }
+            Activation::ClippedSoftplus { cap } => {
+                Self::activate_here(Activation::Softplus, x);
+                let cap = T::from_f64(cap);
+                for v in x.iter_mut() {
+                    *v = v.min(cap);
+                }
+            }
         }
     }
 
@@ -650,6 +708,7 @@ mod tests {
             Activation::Softplus,
             Activation::Relu,
             Activation::ClippedRelu { cap: 2.0 },
+            Activation::ClippedSoftplus { cap: 2.0 },
         ];
         let xs: Vec<f64> = (0..81).map(|i| -4.05 + 0.1 * i as f64).collect();
         for act in acts {
@@ -860,7 +919,7 @@ mod tests {
             let (g, inv_tau) = (&y, T::from_f64(0.5));
             let mut c: Vec<T> = (0..n).map(|i| val(i, 3)).collect();
             let before = c.clone();
-            Cpu.leak_vjp(Activation::Tanh, &x, &phi, g, &x, inv_tau, &mut c);
+            Cpu.leak_vjp(Activation::Tanh, &x, &phi, g, &x, &[inv_tau], &mut c);
             for i in 0..n {
                 let want = before[i] + ((T::one() - phi[i] * phi[i]) * g[i] - x[i]) * inv_tau;
                 assert_eq!(c[i], want, "leak_vjp at {i}");
@@ -871,7 +930,7 @@ mod tests {
             let input = |b: usize| (b % 2 == 1).then_some(&drive[..]);
             let inv_tau = T::from_f64(0.5);
             let mut c = y.clone();
-            Cpu.leak(dim, &x, &input, inv_tau, &mut c);
+            Cpu.leak(dim, &x, &input, &[inv_tau], &|_| None, &mut c);
             for (i, &ci) in c.iter().enumerate() {
                 let (b, r) = (i / dim, i % dim);
                 let d = if b % 2 == 1 { drive[r] } else { T::zero() };
@@ -881,6 +940,42 @@ mod tests {
                     (y[i] - x[i]) * inv_tau
                 };
                 assert_eq!(ci, want, "leak at {i}");
+            }
+            out.push(c);
+            // Per-unit time constants and a direct term on columns divisible by 3.
+            let inv: Vec<T> = (0..dim).map(|i| val::<T>(i, 23).abs() + T::one()).collect();
+            let e: Vec<T> = (0..dim).map(|i| val(i, 29)).collect();
+            let direct = |b: usize| (b % 3 == 0).then_some(&e[..]);
+            let mut c = y.clone();
+            Cpu.leak(dim, &x, &input, &inv, &direct, &mut c);
+            for (i, &ci) in c.iter().enumerate() {
+                let (b, r) = (i / dim, i % dim);
+                let d = if b % 2 == 1 { drive[r] } else { T::zero() };
+                let mut want = if b % 2 == 1 {
+                    (y[i] + d - x[i]) * inv[r]
+                } else {
+                    (y[i] - x[i]) * inv[r]
+                };
+                if b % 3 == 0 {
+                    want += e[r];
+                }
+                assert_eq!(ci, want, "per-unit leak at {i}");
+            }
+            out.push(c);
+            let mut c: Vec<T> = (0..dim * cols).map(|i| val(i, 31)).collect();
+            let before = c.clone();
+            Cpu.leak_vjp(
+                Activation::Tanh,
+                &x,
+                &phi[..dim * cols],
+                g,
+                &x,
+                &inv,
+                &mut c,
+            );
+            for i in 0..dim * cols {
+                let want = before[i] + ((T::one() - phi[i] * phi[i]) * g[i] - x[i] * inv[i % dim]);
+                assert_eq!(c[i], want, "per-unit leak_vjp at {i}");
             }
             out.push(c);
             // The drive's VJP: odd columns have inputs (a zero channel among them), against

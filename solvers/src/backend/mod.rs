@@ -44,6 +44,11 @@ pub enum Activation {
         /// The upper bound (> 0).
         cap: f64,
     },
+    /// `min(ln(1 + e^x), cap)` (the softplus of Kim et al. 2019, clamped at 20).
+    ClippedSoftplus {
+        /// The upper bound (> 0).
+        cap: f64,
+    },
 }
 
 /// A matrix kept for repeated products `A x`: row panels of [`Panels::panel_rows`] rows
@@ -235,22 +240,28 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
     }
 
     /// The leak and input of a rate model, per column `b` of `dim` values, in place:
-    /// `out_b = (out_b + d_b - x_b) * inv_tau` with `d_b = drive(b)` the column's input
-    /// drive (`B u` of its trial's current input piece), or `out_b = (out_b - x_b) *
-    /// inv_tau` when `drive(b)` is `None`. `out` holds the recurrent term on entry.
+    /// `out_b = (out_b + d_b - x_b) * inv_tau + e_b` with `d_b = drive(b)` the column's
+    /// input drive (`B u` of its trial's current input piece; left out when `None`) and
+    /// `e_b = direct(b)` a term added unscaled (a per-step noise; left out when `None`).
+    /// `inv_tau` holds one value for every unit or one per unit (`dim` values). `out` holds
+    /// the recurrent term on entry.
     fn leak<'d>(
         &self,
         dim: usize,
         x: &[T],
         drive: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
-        inv_tau: T,
+        inv_tau: &[T],
+        direct: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
         out: &mut [T],
     );
 
     /// The transpose of [`leak`](Self::leak) and the activation, in place:
     /// `out += (φ'(x) ∘ g - v) * inv_tau` elementwise over `out`'s length, with `φ'` from
     /// `x` and `phi = φ(x)` as in [`activate_grad`](Self::activate_grad) and `g` the
-    /// transposed product with the weights (a rate model's state VJP).
+    /// transposed product with the weights (a rate model's state VJP). With one value per
+    /// unit in `inv_tau` (`out` is then a whole number of `inv_tau.len()` columns) the
+    /// scale must go inside the product: `g = Wᵀ (v ∘ inv_tau)`, and
+    /// `out += φ'(x) ∘ g - v ∘ inv_tau`.
     #[allow(clippy::too_many_arguments)]
     fn leak_vjp(
         &self,
@@ -259,7 +270,7 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
         phi: &[T],
         g: &[T],
         v: &[T],
-        inv_tau: T,
+        inv_tau: &[T],
         out: &mut [T],
     );
 

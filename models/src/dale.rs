@@ -1,0 +1,240 @@
+//! Dense connectivity under Dale's principle, as in Kim, Li & Sejnowski (2019), "Simple
+//! framework for constructing functional spiking recurrent neural networks", PNAS
+//! 116(45):22811–22820:
+//!
+//! `W_eff = (relu(W) D) ⊙ M_som`,
+//!
+//! with `W` the trainable raw weights (`W[i, j]` is the connection from unit `j` to unit
+//! `i`), `D = diag(±1)` the sign of each presynaptic unit (excitatory `+1`, inhibitory
+//! `-1`) and `M_som` zero where a SOM unit (the first `som_N` inhibitory units) would
+//! receive inhibitory input. Every column of `W_eff` carries its unit's sign whatever the
+//! raw weights are, so gradient steps on `W` cannot break Dale's law. Without Dale's law
+//! `W_eff = W`.
+
+use std::sync::Arc;
+
+use neurode_solvers::{Backend, Cpu, Panels, ParamView, Real, Transpose};
+
+use crate::leaky::{check_finite, check_len, Connectivity};
+use crate::ModelError;
+
+/// `W_eff = (relu(W) D) ⊙ M_som` (or `W` without Dale's law), `n x n`, with `W` trainable.
+#[derive(Debug, Clone)]
+pub struct Dale<T> {
+    n: usize,
+    dale: bool,
+    /// Raw weights `W`, column-major.
+    w: Vec<T>,
+    /// `+1` (excitatory) or `-1` (inhibitory) per unit.
+    sign: Vec<T>,
+    /// Per unit: a SOM unit (receives no inhibitory input).
+    som: Arc<Vec<bool>>,
+    /// `W_eff` (column-major) and `W_eff`, `W_effᵀ` as panels.
+    eff: Arc<(Vec<T>, Panels<T>, Panels<T>)>,
+}
+
+/// Scratch of [`Dale`]: the `n x n` product `V Hᵀ`.
+#[derive(Debug)]
+pub struct DaleScratch<T> {
+    d: Vec<T>,
+}
+
+impl<T: Real> Dale<T> {
+    /// From raw weights `w` (`n x n`, column-major), the inhibitory units `inh` and the
+    /// SOM units `som` (each a subset of the inhibitory ones), with (`dale = true`) or
+    /// without Dale's law (then `inh` and `som` must be all `false`).
+    pub fn new(
+        n: usize,
+        w: Vec<T>,
+        inh: &[bool],
+        som: &[bool],
+        dale: bool,
+    ) -> Result<Self, ModelError> {
+        if n == 0 {
+            return Err(ModelError::invalid(
+                "N",
+                0.0,
+                "a network needs at least one unit",
+            ));
+        }
+        check_len("W", &w, n * n, &format!("{n} x {n}"))?;
+        check_finite("W", &w)?;
+        check_len("inh", inh, n, &format!("{n} (one flag per unit)"))?;
+        check_len("som", som, n, &format!("{n} (one flag per unit)"))?;
+        if let Some(i) = (0..n).find(|&i| som[i] && !inh[i]) {
+            return Err(ModelError::Shape(format!(
+                "unit {i} is marked SOM but not inhibitory; SOM units are inhibitory units"
+            )));
+        }
+        if !dale && inh.iter().any(|&b| b) {
+            return Err(ModelError::Shape(
+                "inhibitory units need Dale's law (apply_dale = true)".into(),
+            ));
+        }
+        let sign = inh
+            .iter()
+            .map(|&i| if i { -T::one() } else { T::one() })
+            .collect();
+        let mut c = Dale {
+            n,
+            dale,
+            w,
+            sign,
+            som: Arc::new(som.to_vec()),
+            eff: Arc::new((
+                Vec::new(),
+                Panels::from_col_major(0, 0, &[]),
+                Panels::from_col_major(0, 0, &[]),
+            )),
+        };
+        c.update();
+        Ok(c)
+    }
+
+    /// Whether Dale's law applies.
+    pub fn dale(&self) -> bool {
+        self.dale
+    }
+    /// The raw weights `W` (`n x n`, column-major).
+    pub fn raw(&self) -> &[T] {
+        &self.w
+    }
+    /// The effective weights `W_eff` (`n x n`, column-major).
+    pub fn effective(&self) -> &[T] {
+        &self.eff.0
+    }
+    /// `+1` (excitatory) or `-1` (inhibitory) per unit: the diagonal of `D`.
+    pub fn signs(&self) -> &[T] {
+        &self.sign
+    }
+    /// Per unit: whether it is inhibitory.
+    pub fn inhibitory(&self) -> Vec<bool> {
+        self.sign.iter().map(|&s| s < T::zero()).collect()
+    }
+    /// Per unit: whether it is a SOM unit.
+    pub fn som(&self) -> &[bool] {
+        &self.som
+    }
+    /// `M_som[i, j]`: 0 where SOM unit `i` would receive input from inhibitory unit `j`.
+    pub fn mask(&self, i: usize, j: usize) -> T {
+        if self.som[i] && self.sign[j] < T::zero() {
+            T::zero()
+        } else {
+            T::one()
+        }
+    }
+
+    /// `∂W_eff[i, j] / ∂W[i, j]`.
+    fn slope(&self, i: usize, j: usize) -> T {
+        if !self.dale {
+            return T::one();
+        }
+        if self.w[i + j * self.n] > T::zero() {
+            self.sign[j] * self.mask(i, j)
+        } else {
+            T::zero()
+        }
+    }
+
+    fn update(&mut self) {
+        let n = self.n;
+        let mut eff = vec![T::zero(); n * n];
+        for j in 0..n {
+            for i in 0..n {
+                let w = self.w[i + j * n];
+                eff[i + j * n] = if self.dale {
+                    w.max(T::zero()) * self.sign[j] * self.mask(i, j)
+                } else {
+                    w
+                };
+            }
+        }
+        let mut t = vec![T::zero(); n * n];
+        for j in 0..n {
+            for i in 0..n {
+                t[j + i * n] = eff[i + j * n];
+            }
+        }
+        let (p, pt) = (
+            Panels::from_col_major(n, n, &eff),
+            Panels::from_col_major(n, n, &t),
+        );
+        self.eff = Arc::new((eff, p, pt));
+    }
+}
+
+impl<T: Real> Connectivity<T> for Dale<T> {
+    type Scratch = DaleScratch<T>;
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn n_params(&self) -> usize {
+        self.n * self.n
+    }
+    fn scratch(&self, _cols: usize) -> DaleScratch<T> {
+        DaleScratch {
+            d: vec![T::zero(); if self.dale { self.n * self.n } else { 0 }],
+        }
+    }
+    /// `out = W_eff h`.
+    fn apply(&self, h: &[T], out: &mut [T], _s: &mut DaleScratch<T>) {
+        let cols = h.len() / self.n;
+        Cpu.gemm_panels(
+            &self.eff.1,
+            cols,
+            T::one(),
+            h,
+            self.n,
+            T::zero(),
+            out,
+            self.n,
+        );
+    }
+    /// `out = W_effᵀ v`.
+    fn apply_t(&self, v: &[T], out: &mut [T], _s: &mut DaleScratch<T>) {
+        let cols = v.len() / self.n;
+        Cpu.gemm_panels(
+            &self.eff.2,
+            cols,
+            T::one(),
+            v,
+            self.n,
+            T::zero(),
+            out,
+            self.n,
+        );
+    }
+    /// `dW += α (V Hᵀ) ⊙ ∂W_eff/∂W` (`∂W_eff/∂W = 1` without Dale's law).
+    fn vjp(&self, alpha: T, v: &[T], h: &[T], out: &mut [T], s: &mut DaleScratch<T>) {
+        let n = self.n;
+        let cols = v.len() / n;
+        let (no, yes) = (Transpose::No, Transpose::Yes);
+        if !self.dale {
+            Cpu.gemm(no, yes, n, n, cols, alpha, v, n, h, n, T::one(), out, n);
+            return;
+        }
+        let d = &mut s.d[..n * n];
+        Cpu.gemm(no, yes, n, n, cols, alpha, v, n, h, n, T::zero(), d, n);
+        for j in 0..n {
+            for i in 0..n {
+                let k = i + j * n;
+                out[k] += d[k] * self.slope(i, j);
+            }
+        }
+    }
+    fn param_views(&self) -> Vec<ParamView> {
+        vec![ParamView {
+            name: "W".into(),
+            offset: 0,
+            shape: vec![self.n, self.n],
+        }]
+    }
+    fn params(&self, out: &mut [T]) {
+        out[..self.w.len()].copy_from_slice(&self.w);
+    }
+    fn set_params(&mut self, theta: &[T]) {
+        let len = self.w.len();
+        self.w.copy_from_slice(&theta[..len]);
+        self.update();
+    }
+}

@@ -1,0 +1,171 @@
+//! The Kim et al. (2019) rate RNN: the convention check of the reference (`seed-numbers.md`
+//! §B1), the paper's discrete update reproduced by Euler with `dt = 1`, and the time
+//! constants' gradient through a solve against finite differences.
+
+use neurode::models::{Activation, Dale, KimInit, KimRateRnn, LeakyRnn, TimeConstants};
+use neurode::solvers::{integrate, Normal, PiecewiseConstant, Stepper, VectorField, VjpParams};
+
+/// Reference §B1 (computed from the original's update): `τ = [4, 10]`, `x0 = [0.01, -0.02]`,
+/// raw `W = [[0, 0.3], [0.2, 0]]` with unit 2 inhibitory, `w_in = [1, -0.5]ᵀ`, `u = 1`, no
+/// noise: one step gives `x1 = [0.2203749875, -0.0579500004]`,
+/// `r1 = σ(x1) = [0.5548718548, 0.4855165529]`. Checked to 1e-9 with fixed per-unit time
+/// constants and with trained ones set to the same values.
+#[test]
+fn one_step_matches_the_reference_convention_check() {
+    // Column-major: W[0, 1] = 0.3 (unit 2 -> unit 1), W[1, 0] = 0.2.
+    let w = vec![0.0, 0.2, 0.3, 0.0];
+    let dale = Dale::new(2, w, &[false, true], &[false, false], true).unwrap();
+    assert_eq!(dale.effective(), &[0.0, 0.2, -0.3, 0.0]);
+    // τ = σ(g)(12 - 2) + 2 is 4 and 10 at σ(g) = 0.2 and 0.8.
+    let logit = |p: f64| (p / (1.0 - p)).ln();
+    for tau in [
+        TimeConstants::PerUnit(vec![4.0, 10.0]),
+        TimeConstants::Bounded {
+            g: vec![logit(0.2), logit(0.8)],
+            min: 2.0,
+            max: 12.0,
+        },
+    ] {
+        let mut rnn = LeakyRnn::new(dale.clone(), 1.0, 1, vec![1.0, -0.5])
+            .unwrap()
+            .with_activation(Activation::Sigmoid)
+            .unwrap()
+            .with_time_constants(tau)
+            .unwrap();
+        rnn.set_inputs(vec![PiecewiseConstant::constant(vec![1.0])])
+            .unwrap();
+        let sol = integrate(&rnn, (0.0, 1.0))
+            .stepper(Stepper::Euler)
+            .fixed_dt(1.0)
+            .x0(vec![0.01, -0.02])
+            .save_at(vec![1.0])
+            .run()
+            .unwrap();
+        let x1 = sol.state(0, 0);
+        let want = [0.2203749875, -0.0579500004];
+        let r_want = [0.5548718548, 0.4855165529];
+        for i in 0..2 {
+            assert!((x1[i] - want[i]).abs() < 1e-9, "x1 = {x1:?}");
+            let r = 1.0 / (1.0 + (-x1[i]).exp());
+            assert!((r - r_want[i]).abs() < 1e-9, "r1[{i}] = {r}");
+        }
+    }
+}
+
+/// The paper's update `x_t = (1 - 1/τ) x_{t-1} + (1/τ)(W_eff r_{t-1} + W_in u_{t-1}) + ξ_t`
+/// with noise `ξ_t` of SD 0.1, written out here as the original writes it, against Euler
+/// with `dt = 1` on the field with the noise bound as a per-step signal: 200 steps of an
+/// N = 30 network with SOM units, to 1e-12.
+#[test]
+fn euler_with_unit_steps_is_the_papers_discrete_update() {
+    let init = KimInit {
+        n: 30,
+        som_n: 2,
+        p_inh: 0.3,
+        ..KimInit::default()
+    };
+    let (mut rnn, _) = KimRateRnn::<f64>::random(&init, 3).unwrap();
+    let (n, t_len) = (30usize, 200usize);
+    let mut rng = Normal::new(4);
+    // Input: 1 on [50, 75), else 0; noise ξ_t on step [t - 1, t).
+    let u = PiecewiseConstant::new(1, vec![50.0, 75.0], vec![0.0, 1.0, 0.0]).unwrap();
+    let xi: Vec<f64> = (0..n * t_len).map(|_| 0.1 * rng.sample()).collect();
+    let times: Vec<f64> = (1..t_len).map(|k| k as f64).collect();
+    let noise = PiecewiseConstant::new(n, times, xi.clone()).unwrap();
+    rnn.set_inputs(vec![u]).unwrap();
+    rnn.set_noise(vec![noise]).unwrap();
+    let x0: Vec<f64> = (0..n).map(|_| rng.sample() / 100.0).collect();
+    let save: Vec<f64> = (1..t_len).map(|k| k as f64).collect();
+    let sol = integrate(&rnn, (0.0, (t_len - 1) as f64))
+        .stepper(Stepper::Euler)
+        .fixed_dt(1.0)
+        .x0(x0.clone())
+        .save_at(save)
+        .run()
+        .unwrap();
+    // The original's loop.
+    let weff = rnn.connectivity().effective().to_vec();
+    let w_in = rnn.input_weights().to_vec();
+    let tau = rnn.time_constants().values();
+    let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let mut x = x0;
+    let mut worst = 0.0f64;
+    for t in 1..t_len {
+        let r: Vec<f64> = x.iter().map(|&v| sig(v)).collect();
+        let ut = if (50..75).contains(&(t - 1)) {
+            1.0
+        } else {
+            0.0
+        };
+        let next: Vec<f64> = (0..n)
+            .map(|i| {
+                let rec: f64 = (0..n).map(|j| weff[i + j * n] * r[j]).sum();
+                (1.0 - 1.0 / tau[i]) * x[i] + (rec + w_in[i] * ut) / tau[i] + xi[(t - 1) * n + i]
+            })
+            .collect();
+        x = next;
+        let got = sol.state(t - 1, 0);
+        for i in 0..n {
+            worst = worst.max((got[i] - x[i]).abs());
+        }
+    }
+    assert!(worst < 1e-12, "largest difference {worst:e}");
+    // The noise matters at this size (a test of a field that ignored it would fail).
+    assert!(xi.iter().map(|v| v.abs()).sum::<f64>() > 1.0);
+}
+
+/// `dL/dg` of the time-constant parameters through a 60-step Euler solve (the loss
+/// `Σ_t Σ_i x_i(t)² / 2` over every saved step) against central differences of the loss.
+#[test]
+fn time_constant_gradients_match_finite_differences() {
+    let init = KimInit {
+        n: 12,
+        p_rec: 0.5,
+        ..KimInit::default()
+    };
+    let (mut rnn, _) = KimRateRnn::<f64>::random(&init, 5).unwrap();
+    let u = PiecewiseConstant::new(1, vec![10.0, 25.0], vec![0.0, 1.0, 0.0]).unwrap();
+    rnn.set_inputs(vec![u]).unwrap();
+    let x0: Vec<f64> = (0..12).map(|i| 0.05 * (i as f64 - 6.0)).collect();
+    let save: Vec<f64> = (1..=60).map(|k| k as f64).collect();
+    let loss = |r: &KimRateRnn<f64>| -> f64 {
+        let sol = integrate(r, (0.0, 60.0))
+            .stepper(Stepper::Euler)
+            .fixed_dt(1.0)
+            .x0(x0.clone())
+            .save_at(save.clone())
+            .run()
+            .unwrap();
+        sol.states().iter().map(|v| 0.5 * v * v).sum()
+    };
+    let (sol, tape) = integrate(&rnn, (0.0, 60.0))
+        .stepper(Stepper::Euler)
+        .fixed_dt(1.0)
+        .x0(x0.clone())
+        .save_at(save.clone())
+        .run_with_gradient()
+        .unwrap();
+    let grad = tape.backward(sol.states()).unwrap();
+    let np = rnn.n_params();
+    let mut theta = vec![0.0; np];
+    rnn.params(&mut theta);
+    let first_tau = np - 12;
+    for k in [first_tau, first_tau + 3, first_tau + 11] {
+        let h = 1e-5;
+        let mut p = rnn.clone();
+        let mut m = rnn.clone();
+        let mut tp = theta.clone();
+        tp[k] += h;
+        p.set_params(&tp);
+        let mut tm = theta.clone();
+        tm[k] -= h;
+        m.set_params(&tm);
+        let fd = (loss(&p) - loss(&m)) / (2.0 * h);
+        let g = grad.params[k];
+        assert!(
+            (fd - g).abs() <= 1e-6 * fd.abs().max(1e-3),
+            "tau_g[{}]: adjoint {g}, finite differences {fd}",
+            k - first_tau
+        );
+    }
+}
