@@ -13,8 +13,11 @@ work=$(mktemp -d)
 base="$work/base"
 trap 'git worktree remove --force "$base" >/dev/null 2>&1 || true' EXIT
 git worktree add --detach "$base" "$rev" >/dev/null
+# Configs are tagged by model and task since the pipeline became generic; the base revision
+# knows one model and one task and no `kind` keys.
+grep -v '^kind = ' "$cfg" >"$work/base.toml"
 (cd "$base" && CARGO_TARGET_DIR="${BASE_TARGET:-$work/target}" cargo run --quiet --release -- \
-    train "$OLDPWD/$cfg" --quiet --out "$work/run_base" >/dev/null)
+    train "$work/base.toml" --quiet --out "$work/run_base" >/dev/null)
 cargo run --quiet --release -- train "$cfg" --quiet --out "$work/run_head" >/dev/null
 python3 - "$work/run_base" "$work/run_head" <<'PY'
 import json, sys

@@ -1,11 +1,14 @@
 //! Run configurations in TOML: unknown keys are rejected and every error names the key (and
-//! its line where the file has one).
+//! its line where the file has one). A config is tagged by model and task:
+//! `[model] kind = "lowrank" | "kim"`, `[task] kind = "contextual_switch" | "go_nogo" |
+//! "xor" | "mante"`; the other keys of each table are that model's or task's settings.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tasks::ContextualSwitch;
+use crate::network::ModelConfig;
+use crate::tasks::{Task, TaskConfig};
 
 /// Errors of loading or checking a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -64,52 +67,34 @@ pub enum StepperName {
     Tsit5,
 }
 
-/// Loss on the averaged readout.
+/// The loss of a trial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LossKind {
-    /// Mean squared error against the ±1 target.
+    /// Squared error of the averaged readout against the ±1 target, or the mean squared
+    /// error over a trace target's mask.
     #[default]
     Mse,
-    /// Binary cross-entropy with the readout as logit, target (label + 1) / 2.
+    /// Binary cross-entropy with the averaged readout as logit, target (label + 1) / 2
+    /// (averaged-readout targets only).
     Bce,
+    /// Root of the summed squared error over a trace target's mask (Kim et al. 2019,
+    /// Eq. 8; the original's `l2`).
+    #[serde(alias = "l2")]
+    Rmse,
+    /// Summed absolute error over a trace target's mask (the original's `l1`).
+    L1,
 }
 
-/// The low-rank RNN (see `neurode_models::lowrank`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// Units N.
-    pub n: usize,
-    /// Rank R.
-    pub rank: usize,
-    /// Bulk gain g.
-    pub g: f64,
-    /// Time constant tau (ms).
-    pub tau: f64,
-    /// Scale of M at initialisation (times 1/sqrt(N)).
-    pub m_init_std: f64,
-    /// Scale of N at initialisation (times 1/sqrt(N)).
-    pub n_init_std: f64,
-    /// Scale of B at initialisation (times 1/sqrt(inputs)).
-    pub b_init_std: f64,
-    /// Scale of the readout w at initialisation (times 1/sqrt(N)).
-    pub w_init_std: f64,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig {
-            n: 500,
-            rank: 2,
-            g: 0.8,
-            tau: 1.0,
-            m_init_std: 1.0,
-            n_init_std: 1.0,
-            b_init_std: 1.0,
-            w_init_std: 1.0,
-        }
-    }
+/// Which trials validation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Validation {
+    /// One fixed seeded set of `n_val_trials` trials.
+    #[default]
+    Fixed,
+    /// `n_val_trials` fresh trials at every validation (as Kim et al. evaluate).
+    Fresh,
 }
 
 /// The solver.
@@ -157,20 +142,20 @@ pub struct TrainingConfig {
     pub eval_every: usize,
     /// Write a checkpoint every this many iterations (0: never).
     pub save_every: usize,
-    /// `mse` or `bce`.
+    /// `mse`, `bce`, `rmse` or `l1`.
     pub loss: LossKind,
+    /// `fixed` (one seeded validation set) or `fresh` (new trials each time).
+    pub validation: Validation,
+    /// Stop once a validation's mean loss is below this (with `stop_accuracy_above`).
+    pub stop_loss_below: Option<f64>,
+    /// Stop once a validation's accuracy is above this (with `stop_loss_below`).
+    pub stop_accuracy_above: Option<f64>,
+    /// Never stop early before this many training trials (go/no-go: 1500).
+    pub stop_min_trials: usize,
     /// Cosine decay of the learning rate to `cosine_alpha` times its start over the run.
     pub cosine_decay: bool,
     /// Final learning-rate fraction of the cosine decay.
     pub cosine_alpha: f64,
-    /// Train M.
-    pub train_m: bool,
-    /// Train N.
-    pub train_n: bool,
-    /// Train B.
-    pub train_b: bool,
-    /// Train the readout w and its bias b.
-    pub train_w: bool,
     /// Worker threads; the batch is split among them (results depend on this number, not
     /// on the machine).
     pub threads: usize,
@@ -188,18 +173,18 @@ impl Default for TrainingConfig {
             eval_every: 100,
             save_every: 50,
             loss: LossKind::Mse,
+            validation: Validation::Fixed,
+            stop_loss_below: None,
+            stop_accuracy_above: None,
+            stop_min_trials: 0,
             cosine_decay: false,
             cosine_alpha: 0.01,
-            train_m: true,
-            train_n: true,
-            train_b: true,
-            train_w: true,
             threads: 2,
         }
     }
 }
 
-/// A training run: low-rank RNN on the contextual switch task.
+/// A training run: a model on a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
@@ -214,12 +199,14 @@ pub struct TrainConfig {
     /// `f64` (default) or `f32`.
     #[serde(default)]
     pub precision: Precision,
-    /// The model.
+    /// The model (`kind` = `lowrank` or `kim`; without a `[model]` table the low-rank RNN's
+    /// defaults).
     #[serde(default)]
     pub model: ModelConfig,
-    /// The task.
+    /// The task (`kind` = `contextual_switch`, `go_nogo`, `xor` or `mante`; without a
+    /// `[task]` table the contextual switch task's defaults).
     #[serde(default)]
-    pub task: ContextualSwitch,
+    pub task: TaskConfig,
     /// The solver.
     #[serde(default)]
     pub solver: SolverConfig,
@@ -245,9 +232,30 @@ impl TrainConfig {
 
     /// Parses and checks config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let cfg: TrainConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
+        let cfg: TrainConfig = toml::from_str(text).map_err(|e| {
+            let mut message = e.to_string().trim_end().to_string();
+            // Inside a tagged table the parser points at the table: name the key's line too.
+            if let Some(key) = message
+                .split("unknown field `")
+                .nth(1)
+                .and_then(|r| r.split('`').next())
+            {
+                if let Some(line) = text.lines().position(|l| {
+                    l.split_once('=').is_some_and(|(k, _)| k.trim() == key)
+                }) {
+                    message.push_str(&format!("\n(`{key}` is on line {})", line + 1));
+                }
+            }
+            if message.contains("missing field `kind`") {
+                message.push_str(
+                    "\n[model] and [task] start with `kind`: [model] kind = \"lowrank\" or \"kim\"; \
+                     [task] kind = \"contextual_switch\", \"go_nogo\", \"xor\" or \"mante\"",
+                );
+            }
+            ConfigError::Parse {
+                path: origin.to_string(),
+                message,
+            }
         })?;
         cfg.validate()
             .map_err(|(key, message)| ConfigError::Invalid {
@@ -268,37 +276,15 @@ impl TrainConfig {
 
     /// Range checks; the error is `(dotted key, message)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let m = &self.model;
         let err = |k: &str, msg: String| Err((k.to_string(), msg));
-        if m.n == 0 {
-            return err(
-                "model.n",
-                "N = 0: the network needs at least one unit".into(),
-            );
-        }
-        if !(m.g.is_finite()) {
-            return err("model.g", format!("g = {}: must be finite", m.g));
-        }
-        if !(m.tau.is_finite() && m.tau > 0.0) {
-            return err(
-                "model.tau",
-                format!("tau = {}: must be a positive number of ms", m.tau),
-            );
-        }
-        for (k, v) in [
-            ("model.m_init_std", m.m_init_std),
-            ("model.n_init_std", m.n_init_std),
-            ("model.b_init_std", m.b_init_std),
-            ("model.w_init_std", m.w_init_std),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return err(k, format!("{v}: must be >= 0"));
-            }
-        }
+        self.model
+            .validate()
+            .map_err(|(k, msg)| (format!("model.{k}"), msg))?;
         self.task
             .validate()
             .map_err(|(k, msg)| (format!("task.{k}"), msg))?;
         let s = &self.solver;
+        let spec = self.task.spec();
         match (s.stepper, s.dt) {
             (StepperName::Euler, None) => {
                 return err("solver.dt", "Euler needs a step: set dt (e.g. 0.1)".into())
@@ -306,7 +292,30 @@ impl TrainConfig {
             (_, Some(dt)) if !(dt.is_finite() && dt > 0.0) => {
                 return err(
                     "solver.dt",
-                    format!("dt = {dt}: the step must be a positive number of ms"),
+                    format!("dt = {dt}: the step must be a positive number (task time units)"),
+                )
+            }
+            (_, Some(dt)) if dt > spec.t_end => {
+                return err(
+                    "solver.dt",
+                    format!(
+                        "dt = {dt} is longer than the trial ({} long): the solver would not take \
+                         a single step inside it; use a step well below the trial length \
+                         (e.g. {})",
+                        spec.t_end,
+                        spec.t_end / 100.0
+                    ),
+                )
+            }
+            (StepperName::Euler, Some(dt)) if spec.t_end / dt > MAX_STEPS as f64 => {
+                return err(
+                    "solver.dt",
+                    format!(
+                        "dt = {dt} makes {:.3e} Euler steps per trial of length {}; at most \
+                         {MAX_STEPS} are allowed: use a larger step",
+                        spec.t_end / dt,
+                        spec.t_end
+                    ),
                 )
             }
             _ => {}
@@ -322,6 +331,8 @@ impl TrainConfig {
             }
         }
         let t = &self.training;
+        self.check_loss()?;
+        self.check_memory()?;
         if t.batch_size == 0 {
             return err(
                 "training.batch_size",
@@ -366,6 +377,16 @@ impl TrainConfig {
             };
             return err(k, "0: must be at least 1".into());
         }
+        for (k, v) in [
+            ("training.stop_loss_below", t.stop_loss_below),
+            ("training.stop_accuracy_above", t.stop_accuracy_above),
+        ] {
+            if let Some(v) = v {
+                if !v.is_finite() {
+                    return err(k, format!("{v}: must be a finite number (or left out)"));
+                }
+            }
+        }
         if t.threads == 0 || t.threads > t.batch_size {
             return err(
                 "training.threads",
@@ -377,6 +398,194 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// Command-line overrides of a config: the knobs of the Kim et al. original's `main.py`
+/// (`--N`, `--P_inh`, ...) and the run's seed. `None` leaves the config's value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// Units (`model.n`, any model).
+    pub n: Option<usize>,
+    /// `model.p_inh` (Kim).
+    pub p_inh: Option<f64>,
+    /// `model.p_rec` (Kim).
+    pub p_rec: Option<f64>,
+    /// `model.som_n` (Kim).
+    pub som_n: Option<usize>,
+    /// `model.gain` (Kim).
+    pub gain: Option<f64>,
+    /// `model.apply_dale` (Kim).
+    pub apply_dale: Option<bool>,
+    /// `model.act` (Kim): `sigmoid`, `clipped_relu` or `softplus`.
+    pub act: Option<String>,
+    /// `training.loss`: `mse`, `bce`, `rmse` (or `l2`), `l1`.
+    pub loss_fn: Option<String>,
+    /// `model.taus` (Kim): one value or min and max, in steps.
+    pub decay_taus: Option<Vec<f64>>,
+    /// `training.n_train_trials`: the maximum number of training trials.
+    pub n_trials: Option<usize>,
+    /// `seed`.
+    pub seed: Option<u64>,
+}
+
+impl TrainConfig {
+    /// Applies command-line overrides and checks the result; the error names the option.
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            path: "command line".into(),
+            key: key.into(),
+            line: String::new(),
+            message,
+        };
+        let kind = self.model.kind();
+        let kim_only = |opt: &str| {
+            bad(
+                opt,
+                format!(
+                    "{opt} is a setting of the Kim et al. rate RNN; this config's model is `{kind}`"
+                ),
+            )
+        };
+        if let Some(n) = o.n {
+            match &mut self.model {
+                ModelConfig::Lowrank(m) => m.n = n,
+                ModelConfig::Kim(m) => m.n = n,
+            }
+        }
+        let kim_set = o.p_inh.is_some()
+            || o.p_rec.is_some()
+            || o.som_n.is_some()
+            || o.gain.is_some()
+            || o.apply_dale.is_some()
+            || o.act.is_some()
+            || o.decay_taus.is_some();
+        match &mut self.model {
+            ModelConfig::Kim(m) => {
+                if let Some(v) = o.p_inh {
+                    m.p_inh = v;
+                }
+                if let Some(v) = o.p_rec {
+                    m.p_rec = v;
+                }
+                if let Some(v) = o.som_n {
+                    m.som_n = v;
+                }
+                if let Some(v) = o.gain {
+                    m.gain = v;
+                }
+                if let Some(v) = o.apply_dale {
+                    m.apply_dale = v;
+                }
+                if let Some(a) = &o.act {
+                    m.act = toml::Value::String(a.clone()).try_into().map_err(|_| {
+                        bad(
+                            "--act",
+                            format!("`{a}`: use sigmoid, clipped_relu or softplus"),
+                        )
+                    })?;
+                }
+                if let Some(t) = &o.decay_taus {
+                    m.taus = t.clone();
+                }
+            }
+            ModelConfig::Lowrank(_) if kim_set => {
+                return Err(kim_only(
+                    "--P_inh/--P_rec/--som_N/--gain/--apply_dale/--act/--decay_taus",
+                ))
+            }
+            ModelConfig::Lowrank(_) => {}
+        }
+        if let Some(l) = &o.loss_fn {
+            self.training.loss = toml::Value::String(l.clone())
+                .try_into()
+                .map_err(|_| bad("--loss_fn", format!("`{l}`: use mse, bce, rmse (l2) or l1")))?;
+        }
+        if let Some(n) = o.n_trials {
+            self.training.n_train_trials = n;
+        }
+        if let Some(s) = o.seed {
+            self.seed = s;
+        }
+        self.validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: "config with command-line overrides".into(),
+                key,
+                line: String::new(),
+                message,
+            })
+    }
+}
+
+/// Most Euler steps a trial may take (the solver's adaptive step budget).
+pub const MAX_STEPS: usize = neurode_solvers::DEFAULT_MAX_STEPS;
+
+impl TrainConfig {
+    /// The loss must fit the task's targets.
+    fn check_loss(&self) -> Result<(), (String, String)> {
+        let trial = self.task.trial::<f64>(0, 0);
+        let trace = matches!(trial.target, crate::tasks::Target::Trace { .. });
+        let loss = self.training.loss;
+        let ok = match loss {
+            LossKind::Mse => true,
+            LossKind::Bce => !trace,
+            LossKind::Rmse | LossKind::L1 => trace,
+        };
+        if ok {
+            return Ok(());
+        }
+        let name = format!("{loss:?}").to_lowercase();
+        Err((
+            "training.loss".into(),
+            if trace {
+                format!("`{name}` needs a target that is one value per trial; task `{}` has trace targets: use rmse, l1 or mse", self.task.kind())
+            } else {
+                format!("`{name}` needs trace targets; task `{}` has one target value per trial: use mse or bce", self.task.kind())
+            },
+        ))
+    }
+
+    /// Refuses a run that would not fit in memory, before anything is allocated.
+    fn check_memory(&self) -> Result<(), (String, String)> {
+        let spec = self.task.spec();
+        let t = &self.training;
+        let n = self.model.n() as f64;
+        // Saved states of a batch (loss times) in every worker, plus the model's arrays.
+        let saves =
+            8.0 * n * spec.loss_times.len() as f64 * t.batch_size.max(t.n_val_trials) as f64;
+        let bytes = self.model.memory_estimate(t.threads) + 2.0 * saves;
+        let limit = memory_limit();
+        if bytes > limit {
+            return Err((
+                "model.n".into(),
+                format!(
+                    "N = {} needs about {:.1} GiB (parameters, optimiser state, saved states of \
+                     {} trials at {} loss times), more than this machine's {:.1} GiB: use a \
+                     smaller network, fewer trials per batch or validation, or fewer loss \
+                     times",
+                    self.model.n(),
+                    bytes / GIB,
+                    t.batch_size.max(t.n_val_trials),
+                    spec.loss_times.len(),
+                    limit / GIB
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// This machine's memory (`MemTotal` of /proc/meminfo; 16 GiB where that cannot be read).
+fn memory_limit() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(16.0 * GIB, |kb| kb * 1024.0)
 }
 
 /// The 1-based line of dotted `key` (`section.name`) in TOML `text`, if written there.

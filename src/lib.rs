@@ -38,8 +38,10 @@ pub mod prelude {
 pub struct ReadmeDoctests;
 
 pub mod config;
+pub mod export;
 pub mod io;
 pub mod mat;
+pub mod network;
 pub mod plot;
 pub mod run;
 pub mod simulate;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use neurode::config::TrainConfig;
+use neurode::config::{Overrides, TrainConfig};
 use neurode::run;
 
 #[derive(Parser, Debug)]
@@ -15,10 +15,11 @@ use neurode::run;
     version,
     about = "Continuous-time models of neural circuits, simulated and differentiated",
     long_about = "Continuous-time models of neural circuits, simulated and differentiated.\n\n\
-                  `neurode train <config>` trains a low-rank RNN on the contextual switch task \
-                  (configs/ holds ready-made configs); `neurode eval <run-dir>` evaluates it on \
-                  fresh trials; `neurode simulate <config or run-dir>` saves its trajectories on fresh \
-                  trials (.npz for NumPy, and a plot)."
+                  `neurode train <config>` trains the config's model on its task (configs/ holds \
+                  ready-made configs: the low-rank RNN on the contextual switch task, the Kim et \
+                  al. 2019 rate RNN on go/no-go, XOR and Mante); `neurode eval <run-dir>` \
+                  evaluates a trained run on fresh trials; `neurode simulate <config or run-dir>` \
+                  saves its trajectories on fresh trials (.npz for NumPy, and a plot)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,14 +28,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Simulate the low-rank RNN of a config (untrained) or of a run directory (trained) on
+    /// Simulate the network of a config (untrained) or of a run directory (trained) on
     /// fresh trials of its task; writes trajectories.npz (times, states, inputs, readout)
     /// and simulation.png.
     Simulate(SimulateArgs),
-    /// Train a low-rank RNN on the contextual switch task from a TOML config, writing a run
-    /// directory (config, parameters, metrics, summary, structure).
+    /// Train a model on a task from a TOML config, writing a run directory (config,
+    /// parameters, metrics, summary, structure, plots; a MATLAB .mat for the Kim et al.
+    /// rate RNN). The options after the config override its settings.
     Train(TrainArgs),
-    /// Evaluate a trained run on fresh seeded trials: accuracy overall and per context.
+    /// Evaluate a trained run on fresh seeded trials: accuracy overall and per condition.
     Eval(EvalArgs),
 }
 
@@ -63,10 +65,60 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Units N (any model).
+    #[arg(long = "N", alias = "n", value_name = "N")]
+    n: Option<usize>,
+    /// Probability of an inhibitory unit (Kim).
+    #[arg(long = "P_inh", alias = "p-inh")]
+    p_inh: Option<f64>,
+    /// Connection probability (Kim).
+    #[arg(long = "P_rec", alias = "p-rec")]
+    p_rec: Option<f64>,
+    /// SOM units (Kim).
+    #[arg(long = "som_N", alias = "som-n")]
+    som_n: Option<usize>,
+    /// Gain of the initial weights (Kim).
+    #[arg(long)]
+    gain: Option<f64>,
+    /// Dale's law, true or false (Kim).
+    #[arg(long = "apply_dale", alias = "apply-dale")]
+    apply_dale: Option<bool>,
+    /// Activation: sigmoid, clipped_relu or softplus (Kim).
+    #[arg(long)]
+    act: Option<String>,
+    /// Loss: rmse (the original's l2), l1, mse or bce.
+    #[arg(long = "loss_fn", alias = "loss-fn")]
+    loss_fn: Option<String>,
+    /// Synaptic decay time constants in steps of 5 ms: one value (fixed) or min and max
+    /// (trained) (Kim).
+    #[arg(long = "decay_taus", alias = "decay-taus", num_args = 1..=2)]
+    decay_taus: Option<Vec<f64>>,
+    /// The maximum number of training trials.
+    #[arg(long = "n_trials", alias = "n-trials")]
+    n_trials: Option<usize>,
+    /// Seed of the run.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 fn train(a: &TrainArgs) -> Result<(), String> {
-    let cfg = TrainConfig::load(&a.config).map_err(|e| e.to_string())?;
+    let mut cfg = TrainConfig::load(&a.config).map_err(|e| e.to_string())?;
+    let overrides = Overrides {
+        n: a.n,
+        p_inh: a.p_inh,
+        p_rec: a.p_rec,
+        som_n: a.som_n,
+        gain: a.gain,
+        apply_dale: a.apply_dale,
+        act: a.act.clone(),
+        loss_fn: a.loss_fn.clone(),
+        decay_taus: a.decay_taus.clone(),
+        n_trials: a.n_trials,
+        seed: a.seed,
+    };
+    if overrides != Overrides::default() {
+        cfg.apply(&overrides).map_err(|e| e.to_string())?;
+    }
     let dir = run::run_dir(&cfg, a.out.as_deref());
     let total = cfg.iterations() as u64;
     let bar = if a.quiet {
@@ -79,9 +131,15 @@ fn train(a: &TrainArgs) -> Result<(), String> {
             .expect("a valid template"),
     );
     let mut last_val = String::new();
+    let conditions = neurode::tasks::Task::spec(&cfg.task).conditions;
     let summary = run::train(&cfg, &dir, a.resume, &mut |it, _, m| {
         if let (Some(acc), Some(c)) = (m.val_accuracy, &m.val_condition_accuracy) {
-            last_val = format!("  val acc {:.3} (ctx1 {:.3}, ctx2 {:.3})", acc, c[0], c[1]);
+            let per: Vec<String> = conditions
+                .iter()
+                .zip(c)
+                .map(|(n, a)| format!("{n} {a:.3}"))
+                .collect();
+            last_val = format!("  val acc {:.3} ({})", acc, per.join(", "));
         }
         bar.set_position(it as u64);
         bar.set_message(format!(

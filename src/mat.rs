@@ -279,6 +279,26 @@ fn header() -> Vec<u8> {
 
 /// The current time as `ctime` writes it (`Mon Jan  1 12:00:00 2024`), in UTC.
 fn utc_now() -> String {
+    let [year, month, day, h, m, sec, weekday] = utc_civil();
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {} UTC",
+        WEEKDAYS[weekday as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        h,
+        m,
+        sec,
+        year
+    )
+}
+
+/// The current UTC time as `[year, month, day, hour, minute, second, weekday]` (month and
+/// day from 1; weekday 0 = Thursday, the weekday of 1970-01-01).
+pub(crate) fn utc_civil() -> [u64; 7] {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -293,20 +313,15 @@ fn utc_now() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {} UTC",
-        WEEKDAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
+    [
+        year,
+        month,
         day,
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        year
-    )
+        days % 7,
+    ]
 }
 
 /// Checks `dims` (at least two, each fitting `int32`, product `len`).

@@ -1,13 +1,19 @@
 //! A training run on disk: the run directory, its files, checkpoints and resume.
 //!
-//! `runs/<name>/` (or `--out DIR`) holds `config.toml` (every setting, defaults included),
-//! `checkpoint.safetensors` (optimiser state, written every `save_every` iterations by
-//! write-then-rename), `params.safetensors` (final parameters, row-major `C`, `M`, `N`, `B`,
-//! `w`, `b`), `best.safetensors` (the parameters of the best validation accuracy),
-//! `metrics.csv`, `summary.json`, `structure.json`, and the plots `training.png` (loss and
-//! accuracy curves), `readout.png` (readout traces of example trials per context) and
-//! `latent.png` (their state-space trajectories on the first two principal components).
-//! `neurode eval` adds `eval.json`, `eval_readout.png` and `eval_latent.png`.
+//! Written once for every model and task. `runs/<name>/` (or `--out DIR`) holds
+//! `config.toml` (every setting, defaults included), `checkpoint.safetensors` (optimiser
+//! state, written every `save_every` iterations by write-then-rename), `params.safetensors`
+//! (final parameters, row-major, named by the model: `C`, `M`, `N`, `B`, `w`, `b` for the
+//! low-rank RNN; `W`, `w_in`, `tau_g`, `w_out`, `b_out`, `signs`, `som`, `W_eff`, `taus` for
+//! the Kim et al. rate RNN), `best.safetensors` (the parameters of the best validation
+//! accuracy), `metrics.csv` (a validation accuracy column per task condition),
+//! `summary.json`, `structure.json` (a model-specific summary), the plots `training.png`
+//! (loss and accuracy curves), `readout.png` (readout traces of example trials per
+//! condition) and `latent.png` (their state-space trajectories on the first two principal
+//! components), and for the Kim et al. rate RNN the MATLAB file
+//! `Task_<task>_N_<N>_Taus_<min>_<max>_Act_<act>_<timestamp>.mat` that the original's
+//! spiking code reads (see [`crate::export`]). `neurode eval` adds `eval.json`,
+//! `eval_readout.png` and `eval_latent.png`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,7 +22,7 @@ use neurode_solvers::Real;
 use serde_json::json;
 
 use crate::config::{Precision, TrainConfig};
-use crate::io::{read_safetensors, write_atomic, write_safetensors, IoError, NamedArray};
+use crate::io::{read_safetensors, write_atomic, write_safetensors, IoError};
 use crate::plot;
 use crate::train::{example_traces, ExampleTraces, Metrics, TrainError, Trainer};
 use neurode_solvers::derive_seed;
@@ -113,12 +119,12 @@ fn train_as<T: Real>(
     let start = Instant::now();
     let total = trainer.total_iterations();
     let save_every = cfg.training.save_every;
-    while trainer.iteration() < total {
+    while !trainer.finished() {
         let row = trainer.step()?;
         on_step(trainer.iteration(), total, &row);
         if save_every > 0 && trainer.iteration() % save_every == 0 {
             trainer.save_checkpoint(&ckpt)?;
-            write_metrics(dir, trainer.metrics())?;
+            write_metrics(dir, trainer.metrics(), &trainer.spec().conditions)?;
         }
     }
     trainer.save_checkpoint(&ckpt)?;
@@ -126,42 +132,52 @@ fn train_as<T: Real>(
     finish(&trainer, dir, wall)
 }
 
-fn write_metrics(dir: &Path, rows: &[Metrics]) -> Result<(), IoError> {
-    let mut s = String::from("iteration,train_loss,train_accuracy,val_loss,val_accuracy,val_ctx1_accuracy,val_ctx2_accuracy,learning_rate,steps_per_trial\n");
+fn write_metrics(dir: &Path, rows: &[Metrics], conditions: &[&str]) -> Result<(), IoError> {
+    let mut s = String::from("iteration,train_loss,train_accuracy,val_loss,val_accuracy");
+    for c in conditions {
+        s.push_str(&format!(",val_{c}_accuracy"));
+    }
+    s.push_str(",learning_rate,steps_per_trial\n");
     let opt = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
     for r in rows {
         let c = r.val_condition_accuracy.clone().unwrap_or_default();
         s.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{}",
             r.iteration,
             r.train_loss,
             r.train_accuracy,
             opt(r.val_loss),
             opt(r.val_accuracy),
-            opt(c.first().copied()),
-            opt(c.get(1).copied()),
-            r.learning_rate,
-            r.steps_per_trial
         ));
+        for k in 0..conditions.len() {
+            s.push_str(&format!(",{}", opt(c.get(k).copied())));
+        }
+        s.push_str(&format!(",{},{}\n", r.learning_rate, r.steps_per_trial));
     }
     write_atomic(&dir.join("metrics.csv"), s.as_bytes())
+}
+
+/// `{"<prefix><condition>_accuracy": value}` for every condition of the task.
+fn per_condition(
+    prefix: &str,
+    conditions: &[&str],
+    acc: &[f64],
+) -> serde_json::Map<String, serde_json::Value> {
+    conditions
+        .iter()
+        .zip(acc)
+        .map(|(c, a)| (format!("{prefix}{c}_accuracy"), json!(a)))
+        .collect()
 }
 
 fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary, RunError> {
     let cfg = tr.config();
     let meta = |kind: &str| {
-        [
-            ("format", "neurode low-rank RNN"),
-            ("kind", kind),
-            ("layout", "row-major; W = g C + M N^T / N"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain([
-            ("g".to_string(), cfg.model.g.to_string()),
-            ("tau".to_string(), cfg.model.tau.to_string()),
-        ])
-        .collect()
+        cfg.model
+            .metadata()
+            .into_iter()
+            .chain([("kind".to_string(), kind.to_string())])
+            .collect()
     };
     write_safetensors(
         &dir.join("params.safetensors"),
@@ -175,112 +191,47 @@ fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary,
             meta("best validation accuracy"),
         )?;
     }
-    write_metrics(dir, tr.metrics())?;
-    let structure = structure_summary(&tr.param_arrays(tr.theta()), cfg.model.n, cfg.model.rank);
+    let conditions = tr.spec().conditions.clone();
+    write_metrics(dir, tr.metrics(), &conditions)?;
+    let structure = cfg.model.structure(&tr.param_arrays(tr.theta()));
     write_json(&dir.join("structure.json"), &structure)?;
     let last_val = tr.metrics().iter().rev().find(|m| m.val_accuracy.is_some());
     let steps: Vec<f64> = tr.metrics().iter().map(|m| m.steps_per_trial).collect();
+    let mat = crate::export::write_mat_export(tr, dir)?;
     let json = json!({
         "name": cfg.name,
+        "model": cfg.model.kind(),
+        "task": cfg.task.kind(),
         "iterations": tr.iteration(),
+        "trials": tr.iteration() * cfg.training.batch_size,
+        "stopped_early": tr.stopped_at().is_some(),
         "precision": format!("{:?}", cfg.precision).to_lowercase(),
         "stepper": format!("{:?}", cfg.solver.stepper).to_lowercase(),
         "wall_seconds": wall,
-        "final": last_val.map(|m| json!({
-            "iteration": m.iteration,
-            "val_loss": m.val_loss,
-            "val_accuracy": m.val_accuracy,
-            "val_ctx1_accuracy": m.val_condition_accuracy.as_ref().map(|c| c[0]),
-            "val_ctx2_accuracy": m.val_condition_accuracy.as_ref().map(|c| c[1]),
-        })),
+        "final": last_val.map(|m| {
+            let mut o = serde_json::Map::new();
+            o.insert("iteration".into(), json!(m.iteration));
+            o.insert("val_loss".into(), json!(m.val_loss));
+            o.insert("val_accuracy".into(), json!(m.val_accuracy));
+            o.extend(per_condition(
+                "val_",
+                &conditions,
+                m.val_condition_accuracy.as_deref().unwrap_or(&[]),
+            ));
+            serde_json::Value::Object(o)
+        }),
         "best": tr.best().map(|(acc, it, _)| json!({"iteration": it, "val_accuracy": acc})),
         "mean_steps_per_trial": steps.iter().sum::<f64>() / steps.len().max(1) as f64,
+        "mat_file": mat.map(|p| p.display().to_string()),
     });
     write_json(&dir.join("summary.json"), &json)?;
-    let conditions = &tr.spec().conditions;
-    plot::training_curves(&dir.join("training.png"), tr.metrics(), conditions)
+    plot::training_curves(&dir.join("training.png"), tr.metrics(), &conditions)
         .map_err(RunError::Plot)?;
-    let traces = example_traces(tr, derive_seed(cfg.seed, &[4]), 0.5)?;
+    let traces = example_traces(tr, derive_seed(cfg.seed, &[4]))?;
     example_plots(dir, "", &traces, "example trials (after training)")?;
     Ok(RunSummary {
         dir: dir.to_path_buf(),
         json,
-    })
-}
-
-/// Norms, cosine overlaps and the singular values of `M Nᵀ / N` of trained low-rank
-/// parameters (row-major arrays as written to `params.safetensors`).
-pub fn structure_summary<T: Real>(
-    arrays: &[NamedArray<T>],
-    n: usize,
-    r: usize,
-) -> serde_json::Value {
-    let get = |name: &str| {
-        arrays
-            .iter()
-            .find(|a| a.name == name)
-            .expect("array present")
-    };
-    let col = |a: &NamedArray<T>, j: usize| -> Vec<f64> {
-        let cols = a.shape.get(1).copied().unwrap_or(1);
-        (0..a.shape[0])
-            .map(|i| a.data[i * cols + j].as_f64())
-            .collect()
-    };
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let frob = |a: &NamedArray<T>| {
-        a.data
-            .iter()
-            .map(|x| x.as_f64().powi(2))
-            .sum::<f64>()
-            .sqrt()
-    };
-    let cos = |a: &[f64], b: &[f64]| {
-        let d = norm(a) * norm(b);
-        if d == 0.0 {
-            0.0
-        } else {
-            a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>() / d
-        }
-    };
-    let (m, nv, b, w) = (get("M"), get("N"), get("B"), get("w"));
-    let mut vecs: Vec<(String, Vec<f64>)> = Vec::new();
-    for i in 0..r {
-        vecs.push((format!("M{}", i + 1), col(m, i)));
-    }
-    for i in 0..r {
-        vecs.push((format!("N{}", i + 1), col(nv, i)));
-    }
-    vecs.push(("w".into(), col(w, 0)));
-    for (j, ch) in ["s1", "s2", "ctx1", "ctx2"].iter().enumerate() {
-        vecs.push(((*ch).into(), col(b, j)));
-    }
-    let mut overlaps = serde_json::Map::new();
-    for i in 0..vecs.len() {
-        for j in i + 1..vecs.len() {
-            overlaps.insert(
-                format!("{}_{}", vecs[i].0, vecs[j].0),
-                json!(cos(&vecs[i].1, &vecs[j].1)),
-            );
-        }
-    }
-    let mat = faer::Mat::<f64>::from_fn(n, n, |i, j| {
-        (0..r)
-            .map(|k| m.data[i * r + k].as_f64() * nv.data[j * r + k].as_f64())
-            .sum::<f64>()
-            / n as f64
-    });
-    let mut sv: Vec<f64> = mat
-        .singular_values()
-        .map(|v| v.into_iter().take(r.max(1)).collect())
-        .unwrap_or_default();
-    sv.sort_by(|a, b| b.total_cmp(a));
-    json!({
-        "N": n,
-        "R": r,
-        "norms": {"M": frob(m), "N": frob(nv), "B": frob(b), "w": frob(w), "b": get("b").data[0].as_f64().abs()},
-        "overlaps": overlaps,
-        "low_rank_singular_values": sv,
     })
 }
 
@@ -310,18 +261,23 @@ fn evaluate_as<T: Real>(
     let mut tr = Trainer::<T>::new(cfg)?;
     tr.load_param_arrays(&arrays, &params.display().to_string())?;
     let ev = tr.evaluate_fresh(derive_seed(seed, &[3]), n)?;
-    let json = json!({
+    let mut json = json!({
         "run": dir.display().to_string(),
         "trials": n,
         "seed": seed,
         "loss": ev.loss,
         "accuracy": ev.accuracy,
-        "ctx1_accuracy": ev.condition_accuracy[0],
-        "ctx2_accuracy": ev.condition_accuracy[1],
         "mean_steps_per_trial": ev.accepted_steps as f64 / n as f64,
     });
+    if let Some(o) = json.as_object_mut() {
+        o.extend(per_condition(
+            "",
+            &tr.spec().conditions,
+            &ev.condition_accuracy,
+        ));
+    }
     write_json(&dir.join("eval.json"), &json)?;
-    let traces = example_traces(&tr, derive_seed(seed, &[4]), 0.5)?;
+    let traces = example_traces(&tr, derive_seed(seed, &[4]))?;
     example_plots(dir, "eval_", &traces, "fresh trials")?;
     Ok(json)
 }

@@ -1,5 +1,6 @@
-//! `neurode simulate`: run a configured (or trained) low-rank RNN on fresh seeded trials of
-//! its task and save the trajectories.
+//! `neurode simulate`: run a configured (or trained) network of any model on fresh seeded
+//! trials of its task and save the trajectories (with the model's per-trial noise and
+//! initial states, as in training).
 //!
 //! Writes, into the output folder:
 //! - `trajectories.npz`: `times` (`T`), `states` (`trials x T x N`), `inputs`
@@ -12,15 +13,15 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2, Array3};
 use ndarray_npy::NpzWriter;
-use neurode_models::VectorField;
 use neurode_solvers::{derive_seed, Real};
 
 use crate::config::{Precision, TrainConfig};
 use crate::io::{read_safetensors, IoError};
+use crate::network::with_net;
 use crate::plot::{self, Series};
 use crate::run::RunError;
 use crate::tasks::{grid, Task};
-use crate::train::{solver, Trainer};
+use crate::train::{bind_trials, solver, Trainer};
 
 /// What to simulate and where to write it.
 #[derive(Debug, Clone)]
@@ -34,7 +35,7 @@ pub struct SimulateOptions {
     pub trials: usize,
     /// Seed of the fresh trials.
     pub seed: u64,
-    /// Spacing of the saved times (ms, > 0).
+    /// Spacing of the saved times (task time units, > 0).
     pub dt_save: f64,
     /// Solver threads (default: the available cores).
     pub threads: Option<usize>,
@@ -108,21 +109,24 @@ fn simulate_as<T: Real>(
         .task
         .batch::<T>(derive_seed(opts.seed, &[5]), 0, opts.trials);
     let mut rnn = tr.network().clone();
-    rnn.set_inputs(batch.inputs.clone())
+    let x0 = bind_trials(cfg, &spec, &mut rnn, &batch, 0..batch.len())
         .map_err(|e| RunError::Dir(format!("the task's inputs do not fit the network: {e}")))?;
-    let steps = (spec.t_end / opts.dt_save).floor() as u64;
+    let steps = (spec.t_end / opts.dt_save + 1e-9).floor() as u64;
     let times: Vec<T> = grid(opts.dt_save, 0, steps)
         .into_iter()
         .map(T::from_f64)
         .collect();
-    let mut b = solver(cfg, &rnn, spec.t_end, times.clone());
-    b = b.threads(
-        opts.threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-    );
-    let sol = b
-        .run()
-        .map_err(|e| RunError::Dir(format!("the simulation failed: {e}")))?;
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let sol = with_net!(&rnn, f => {
+        let mut b = solver(cfg, f, spec.t_end, times.clone()).threads(threads);
+        if let Some(x0) = x0 {
+            b = b.x0(x0);
+        }
+        b.run()
+    })
+    .map_err(|e| RunError::Dir(format!("the simulation failed: {e}")))?;
 
     let (n, nt, nb) = (rnn.dim(), times.len(), opts.trials);
     let ch = rnn.n_in();

@@ -1,7 +1,12 @@
-//! Training the low-rank RNN on the contextual switch task: loss on the readout averaged
-//! over the task's loss window, exact gradients by the discrete adjoint, Adam with global
-//! gradient-norm clipping and optional cosine decay, validation per context, keep-best,
-//! crash-safe checkpoints and bit-identical resume.
+//! Training, written once for every model and task: the loss of the readout at the task's
+//! loss times against each trial's target (an averaged-readout value or a masked trace),
+//! exact gradients by the discrete adjoint, Adam with global gradient-norm clipping and
+//! optional cosine decay, validation per condition (on a fixed set or fresh trials), an
+//! optional stop rule, keep-best, crash-safe checkpoints and bit-identical resume.
+//!
+//! The model side is [`crate::network`] (how the network is built, which parameters are
+//! trained, what it draws per trial); the task side is [`crate::tasks`] (trials, targets,
+//! scoring).
 //!
 //! Determinism: the initialisation, every training batch (`seed`, iteration) and the fixed
 //! validation set come from seeded streams; the batch is split into a fixed number of
@@ -11,15 +16,16 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use neurode_models::{LowRankInit, LowRankRnn, Readout};
+use neurode_models::Readout;
 use neurode_solvers::derive_seed;
 use neurode_solvers::{
-    integrate, Checkpoints, Integrate, Real, SolveError, Stepper, VectorField, VjpParams,
+    integrate, Checkpoints, Differentiable, Integrate, Real, SolveError, Stepper, VectorField,
 };
 
-use crate::config::{LossKind, StepperName, TrainConfig};
+use crate::config::{LossKind, StepperName, TrainConfig, Validation};
 use crate::io::{read_safetensors, write_safetensors, IoError, NamedArray};
-use crate::tasks::{Task, TaskSpec, TrialBatch};
+use crate::network::{initial_states, noise_signals, with_net, Net, Role};
+use crate::tasks::{Target, Task, TaskSpec, TrialBatch};
 
 /// Errors of a training run.
 #[derive(Debug, thiserror::Error)]
@@ -87,12 +93,12 @@ pub struct Metrics {
 pub struct Evaluation {
     /// Mean loss.
     pub loss: f64,
-    /// Fraction with the sign of the averaged readout equal to the target's.
+    /// Fraction of trials the task scores correct.
     pub accuracy: f64,
-    /// Accuracy per condition.
+    /// Accuracy per condition (NaN for a condition without trials).
     pub condition_accuracy: Vec<f64>,
-    /// Averaged readout of every trial.
-    pub outputs: Vec<f64>,
+    /// The readout of every trial at the task's loss times.
+    pub outputs: Vec<Vec<f64>>,
     /// Accepted steps summed over trials.
     pub accepted_steps: usize,
 }
@@ -164,20 +170,26 @@ pub fn learning_rate(cfg: &TrainConfig, it: usize, total: usize) -> f64 {
     t.learning_rate * ((1.0 - t.cosine_alpha) * cos + t.cosine_alpha)
 }
 
-/// A training run in memory: model, readout, optimiser state, metrics, best parameters.
+/// A training run in memory: network, readout, optimiser state, metrics, best parameters.
 #[derive(Debug, Clone)]
 pub struct Trainer<T: Real> {
     cfg: TrainConfig,
     spec: TaskSpec,
-    workers: Vec<LowRankRnn<T>>,
+    workers: Vec<Net<T>>,
     readout: Readout<T>,
-    /// All trainable parameters: the field's (M, N, B), then w, then b.
+    /// All trainable parameters: the field's, then the readout's weights, then its bias.
     theta: Vec<T>,
+    /// The parameters at initialisation.
+    theta0: Vec<T>,
     mask: Vec<bool>,
     adam: Adam<T>,
     iteration: usize,
     metrics: Vec<Metrics>,
+    /// The training loss of every iteration.
+    losses: Vec<f64>,
     best: Option<(f64, usize, Vec<T>)>,
+    /// The iteration at which the stop rule was met.
+    stopped: Option<usize>,
     val: TrialBatch<T>,
 }
 
@@ -188,51 +200,45 @@ const STREAM_VAL: u64 = 2;
 impl<T: Real> Trainer<T> {
     /// A fresh run from a checked config.
     pub fn new(cfg: &TrainConfig) -> Result<Self, TrainError> {
-        let m = &cfg.model;
-        let init = LowRankInit {
-            n: m.n,
-            rank: m.rank,
-            g: m.g,
-            tau: m.tau,
-            n_in: 4,
-            m_std: m.m_init_std,
-            n_std: m.n_init_std,
-            b_std: m.b_init_std,
-            w_std: m.w_init_std,
-        };
-        let (rnn, readout) = LowRankRnn::<T>::random(&init, derive_seed(cfg.seed, &[STREAM_INIT]))?;
         let spec = cfg.task.spec();
-        let nf = rnn.n_params();
-        let mut theta = vec![T::zero(); nf + m.n + 1];
-        rnn.params(&mut theta[..nf]);
-        theta[nf..nf + m.n].copy_from_slice(&readout.w);
-        theta[nf + m.n] = readout.b;
-        let t = &cfg.training;
+        let (net, readout) = cfg
+            .model
+            .build::<T>(derive_seed(cfg.seed, &[STREAM_INIT]), spec.channels.len())?;
+        let nf = net.n_params();
+        let n = net.dim();
+        let mut theta = vec![T::zero(); nf + n + 1];
+        net.params(&mut theta[..nf]);
+        theta[nf..nf + n].copy_from_slice(&readout.w);
+        theta[nf + n] = readout.b;
         let mut mask = Vec::with_capacity(theta.len());
-        for v in rnn.param_views() {
-            let on = match v.name.as_str() {
-                "M" => t.train_m,
-                "N" => t.train_n,
-                _ => t.train_b,
-            };
-            mask.extend(std::iter::repeat_n(on, v.len()));
+        for v in net.param_views() {
+            mask.extend(std::iter::repeat_n(cfg.model.trainable(&v.name), v.len()));
         }
-        mask.extend(std::iter::repeat_n(t.train_w, m.n + 1));
-        let val = cfg
-            .task
-            .batch(derive_seed(cfg.seed, &[STREAM_VAL]), 0, t.n_val_trials);
+        mask.extend(std::iter::repeat_n(cfg.model.trainable("readout_w"), n));
+        mask.push(cfg.model.trainable("readout_b"));
+        let t = &cfg.training;
+        let val = match t.validation {
+            Validation::Fixed => {
+                cfg.task
+                    .batch(derive_seed(cfg.seed, &[STREAM_VAL]), 0, t.n_val_trials)
+            }
+            Validation::Fresh => TrialBatch::default(),
+        };
         let n_params = theta.len();
         Ok(Trainer {
             cfg: cfg.clone(),
             spec,
-            workers: vec![rnn; t.threads],
+            workers: vec![net; t.threads],
             readout,
+            theta0: theta.clone(),
             theta,
             mask,
             adam: Adam::new(n_params),
             iteration: 0,
             metrics: Vec::new(),
+            losses: Vec::new(),
             best: None,
+            stopped: None,
             val,
         })
     }
@@ -241,20 +247,40 @@ impl<T: Real> Trainer<T> {
     pub fn iteration(&self) -> usize {
         self.iteration
     }
-    /// Iterations of the whole run.
+    /// Iterations of the whole run (fewer if the stop rule ends it).
     pub fn total_iterations(&self) -> usize {
         self.cfg.iterations()
+    }
+    /// Whether the run is over: all iterations done, or the stop rule met.
+    pub fn finished(&self) -> bool {
+        self.stopped.is_some() || self.iteration >= self.total_iterations()
+    }
+    /// The iteration at which the stop rule was met, if it was.
+    pub fn stopped_at(&self) -> Option<usize> {
+        self.stopped
     }
     /// Metrics so far.
     pub fn metrics(&self) -> &[Metrics] {
         &self.metrics
     }
-    /// All trainable parameters (M, N, B, w, b).
+    /// The training loss of every iteration so far.
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+    /// All trainable parameters (the field's, then the readout's `w` and `b`).
     pub fn theta(&self) -> &[T] {
         &self.theta
     }
+    /// The parameters at initialisation.
+    pub fn initial_theta(&self) -> &[T] {
+        &self.theta0
+    }
+    /// Which entries of `θ` are trained.
+    pub fn trained(&self) -> &[bool] {
+        &self.mask
+    }
     /// The network (its parameters current).
-    pub fn network(&self) -> &LowRankRnn<T> {
+    pub fn network(&self) -> &Net<T> {
         &self.workers[0]
     }
     /// The readout (its parameters current).
@@ -277,7 +303,7 @@ impl<T: Real> Trainer<T> {
     /// Copies `theta` into every worker and the readout.
     fn load_theta(&mut self) {
         let nf = self.workers[0].n_params();
-        let n = self.cfg.model.n;
+        let n = self.workers[0].dim();
         for w in &mut self.workers {
             w.set_params(&self.theta[..nf]);
         }
@@ -299,33 +325,47 @@ impl<T: Real> Trainer<T> {
         let total = trials.len();
         let want_grad = grad.is_some();
         let iteration = self.iteration;
-        let results: Vec<Result<Chunk<T>, TrainError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = self.workers[..threads]
-                .iter_mut()
-                .enumerate()
-                .map(|(k, rnn)| {
-                    let lo = (k * per).min(total);
-                    let hi = ((k + 1) * per).min(total);
-                    s.spawn(move || {
-                        run_chunk(
-                            cfg,
-                            spec,
-                            rnn,
-                            readout,
-                            trials,
-                            lo..hi,
-                            total,
-                            want_grad,
-                            iteration,
-                        )
+        let results: Vec<Result<Chunk<T>, TrainError>> = if threads == 1 {
+            vec![run_chunk(
+                cfg,
+                spec,
+                &mut self.workers[0],
+                readout,
+                trials,
+                0..total,
+                total,
+                want_grad,
+                iteration,
+            )]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = self.workers[..threads]
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(k, net)| {
+                        let lo = (k * per).min(total);
+                        let hi = ((k + 1) * per).min(total);
+                        s.spawn(move || {
+                            run_chunk(
+                                cfg,
+                                spec,
+                                net,
+                                readout,
+                                trials,
+                                lo..hi,
+                                total,
+                                want_grad,
+                                iteration,
+                            )
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a training worker panicked"))
-                .collect()
-        });
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a training worker panicked"))
+                    .collect()
+            })
+        };
         let mut loss = 0.0;
         let mut outputs = Vec::with_capacity(total);
         let mut accepted = 0;
@@ -348,9 +388,12 @@ impl<T: Real> Trainer<T> {
         let loss = loss / total as f64;
         let n_cond = spec.conditions.len();
         let (mut hit, mut count) = (vec![0usize; n_cond], vec![0usize; n_cond]);
-        for ((&y, &target), &c) in outputs.iter().zip(&trials.targets).zip(&trials.conditions) {
+        for ((y, target), &c) in outputs.iter().zip(&trials.targets).zip(&trials.conditions) {
+            if c >= n_cond {
+                continue;
+            }
             count[c] += 1;
-            if (y > 0.0) == (target.as_f64() > 0.0) {
+            if cfg.task.correct(y, target, c) {
                 hit[c] += 1;
             }
         }
@@ -386,6 +429,11 @@ impl<T: Real> Trainer<T> {
         Ok((ev.loss, grad))
     }
 
+    /// Loss, accuracy and readouts of `trials` (no gradient).
+    pub fn evaluate(&mut self, trials: &TrialBatch<T>) -> Result<Evaluation, TrainError> {
+        self.evaluate_batch(trials, None)
+    }
+
     /// Replaces all trainable parameters ([`theta`](Self::theta) layout).
     ///
     /// # Errors
@@ -407,8 +455,13 @@ impl<T: Real> Trainer<T> {
         Ok(())
     }
 
-    /// Validation on the fixed seeded set.
+    /// Validation: on the fixed seeded set, or on fresh trials of this iteration.
     pub fn validate(&mut self) -> Result<Evaluation, TrainError> {
+        if self.cfg.training.validation == Validation::Fresh {
+            let seed = derive_seed(self.cfg.seed, &[STREAM_VAL, self.iteration as u64]);
+            let batch = self.cfg.task.batch(seed, 0, self.cfg.training.n_val_trials);
+            return self.evaluate_batch(&batch, None);
+        }
         let val = std::mem::take(&mut self.val);
         let r = self.evaluate_batch(&val, None);
         self.val = val;
@@ -450,6 +503,7 @@ impl<T: Real> Trainer<T> {
         self.adam.step(&mut self.theta, &grad, lr, &self.mask);
         self.load_theta();
         self.iteration += 1;
+        self.losses.push(ev.loss);
         let mut row = Metrics {
             iteration: self.iteration,
             train_loss: ev.loss,
@@ -460,7 +514,8 @@ impl<T: Real> Trainer<T> {
             learning_rate: lr,
             steps_per_trial: ev.accepted_steps as f64 / bs as f64,
         };
-        let (eval_every, log_every) = (self.cfg.training.eval_every, self.cfg.training.log_every);
+        let t = &self.cfg.training;
+        let (eval_every, log_every) = (t.eval_every, t.log_every);
         let validate_now = self.iteration % eval_every == 0 || self.iteration == total;
         if validate_now {
             let v = self.validate()?;
@@ -470,6 +525,14 @@ impl<T: Real> Trainer<T> {
             if self.best.as_ref().is_none_or(|b| v.accuracy > b.0) {
                 self.best = Some((v.accuracy, self.iteration, self.theta.clone()));
             }
+            let t = &self.cfg.training;
+            let rule = t.stop_loss_below.is_some() || t.stop_accuracy_above.is_some();
+            let met = t.stop_loss_below.is_none_or(|l| v.loss < l)
+                && t.stop_accuracy_above.is_none_or(|a| v.accuracy > a)
+                && self.iteration * bs > t.stop_min_trials;
+            if rule && met {
+                self.stopped = Some(self.iteration);
+            }
         }
         if validate_now || self.iteration % log_every == 0 || self.iteration == 1 {
             self.metrics.push(row.clone());
@@ -477,33 +540,21 @@ impl<T: Real> Trainer<T> {
         Ok(row)
     }
 
-    /// Named arrays of parameters `theta` (row-major; `C` included so the file is the whole
-    /// network).
+    /// Named arrays of parameters `theta` for a parameter file (row-major), with what each
+    /// is to the run.
+    pub fn arrays(&self, theta: &[T]) -> Vec<(NamedArray<T>, Role)> {
+        self.cfg.model.arrays(&self.workers[0], theta)
+    }
+
+    /// Named arrays of parameters `theta` (row-major; the fixed and derived arrays
+    /// included, so the file is the whole network).
     pub fn param_arrays(&self, theta: &[T]) -> Vec<NamedArray<T>> {
-        let rnn = &self.workers[0];
-        let (n, r) = (self.cfg.model.n, self.cfg.model.rank);
-        let nr = n * r;
-        let nf = rnn.n_params();
-        vec![
-            NamedArray::from_col_major("C", n, n, rnn.connectivity().bulk()),
-            NamedArray::from_col_major("M", n, r, &theta[..nr]),
-            NamedArray::from_col_major("N", n, r, &theta[nr..2 * nr]),
-            NamedArray::from_col_major("B", n, 4, &theta[2 * nr..nf]),
-            NamedArray {
-                name: "w".into(),
-                shape: vec![n],
-                data: theta[nf..nf + n].to_vec(),
-            },
-            NamedArray {
-                name: "b".into(),
-                shape: vec![1],
-                data: vec![theta[nf + n]],
-            },
-        ]
+        self.arrays(theta).into_iter().map(|(a, _)| a).collect()
     }
 
     /// Replaces the parameters by those of a parameter file's arrays (as written by
-    /// [`param_arrays`](Self::param_arrays)); the fixed bulk `C` must be this config's.
+    /// [`param_arrays`](Self::param_arrays)); the fixed arrays (drawn from the config's
+    /// seed) must be this config's.
     pub fn load_param_arrays(
         &mut self,
         arrays: &[NamedArray<T>],
@@ -513,9 +564,12 @@ impl<T: Real> Trainer<T> {
             path: origin.to_string(),
             message: m,
         };
-        let want = self.param_arrays(&self.theta);
+        let want = self.arrays(&self.theta);
         let mut theta = Vec::with_capacity(self.theta.len());
-        for w in &want {
+        for (w, role) in &want {
+            if *role == Role::Derived {
+                continue;
+            }
             let a = arrays
                 .iter()
                 .find(|a| a.name == w.name)
@@ -526,9 +580,9 @@ impl<T: Real> Trainer<T> {
                     w.name, a.shape, w.shape
                 )));
             }
-            if w.name == "C" {
+            if *role == Role::Fixed {
                 if a.data != w.data {
-                    return Err(bad("its fixed bulk C is not the one this config's seed draws; evaluate it with the config it was trained with".into()));
+                    return Err(bad(format!("its fixed array {} is not the one this config's seed draws; evaluate it with the config it was trained with", w.name)));
                 }
                 continue;
             }
@@ -538,6 +592,13 @@ impl<T: Real> Trainer<T> {
                 theta.extend(&a.data);
             }
         }
+        if theta.len() != self.theta.len() {
+            return Err(bad(format!(
+                "its arrays hold {} parameters, the config's model {}",
+                theta.len(),
+                self.theta.len()
+            )));
+        }
         self.theta = theta;
         self.load_theta();
         Ok(())
@@ -546,22 +607,16 @@ impl<T: Real> Trainer<T> {
     /// Writes a checkpoint (optimiser state, best parameters, metrics) crash-safely.
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), TrainError> {
         let len = self.theta.len();
+        let vec = |name: &str, data: Vec<T>| NamedArray {
+            name: name.into(),
+            shape: vec![data.len()],
+            data,
+        };
         let mut arrays = vec![
-            NamedArray {
-                name: "theta".into(),
-                shape: vec![len],
-                data: self.theta.clone(),
-            },
-            NamedArray {
-                name: "adam_m".into(),
-                shape: vec![len],
-                data: self.adam.m.clone(),
-            },
-            NamedArray {
-                name: "adam_v".into(),
-                shape: vec![len],
-                data: self.adam.v.clone(),
-            },
+            vec("theta", self.theta.clone()),
+            vec("adam_m", self.adam.m.clone()),
+            vec("adam_v", self.adam.v.clone()),
+            vec("theta0", self.theta0.clone()),
         ];
         let mut meta = HashMap::new();
         if let Some((acc, it, th)) = &self.best {
@@ -573,6 +628,9 @@ impl<T: Real> Trainer<T> {
             meta.insert("best_accuracy".into(), format!("{acc:e}"));
             meta.insert("best_iteration".into(), it.to_string());
         }
+        if let Some(s) = self.stopped {
+            meta.insert("stopped".into(), s.to_string());
+        }
         meta.insert("iteration".into(), self.iteration.to_string());
         meta.insert("adam_t".into(), self.adam.t.to_string());
         meta.insert(
@@ -582,6 +640,10 @@ impl<T: Real> Trainer<T> {
         meta.insert(
             "metrics".into(),
             serde_json::to_string(&self.metrics).expect("metrics serialise"),
+        );
+        meta.insert(
+            "losses".into(),
+            serde_json::to_string(&self.losses).expect("losses serialise"),
         );
         write_safetensors(path, &arrays, meta)?;
         Ok(())
@@ -625,6 +687,7 @@ impl<T: Real> Trainer<T> {
         tr.theta = need("theta")?;
         tr.adam.m = need("adam_m")?;
         tr.adam.v = need("adam_v")?;
+        tr.theta0 = need("theta0")?;
         let num = |k: &str| -> Result<u64, TrainError> {
             meta.get(k)
                 .and_then(|s| s.parse().ok())
@@ -632,10 +695,15 @@ impl<T: Real> Trainer<T> {
         };
         tr.adam.t = num("adam_t")?;
         tr.iteration = num("iteration")? as usize;
+        tr.stopped = meta.get("stopped").and_then(|s| s.parse().ok());
         tr.metrics = meta
             .get("metrics")
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(|| bad("metadata metrics is missing or malformed".into()))?;
+        tr.losses = meta
+            .get("losses")
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| bad("metadata losses is missing or malformed".into()))?;
         if let Some(th) = get("best_theta") {
             let acc: f64 = meta
                 .get("best_accuracy")
@@ -651,7 +719,7 @@ impl<T: Real> Trainer<T> {
 /// What one worker returns: summed loss, outputs, gradient (unnormalised by threads).
 struct Chunk<T> {
     loss: f64,
-    outputs: Vec<f64>,
+    outputs: Vec<Vec<f64>>,
     grad: Vec<T>,
     accepted: usize,
 }
@@ -668,33 +736,48 @@ fn solve_error<T: Real>(e: SolveError<T>, iteration: usize, lo: usize) -> TrainE
     }
 }
 
-/// The configured solve of `rnn` over `[0, t_end]`, saving at `times`, on one thread: the
+/// The configured solve of `field` over `[0, t_end]`, saving at `times`, on one thread: the
 /// training splits its batch over `training.threads` workers itself, each calling this.
-pub fn solver<'a, T: Real>(
+pub fn solver<'a, F: VectorField>(
     cfg: &TrainConfig,
-    rnn: &'a LowRankRnn<T>,
+    field: &'a F,
     t_end: f64,
-    times: Vec<T>,
-) -> Integrate<'a, LowRankRnn<T>> {
+    times: Vec<F::Scalar>,
+) -> Integrate<'a, F> {
     let s = &cfg.solver;
-    let b = integrate(rnn, (T::zero(), T::from_f64(t_end)))
+    let f = <F::Scalar as Real>::from_f64;
+    let b = integrate(field, (f(0.0), f(t_end)))
         .save_at(times)
         .threads(1);
     match s.stepper {
-        StepperName::Euler => b
-            .stepper(Stepper::Euler)
-            .fixed_dt(T::from_f64(s.dt.unwrap_or(0.1))),
+        StepperName::Euler => b.stepper(Stepper::Euler).fixed_dt(f(s.dt.unwrap_or(0.1))),
         StepperName::Tsit5 => {
-            let b = b.tolerances(T::from_f64(s.rtol), T::from_f64(s.atol));
+            let b = b.tolerances(f(s.rtol), f(s.atol));
             match s.dt {
-                Some(dt) => b.dt0(T::from_f64(dt)),
+                Some(dt) => b.dt0(f(dt)),
                 None => b,
             }
         }
     }
 }
 
-/// Example trials after training: one per context and sign of the cued stimulus.
+/// Binds the trials `range` of `trials` to `net`: inputs, and the model's per-trial noise;
+/// returns the initial states (`None`: zero).
+pub fn bind_trials<T: Real>(
+    cfg: &TrainConfig,
+    spec: &TaskSpec,
+    net: &mut Net<T>,
+    trials: &TrialBatch<T>,
+    range: std::ops::Range<usize>,
+) -> Result<Option<Vec<T>>, TrainError> {
+    let draws = cfg.model.draws();
+    let seeds = trials.seeds.get(range.clone()).unwrap_or(&[]);
+    let noise = noise_signals(&draws, net.dim(), spec.t_end, seeds);
+    net.bind(trials.inputs[range].to_vec(), noise)?;
+    Ok(initial_states(&draws, net.dim(), seeds))
+}
+
+/// Example trials after training: one per condition and label.
 #[derive(Debug, Clone)]
 pub struct ExampleTraces {
     /// Readout `y(t)` against `t`, one series per trial.
@@ -707,38 +790,49 @@ pub struct ExampleTraces {
     pub explained: Option<[f64; 2]>,
 }
 
-/// Readout traces and state-space trajectories (every `dt_plot` ms) of one example trial per context and
-/// sign of the cued stimulus, drawn from the stream `seed`.
-pub fn example_traces<T: Real>(
-    tr: &Trainer<T>,
-    seed: u64,
-    dt_plot: f64,
-) -> Result<ExampleTraces, TrainError> {
+/// Readout traces and state-space trajectories (every `spec.plot_dt`) of one example trial
+/// per condition and label, drawn from the stream `seed`.
+pub fn example_traces<T: Real>(tr: &Trainer<T>, seed: u64) -> Result<ExampleTraces, TrainError> {
     let cfg = tr.config();
     let spec = tr.spec();
-    let mut picked: Vec<(usize, f64, neurode_solvers::PiecewiseConstant<T>)> = Vec::new();
+    let mut picked: Vec<(usize, f64, u64)> = Vec::new();
+    let mut batch = TrialBatch::<T>::default();
     for i in 0..10_000u64 {
-        let (u, y, c) = cfg.task.trial::<T>(seed, i);
-        if !picked.iter().any(|p| p.0 == c && p.1 == y.as_f64()) {
-            picked.push((c, y.as_f64(), u));
+        let one = cfg.task.batch::<T>(seed, i, 1);
+        let (c, y) = (one.conditions[0], one.labels[0]);
+        if !picked.iter().any(|p| p.0 == c && p.1 == y) {
+            picked.push((c, y, i));
         }
-        if picked.len() == 2 * spec.conditions.len() {
+        if picked.len() >= 2 * spec.conditions.len() {
             break;
         }
     }
     picked.sort_by(|a, b| (a.0, a.1).partial_cmp(&(b.0, b.1)).expect("finite"));
-    let mut rnn = tr.network().clone();
-    rnn.set_inputs(picked.iter().map(|p| p.2.clone()).collect())?;
-    let steps = (spec.t_end / dt_plot).round() as u64;
-    let times: Vec<T> = crate::tasks::grid(dt_plot, 0, steps)
+    for p in &picked {
+        let one = cfg.task.batch::<T>(seed, p.2, 1);
+        batch.inputs.extend(one.inputs);
+        batch.targets.extend(one.targets);
+        batch.conditions.extend(one.conditions);
+        batch.labels.extend(one.labels);
+        batch.seeds.extend(one.seeds);
+    }
+    let mut net = tr.network().clone();
+    let x0 = bind_trials(cfg, spec, &mut net, &batch, 0..batch.len())?;
+    let steps = (spec.t_end / spec.plot_dt + 1e-9).floor() as u64;
+    let times: Vec<T> = crate::tasks::grid(spec.plot_dt, 0, steps)
         .into_iter()
         .map(T::from_f64)
         .collect();
-    let sol = solver(cfg, &rnn, spec.t_end, times)
-        .run()
-        .map_err(|e| solve_error(e, tr.iteration(), 0))?;
+    let sol = with_net!(&net, f => {
+        let mut b = solver(cfg, f, spec.t_end, times);
+        if let Some(x0) = x0 {
+            b = b.x0(x0);
+        }
+        b.run()
+    })
+    .map_err(|e| solve_error(e, tr.iteration(), 0))?;
     let ro = tr.readout();
-    let n = rnn.dim();
+    let n = net.dim();
     let nt = sol.ts().len();
     // Principal components of the states of all example trials together.
     let mean: Vec<f64> = (0..n)
@@ -786,12 +880,89 @@ pub fn example_traces<T: Real>(
     Ok(out)
 }
 
+/// The loss of one trial whose readout at the loss times is `y`, and the gradient of the
+/// loss divided by `total` (the batch's mean) with respect to each of those readouts.
+pub fn trial_loss(loss: LossKind, y: &[f64], target: &Target, total: f64) -> (f64, Vec<f64>) {
+    let scale = 1.0 / total;
+    let k = y.len();
+    match target {
+        Target::Mean(target) => {
+            let inv_k = 1.0 / k as f64;
+            let mean: f64 = y.iter().sum::<f64>() * inv_k;
+            let (l, d) = match loss {
+                LossKind::Bce => {
+                    let p = 0.5 * (target + 1.0);
+                    let softplus = if mean > 0.0 {
+                        mean + (-mean).exp().ln_1p()
+                    } else {
+                        mean.exp().ln_1p()
+                    };
+                    (softplus - p * mean, 1.0 / (1.0 + (-mean).exp()) - p)
+                }
+                // Mse (Rmse and L1 are refused for these targets at config checking).
+                _ => ((mean - target).powi(2), 2.0 * (mean - target)),
+            };
+            let g = d / total * inv_k;
+            (l, vec![g; k])
+        }
+        Target::Trace { values, mask } => {
+            let err = |i: usize| if mask[i] { y[i] - values[i] } else { 0.0 };
+            let on = mask.iter().filter(|&&m| m).count().max(1) as f64;
+            match loss {
+                LossKind::L1 => {
+                    let l = (0..k).map(|i| err(i).abs()).sum();
+                    (l, (0..k).map(|i| err(i).signum() * scale).collect())
+                }
+                LossKind::Rmse => {
+                    let l = (0..k).map(|i| err(i).powi(2)).sum::<f64>().sqrt();
+                    let inv = if l > 0.0 { scale / l } else { 0.0 };
+                    (l, (0..k).map(|i| err(i) * inv).collect())
+                }
+                // Mse over the mask (Bce is refused for trace targets).
+                _ => {
+                    let l = (0..k).map(|i| err(i).powi(2)).sum::<f64>() / on;
+                    (l, (0..k).map(|i| 2.0 * err(i) / on * scale).collect())
+                }
+            }
+        }
+    }
+}
+
 /// Loss (and gradient) of trials `range` of `trials` on one worker.
 #[allow(clippy::too_many_arguments)]
 fn run_chunk<T: Real>(
     cfg: &TrainConfig,
     spec: &TaskSpec,
-    rnn: &mut LowRankRnn<T>,
+    net: &mut Net<T>,
+    readout: &Readout<T>,
+    trials: &TrialBatch<T>,
+    range: std::ops::Range<usize>,
+    total: usize,
+    want_grad: bool,
+    iteration: usize,
+) -> Result<Chunk<T>, TrainError> {
+    let n = net.dim();
+    let nf = net.n_params();
+    if range.is_empty() {
+        return Ok(Chunk {
+            loss: 0.0,
+            outputs: vec![],
+            grad: vec![T::zero(); nf + n + 1],
+            accepted: 0,
+        });
+    }
+    let x0 = bind_trials(cfg, spec, net, trials, range.clone())?;
+    let net: &Net<T> = net;
+    with_net!(net, f => chunk_of(cfg, spec, f, x0, readout, trials, range, total, want_grad, iteration))
+}
+
+/// [`run_chunk`] on the network's field, its trials bound.
+#[allow(clippy::too_many_arguments)]
+fn chunk_of<T: Real, F: Differentiable<Scalar = T> + Sync>(
+    cfg: &TrainConfig,
+    spec: &TaskSpec,
+    field: &F,
+    x0: Option<Vec<T>>,
     readout: &Readout<T>,
     trials: &TrialBatch<T>,
     range: std::ops::Range<usize>,
@@ -801,21 +972,14 @@ fn run_chunk<T: Real>(
 ) -> Result<Chunk<T>, TrainError> {
     let lo = range.start;
     let batch = range.len();
-    let n = cfg.model.n;
-    let nf = rnn.n_params();
-    if batch == 0 {
-        return Ok(Chunk {
-            loss: 0.0,
-            outputs: vec![],
-            grad: vec![T::zero(); nf + n + 1],
-            accepted: 0,
-        });
-    }
-    rnn.set_inputs(trials.inputs[range.clone()].to_vec())?;
-    let rnn: &LowRankRnn<T> = rnn;
+    let n = field.dim();
+    let nf = field.n_params();
     let times: Vec<T> = spec.loss_times.iter().map(|&t| T::from_f64(t)).collect();
     let k = times.len();
-    let b = solver(cfg, rnn, spec.t_end, times);
+    let mut b = solver(cfg, field, spec.t_end, times);
+    if let Some(x0) = x0 {
+        b = b.x0(x0);
+    }
     let (sol, tape) = if want_grad {
         let (sol, tape) = b
             .checkpoints(Checkpoints::default())
@@ -826,32 +990,18 @@ fn run_chunk<T: Real>(
         (b.run().map_err(|e| solve_error(e, iteration, lo))?, None)
     };
     let accepted = (0..batch).map(|j| sol.trial_stats(j).accepted).sum();
-    // Averaged readout and dL/dŷ per trial.
+    // Readout at the loss times and dL/dy per trial.
     let mut outputs = Vec::with_capacity(batch);
     let mut dy = Vec::with_capacity(batch);
     let mut loss = 0.0;
-    let inv_k = 1.0 / k as f64;
     for j in 0..batch {
-        let y: f64 = (0..k)
+        let y: Vec<f64> = (0..k)
             .map(|i| readout.output(sol.state(i, j)).as_f64())
-            .sum::<f64>()
-            * inv_k;
-        let target = trials.targets[lo + j].as_f64();
-        let (l, d) = match cfg.training.loss {
-            LossKind::Mse => ((y - target).powi(2), 2.0 * (y - target)),
-            LossKind::Bce => {
-                let p = 0.5 * (target + 1.0);
-                let softplus = if y > 0.0 {
-                    y + (-y).exp().ln_1p()
-                } else {
-                    y.exp().ln_1p()
-                };
-                (softplus - p * y, 1.0 / (1.0 + (-y).exp()) - p)
-            }
-        };
+            .collect();
+        let (l, d) = trial_loss(cfg.training.loss, &y, &trials.targets[lo + j], total as f64);
         loss += l;
         outputs.push(y);
-        dy.push(d / total as f64);
+        dy.push(d);
     }
     let mut grad = vec![T::zero(); nf + n + 1];
     if let Some(tape) = tape {
@@ -859,14 +1009,13 @@ fn run_chunk<T: Real>(
         let (dw, db) = grad[nf..].split_at_mut(n);
         let mut dbias = T::zero();
         for i in 0..k {
-            for (j, &dyj) in dy.iter().enumerate() {
+            for (j, d) in dy.iter().enumerate() {
+                if d[i] == 0.0 {
+                    continue;
+                }
                 let o = (i * batch + j) * n;
-                dbias += readout.backward(
-                    sol.state(i, j),
-                    T::from_f64(dyj * inv_k),
-                    &mut dl[o..o + n],
-                    dw,
-                );
+                dbias +=
+                    readout.backward(sol.state(i, j), T::from_f64(d[i]), &mut dl[o..o + n], dw);
             }
         }
         db[0] = dbias;

@@ -1,7 +1,7 @@
 //! The contextual switch task: channels, timings, labels, loss window, seeding, noise.
 
 use neurode::tasks::contextual_switch::ContextualSwitch;
-use neurode::tasks::Task;
+use neurode::tasks::{Target, Task};
 
 #[test]
 fn trials_follow_the_declaration() {
@@ -16,7 +16,7 @@ fn trials_follow_the_declaration() {
     assert_eq!(spec.loss_times[37], 93.7);
     let batch = task.batch::<f64>(5, 0, 400);
     let mut per_ctx = [0usize; 2];
-    for ((u, &label), &ctx) in batch
+    for ((u, label), &ctx) in batch
         .inputs
         .iter()
         .zip(&batch.targets)
@@ -36,7 +36,11 @@ fn trials_follow_the_declaration() {
         assert_eq!(&after[2..], &[c1, c2], "context cues stay on");
         assert!(after[0].abs() == 1.2 && after[1].abs() == 1.2);
         let cued = if ctx == 0 { after[0] } else { after[1] };
-        assert_eq!(label, cued.signum(), "label = sign of the cued stimulus");
+        assert_eq!(
+            label,
+            &Target::Mean(cued.signum()),
+            "label = sign of the cued stimulus"
+        );
     }
     assert!(per_ctx[0] > 150 && per_ctx[1] > 150, "{per_ctx:?}");
 }
@@ -59,7 +63,8 @@ fn stimulus_noise_is_piecewise_constant_per_bin() {
         sample_dt: 1.0,
         ..ContextualSwitch::default()
     };
-    let (u, label, ctx) = task.trial::<f64>(1, 0);
+    let trial = task.trial::<f64>(1, 0);
+    let (u, label, ctx) = (trial.input, trial.label, trial.condition);
     // Jumps at t_burn and at every 1 ms bin edge after it: 15, 16, ..., 99.
     assert_eq!(u.times().len(), 85);
     assert_eq!(u.times()[1], 16.0);

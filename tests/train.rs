@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use neurode::config::{ConfigError, TrainConfig};
 use neurode::io::{load_lowrank, read_safetensors, write_safetensors, NamedArray};
+use neurode::network::{ModelConfig, Net};
 use neurode::run;
 use neurode::train::Trainer;
 use neurode_solvers::VectorField;
@@ -132,7 +133,8 @@ fn succeeds(mut cmd: Command) {
 #[test]
 fn killed_run_resumes_to_the_same_parameters() {
     let cfg_path = tmp("resume-config.toml");
-    let text = "name = \"resume\"\nseed = 3\n[model]\nn = 300\n[task]\nt_burn = 15.0\nt_stim = 85.0\n\
+    let text = "name = \"resume\"\nseed = 3\n[model]\nkind = \"lowrank\"\nn = 300\n[task]\n\
+                kind = \"contextual_switch\"\nt_burn = 15.0\nt_stim = 85.0\n\
                 [solver]\nstepper = \"euler\"\ndt = 0.1\n[training]\nbatch_size = 4\n\
                 n_train_trials = 100\nn_val_trials = 8\neval_every = 10\nsave_every = 2\nthreads = 2\n";
     std::fs::write(&cfg_path, text).unwrap();
@@ -189,16 +191,23 @@ fn parse_err(text: &str) -> String {
 /// problem; none panics, and the CLI exits with an error message.
 #[test]
 fn bad_configs_are_clear_errors() {
-    let e = parse_err("name = \"x\"\n[model]\nn = 10\nsize = 3\n");
+    let e = parse_err("name = \"x\"\n[model]\nkind = \"lowrank\"\nn = 10\nsize = 3\n");
     assert!(
-        e.contains("unknown field `size`") && e.contains("line 4"),
+        e.contains("unknown field `size`") && e.contains("line 5"),
         "{e}"
     );
+    let e = parse_err("name = \"x\"\n[model]\nn = 10\n");
+    assert!(
+        e.contains("`kind`") && e.contains("\"lowrank\"") && e.contains("\"kim\""),
+        "{e}"
+    );
+    let e = parse_err("name = \"x\"\n[task]\nkind = \"stroop\"\n");
+    assert!(e.contains("stroop") && e.contains("go_nogo"), "{e}");
     let e = parse_err("name = \"x\"\n[training]\nbatch_size = \"many\"\n");
     assert!(e.contains("batch_size") && e.contains("line 3"), "{e}");
-    let e = parse_err("name = \"x\"\n[model]\nn = 0\n");
+    let e = parse_err("name = \"x\"\n[model]\nkind = \"lowrank\"\nn = 0\n");
     assert!(
-        e.contains("`model.n` (line 3)") && e.contains("N = 0"),
+        e.contains("`model.n` (line 4)") && e.contains("N = 0"),
         "{e}"
     );
     let e = parse_err("name = \"x\"\n[solver]\nstepper = \"euler\"\ndt = -0.1\n");
@@ -208,7 +217,7 @@ fn bad_configs_are_clear_errors() {
     );
     let e = parse_err("name = \"x\"\n[solver]\nstepper = \"rk4\"\n");
     assert!(e.contains("rk4") && e.contains("euler"), "{e}");
-    let e = parse_err("[model]\nn = 5\n");
+    let e = parse_err("[model]\nkind = \"lowrank\"\nn = 5\n");
     assert!(e.contains("missing field `name`"), "{e}");
     let e = TrainConfig::load("configs/does_not_exist.toml").unwrap_err();
     assert!(
@@ -285,7 +294,10 @@ fn parameter_file_is_plain_safetensors() {
     }
     // Row-major: C[0, 1] in the file is the model's C(0, 1).
     let t = Trainer::<f64>::new(&cfg).unwrap();
-    let c = t.network().connectivity().bulk();
+    let Net::LowRank(lr) = t.network() else {
+        panic!("a low-rank config")
+    };
+    let c = lr.connectivity().bulk();
     let off = header["C"]["data_offsets"][0].as_u64().unwrap() as usize;
     let c01 = f64::from_le_bytes(data[off + 8..off + 16].try_into().unwrap());
     assert_eq!(c01, c[50]);
@@ -309,7 +321,10 @@ fn parameter_file_is_plain_safetensors() {
         );
         out
     };
-    assert_eq!(rhs(&net), rhs(trained.network()));
+    let Net::LowRank(trained_net) = trained.network() else {
+        panic!("a low-rank config")
+    };
+    assert_eq!(rhs(&net), rhs(trained_net));
     assert_eq!(readout, *trained.readout());
 
     // A file that does not fit is refused with the array named, whatever the mismatch.
@@ -516,9 +531,12 @@ fn training_gradient_matches_finite_differences() {
         (LossKind::Mse, StepperName::Tsit5),
     ] {
         let mut cfg = sanity();
-        cfg.model.n = 20;
-        cfg.model.m_init_std = 3.0;
-        cfg.model.n_init_std = 3.0;
+        let ModelConfig::Lowrank(m) = &mut cfg.model else {
+            panic!("a low-rank config")
+        };
+        m.n = 20;
+        m.m_init_std = 3.0;
+        m.n_init_std = 3.0;
         cfg.training.loss = loss;
         cfg.solver.stepper = stepper;
         cfg.solver.rtol = 1e-10;

@@ -12,7 +12,7 @@ use neurode_solvers::{derive_seed, Normal};
 use neurode_solvers::{PiecewiseConstant, Real};
 use serde::{Deserialize, Serialize};
 
-use super::{grid, Epoch, Task, TaskSpec};
+use super::{grid, mean_has_sign, Epoch, Target, Task, TaskSpec, Trial};
 
 /// Settings of the contextual switch task (the reference defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +72,31 @@ impl ContextualSwitch {
                 format!("t_burn = {}: must be >= 0 ms", self.t_burn),
             ));
         }
+        // The loss window and the noise bins are sampled every `sample_dt`.
+        let samples = self.t_stim.max(self.t_avg) / self.sample_dt;
+        if samples > super::MAX_SAMPLES as f64 {
+            return Err((
+                "sample_dt",
+                format!(
+                    "sample_dt = {} is too fine for a {} ms stimulus: {samples:.3e} samples \
+                     (at most {}); use a sampling interval of at least {} ms",
+                    self.sample_dt,
+                    self.t_stim,
+                    super::MAX_SAMPLES,
+                    self.t_stim.max(self.t_avg) / super::MAX_SAMPLES as f64
+                ),
+            ));
+        }
+        if self.sample_dt > self.t_avg {
+            return Err((
+                "sample_dt",
+                format!(
+                    "sample_dt = {} is longer than the averaging window t_avg = {}: no sample \
+                     would fall in it; use sample_dt <= t_avg",
+                    self.sample_dt, self.t_avg
+                ),
+            ));
+        }
         if self.t_avg > self.t_stim {
             return Err((
                 "t_avg",
@@ -128,10 +153,18 @@ impl Task for ContextualSwitch {
             ],
             t_end,
             loss_times: grid(self.sample_dt, first, last),
+            plot_dt: 0.5,
         }
     }
 
-    fn trial<T: Real>(&self, seed: u64, index: u64) -> (PiecewiseConstant<T>, T, usize) {
+    fn correct(&self, outputs: &[f64], target: &Target, _condition: usize) -> bool {
+        match target {
+            Target::Mean(y) => mean_has_sign(outputs, *y),
+            Target::Trace { .. } => false,
+        }
+    }
+
+    fn trial<T: Real>(&self, seed: u64, index: u64) -> Trial<T> {
         let mut rng = Normal::new(derive_seed(seed, &[index]));
         let ctx = usize::from(rng.uniform() >= 0.5);
         let s1 = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
@@ -165,7 +198,13 @@ impl Task for ContextualSwitch {
         } else {
             values.extend([f(s1 * a), f(s2 * a), f(c1), f(c2)]);
         }
-        let u = PiecewiseConstant::new(4, times, values).expect("a valid signal by construction");
-        (u, f(label), ctx)
+        let input =
+            PiecewiseConstant::new(4, times, values).expect("a valid signal by construction");
+        Trial {
+            input,
+            target: Target::Mean(label),
+            condition: ctx,
+            label,
+        }
     }
 }

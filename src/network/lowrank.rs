@@ -1,0 +1,242 @@
+//! The low-rank RNN in a run: its `[model]` table, what it trains and exports.
+
+use neurode_models::{LowRankInit, LowRankRnn, ModelError, Readout};
+use neurode_solvers::Real;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Net, Role};
+use crate::io::NamedArray;
+
+/// The low-rank RNN (see `neurode_models::LowRankRnn`): `[model] kind = "lowrank"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LowRankConfig {
+    /// Units N.
+    pub n: usize,
+    /// Rank R.
+    pub rank: usize,
+    /// Bulk gain g.
+    pub g: f64,
+    /// Time constant tau (ms).
+    pub tau: f64,
+    /// Scale of M at initialisation (times 1/sqrt(N)).
+    pub m_init_std: f64,
+    /// Scale of N at initialisation (times 1/sqrt(N)).
+    pub n_init_std: f64,
+    /// Scale of B at initialisation (times 1/sqrt(inputs)).
+    pub b_init_std: f64,
+    /// Scale of the readout w at initialisation (times 1/sqrt(N)).
+    pub w_init_std: f64,
+    /// Train M.
+    pub train_m: bool,
+    /// Train N.
+    pub train_n: bool,
+    /// Train B.
+    pub train_b: bool,
+    /// Train the readout w and its bias b.
+    pub train_w: bool,
+}
+
+impl Default for LowRankConfig {
+    fn default() -> Self {
+        LowRankConfig {
+            n: 500,
+            rank: 2,
+            g: 0.8,
+            tau: 1.0,
+            m_init_std: 1.0,
+            n_init_std: 1.0,
+            b_init_std: 1.0,
+            w_init_std: 1.0,
+            train_m: true,
+            train_n: true,
+            train_b: true,
+            train_w: true,
+        }
+    }
+}
+
+impl LowRankConfig {
+    pub(super) fn validate(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, msg: String| Err((k.to_string(), msg));
+        if self.n == 0 {
+            return err("n", "N = 0: the network needs at least one unit".into());
+        }
+        if !(self.g.is_finite()) {
+            return err("g", format!("g = {}: must be finite", self.g));
+        }
+        if !(self.tau.is_finite() && self.tau > 0.0) {
+            return err(
+                "tau",
+                format!("tau = {}: must be a positive number of ms", self.tau),
+            );
+        }
+        for (k, v) in [
+            ("m_init_std", self.m_init_std),
+            ("n_init_std", self.n_init_std),
+            ("b_init_std", self.b_init_std),
+            ("w_init_std", self.w_init_std),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return err(k, format!("{v}: must be >= 0"));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn build<T: Real>(
+        &self,
+        seed: u64,
+        n_in: usize,
+    ) -> Result<(Net<T>, Readout<T>), ModelError> {
+        let init = LowRankInit {
+            n: self.n,
+            rank: self.rank,
+            g: self.g,
+            tau: self.tau,
+            n_in,
+            m_std: self.m_init_std,
+            n_std: self.n_init_std,
+            b_std: self.b_init_std,
+            w_std: self.w_init_std,
+        };
+        let (rnn, readout) = LowRankRnn::random(&init, seed)?;
+        Ok((Net::LowRank(rnn), readout))
+    }
+
+    pub(super) fn trainable(&self, name: &str) -> bool {
+        match name {
+            "M" => self.train_m,
+            "N" => self.train_n,
+            "B" => self.train_b,
+            _ => self.train_w,
+        }
+    }
+
+    /// Row-major `C` (fixed), `M`, `N`, `B`, `w`, `b`.
+    pub(super) fn arrays<T: Real>(
+        &self,
+        rnn: &LowRankRnn<T>,
+        theta: &[T],
+    ) -> Vec<(NamedArray<T>, Role)> {
+        let (n, r) = (self.n, self.rank);
+        let n_in = rnn.n_in();
+        let nr = n * r;
+        let nf = nr * 2 + n * n_in;
+        vec![
+            (
+                NamedArray::from_col_major("C", n, n, rnn.connectivity().bulk()),
+                Role::Fixed,
+            ),
+            (
+                NamedArray::from_col_major("M", n, r, &theta[..nr]),
+                Role::Theta,
+            ),
+            (
+                NamedArray::from_col_major("N", n, r, &theta[nr..2 * nr]),
+                Role::Theta,
+            ),
+            (
+                NamedArray::from_col_major("B", n, n_in, &theta[2 * nr..nf]),
+                Role::Theta,
+            ),
+            (
+                NamedArray {
+                    name: "w".into(),
+                    shape: vec![n],
+                    data: theta[nf..nf + n].to_vec(),
+                },
+                Role::Theta,
+            ),
+            (
+                NamedArray {
+                    name: "b".into(),
+                    shape: vec![1],
+                    data: vec![theta[nf + n]],
+                },
+                Role::Theta,
+            ),
+        ]
+    }
+}
+
+/// Norms, cosine overlaps and the singular values of `M Nᵀ / N` of trained low-rank
+/// parameters (row-major arrays as written to `params.safetensors`).
+pub fn structure_summary<T: Real>(
+    arrays: &[NamedArray<T>],
+    n: usize,
+    r: usize,
+) -> serde_json::Value {
+    let get = |name: &str| arrays.iter().find(|a| a.name == name);
+    let (Some(m), Some(nv), Some(b), Some(w), Some(bias)) =
+        (get("M"), get("N"), get("B"), get("w"), get("b"))
+    else {
+        return json!({"error": "the parameter arrays of a low-rank RNN are incomplete"});
+    };
+    let col = |a: &NamedArray<T>, j: usize| -> Vec<f64> {
+        let cols = a.shape.get(1).copied().unwrap_or(1);
+        (0..a.shape[0])
+            .map(|i| a.data[i * cols + j].as_f64())
+            .collect()
+    };
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let frob = |a: &NamedArray<T>| {
+        a.data
+            .iter()
+            .map(|x| x.as_f64().powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let cos = |a: &[f64], b: &[f64]| {
+        let d = norm(a) * norm(b);
+        if d == 0.0 {
+            0.0
+        } else {
+            a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>() / d
+        }
+    };
+    let mut vecs: Vec<(String, Vec<f64>)> = Vec::new();
+    for i in 0..r {
+        vecs.push((format!("M{}", i + 1), col(m, i)));
+    }
+    for i in 0..r {
+        vecs.push((format!("N{}", i + 1), col(nv, i)));
+    }
+    vecs.push(("w".into(), col(w, 0)));
+    let n_in = b.shape.get(1).copied().unwrap_or(0);
+    let names = ["s1", "s2", "ctx1", "ctx2"];
+    for j in 0..n_in {
+        let name = names
+            .get(j)
+            .map_or_else(|| format!("B{}", j + 1), |s| s.to_string());
+        vecs.push((name, col(b, j)));
+    }
+    let mut overlaps = serde_json::Map::new();
+    for i in 0..vecs.len() {
+        for j in i + 1..vecs.len() {
+            overlaps.insert(
+                format!("{}_{}", vecs[i].0, vecs[j].0),
+                json!(cos(&vecs[i].1, &vecs[j].1)),
+            );
+        }
+    }
+    let mat = faer::Mat::<f64>::from_fn(n, n, |i, j| {
+        (0..r)
+            .map(|k| m.data[i * r + k].as_f64() * nv.data[j * r + k].as_f64())
+            .sum::<f64>()
+            / n as f64
+    });
+    let mut sv: Vec<f64> = mat
+        .singular_values()
+        .map(|v| v.into_iter().take(r.max(1)).collect())
+        .unwrap_or_default();
+    sv.sort_by(|a, b| b.total_cmp(a));
+    json!({
+        "N": n,
+        "R": r,
+        "norms": {"M": frob(m), "N": frob(nv), "B": frob(b), "w": frob(w), "b": bias.data[0].as_f64().abs()},
+        "overlaps": overlaps,
+        "low_rank_singular_values": sv,
+    })
+}
