@@ -278,6 +278,10 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
     pub fn time_constants(&self) -> &TimeConstants<T> {
         &self.tau
     }
+    /// Whether the time constants are trained (parameter view `tau_g`).
+    pub fn time_constants_trained(&self) -> bool {
+        self.tau.n_params() > 0
+    }
     /// The bias, if the network has one.
     pub fn bias(&self) -> Option<&[T]> {
         self.bias.as_deref()
