@@ -429,8 +429,16 @@ pub struct Overrides {
 }
 
 impl TrainConfig {
-    /// Applies command-line overrides and checks the result; the error names the option.
+    /// Applies command-line overrides and checks the result; the error names the option,
+    /// and leaves the config as it was.
     pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        let mut c = self.clone();
+        c.apply_unchecked(o)?;
+        *self = c;
+        Ok(())
+    }
+
+    fn apply_unchecked(&mut self, o: &Overrides) -> Result<(), ConfigError> {
         let bad = |key: &str, message: String| ConfigError::Invalid {
             path: "command line".into(),
             key: key.into(),
@@ -549,10 +557,30 @@ impl TrainConfig {
         let spec = self.task.spec();
         let t = &self.training;
         let n = self.model.n() as f64;
+        let draws = self.model.draws();
+        let noise_steps = if draws.noise_sd > 0.0 {
+            spec.t_end / draws.noise_dt
+        } else {
+            0.0
+        };
+        if noise_steps > crate::tasks::MAX_SAMPLES as f64 {
+            return Err((
+                "model.noise_dt".into(),
+                format!(
+                    "noise_dt = {} makes {noise_steps:.3e} noise steps in a trial of length {}; \
+                     at most {} are allowed: use a noise step of at least {}",
+                    draws.noise_dt,
+                    spec.t_end,
+                    crate::tasks::MAX_SAMPLES,
+                    spec.t_end / crate::tasks::MAX_SAMPLES as f64
+                ),
+            ));
+        }
         // Saved states of a batch (loss times) in every worker, plus the model's arrays.
         let saves =
             8.0 * n * spec.loss_times.len() as f64 * t.batch_size.max(t.n_val_trials) as f64;
-        let bytes = self.model.memory_estimate(t.threads) + 2.0 * saves;
+        let noise = 8.0 * n * noise_steps * t.batch_size.max(t.n_val_trials) as f64;
+        let bytes = self.model.memory_estimate(t.threads) + 2.0 * saves + noise;
         let limit = memory_limit();
         if bytes > limit {
             return Err((

@@ -45,5 +45,6 @@ pub mod network;
 pub mod plot;
 pub mod run;
 pub mod simulate;
+pub mod sweep;
 pub mod tasks;
 pub mod train;

@@ -36,6 +36,10 @@ enum Command {
     /// parameters, metrics, summary, structure, plots; a MATLAB .mat for the Kim et al.
     /// rate RNN). The options after the config override its settings.
     Train(TrainArgs),
+    /// Train a config under several seeds (side by side on the available cores) and print
+    /// the training trials each took to meet the config's stop rule; writes no run
+    /// directories.
+    Sweep(SweepArgs),
     /// Evaluate a trained run on fresh seeded trials: accuracy overall and per condition.
     Eval(EvalArgs),
 }
@@ -50,6 +54,52 @@ struct EvalArgs {
     /// Seed of the fresh trials.
     #[arg(long, default_value_t = 12345)]
     seed: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct SweepArgs {
+    /// The TOML config (see configs/).
+    config: PathBuf,
+    /// Seeds 1..=seeds.
+    #[arg(long, default_value_t = 10)]
+    seeds: u64,
+    /// Seeds trained at once (default: the available cores).
+    #[arg(long)]
+    parallel: Option<usize>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn sweep(a: &SweepArgs) -> Result<(), String> {
+    let cfg = TrainConfig::load(&a.config).map_err(|e| e.to_string())?;
+    if a.seeds == 0 {
+        return Err("--seeds must be at least 1".into());
+    }
+    let seeds: Vec<u64> = (1..=a.seeds).collect();
+    let parallel = a
+        .parallel
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if parallel == 0 {
+        return Err("--parallel must be at least 1".into());
+    }
+    let results = neurode::sweep::sweep(&cfg, &seeds, parallel, &|r| {
+        eprintln!(
+            "seed {}: {} ({:.1} s)",
+            r.seed,
+            r.trials_to_criterion.map_or_else(
+                || "criterion not met".to_string(),
+                |t| format!("{t} trials to criterion")
+            ),
+            r.wall_seconds
+        );
+    });
+    println!("{}", neurode::sweep::table(&cfg.name, &results));
+    if let Some(p) = &a.json {
+        let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+        std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -210,6 +260,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Simulate(a) => simulate(a),
         Command::Train(a) => train(a),
+        Command::Sweep(a) => sweep(a),
         Command::Eval(a) => run::evaluate(&a.run_dir, a.trials, a.seed)
             .map(|j| println!("{}", serde_json::to_string_pretty(&j).expect("json")))
             .map_err(|e| e.to_string()),

@@ -228,7 +228,13 @@ fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary,
     plot::training_curves(&dir.join("training.png"), tr.metrics(), &conditions)
         .map_err(RunError::Plot)?;
     let traces = example_traces(tr, derive_seed(cfg.seed, &[4]))?;
-    example_plots(dir, "", &traces, "example trials (after training)")?;
+    example_plots(
+        dir,
+        "",
+        &traces,
+        "example trials (after training)",
+        tr.spec().time_unit,
+    )?;
     Ok(RunSummary {
         dir: dir.to_path_buf(),
         json,
@@ -278,7 +284,7 @@ fn evaluate_as<T: Real>(
     }
     write_json(&dir.join("eval.json"), &json)?;
     let traces = example_traces(&tr, derive_seed(seed, &[4]))?;
-    example_plots(dir, "eval_", &traces, "fresh trials")?;
+    example_plots(dir, "eval_", &traces, "fresh trials", tr.spec().time_unit)?;
     Ok(json)
 }
 
@@ -290,11 +296,12 @@ fn example_plots(
     prefix: &str,
     traces: &ExampleTraces,
     what: &str,
+    spec_unit: &str,
 ) -> Result<(), RunError> {
     plot::lines(
         &dir.join(format!("{prefix}readout.png")),
         &format!("readout of {what}"),
-        "t (ms)",
+        &format!("t ({})", spec_unit),
         "readout y",
         &traces.readout,
     )

@@ -169,7 +169,7 @@ fn simulate_as<T: Real>(
     plot::lines(
         &out.join("simulation.png"),
         &format!("{}: readout of {nb} fresh trials", cfg.name),
-        "t (ms)",
+        &format!("t ({})", spec.time_unit),
         "readout y",
         &series,
     )

@@ -114,8 +114,10 @@ fn euler_with_unit_steps_is_the_papers_discrete_update() {
     assert!(xi.iter().map(|v| v.abs()).sum::<f64>() > 1.0);
 }
 
-/// `dL/dg` of the time-constant parameters through a 60-step Euler solve (the loss
-/// `Σ_t Σ_i x_i(t)² / 2` over every saved step) against central differences of the loss.
+/// `dL/dg` of the time-constant parameters and `dL/dW` of some recurrent weights through a
+/// 200-step Euler solve (the loss `Σ_t Σ_i x_i(t)² / 2` over every saved step) against
+/// central differences of the loss. 200 steps are more than the dense weights gather per
+/// product (128), so the gathered products are flushed mid-sweep and at its end.
 #[test]
 fn time_constant_gradients_match_finite_differences() {
     let init = KimInit {
@@ -127,9 +129,9 @@ fn time_constant_gradients_match_finite_differences() {
     let u = PiecewiseConstant::new(1, vec![10.0, 25.0], vec![0.0, 1.0, 0.0]).unwrap();
     rnn.set_inputs(vec![u]).unwrap();
     let x0: Vec<f64> = (0..12).map(|i| 0.05 * (i as f64 - 6.0)).collect();
-    let save: Vec<f64> = (1..=60).map(|k| k as f64).collect();
+    let save: Vec<f64> = (1..=200).map(|k| k as f64).collect();
     let loss = |r: &KimRateRnn<f64>| -> f64 {
-        let sol = integrate(r, (0.0, 60.0))
+        let sol = integrate(r, (0.0, 200.0))
             .stepper(Stepper::Euler)
             .fixed_dt(1.0)
             .x0(x0.clone())
@@ -138,7 +140,7 @@ fn time_constant_gradients_match_finite_differences() {
             .unwrap();
         sol.states().iter().map(|v| 0.5 * v * v).sum()
     };
-    let (sol, tape) = integrate(&rnn, (0.0, 60.0))
+    let (sol, tape) = integrate(&rnn, (0.0, 200.0))
         .stepper(Stepper::Euler)
         .fixed_dt(1.0)
         .x0(x0.clone())
@@ -150,7 +152,10 @@ fn time_constant_gradients_match_finite_differences() {
     let mut theta = vec![0.0; np];
     rnn.params(&mut theta);
     let first_tau = np - 12;
-    for k in [first_tau, first_tau + 3, first_tau + 11] {
+    // Two positive raw weights (W's gradient is zero where relu cuts it).
+    let w_pos: Vec<usize> = (0..144).filter(|&k| theta[k] > 0.0).take(2).collect();
+    assert_eq!(w_pos.len(), 2);
+    for k in [first_tau, first_tau + 3, first_tau + 11, w_pos[0], w_pos[1]] {
         let h = 1e-5;
         let mut p = rnn.clone();
         let mut m = rnn.clone();
@@ -164,8 +169,7 @@ fn time_constant_gradients_match_finite_differences() {
         let g = grad.params[k];
         assert!(
             (fd - g).abs() <= 1e-6 * fd.abs().max(1e-3),
-            "tau_g[{}]: adjoint {g}, finite differences {fd}",
-            k - first_tau
+            "parameter {k}: adjoint {g}, finite differences {fd}"
         );
     }
 }

@@ -563,3 +563,51 @@ fn training_gradient_matches_finite_differences() {
         }
     }
 }
+
+/// The Kim et al. rate RNN's training gradient (RMSE and L1 on trace targets, per-step
+/// noise, random initial states, trained time constants, more steps than the dense weights
+/// gather per product) against central differences of the batch loss along random
+/// directions of the trained parameters.
+#[test]
+fn kim_training_gradient_matches_finite_differences() {
+    use neurode::config::LossKind;
+    use neurode::tasks::Task;
+    use neurode_solvers::Normal;
+    for (path, loss) in [
+        ("configs/kim_xor.toml", LossKind::Rmse),
+        ("configs/kim_go_nogo.toml", LossKind::L1),
+        ("configs/kim_mante.toml", LossKind::Rmse),
+    ] {
+        let mut cfg = TrainConfig::load(path).unwrap();
+        let ModelConfig::Kim(m) = &mut cfg.model else {
+            panic!("a Kim config")
+        };
+        m.n = 16;
+        m.p_rec = 1.0;
+        cfg.training.loss = loss;
+        let mut tr = Trainer::<f64>::new(&cfg).unwrap();
+        let trials = cfg.task.batch::<f64>(11, 0, 2);
+        let (_, grad) = tr.loss_and_gradient(&trials).unwrap();
+        let theta = tr.theta().to_vec();
+        let mask = tr.trained().to_vec();
+        let mut rng = Normal::new(5);
+        for _ in 0..2 {
+            // Directions in the trained parameters only (W_in is fixed).
+            let d: Vec<f64> = mask
+                .iter()
+                .map(|&on| if on { rng.sample() } else { 0.0 })
+                .collect();
+            let mut at = |s: f64| {
+                let th: Vec<f64> = theta.iter().zip(&d).map(|(a, b)| a + s * b).collect();
+                tr.set_theta(&th).unwrap();
+                tr.loss_and_gradient(&trials).unwrap().0
+            };
+            let eps = 1e-5;
+            let fd = (8.0 * (at(eps) - at(-eps)) - (at(2.0 * eps) - at(-2.0 * eps))) / (12.0 * eps);
+            let ad: f64 = grad.iter().zip(&d).map(|(a, b)| a * b).sum();
+            let err = (fd - ad).abs() / fd.abs().max(ad.abs());
+            println!("{path} {loss:?}: fd {fd:.10e} adjoint {ad:.10e} rel {err:.1e}");
+            assert!(err < 1e-6, "{path} {loss:?}: fd {fd} vs {ad}");
+        }
+    }
+}

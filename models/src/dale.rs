@@ -31,7 +31,23 @@ pub struct Dale<T> {
     som: Arc<Vec<bool>>,
     /// `W_eff` (column-major) and `W_eff`, `W_effᵀ` as panels.
     eff: Arc<(Vec<T>, Panels<T>, Panels<T>)>,
+    /// `∂W_eff/∂W` (column-major; empty without Dale's law).
+    slope: Arc<Vec<T>>,
 }
+
+/// `out = A h` for `h.len() / n` columns: a matrix-vector kernel for one column (a trial
+/// stepped alone), the GEMM for more.
+fn product<T: Real>(a: &Panels<T>, n: usize, h: &[T], out: &mut [T]) {
+    let cols = h.len() / n;
+    if cols == 1 {
+        Cpu.gemv_panels(a, h, out);
+    } else {
+        Cpu.gemm_panels(a, cols, T::one(), h, n, T::zero(), out, n);
+    }
+}
+
+/// Columns of parameter VJPs gathered per product (see [`Connectivity::defer_columns`]).
+const DEFER_COLUMNS: usize = 128;
 
 /// Scratch of [`Dale`]: the `n x n` product `V Hᵀ`.
 #[derive(Debug)]
@@ -86,6 +102,7 @@ impl<T: Real> Dale<T> {
                 Panels::from_col_major(0, 0, &[]),
                 Panels::from_col_major(0, 0, &[]),
             )),
+            slope: Arc::new(Vec::new()),
         };
         c.update();
         Ok(c)
@@ -160,6 +177,10 @@ impl<T: Real> Dale<T> {
             Panels::from_col_major(n, n, &t),
         );
         self.eff = Arc::new((eff, p, pt));
+        if self.dale {
+            let slope = (0..n * n).map(|k| self.slope(k % n, k / n)).collect();
+            self.slope = Arc::new(slope);
+        }
     }
 }
 
@@ -178,31 +199,11 @@ impl<T: Real> Connectivity<T> for Dale<T> {
     }
     /// `out = W_eff h`.
     fn apply(&self, h: &[T], out: &mut [T], _s: &mut DaleScratch<T>) {
-        let cols = h.len() / self.n;
-        Cpu.gemm_panels(
-            &self.eff.1,
-            cols,
-            T::one(),
-            h,
-            self.n,
-            T::zero(),
-            out,
-            self.n,
-        );
+        product(&self.eff.1, self.n, h, out);
     }
     /// `out = W_effᵀ v`.
     fn apply_t(&self, v: &[T], out: &mut [T], _s: &mut DaleScratch<T>) {
-        let cols = v.len() / self.n;
-        Cpu.gemm_panels(
-            &self.eff.2,
-            cols,
-            T::one(),
-            v,
-            self.n,
-            T::zero(),
-            out,
-            self.n,
-        );
+        product(&self.eff.2, self.n, v, out);
     }
     /// `dW += α (V Hᵀ) ⊙ ∂W_eff/∂W` (`∂W_eff/∂W = 1` without Dale's law).
     fn vjp(&self, alpha: T, v: &[T], h: &[T], out: &mut [T], s: &mut DaleScratch<T>) {
@@ -215,12 +216,13 @@ impl<T: Real> Connectivity<T> for Dale<T> {
         }
         let d = &mut s.d[..n * n];
         Cpu.gemm(no, yes, n, n, cols, alpha, v, n, h, n, T::zero(), d, n);
-        for j in 0..n {
-            for i in 0..n {
-                let k = i + j * n;
-                out[k] += d[k] * self.slope(i, j);
-            }
+        for ((o, &dk), &sk) in out[..n * n].iter_mut().zip(&*d).zip(self.slope.iter()) {
+            *o += dk * sk;
         }
+    }
+    /// A dense `W`: gather up to 128 columns (time steps) per product.
+    fn defer_columns(&self) -> usize {
+        DEFER_COLUMNS
     }
     fn param_views(&self) -> Vec<ParamView> {
         vec![ParamView {

@@ -38,6 +38,13 @@ pub trait Connectivity<T: Real>: Clone + Send + Sync {
     fn params(&self, out: &mut [T]);
     /// Replaces `θ_W`.
     fn set_params(&mut self, theta: &[T]);
+    /// How many columns of parameter VJPs the leaky core may gather before calling
+    /// [`vjp`](Self::vjp) once for all of them (a dense `W` turns per-step rank-1 updates
+    /// into one product this way). Default 0: every call at once (its bits do not depend
+    /// on the gathering).
+    fn defer_columns(&self) -> usize {
+        0
+    }
 }
 
 /// How the time constants `τ` of a [`LeakyRnn`] are given.
@@ -65,9 +72,10 @@ impl<T: Real> TimeConstants<T> {
         match self {
             TimeConstants::Shared(t) => vec![*t],
             TimeConstants::PerUnit(t) => t.clone(),
+            // Clamped: the rounding of `σ (max - min) + min` must not leave the bounds.
             TimeConstants::Bounded { g, min, max } => g
                 .iter()
-                .map(|&g| sigmoid(g) * (*max - *min) + *min)
+                .map(|&g| (sigmoid(g) * (*max - *min) + *min).max(*min).min(*max))
                 .collect(),
         }
     }
@@ -149,6 +157,7 @@ pub struct LeakyWorkspace<T, S> {
     g: Vec<T>,
     z: Vec<T>,
     s: S,
+    def: Deferred<T>,
 }
 
 impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
@@ -375,11 +384,21 @@ impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
         let n = self.w.n();
         // Per-unit time constants: `v / τ` (state VJP) and `z` (their gradient).
         let z = if self.inv_tau.len() > 1 { n * cols } else { 0 };
+        let d = self.w.defer_columns() * n;
+        let dz = if self.tau.n_params() > 0 { d } else { 0 };
         LeakyWorkspace {
             h: vec![T::zero(); n * cols],
             g: vec![T::zero(); n * cols],
             z: vec![T::zero(); z],
-            s: self.w.scratch(cols),
+            s: self.w.scratch(cols.max(self.w.defer_columns())),
+            def: Deferred {
+                cols: 0,
+                alpha: T::one(),
+                v: vec![T::zero(); d],
+                h: vec![T::zero(); d],
+                y: vec![T::zero(); dz],
+                z: vec![T::zero(); dz],
+            },
         }
     }
     fn rhs(&self, cols: Columns<'_, T>, x: &[T], dxdt: &mut [T], ws: &mut Self::Workspace) {
@@ -411,7 +430,7 @@ impl<T: Real, W: Connectivity<T>> VjpState for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
-        let LeakyWorkspace { h, g, z, s } = ws;
+        let LeakyWorkspace { h, g, z, s, .. } = ws;
         let h = self.activate(x, h);
         self.vjp_state_h(x, h, v, out, g, z, s);
     }
@@ -507,7 +526,7 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
-        let LeakyWorkspace { h, g, z, s } = ws;
+        let LeakyWorkspace { h, g, z, s, .. } = ws;
         let h = self.activate(x, h);
         self.vjp_params_h(cols, x, h, v, out, g, z, s);
     }
@@ -520,8 +539,42 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
-        let LeakyWorkspace { g, z, s, .. } = ws;
-        self.vjp_params_h(cols, x, &r[..x.len()], v, out, g, z, s);
+        let n = self.w.n();
+        let m = x.len() / n.max(1);
+        let h = &r[..x.len()];
+        let LeakyWorkspace { g, z, s, def, .. } = ws;
+        let cap = def.v.len() / n.max(1);
+        if m > cap {
+            self.flush(out, def, s);
+            return self.vjp_params_h(cols, x, h, v, out, g, z, s);
+        }
+        if def.cols + m > cap {
+            self.flush(out, def, s);
+        }
+        let (vs, alpha) = self.scaled(v, g);
+        self.drive_and_bias_vjp(cols, vs, alpha, out);
+        let at = def.cols * n..(def.cols + m) * n;
+        def.alpha = alpha;
+        def.v[at.clone()].copy_from_slice(vs);
+        def.h[at.clone()].copy_from_slice(h);
+        if self.tau.n_params() > 0 {
+            for (c, y) in def.y[at].chunks_exact_mut(n).enumerate() {
+                let xc = &x[c * n..(c + 1) * n];
+                match self.drive_of(cols, c) {
+                    Some(d) => {
+                        for ((y, &xi), &di) in y.iter_mut().zip(xc).zip(d) {
+                            *y = xi - di;
+                        }
+                    }
+                    None => y.copy_from_slice(xc),
+                }
+            }
+        }
+        def.cols += m;
+    }
+    fn vjp_params_finish(&self, out: &mut [T], ws: &mut Self::Workspace) {
+        let LeakyWorkspace { s, def, .. } = ws;
+        self.flush(out, def, s);
     }
 }
 
@@ -567,6 +620,19 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         }
     }
 
+    /// `(V / τ, α)`: the cotangents scaled by the time constants, either as a factor `α`
+    /// (one shared `τ`: `v` itself) or in `g` (per-unit `τ`; `α = 1`).
+    fn scaled<'a>(&self, v: &'a [T], g: &'a mut [T]) -> (&'a [T], T) {
+        match self.inv_tau[..] {
+            [inv_tau] => (v, inv_tau),
+            _ => {
+                let vs = &mut g[..v.len()];
+                self.scale_by_inv_tau(v, vs);
+                (&*vs, T::one())
+            }
+        }
+    }
+
     /// The parameter VJP given `h = φ(x)`; `g` and `z` are scratch.
     #[allow(clippy::too_many_arguments)]
     fn vjp_params_h(
@@ -581,39 +647,10 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         s: &mut W::Scratch,
     ) {
         let n = self.w.n();
-        let (dw, rest) = out.split_at_mut(self.w.n_params());
-        let (db_in, rest) = rest.split_at_mut(self.b_in.len());
-        // `V / τ` (all units alike: the scale goes into the products instead).
-        let (vs, alpha) = match self.inv_tau[..] {
-            [inv_tau] => (v, inv_tau),
-            _ => {
-                let vs = &mut g[..v.len()];
-                self.scale_by_inv_tau(v, vs);
-                (&*vs, T::one())
-            }
-        };
-        self.w.vjp(alpha, vs, h, dw, s);
-        if !self.inputs.is_empty() {
-            let ts = cols.t();
-            let input = |c: usize| {
-                let u = self.inputs.get(cols.trial(c))?;
-                Some(u.piece_values(u.piece(*ts.get(c)?)))
-            };
-            Cpu.drive_vjp(n, vs, &input, alpha, db_in);
-        }
-        let rest = match &self.bias {
-            Some(_) => {
-                let (db, rest) = rest.split_at_mut(n);
-                for col in vs.chunks_exact(n) {
-                    for (d, &vi) in db.iter_mut().zip(col) {
-                        *d += vi * alpha;
-                    }
-                }
-                rest
-            }
-            None => rest,
-        };
-        if let TimeConstants::Bounded { g: tg, min, max } = &self.tau {
+        let (vs, alpha) = self.scaled(v, g);
+        self.w.vjp(alpha, vs, h, &mut out[..self.w.n_params()], s);
+        self.drive_and_bias_vjp(cols, vs, alpha, out);
+        if self.tau.n_params() > 0 {
             // z = W φ(x) + B u + b - x, column by column.
             let z = &mut z[..x.len()];
             self.w.apply(h, z, s);
@@ -624,20 +661,87 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
                     *zi = *zi + d.map_or(T::zero(), |d| d[i]) - xc[i];
                 }
             }
-            let span = *max - *min;
-            for (i, dg) in rest[..n].iter_mut().enumerate() {
-                let sg = sigmoid(tg[i]);
-                let inv = self.inv_tau[i];
-                // ∂f_i/∂g_i = -z_i / τ_i² · σ(g_i)(1 - σ(g_i))(max - min).
-                let k = -(inv * inv) * sg * (T::one() - sg) * span;
-                let mut acc = T::zero();
-                for (c, zc) in z.chunks_exact(n).enumerate() {
-                    acc += v[c * n + i] * zc[i];
+            self.tau_vjp(vs, z, out);
+        }
+    }
+
+    /// `dB += (V / τ) Uᵀ`, `db += Σ V / τ`: the parameter VJP's small parts, done at once.
+    fn drive_and_bias_vjp(&self, cols: Columns<'_, T>, vs: &[T], alpha: T, out: &mut [T]) {
+        let n = self.w.n();
+        let rest = &mut out[self.w.n_params()..];
+        let (db_in, rest) = rest.split_at_mut(self.b_in.len());
+        if !self.inputs.is_empty() {
+            let ts = cols.t();
+            let input = |c: usize| {
+                let u = self.inputs.get(cols.trial(c))?;
+                Some(u.piece_values(u.piece(*ts.get(c)?)))
+            };
+            Cpu.drive_vjp(n, vs, &input, alpha, db_in);
+        }
+        if self.bias.is_some() {
+            for col in vs.chunks_exact(n) {
+                for (d, &vi) in rest[..n].iter_mut().zip(col) {
+                    *d += vi * alpha;
                 }
-                *dg += k * acc;
             }
         }
     }
+
+    /// `dg_i += Σ_c (v_ic / τ_i) z_ic · (-σ(g_i)(1 - σ(g_i))(max - min) / τ_i)` (that is,
+    /// `v_ic ∂f_ic/∂g_i` with `∂f_i/∂τ_i = -z_i / τ_i²`), given `vs = V / τ` and `z`.
+    fn tau_vjp(&self, vs: &[T], z: &[T], out: &mut [T]) {
+        let TimeConstants::Bounded { g: tg, min, max } = &self.tau else {
+            return;
+        };
+        let n = self.w.n();
+        let o = out.len() - n;
+        let span = *max - *min;
+        for (i, dg) in out[o..].iter_mut().enumerate() {
+            let sg = sigmoid(tg[i]);
+            let k = -self.inv_tau[i] * sg * (T::one() - sg) * span;
+            let mut acc = T::zero();
+            for (vc, zc) in vs.chunks_exact(n).zip(z.chunks_exact(n)) {
+                acc += vc[i] * zc[i];
+            }
+            *dg += k * acc;
+        }
+    }
+
+    /// Adds the deferred columns' products to `out` and empties the buffer.
+    fn flush(&self, out: &mut [T], d: &mut Deferred<T>, s: &mut W::Scratch) {
+        if d.cols == 0 {
+            return;
+        }
+        let len = d.cols * self.w.n();
+        self.w.vjp(
+            d.alpha,
+            &d.v[..len],
+            &d.h[..len],
+            &mut out[..self.w.n_params()],
+            s,
+        );
+        if self.tau.n_params() > 0 {
+            let z = &mut d.z[..len];
+            self.w.apply(&d.h[..len], z, s);
+            for (zi, &yi) in z.iter_mut().zip(&d.y[..len]) {
+                *zi -= yi;
+            }
+            self.tau_vjp(&d.v[..len], z, out);
+        }
+        d.cols = 0;
+    }
+}
+
+/// Columns of parameter VJPs gathered for one product ([`Connectivity::defer_columns`]):
+/// `V / τ`, `φ(X)` and `X - (B u + b)` (for the time constants).
+#[derive(Debug)]
+pub struct Deferred<T> {
+    cols: usize,
+    alpha: T,
+    v: Vec<T>,
+    h: Vec<T>,
+    y: Vec<T>,
+    z: Vec<T>,
 }
 
 impl<T: Real, W: Connectivity<T>> JvpState for LeakyRnn<T, W> {

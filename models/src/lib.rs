@@ -40,7 +40,7 @@ mod readout;
 
 pub use dale::{Dale, DaleScratch};
 pub use kim::{KimInit, KimRateRnn, WeightDist};
-pub use leaky::{Connectivity, LeakyRnn, LeakyWorkspace, TimeConstants};
+pub use leaky::{Connectivity, Deferred, LeakyRnn, LeakyWorkspace, TimeConstants};
 pub use lowrank::{LowRank, LowRankInit, LowRankRnn, LowRankScratch};
 pub use neurode_solvers::{Activation, PiecewiseConstant, Real, VectorField};
 pub use readout::{dphi, phi, Readout};

@@ -273,8 +273,11 @@ pub trait VjpParams: VectorField {
     );
 
     /// [`vjp_params`](Self::vjp_params) given `r`, the [`VjpState::residuals`] of `x` (when
-    /// the field implements both): the same bits, without recomputing what `r` holds.
-    /// Default: `vjp_params`.
+    /// the field implements both), without recomputing what `r` holds. A field may defer
+    /// part of the sum into `out` (gather the columns of several calls and add their
+    /// products together, one large product instead of many thin ones) until
+    /// [`vjp_params_finish`](Self::vjp_params_finish), which every caller must call after
+    /// its last call with the same `out` and workspace. Default: `vjp_params`.
     fn vjp_params_with(
         &self,
         cols: Columns<'_, Self::Scalar>,
@@ -286,6 +289,12 @@ pub trait VjpParams: VectorField {
     ) {
         let _ = r;
         self.vjp_params(cols, x, v, out, ws);
+    }
+
+    /// Adds to `out` what [`vjp_params_with`](Self::vjp_params_with) deferred with the
+    /// workspace `ws`. Default: nothing is deferred.
+    fn vjp_params_finish(&self, out: &mut [Self::Scalar], ws: &mut Self::Workspace) {
+        let _ = (out, ws);
     }
 
     /// Allocating convenience: returns `Σ_b (∂f/∂θ)ᵀ v_b`.

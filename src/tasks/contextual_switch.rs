@@ -154,6 +154,7 @@ impl Task for ContextualSwitch {
             t_end,
             loss_times: grid(self.sample_dt, first, last),
             plot_dt: 0.5,
+            time_unit: "ms",
         }
     }
 

@@ -261,6 +261,7 @@ impl Task for GoNogo {
             t_end: t_end as f64,
             loss_times: loss_times(self.t_steps),
             plot_dt: 1.0,
+            time_unit: "steps of 5 ms",
         }
     }
 
@@ -425,6 +426,7 @@ impl Task for Xor {
             t_end: t_end as f64,
             loss_times: loss_times(self.t_steps),
             plot_dt: 1.0,
+            time_unit: "steps of 5 ms",
         }
     }
 
@@ -574,6 +576,7 @@ impl Task for Mante {
             t_end: t_end as f64,
             loss_times: loss_times(self.t_steps),
             plot_dt: 1.0,
+            time_unit: "steps of 5 ms",
         }
     }
 

@@ -50,6 +50,8 @@ pub struct TaskSpec {
     pub loss_times: Vec<f64>,
     /// Spacing of the example traces in plots.
     pub plot_dt: f64,
+    /// The unit of the task's times (for plots and messages).
+    pub time_unit: &'static str,
 }
 
 /// What a trial's readout should do at the task's loss times.

@@ -168,6 +168,11 @@ impl<'b, 'a, F: Differentiable> Reverse<'b, 'a, F> {
             self.load_stages(idx);
             self.reverse_step(idx, None);
         }
+        if !self.grad.is_empty() {
+            self.bw
+                .field
+                .vjp_params_finish(&mut self.grad, &mut self.ws_wide);
+        }
         // Saves of the initial state.
         for b in 0..tape.batch {
             while self.ptr[b] > 0 && matches!(tape.saves[b][self.ptr[b] - 1], SaveSrc::Initial) {

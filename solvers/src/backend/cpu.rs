@@ -408,6 +408,30 @@ impl<T: Real> Backend<T> for Cpu {
         }
     }
 
+    fn gemv_panels(&self, a: &Panels<T>, x: &[T], y: &mut [T]) {
+        let mr = Panels::<T>::panel_rows();
+        assert!(
+            x.len() >= a.cols() && y.len() >= a.rows(),
+            "gemv_panels: x or y too short"
+        );
+        let x = &x[..a.cols()];
+        for p in 0..a.n_panels() {
+            let (r0, rows, data) = a.panel(p);
+            let yp = &mut y[r0..r0 + rows];
+            if let (Some(d), Some(x), Some(yp)) =
+                (cast!(data, T, f64), cast!(x, T, f64), cast!(mut yp, T, f64))
+            {
+                debug_assert_eq!(mr, 24);
+                kernels::panel_gemv_f64(d, x, yp);
+            } else if let (Some(d), Some(x), Some(yp)) =
+                (cast!(data, T, f32), cast!(x, T, f32), cast!(mut yp, T, f32))
+            {
+                debug_assert_eq!(mr, 48);
+                kernels::panel_gemv_f32(d, x, yp);
+            }
+        }
+    }
+
     fn leak<'d>(
         &self,
         dim: usize,

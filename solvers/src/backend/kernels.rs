@@ -43,6 +43,68 @@ macro_rules! multiversion {
 }
 
 multiversion! {
+    /// `y = A x` for one row panel `A` of 48 rows (column-major, `48 x k`, `panel.len() =
+    /// 48 k`), writing `y.len() <= 48` rows (`f32`). Two interleaved accumulators over the
+    /// columns (even and odd), summed at the end.
+    pub fn panel_gemv_f32(panel: &[f32], x: &[f32], y: &mut [f32]) {
+        const MR: usize = 48;
+        let k = x.len();
+        let (mut a0, mut a1) = ([0f32; MR], [0f32; MR]);
+        let mut j = 0;
+        while j + 1 < k {
+            let (x0, x1) = (x[j], x[j + 1]);
+            let c0 = &panel[j * MR..j * MR + MR];
+            let c1 = &panel[(j + 1) * MR..(j + 1) * MR + MR];
+            for r in 0..MR {
+                a0[r] += c0[r] * x0;
+                a1[r] += c1[r] * x1;
+            }
+            j += 2;
+        }
+        if j < k {
+            let x0 = x[j];
+            let c0 = &panel[j * MR..j * MR + MR];
+            for r in 0..MR {
+                a0[r] += c0[r] * x0;
+            }
+        }
+        for (r, yr) in y.iter_mut().enumerate().take(MR) {
+            *yr = a0[r] + a1[r];
+        }
+    }
+}
+
+multiversion! {
+    /// [`panel_gemv_f32`] for `f64` panels of 24 rows.
+    pub fn panel_gemv_f64(panel: &[f64], x: &[f64], y: &mut [f64]) {
+        const MR: usize = 24;
+        let k = x.len();
+        let (mut a0, mut a1) = ([0f64; MR], [0f64; MR]);
+        let mut j = 0;
+        while j + 1 < k {
+            let (x0, x1) = (x[j], x[j + 1]);
+            let c0 = &panel[j * MR..j * MR + MR];
+            let c1 = &panel[(j + 1) * MR..(j + 1) * MR + MR];
+            for r in 0..MR {
+                a0[r] += c0[r] * x0;
+                a1[r] += c1[r] * x1;
+            }
+            j += 2;
+        }
+        if j < k {
+            let x0 = x[j];
+            let c0 = &panel[j * MR..j * MR + MR];
+            for r in 0..MR {
+                a0[r] += c0[r] * x0;
+            }
+        }
+        for (r, yr) in y.iter_mut().enumerate().take(MR) {
+            *yr = a0[r] + a1[r];
+        }
+    }
+}
+
+multiversion! {
     /// `tanh` of every element, in place (`f64`).
     pub fn tanh_slice_f64(xs: &mut [f64]) {
         for x in xs.iter_mut() {

@@ -239,6 +239,12 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
         }
     }
 
+    /// `y = A x` for a matrix kept as [`Panels`] and one column `x` (`A.cols()` values),
+    /// `y` with `A.rows()` values: a matrix-vector product with its own kernel (a network
+    /// stepped one trial at a time makes thousands of these). Its bits may differ from
+    /// [`gemm_panels`](Self::gemm_panels) with one column; it is the same for every run.
+    fn gemv_panels(&self, a: &Panels<T>, x: &[T], y: &mut [T]);
+
     /// The leak and input of a rate model, per column `b` of `dim` values, in place:
     /// `out_b = (out_b + d_b - x_b) * inv_tau + e_b` with `d_b = drive(b)` the column's
     /// input drive (`B u` of its trial's current input piece; left out when `None`) and

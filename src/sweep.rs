@@ -1,0 +1,135 @@
+//! `neurode sweep`: train one config under several seeds and report, per seed, how many
+//! training trials it took to meet the config's stop rule (the paper's "trials to
+//! criterion"), with the last evaluation's loss and accuracy. Seeds run side by side on
+//! the available cores (each training is single-threaded at batch 1); results do not
+//! depend on how many run at once.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use neurode_solvers::Real;
+use serde::Serialize;
+
+use crate::config::{Precision, TrainConfig};
+use crate::train::{TrainError, Trainer};
+
+/// One seed's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeedResult {
+    /// The seed.
+    pub seed: u64,
+    /// Training trials when the stop rule was met, `None` if it never was.
+    pub trials_to_criterion: Option<usize>,
+    /// Training trials run.
+    pub trials: usize,
+    /// Loss of the last evaluation.
+    pub eval_loss: Option<f64>,
+    /// Accuracy of the last evaluation.
+    pub eval_accuracy: Option<f64>,
+    /// Wall time of this seed (s).
+    pub wall_seconds: f64,
+    /// The error that ended the run early, if one did.
+    pub error: Option<String>,
+}
+
+/// Trains `cfg` under each of `seeds` on up to `parallel` threads; calls `on_done` as each
+/// seed finishes.
+pub fn sweep(
+    cfg: &TrainConfig,
+    seeds: &[u64],
+    parallel: usize,
+    on_done: &(dyn Fn(&SeedResult) + Sync),
+) -> Vec<SeedResult> {
+    let next = Mutex::new(0usize);
+    let results = Mutex::new(Vec::with_capacity(seeds.len()));
+    std::thread::scope(|s| {
+        for _ in 0..parallel.clamp(1, seeds.len().max(1)) {
+            s.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                let Some(&seed) = seeds.get(i) else { break };
+                let mut c = cfg.clone();
+                c.seed = seed;
+                let r = match c.precision {
+                    Precision::F32 => one::<f32>(&c),
+                    Precision::F64 => one::<f64>(&c),
+                };
+                on_done(&r);
+                results.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+            });
+        }
+    });
+    let mut r = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    r.sort_by_key(|r| r.seed);
+    r
+}
+
+fn one<T: Real>(cfg: &TrainConfig) -> SeedResult {
+    let start = Instant::now();
+    let run = || -> Result<Trainer<T>, TrainError> {
+        let mut tr = Trainer::<T>::new(cfg)?;
+        while !tr.finished() {
+            tr.step()?;
+        }
+        Ok(tr)
+    };
+    let bs = cfg.training.batch_size;
+    match run() {
+        Ok(tr) => {
+            let last = tr.metrics().iter().rev().find(|m| m.val_accuracy.is_some());
+            SeedResult {
+                seed: cfg.seed,
+                trials_to_criterion: tr.stopped_at().map(|it| it * bs),
+                trials: tr.iteration() * bs,
+                eval_loss: last.and_then(|m| m.val_loss),
+                eval_accuracy: last.and_then(|m| m.val_accuracy),
+                wall_seconds: start.elapsed().as_secs_f64(),
+                error: None,
+            }
+        }
+        Err(e) => SeedResult {
+            seed: cfg.seed,
+            trials_to_criterion: None,
+            trials: 0,
+            eval_loss: None,
+            eval_accuracy: None,
+            wall_seconds: start.elapsed().as_secs_f64(),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// The sweep as a table (Markdown), with the count of seeds that met the criterion.
+pub fn table(name: &str, results: &[SeedResult]) -> String {
+    let mut s = format!(
+        "{name}\n\n| seed | trials to criterion | trials run | last eval loss | last eval accuracy | wall (s) |\n|---|---|---|---|---|---|\n"
+    );
+    let opt = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
+    for r in results {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.1} |\n",
+            r.seed,
+            r.trials_to_criterion.map_or_else(
+                || r.error.clone().unwrap_or_else(|| "not met".into()),
+                |t| t.to_string()
+            ),
+            r.trials,
+            opt(r.eval_loss, 3),
+            opt(r.eval_accuracy, 2),
+            r.wall_seconds
+        ));
+    }
+    let met = results
+        .iter()
+        .filter(|r| r.trials_to_criterion.is_some())
+        .count();
+    s.push_str(&format!(
+        "\n{met} of {} seeds met the stop rule\n",
+        results.len()
+    ));
+    s
+}
