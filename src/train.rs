@@ -130,16 +130,33 @@ impl<T: Real> Adam<T> {
         let c1 = 1.0 - b1.powi(self.t as i32);
         let c2 = 1.0 - b2.powi(self.t as i32);
         let f = T::from_f64;
-        for i in 0..theta.len() {
+        let (b1t, b1c, b2t, b2c) = (f(b1), f(1.0 - b1), f(b2), f(1.0 - b2));
+        // Runs of trained entries, each without a branch per entry (the same operations
+        // in the same order as entry by entry).
+        let mut i = 0;
+        while i < theta.len() {
             if !mask[i] {
+                i += 1;
                 continue;
             }
-            let g = grad[i];
-            self.m[i] = f(b1) * self.m[i] + f(1.0 - b1) * g;
-            self.v[i] = f(b2) * self.v[i] + f(1.0 - b2) * g * g;
-            let mh = self.m[i].as_f64() / c1;
-            let vh = self.v[i].as_f64() / c2;
-            theta[i] -= f(lr * mh / (vh.sqrt() + eps));
+            let end = mask[i..]
+                .iter()
+                .position(|&on| !on)
+                .map_or(theta.len(), |k| i + k);
+            let run = i..end;
+            for (((th, m), v), &g) in theta[run.clone()]
+                .iter_mut()
+                .zip(&mut self.m[run.clone()])
+                .zip(&mut self.v[run.clone()])
+                .zip(&grad[run])
+            {
+                *m = b1t * *m + b1c * g;
+                *v = b2t * *v + b2c * g * g;
+                let mh = m.as_f64() / c1;
+                let vh = v.as_f64() / c2;
+                *th -= f(lr * mh / (vh.sqrt() + eps));
+            }
+            i = end;
         }
     }
 }
@@ -319,25 +336,20 @@ impl<T: Real> Trainer<T> {
     ) -> Result<Evaluation, TrainError> {
         let threads = self.workers.len().min(trials.len()).max(1);
         let per = trials.len().div_ceil(threads);
-        let cfg = &self.cfg;
-        let spec = &self.spec;
-        let readout = &self.readout;
         let total = trials.len();
-        let want_grad = grad.is_some();
-        let iteration = self.iteration;
+        let job = Job {
+            cfg: &self.cfg,
+            spec: &self.spec,
+            readout: &self.readout,
+            trials,
+            total,
+            want_grad: grad.is_some(),
+            iteration: self.iteration,
+        };
         let results: Vec<Result<Chunk<T>, TrainError>> = if threads == 1 {
-            vec![run_chunk(
-                cfg,
-                spec,
-                &mut self.workers[0],
-                readout,
-                trials,
-                0..total,
-                total,
-                want_grad,
-                iteration,
-            )]
+            vec![run_chunk(&job, &mut self.workers[0], 0..total)]
         } else {
+            let job = &job;
             std::thread::scope(|s| {
                 let handles: Vec<_> = self.workers[..threads]
                     .iter_mut()
@@ -345,19 +357,7 @@ impl<T: Real> Trainer<T> {
                     .map(|(k, net)| {
                         let lo = (k * per).min(total);
                         let hi = ((k + 1) * per).min(total);
-                        s.spawn(move || {
-                            run_chunk(
-                                cfg,
-                                spec,
-                                net,
-                                readout,
-                                trials,
-                                lo..hi,
-                                total,
-                                want_grad,
-                                iteration,
-                            )
-                        })
+                        s.spawn(move || run_chunk(job, net, lo..hi))
                     })
                     .collect();
                 handles
@@ -366,6 +366,7 @@ impl<T: Real> Trainer<T> {
                     .collect()
             })
         };
+        let (cfg, spec) = (&self.cfg, &self.spec);
         let mut loss = 0.0;
         let mut outputs = Vec::with_capacity(total);
         let mut accepted = 0;
@@ -928,18 +929,23 @@ pub fn trial_loss(loss: LossKind, y: &[f64], target: &Target, total: f64) -> (f6
     }
 }
 
-/// Loss (and gradient) of trials `range` of `trials` on one worker.
-#[allow(clippy::too_many_arguments)]
-fn run_chunk<T: Real>(
-    cfg: &TrainConfig,
-    spec: &TaskSpec,
-    net: &mut Net<T>,
-    readout: &Readout<T>,
-    trials: &TrialBatch<T>,
-    range: std::ops::Range<usize>,
+/// What every worker of a batch shares.
+struct Job<'a, T: Real> {
+    cfg: &'a TrainConfig,
+    spec: &'a TaskSpec,
+    readout: &'a Readout<T>,
+    trials: &'a TrialBatch<T>,
+    /// Trials in the whole batch (the loss is their mean).
     total: usize,
     want_grad: bool,
     iteration: usize,
+}
+
+/// Loss (and gradient) of trials `range` of the batch on one worker.
+fn run_chunk<T: Real>(
+    job: &Job<'_, T>,
+    net: &mut Net<T>,
+    range: std::ops::Range<usize>,
 ) -> Result<Chunk<T>, TrainError> {
     let n = net.dim();
     let nf = net.n_params();
@@ -951,25 +957,27 @@ fn run_chunk<T: Real>(
             accepted: 0,
         });
     }
-    let x0 = bind_trials(cfg, spec, net, trials, range.clone())?;
+    let x0 = bind_trials(job.cfg, job.spec, net, job.trials, range.clone())?;
     let net: &Net<T> = net;
-    with_net!(net, f => chunk_of(cfg, spec, f, x0, readout, trials, range, total, want_grad, iteration))
+    with_net!(net, f => chunk_of(job, f, x0, range))
 }
 
 /// [`run_chunk`] on the network's field, its trials bound.
-#[allow(clippy::too_many_arguments)]
 fn chunk_of<T: Real, F: Differentiable<Scalar = T> + Sync>(
-    cfg: &TrainConfig,
-    spec: &TaskSpec,
+    job: &Job<'_, T>,
     field: &F,
     x0: Option<Vec<T>>,
-    readout: &Readout<T>,
-    trials: &TrialBatch<T>,
     range: std::ops::Range<usize>,
-    total: usize,
-    want_grad: bool,
-    iteration: usize,
 ) -> Result<Chunk<T>, TrainError> {
+    let Job {
+        cfg,
+        spec,
+        readout,
+        trials,
+        total,
+        want_grad,
+        iteration,
+    } = *job;
     let lo = range.start;
     let batch = range.len();
     let n = field.dim();

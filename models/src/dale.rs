@@ -33,6 +33,8 @@ pub struct Dale<T> {
     eff: Arc<(Vec<T>, Panels<T>, Panels<T>)>,
     /// `∂W_eff/∂W` (column-major; empty without Dale's law).
     slope: Arc<Vec<T>>,
+    /// `sign_j M_som[i, j]` (column-major; empty without Dale's law).
+    signed_mask: Arc<Vec<T>>,
 }
 
 /// `out = A h` for `h.len() / n` columns: a matrix-vector kernel for one column (a trial
@@ -103,6 +105,7 @@ impl<T: Real> Dale<T> {
                 Panels::from_col_major(0, 0, &[]),
             )),
             slope: Arc::new(Vec::new()),
+            signed_mask: Arc::new(Vec::new()),
         };
         c.update();
         Ok(c)
@@ -141,44 +144,33 @@ impl<T: Real> Dale<T> {
         }
     }
 
-    /// `∂W_eff[i, j] / ∂W[i, j]`.
-    fn slope(&self, i: usize, j: usize) -> T {
-        if !self.dale {
-            return T::one();
-        }
-        if self.w[i + j * self.n] > T::zero() {
-            self.sign[j] * self.mask(i, j)
-        } else {
-            T::zero()
-        }
-    }
-
     fn update(&mut self) {
         let n = self.n;
-        let mut eff = vec![T::zero(); n * n];
-        for j in 0..n {
-            for i in 0..n {
-                let w = self.w[i + j * n];
-                eff[i + j * n] = if self.dale {
-                    w.max(T::zero()) * self.sign[j] * self.mask(i, j)
-                } else {
-                    w
-                };
-            }
+        // `sign_j M_som[i, j]`, fixed: W_eff = relu(W) ⊙ it, ∂W_eff/∂W = [W > 0] ⊙ it.
+        if self.dale && self.signed_mask.len() != n * n {
+            let m = (0..n * n)
+                .map(|k| self.sign[k / n] * self.mask(k % n, k / n))
+                .collect();
+            self.signed_mask = Arc::new(m);
         }
-        let mut t = vec![T::zero(); n * n];
-        for j in 0..n {
-            for i in 0..n {
-                t[j + i * n] = eff[i + j * n];
-            }
-        }
-        let (p, pt) = (
-            Panels::from_col_major(n, n, &eff),
-            Panels::from_col_major(n, n, &t),
-        );
+        let eff: Vec<T> = if self.dale {
+            self.w
+                .iter()
+                .zip(self.signed_mask.iter())
+                .map(|(&w, &m)| w.max(T::zero()) * m)
+                .collect()
+        } else {
+            self.w.clone()
+        };
+        let (p, pt) = Panels::with_transpose(n, &eff);
         self.eff = Arc::new((eff, p, pt));
         if self.dale {
-            let slope = (0..n * n).map(|k| self.slope(k % n, k / n)).collect();
+            let slope = self
+                .w
+                .iter()
+                .zip(self.signed_mask.iter())
+                .map(|(&w, &m)| if w > T::zero() { m } else { T::zero() })
+                .collect();
             self.slope = Arc::new(slope);
         }
     }

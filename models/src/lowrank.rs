@@ -70,16 +70,7 @@ impl<T: Real> LowRank<T> {
                 )));
             }
         }
-        let mut ct = c.clone();
-        for j in 0..n {
-            for i in 0..n {
-                ct[j + i * n] = c[i + j * n];
-            }
-        }
-        let (cp, ctp) = (
-            Panels::from_col_major(n, n, &c),
-            Panels::from_col_major(n, n, &ct),
-        );
+        let (cp, ctp) = Panels::with_transpose(n, &c);
         Ok(LowRank {
             n,
             r,

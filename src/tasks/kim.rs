@@ -95,6 +95,28 @@ fn loss_times(t_steps: usize) -> Vec<f64> {
     grid(1.0, 1, t_steps.saturating_sub(1) as u64)
 }
 
+/// The declaration of a Kim et al. task of `t_steps` steps: outputs at steps
+/// `1..t_steps - 1`, the epochs `(name, start, end)` without the empty ones.
+fn spec_of(
+    name: &'static str,
+    channels: Vec<&'static str>,
+    conditions: Vec<&'static str>,
+    list: &[(&'static str, usize, usize)],
+    t_steps: usize,
+) -> TaskSpec {
+    TaskSpec {
+        name,
+        reference: REFERENCE,
+        channels,
+        conditions,
+        epochs: epochs(list),
+        t_end: t_steps.saturating_sub(1) as f64,
+        loss_times: loss_times(t_steps),
+        plot_dt: 1.0,
+        time_unit: "steps of 5 ms",
+    }
+}
+
 /// Epochs from `(name, start, end)` in steps, without the empty ones.
 fn epochs(list: &[(&'static str, usize, usize)]) -> Vec<Epoch> {
     list.iter()
@@ -248,21 +270,17 @@ impl Task for GoNogo {
     fn spec(&self) -> TaskSpec {
         let t_end = self.t_steps.saturating_sub(1);
         let stim_end = self.stim_on.saturating_add(self.stim_dur);
-        TaskSpec {
-            name: "go_nogo",
-            reference: REFERENCE,
-            channels: vec!["stimulus"],
-            conditions: vec!["go", "nogo"],
-            epochs: epochs(&[
+        spec_of(
+            "go_nogo",
+            vec!["stimulus"],
+            vec!["go", "nogo"],
+            &[
                 ("fixation", 0, self.stim_on),
                 ("stimulus", self.stim_on, stim_end),
                 ("response", stim_end, t_end),
-            ]),
-            t_end: t_end as f64,
-            loss_times: loss_times(self.t_steps),
-            plot_dt: 1.0,
-            time_unit: "steps of 5 ms",
-        }
+            ],
+            self.t_steps,
+        )
     }
 
     fn trial<T: Real>(&self, seed: u64, index: u64) -> Trial<T> {
@@ -411,23 +429,19 @@ impl Task for Xor {
         let first_end = self.stim_on.saturating_add(self.stim_dur);
         let second_on = self.second_on();
         let second_end = second_on.saturating_add(self.stim_dur);
-        TaskSpec {
-            name: "xor",
-            reference: REFERENCE,
-            channels: vec!["first", "second"],
-            conditions: vec!["same", "diff"],
-            epochs: epochs(&[
+        spec_of(
+            "xor",
+            vec!["first", "second"],
+            vec!["same", "diff"],
+            &[
                 ("fixation", 0, self.stim_on),
                 ("first", self.stim_on, first_end),
                 ("delay", first_end, second_on),
                 ("second", second_on, second_end),
                 ("response", second_end, t_end),
-            ]),
-            t_end: t_end as f64,
-            loss_times: loss_times(self.t_steps),
-            plot_dt: 1.0,
-            time_unit: "steps of 5 ms",
-        }
+            ],
+            self.t_steps,
+        )
     }
 
     fn trial<T: Real>(&self, seed: u64, index: u64) -> Trial<T> {
@@ -563,21 +577,17 @@ impl Task for Mante {
     fn spec(&self) -> TaskSpec {
         let t_end = self.t_steps.saturating_sub(1);
         let stim_end = self.stim_on.saturating_add(self.stim_dur);
-        TaskSpec {
-            name: "mante",
-            reference: REFERENCE,
-            channels: vec!["motion", "color", "ctx_motion", "ctx_color"],
-            conditions: vec!["ctx_motion", "ctx_color"],
-            epochs: epochs(&[
+        spec_of(
+            "mante",
+            vec!["motion", "color", "ctx_motion", "ctx_color"],
+            vec!["ctx_motion", "ctx_color"],
+            &[
                 ("fixation", 0, self.stim_on),
                 ("stimulus", self.stim_on, stim_end),
                 ("response", stim_end, t_end),
-            ]),
-            t_end: t_end as f64,
-            loss_times: loss_times(self.t_steps),
-            plot_dt: 1.0,
-            time_unit: "steps of 5 ms",
-        }
+            ],
+            self.t_steps,
+        )
     }
 
     fn trial<T: Real>(&self, seed: u64, index: u64) -> Trial<T> {

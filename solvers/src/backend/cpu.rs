@@ -766,6 +766,38 @@ mod tests {
         assert!(v[2] > 0.0 && v[2] < 1e-20);
     }
 
+    /// The panel matrix-vector kernel against the GEMM on the same panels, for sizes with
+    /// and without a partial last panel, odd and even column counts.
+    #[test]
+    fn gemv_panels_matches_the_gemm() {
+        fn check<T: Real>(rows: usize, k: usize, tol: f64) {
+            let a: Vec<T> = (0..rows * k)
+                .map(|i| T::from_f64(((i * 7 + 3) % 11) as f64 / 11.0 - 0.45))
+                .collect();
+            let x: Vec<T> = (0..k)
+                .map(|i| T::from_f64(((i * 5 + 1) % 13) as f64 / 13.0 - 0.5))
+                .collect();
+            let p = Panels::from_col_major(rows, k, &a);
+            let mut y = vec![T::zero(); rows];
+            let mut want = vec![T::zero(); rows];
+            Cpu.gemv_panels(&p, &x, &mut y);
+            Cpu.gemm_panels(&p, 1, T::one(), &x, k, T::zero(), &mut want, rows);
+            for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                let scale = (0..k)
+                    .map(|j| (a[i + j * rows] * x[j]).as_f64().abs())
+                    .sum::<f64>();
+                assert!(
+                    (g.as_f64() - w.as_f64()).abs() <= tol * scale.max(1e-300),
+                    "{rows} x {k}, row {i}: {g} vs {w}"
+                );
+            }
+        }
+        for (rows, k) in [(200, 200), (7, 5), (50, 3), (48, 1), (97, 64)] {
+            check::<f32>(rows, k, 1e-6);
+            check::<f64>(rows, k, 1e-15);
+        }
+    }
+
     /// A column of a product does not depend on how many columns share the call.
     #[test]
     fn gemm_columns_do_not_depend_on_their_neighbours() {

@@ -42,67 +42,51 @@ macro_rules! multiversion {
     };
 }
 
-multiversion! {
-    /// `y = A x` for one row panel `A` of 48 rows (column-major, `48 x k`, `panel.len() =
-    /// 48 k`), writing `y.len() <= 48` rows (`f32`). Two interleaved accumulators over the
-    /// columns (even and odd), summed at the end.
-    pub fn panel_gemv_f32(panel: &[f32], x: &[f32], y: &mut [f32]) {
-        const MR: usize = 48;
-        let k = x.len();
-        let (mut a0, mut a1) = ([0f32; MR], [0f32; MR]);
-        let mut j = 0;
-        while j + 1 < k {
-            let (x0, x1) = (x[j], x[j + 1]);
-            let c0 = &panel[j * MR..j * MR + MR];
-            let c1 = &panel[(j + 1) * MR..(j + 1) * MR + MR];
-            for r in 0..MR {
-                a0[r] += c0[r] * x0;
-                a1[r] += c1[r] * x1;
+/// `y = A x` for one row panel `A` of `MR` rows (column-major, `MR x k`, `panel.len() =
+/// MR k`), writing `y.len() <= MR` rows: two interleaved accumulators over the columns
+/// (even and odd), summed at the end.
+macro_rules! panel_gemv {
+    ($(#[$meta:meta])* $name:ident, $t:ty, $mr:expr) => {
+        multiversion! {
+            $(#[$meta])*
+            pub fn $name(panel: &[$t], x: &[$t], y: &mut [$t]) {
+                const MR: usize = $mr;
+                let k = x.len();
+                let (mut a0, mut a1) = ([0.0 as $t; MR], [0.0 as $t; MR]);
+                let mut j = 0;
+                while j + 1 < k {
+                    let (x0, x1) = (x[j], x[j + 1]);
+                    let c0 = &panel[j * MR..j * MR + MR];
+                    let c1 = &panel[(j + 1) * MR..(j + 1) * MR + MR];
+                    for r in 0..MR {
+                        a0[r] += c0[r] * x0;
+                        a1[r] += c1[r] * x1;
+                    }
+                    j += 2;
+                }
+                if j < k {
+                    let x0 = x[j];
+                    let c0 = &panel[j * MR..j * MR + MR];
+                    for r in 0..MR {
+                        a0[r] += c0[r] * x0;
+                    }
+                }
+                for (r, yr) in y.iter_mut().enumerate().take(MR) {
+                    *yr = a0[r] + a1[r];
+                }
             }
-            j += 2;
         }
-        if j < k {
-            let x0 = x[j];
-            let c0 = &panel[j * MR..j * MR + MR];
-            for r in 0..MR {
-                a0[r] += c0[r] * x0;
-            }
-        }
-        for (r, yr) in y.iter_mut().enumerate().take(MR) {
-            *yr = a0[r] + a1[r];
-        }
-    }
+    };
 }
 
-multiversion! {
-    /// [`panel_gemv_f32`] for `f64` panels of 24 rows.
-    pub fn panel_gemv_f64(panel: &[f64], x: &[f64], y: &mut [f64]) {
-        const MR: usize = 24;
-        let k = x.len();
-        let (mut a0, mut a1) = ([0f64; MR], [0f64; MR]);
-        let mut j = 0;
-        while j + 1 < k {
-            let (x0, x1) = (x[j], x[j + 1]);
-            let c0 = &panel[j * MR..j * MR + MR];
-            let c1 = &panel[(j + 1) * MR..(j + 1) * MR + MR];
-            for r in 0..MR {
-                a0[r] += c0[r] * x0;
-                a1[r] += c1[r] * x1;
-            }
-            j += 2;
-        }
-        if j < k {
-            let x0 = x[j];
-            let c0 = &panel[j * MR..j * MR + MR];
-            for r in 0..MR {
-                a0[r] += c0[r] * x0;
-            }
-        }
-        for (r, yr) in y.iter_mut().enumerate().take(MR) {
-            *yr = a0[r] + a1[r];
-        }
-    }
-}
+panel_gemv!(
+    /// `y = A x` for one 48-row panel of `f32` (see `panel_gemv!`).
+    panel_gemv_f32, f32, 48
+);
+panel_gemv!(
+    /// `y = A x` for one 24-row panel of `f64` (see `panel_gemv!`).
+    panel_gemv_f64, f64, 24
+);
 
 multiversion! {
     /// `tanh` of every element, in place (`f64`).

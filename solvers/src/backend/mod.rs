@@ -94,6 +94,25 @@ impl<T: Real> Panels<T> {
         Panels { rows, cols, data }
     }
 
+    /// The panels of the square `n x n` column-major matrix `a` and of its transpose (a
+    /// network's weights, for `W h` and `Wᵀ v`).
+    ///
+    /// # Panics
+    /// If `a.len() != n * n`.
+    pub fn with_transpose(n: usize, a: &[T]) -> (Self, Self) {
+        assert_eq!(a.len(), n * n, "a {n} x {n} matrix");
+        let mut t = vec![T::zero(); n * n];
+        for j in 0..n {
+            for i in 0..n {
+                t[j + i * n] = a[i + j * n];
+            }
+        }
+        (
+            Self::from_col_major(n, n, a),
+            Self::from_col_major(n, n, &t),
+        )
+    }
+
     /// Rows.
     pub fn rows(&self) -> usize {
         self.rows
