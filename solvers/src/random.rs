@@ -37,6 +37,19 @@ impl Normal {
     }
 }
 
+impl Normal {
+    /// Fills `out` with standard normal numbers by the ziggurat method (`rand_distr`'s
+    /// `StandardNormal`): several times faster than [`sample`](Self::sample), for bulk
+    /// draws such as per-step noise. A stream of its own: the numbers differ from
+    /// `sample`'s for the same seed.
+    pub fn fill_standard(&mut self, out: &mut [f64]) {
+        use rand_distr::{Distribution, StandardNormal};
+        for v in out.iter_mut() {
+            *v = StandardNormal.sample(&mut self.rng);
+        }
+    }
+}
+
 /// Derives an independent seed from a base seed and a path of indices (run, iteration,
 /// trial, ...) with the SplitMix64 finaliser, so that streams for different purposes never
 /// overlap and any one can be regenerated on its own.
@@ -53,4 +66,34 @@ fn splitmix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bulk draws are seeded, standard normal (mean, variance and the fraction beyond
+    /// two SD over 200,000 draws, within 5 standard errors), and their own stream.
+    #[test]
+    fn fill_standard_is_a_seeded_standard_normal() {
+        let mut a = vec![0.0; 200_000];
+        Normal::new(3).fill_standard(&mut a);
+        let mut b = vec![0.0; 200_000];
+        Normal::new(3).fill_standard(&mut b);
+        assert_eq!(a, b);
+        let n = a.len() as f64;
+        let mean = a.iter().sum::<f64>() / n;
+        let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        let tail = a.iter().filter(|v| v.abs() > 2.0).count() as f64 / n;
+        assert!(mean.abs() < 5.0 / n.sqrt(), "mean {mean}");
+        assert!((var - 1.0).abs() < 5.0 * (2.0 / n).sqrt(), "variance {var}");
+        let p = 0.045_500_263_9;
+        assert!(
+            (tail - p).abs() < 5.0 * (p * (1.0 - p) / n).sqrt(),
+            "tail {tail}"
+        );
+        let mut c = vec![0.0; 8];
+        Normal::new(4).fill_standard(&mut c);
+        assert_ne!(c[..], a[..8]);
+    }
 }

@@ -264,9 +264,9 @@ pub fn noise_signals<T: Real>(
         .iter()
         .map(|&s| {
             let mut rng = Normal::new(derive_seed(s, &[1]));
-            let values = (0..dim as u64 * steps)
-                .map(|_| T::from_f64(scale * rng.sample()))
-                .collect();
+            let mut xi = vec![0.0; dim * steps as usize];
+            rng.fill_standard(&mut xi);
+            let values = xi.into_iter().map(|v| T::from_f64(scale * v)).collect();
             PiecewiseConstant::new(dim, times.clone(), values)
                 .expect("a valid signal by construction")
         })
