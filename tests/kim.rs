@@ -173,3 +173,52 @@ fn time_constant_gradients_match_finite_differences() {
         );
     }
 }
+
+/// The optional E/I-balanced initialisation: every row of `W_eff` that receives inhibitory
+/// input sums to zero (its inhibition cancels its excitation), SOM rows are left as drawn,
+/// Dale's signs hold, and the default initialisation is not balanced (its rows sum to
+/// about `N (1 - 2 P_inh) mean|w|`, the outlier eigenvalue users see).
+#[test]
+fn balanced_initialisation_cancels_each_rows_input() {
+    let init = KimInit {
+        n: 120,
+        som_n: 3,
+        ..KimInit::default()
+    };
+    let row_sums = |balanced: bool| {
+        let (rnn, _) = KimRateRnn::<f64>::random(
+            &KimInit {
+                balanced,
+                ..init.clone()
+            },
+            9,
+        )
+        .unwrap();
+        let c = rnn.connectivity();
+        let (eff, signs, som) = (c.effective().to_vec(), c.signs().to_vec(), c.som().to_vec());
+        (0..120)
+            .map(|i| {
+                let inh: f64 = (0..120)
+                    .filter(|&j| signs[j] < 0.0)
+                    .map(|j| eff[i + j * 120])
+                    .sum();
+                let all: f64 = (0..120).map(|j| eff[i + j * 120]).sum();
+                (som[i], inh, all)
+            })
+            .collect::<Vec<_>>()
+    };
+    let balanced = row_sums(true);
+    let mut checked = 0;
+    for (i, &(som, inh, all)) in balanced.iter().enumerate() {
+        if !som && inh < 0.0 {
+            assert!(all.abs() < 1e-12, "row {i} sums to {all}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked} rows checked");
+    let mean: f64 = row_sums(false).iter().map(|r| r.2).sum::<f64>() / 120.0;
+    assert!(
+        mean > 1.0,
+        "the paper's initialisation has a positive mean row sum: {mean}"
+    );
+}
