@@ -19,7 +19,7 @@ use std::path::Path;
 use neurode_models::Readout;
 use neurode_solvers::derive_seed;
 use neurode_solvers::{
-    integrate, Checkpoints, Differentiable, Integrate, Real, SolveError, Stepper, VectorField,
+    integrate, Checkpoints, Cpu, Differentiable, Integrate, Real, SolveError, Stepper, VectorField,
 };
 
 use crate::config::{LossKind, StepperName, TrainConfig, Validation};
@@ -129,10 +129,8 @@ impl<T: Real> Adam<T> {
         self.t += 1;
         let c1 = 1.0 - b1.powi(self.t as i32);
         let c2 = 1.0 - b2.powi(self.t as i32);
-        let f = T::from_f64;
-        let (b1t, b1c, b2t, b2c) = (f(b1), f(1.0 - b1), f(b2), f(1.0 - b2));
-        // Runs of trained entries, each without a branch per entry (the same operations
-        // in the same order as entry by entry).
+        // Runs of trained entries, each in one vectorised pass (the same operations in
+        // the same order as entry by entry).
         let mut i = 0;
         while i < theta.len() {
             if !mask[i] {
@@ -143,19 +141,16 @@ impl<T: Real> Adam<T> {
                 .iter()
                 .position(|&on| !on)
                 .map_or(theta.len(), |k| i + k);
-            let run = i..end;
-            for (((th, m), v), &g) in theta[run.clone()]
-                .iter_mut()
-                .zip(&mut self.m[run.clone()])
-                .zip(&mut self.v[run.clone()])
-                .zip(&grad[run])
-            {
-                *m = b1t * *m + b1c * g;
-                *v = b2t * *v + b2c * g * g;
-                let mh = m.as_f64() / c1;
-                let vh = v.as_f64() / c2;
-                *th -= f(lr * mh / (vh.sqrt() + eps));
-            }
+            Cpu::adam(
+                &mut theta[i..end],
+                &mut self.m[i..end],
+                &mut self.v[i..end],
+                &grad[i..end],
+                (b1, b2),
+                (c1, c2),
+                lr,
+                eps,
+            );
             i = end;
         }
     }

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use neurode_solvers::{Backend, Cpu, Panels, ParamView, Real, Transpose};
+use neurode_solvers::{recycle, reused_zeros, Backend, Cpu, Panels, ParamView, Real, Transpose};
 
 use crate::leaky::{check_finite, check_len, Connectivity};
 use crate::ModelError;
@@ -53,8 +53,14 @@ const DEFER_COLUMNS: usize = 128;
 
 /// Scratch of [`Dale`]: the `n x n` product `V Hᵀ`.
 #[derive(Debug)]
-pub struct DaleScratch<T> {
+pub struct DaleScratch<T: Real> {
     d: Vec<T>,
+}
+
+impl<T: Real> Drop for DaleScratch<T> {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.d));
+    }
 }
 
 impl<T: Real> Dale<T> {
@@ -153,25 +159,22 @@ impl<T: Real> Dale<T> {
                 .collect();
             self.signed_mask = Arc::new(m);
         }
-        let eff: Vec<T> = if self.dale {
-            self.w
-                .iter()
-                .zip(self.signed_mask.iter())
-                .map(|(&w, &m)| w.max(T::zero()) * m)
-                .collect()
-        } else {
-            self.w.clone()
-        };
-        let (p, pt) = Panels::with_transpose(n, &eff);
-        self.eff = Arc::new((eff, p, pt));
+        // In the memory of the previous weights when no one else holds them.
+        let (eff, p, pt) = &mut *Arc::make_mut(&mut self.eff);
+        eff.clear();
         if self.dale {
-            let slope = self
-                .w
-                .iter()
-                .zip(self.signed_mask.iter())
-                .map(|(&w, &m)| if w > T::zero() { m } else { T::zero() })
-                .collect();
-            self.slope = Arc::new(slope);
+            let relu = |(&w, &m): (&T, &T)| w.max(T::zero()) * m;
+            eff.extend(self.w.iter().zip(self.signed_mask.iter()).map(relu));
+        } else {
+            eff.extend_from_slice(&self.w);
+        }
+        p.set_col_major(n, n, eff);
+        pt.set_transpose_of(n, n, eff);
+        if self.dale {
+            let slope = Arc::make_mut(&mut self.slope);
+            slope.clear();
+            let step = |(&w, &m): (&T, &T)| if w > T::zero() { m } else { T::zero() };
+            slope.extend(self.w.iter().zip(self.signed_mask.iter()).map(step));
         }
     }
 }
@@ -185,9 +188,7 @@ impl<T: Real> Connectivity<T> for Dale<T> {
         self.n * self.n
     }
     fn scratch(&self, _cols: usize) -> DaleScratch<T> {
-        DaleScratch {
-            d: vec![T::zero(); if self.dale { self.n * self.n } else { 0 }],
-        }
+        DaleScratch { d: Vec::new() }
     }
     /// `out = W_eff h`.
     fn apply(&self, h: &[T], out: &mut [T], _s: &mut DaleScratch<T>) {
@@ -205,6 +206,11 @@ impl<T: Real> Connectivity<T> for Dale<T> {
         if !self.dale {
             Cpu.gemm(no, yes, n, n, cols, alpha, v, n, h, n, T::one(), out, n);
             return;
+        }
+        // Made on first use (only a parameter VJP needs it), in memory kept from the
+        // previous gradient.
+        if s.d.len() < n * n {
+            s.d = reused_zeros(n * n);
         }
         let d = &mut s.d[..n * n];
         Cpu.gemm(no, yes, n, n, cols, alpha, v, n, h, n, T::zero(), d, n);

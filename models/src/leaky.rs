@@ -9,8 +9,8 @@
 //! the state and parameter VJPs, the JVP. Times are in the task's units (ms for the
 //! low-rank RNN's task, steps for the Kim et al. tasks).
 
+use neurode_solvers::{recycle, reused_zeros, Real, VectorField, VjpParams, VjpState};
 use neurode_solvers::{Activation, Backend, Columns, Cpu, JvpState, ParamView, PiecewiseConstant};
-use neurode_solvers::{Real, VectorField, VjpParams, VjpState};
 
 use crate::ModelError;
 
@@ -152,7 +152,7 @@ pub struct LeakyRnn<T, W> {
 
 /// Workspace of [`LeakyRnn`].
 #[derive(Debug)]
-pub struct LeakyWorkspace<T, S> {
+pub struct LeakyWorkspace<T: Real, S> {
     h: Vec<T>,
     g: Vec<T>,
     z: Vec<T>,
@@ -384,8 +384,6 @@ impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
         let n = self.w.n();
         // Per-unit time constants: `v / τ` (state VJP) and `z` (their gradient).
         let z = if self.inv_tau.len() > 1 { n * cols } else { 0 };
-        let d = self.w.defer_columns() * n;
-        let dz = if self.tau.n_params() > 0 { d } else { 0 };
         LeakyWorkspace {
             h: vec![T::zero(); n * cols],
             g: vec![T::zero(); n * cols],
@@ -393,11 +391,12 @@ impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
             s: self.w.scratch(cols.max(self.w.defer_columns())),
             def: Deferred {
                 cols: 0,
+                cap: self.w.defer_columns(),
                 alpha: T::one(),
-                v: vec![T::zero(); d],
-                h: vec![T::zero(); d],
-                y: vec![T::zero(); dz],
-                z: vec![T::zero(); dz],
+                v: Vec::new(),
+                h: Vec::new(),
+                y: Vec::new(),
+                z: Vec::new(),
             },
         }
     }
@@ -543,7 +542,7 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         let m = x.len() / n.max(1);
         let h = &r[..x.len()];
         let LeakyWorkspace { g, z, s, def, .. } = ws;
-        let cap = def.v.len() / n.max(1);
+        let cap = def.cap;
         if m > cap {
             self.flush(out, def, s);
             return self.vjp_params_h(cols, x, h, v, out, g, z, s);
@@ -553,6 +552,7 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         }
         let (vs, alpha) = self.scaled(v, g);
         self.drive_and_bias_vjp(cols, vs, alpha, out);
+        def.reserve(n, self.tau.n_params() > 0);
         let at = def.cols * n..(def.cols + m) * n;
         def.alpha = alpha;
         def.v[at.clone()].copy_from_slice(vs);
@@ -735,13 +735,41 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
 /// Columns of parameter VJPs gathered for one product ([`Connectivity::defer_columns`]):
 /// `V / τ`, `φ(X)` and `X - (B u + b)` (for the time constants).
 #[derive(Debug)]
-pub struct Deferred<T> {
+pub struct Deferred<T: Real> {
     cols: usize,
+    /// Columns it gathers at most.
+    cap: usize,
     alpha: T,
     v: Vec<T>,
     h: Vec<T>,
     y: Vec<T>,
     z: Vec<T>,
+}
+
+impl<T: Real> Deferred<T> {
+    /// Makes room for `cap` columns of `n` (with the time constants' `y` and `z` when
+    /// `tau`) on first use, in memory kept from the previous gradient: a state VJP's
+    /// workspace never needs it, and a fresh `n x cap` block per gradient costs its page
+    /// faults.
+    fn reserve(&mut self, n: usize, tau: bool) {
+        let len = n * self.cap;
+        if self.v.len() < len {
+            self.v = reused_zeros(len);
+            self.h = reused_zeros(len);
+        }
+        if tau && self.y.len() < len {
+            self.y = reused_zeros(len);
+            self.z = reused_zeros(len);
+        }
+    }
+}
+
+impl<T: Real> Drop for Deferred<T> {
+    fn drop(&mut self) {
+        for v in [&mut self.v, &mut self.h, &mut self.y, &mut self.z] {
+            recycle(std::mem::take(v));
+        }
+    }
 }
 
 impl<T: Real, W: Connectivity<T>> JvpState for LeakyRnn<T, W> {

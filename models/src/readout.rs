@@ -1,6 +1,6 @@
 //! The linear readout of a rate network: `y = wᵀ φ(x) / norm + b`.
 
-use neurode_solvers::{Activation, Real};
+use neurode_solvers::{Activation, Backend, Cpu, Real};
 
 use crate::ModelError;
 
@@ -54,11 +54,19 @@ impl<T: Real> Readout<T> {
     /// `y` for one state column `x` (`φ` computed here).
     pub fn output(&self, x: &[T]) -> T {
         let inv_n = T::one() / self.norm;
-        let s = self
-            .w
-            .iter()
-            .zip(x)
-            .fold(T::zero(), |s, (&w, &x)| s + w * phi(self.act, x));
+        let s = if self.act == Activation::Tanh {
+            // The low-rank RNN's readout: libm's tanh, element by element (its bits kept).
+            self.w
+                .iter()
+                .zip(x)
+                .fold(T::zero(), |s, (&w, &x)| s + w * phi(self.act, x))
+        } else {
+            let mut s = T::zero();
+            self.rate_blocks(x, |_, w, h| {
+                s = w.iter().zip(h).fold(s, |s, (&w, &h)| s + w * h);
+            });
+            s
+        };
         s * inv_n + self.b
     }
 
@@ -66,14 +74,43 @@ impl<T: Real> Readout<T> {
     /// to `dw` and returns `dy ∂y/∂b = dy`.
     pub fn backward(&self, x: &[T], dy: T, dx: &mut [T], dw: &mut [T]) -> T {
         let a = dy / self.norm;
-        for (((dxi, dwi), &xi), &wi) in dx.iter_mut().zip(dw.iter_mut()).zip(x).zip(&self.w) {
-            let h = phi(self.act, xi);
-            *dxi += a * wi * dphi(self.act, xi, h);
-            *dwi += a * h;
+        if self.act == Activation::Tanh {
+            for (((dxi, dwi), &xi), &wi) in dx.iter_mut().zip(dw.iter_mut()).zip(x).zip(&self.w) {
+                let h = phi(self.act, xi);
+                *dxi += a * wi * dphi(self.act, xi, h);
+                *dwi += a * h;
+            }
+            return dy;
         }
+        let mut d = [T::zero(); CHUNK];
+        self.rate_blocks(x, |k, w, h| {
+            let d = &mut d[..h.len()];
+            Cpu.activate_grad(self.act, &x[k..k + h.len()], h, d);
+            let (dx, dw) = (&mut dx[k..k + h.len()], &mut dw[k..k + h.len()]);
+            for ((((dxi, dwi), &di), &hi), &wi) in dx.iter_mut().zip(dw).zip(&*d).zip(h).zip(w) {
+                *dxi += a * wi * di;
+                *dwi += a * hi;
+            }
+        });
         dy
     }
+
+    /// Calls `f(k, w, h)` for consecutive blocks of the weights `w = self.w[k..]` and the
+    /// rates `h = φ(x[k..])`, computed by the backend's vectorised activation.
+    fn rate_blocks(&self, x: &[T], mut f: impl FnMut(usize, &[T], &[T])) {
+        let mut h = [T::zero(); CHUNK];
+        let n = self.w.len().min(x.len());
+        for k in (0..n).step_by(CHUNK) {
+            let len = CHUNK.min(n - k);
+            let h = &mut h[..len];
+            Cpu.activate_to(self.act, &x[k..k + len], h);
+            f(k, &self.w[k..k + len], h);
+        }
+    }
 }
+
+/// Elements per block of the vectorised readout.
+const CHUNK: usize = 64;
 
 /// `φ(x)` of one value.
 pub fn phi<T: Real>(act: Activation, x: T) -> T {

@@ -90,7 +90,9 @@ mod trials;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use adjoint::{release_gradient_cache, AdjointStats, Backward, Gradients};
+pub use adjoint::{
+    recycle, release_gradient_cache, reused_zeros, AdjointStats, Backward, Gradients,
+};
 pub use backend::{with_team, Activation, Backend, BackendError, Cpu, Cuda, Panels, Transpose};
 pub use controller::PiController;
 pub use error::SolveError;

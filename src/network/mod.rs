@@ -264,9 +264,15 @@ pub fn noise_signals<T: Real>(
         .iter()
         .map(|&s| {
             let mut rng = Normal::new(derive_seed(s, &[1]));
-            let mut xi = vec![0.0; dim * steps as usize];
-            rng.fill_standard(&mut xi);
-            let values = xi.into_iter().map(|v| T::from_f64(scale * v)).collect();
+            // Drawn in blocks through a small buffer: no second trial-sized array.
+            let len = dim * steps as usize;
+            let mut values = Vec::with_capacity(len);
+            let mut xi = [0.0; 256];
+            while values.len() < len {
+                let k = (len - values.len()).min(xi.len());
+                rng.fill_standard(&mut xi[..k]);
+                values.extend(xi[..k].iter().map(|&v| T::from_f64(scale * v)));
+            }
             PiecewiseConstant::new(dim, times.clone(), values)
                 .expect("a valid signal by construction")
         })

@@ -82,6 +82,24 @@ pub fn release_gradient_cache() -> usize {
     tape::chunk_cache::clear()
 }
 
+/// A vector of `len` zeros in memory the gradient cache kept (see
+/// [`release_gradient_cache`]) when it has a block of exactly that size, else fresh: for a
+/// field's large scratch (a parameter product's gathered columns), made for every gradient.
+/// Hand it back with [`recycle`] when done.
+pub fn reused_zeros<T: Real>(len: usize) -> Vec<T> {
+    let mut v = tape::chunk_cache::take(len);
+    v.resize(len, T::zero());
+    v
+}
+
+/// Keeps `v`'s memory in the gradient cache for a later [`reused_zeros`] of the same length
+/// (frees it when the cache is full).
+pub fn recycle<T: Real>(v: Vec<T>) {
+    if v.capacity() > 0 {
+        tape::chunk_cache::give(v);
+    }
+}
+
 /// The tape of one block of trials (one per thread of the forward solve).
 #[derive(Debug)]
 pub(crate) struct Block<T: Real> {

@@ -42,23 +42,26 @@ macro_rules! multiversion {
     };
 }
 
-/// `y = A x` for one row panel `A` of `MR` rows (column-major, `MR x k`, `panel.len() =
-/// MR k`), writing `y.len() <= MR` rows: two interleaved accumulators over the columns
-/// (even and odd), summed at the end.
+/// `y = A x` for the first `LOAD` rows of one row panel `A` of `MR` rows (column-major,
+/// `MR x k`, `panel.len() = MR k`), writing `y.len() <= LOAD` rows: two interleaved
+/// accumulators over the columns (even and odd), summed at the end. A panel with fewer
+/// real rows than `MR` (the last one) is read only as far as its rows need: each row's
+/// arithmetic is the same whatever `LOAD` is.
 macro_rules! panel_gemv {
-    ($(#[$meta:meta])* $name:ident, $t:ty, $mr:expr) => {
+    ($(#[$meta:meta])* $name:ident, $t:ty, $mr:expr, $load:expr) => {
         multiversion! {
             $(#[$meta])*
             pub fn $name(panel: &[$t], x: &[$t], y: &mut [$t]) {
                 const MR: usize = $mr;
+                const LOAD: usize = $load;
                 let k = x.len();
-                let (mut a0, mut a1) = ([0.0 as $t; MR], [0.0 as $t; MR]);
+                let (mut a0, mut a1) = ([0.0 as $t; LOAD], [0.0 as $t; LOAD]);
                 let mut j = 0;
                 while j + 1 < k {
                     let (x0, x1) = (x[j], x[j + 1]);
-                    let c0 = &panel[j * MR..j * MR + MR];
-                    let c1 = &panel[(j + 1) * MR..(j + 1) * MR + MR];
-                    for r in 0..MR {
+                    let c0 = &panel[j * MR..j * MR + LOAD];
+                    let c1 = &panel[(j + 1) * MR..(j + 1) * MR + LOAD];
+                    for r in 0..LOAD {
                         a0[r] += c0[r] * x0;
                         a1[r] += c1[r] * x1;
                     }
@@ -66,12 +69,12 @@ macro_rules! panel_gemv {
                 }
                 if j < k {
                     let x0 = x[j];
-                    let c0 = &panel[j * MR..j * MR + MR];
-                    for r in 0..MR {
+                    let c0 = &panel[j * MR..j * MR + LOAD];
+                    for r in 0..LOAD {
                         a0[r] += c0[r] * x0;
                     }
                 }
-                for (r, yr) in y.iter_mut().enumerate().take(MR) {
+                for (r, yr) in y.iter_mut().enumerate().take(LOAD) {
                     *yr = a0[r] + a1[r];
                 }
             }
@@ -81,11 +84,76 @@ macro_rules! panel_gemv {
 
 panel_gemv!(
     /// `y = A x` for one 48-row panel of `f32` (see `panel_gemv!`).
-    panel_gemv_f32, f32, 48
+    panel_gemv_f32, f32, 48, 48
+);
+panel_gemv!(
+    /// `y = A x` for the first 32 rows of a 48-row panel of `f32`.
+    panel_gemv_f32_32, f32, 48, 32
+);
+panel_gemv!(
+    /// `y = A x` for the first 16 rows of a 48-row panel of `f32`.
+    panel_gemv_f32_16, f32, 48, 16
 );
 panel_gemv!(
     /// `y = A x` for one 24-row panel of `f64` (see `panel_gemv!`).
-    panel_gemv_f64, f64, 24
+    panel_gemv_f64, f64, 24, 24
+);
+panel_gemv!(
+    /// `y = A x` for the first 16 rows of a 24-row panel of `f64`.
+    panel_gemv_f64_16, f64, 24, 16
+);
+panel_gemv!(
+    /// `y = A x` for the first 8 rows of a 24-row panel of `f64`.
+    panel_gemv_f64_8, f64, 24, 8
+);
+
+/// One Adam step on aligned slices: the moments in the working precision, the
+/// bias-corrected update in `f64` (see [`Cpu::adam`](super::Cpu::adam)). Moments below `2^30` times the smallest normal number
+/// are set to zero: a subnormal operand costs about a hundred cycles on x86, and the moments
+/// of a weight that no longer gets gradient decay through that range.
+macro_rules! adam {
+    ($(#[$meta:meta])* $name:ident, $t:ty) => {
+        multiversion! {
+            $(#[$meta])*
+            pub fn $name(
+                theta: &mut [$t],
+                m: &mut [$t],
+                v: &mut [$t],
+                g: &[$t],
+                beta: [$t; 4],
+                c: [f64; 4],
+            ) {
+                let [b1, b1c, b2, b2c] = beta;
+                let [c1, c2, lr, eps] = c;
+                // 2^30 times the smallest normal number: far below any moment that moves a
+                // weight, far above the subnormal range.
+                const TINY: $t = <$t>::MIN_POSITIVE * (1u64 << 30) as $t;
+                let n = theta.len().min(m.len()).min(v.len()).min(g.len());
+                let (theta, m, v, g) = (&mut theta[..n], &mut m[..n], &mut v[..n], &g[..n]);
+                for i in 0..n {
+                    let gi = g[i];
+                    let mi = b1 * m[i] + b1c * gi;
+                    let vi = b2 * v[i] + b2c * gi * gi;
+                    // A moment that decays (its weight gets no more gradient, as a Dale
+                    // weight clipped at zero) stops at zero before it turns subnormal.
+                    m[i] = if mi.abs() < TINY { 0.0 } else { mi };
+                    v[i] = if vi < TINY { 0.0 } else { vi };
+                    let mh = m[i] as f64 / c1;
+                    let vh = v[i] as f64 / c2;
+                    theta[i] -= (lr * mh / (vh.sqrt() + eps)) as $t;
+                }
+            }
+        }
+    };
+}
+
+adam!(
+    /// One Adam step (`f64`).
+    adam_f64, f64
+);
+adam!(
+    /// One Adam step (`f32`).
+    adam_f32, f32
 );
 
 multiversion! {
@@ -286,6 +354,53 @@ pub fn tanh_f32(x: f32) -> f32 {
     }
 }
 
+/// The logistic sigmoid `1 / (1 + e^{-x})` in `f64`, branch-free: `1 / (1 + e)` or
+/// `e / (1 + e)` with `e = exp(-|x|)`, so nothing overflows. NaN in, NaN out.
+#[inline(always)]
+pub fn sigmoid_f64(x: f64) -> f64 {
+    let a = x.abs().min(700.0); // inside the range of `exp_neg_f64`'s scaling
+    let e = exp_neg_f64(-a);
+    let pos = 1.0 / (1.0 + e);
+    let r = if x < 0.0 { e * pos } else { pos };
+    if x.is_nan() {
+        x
+    } else {
+        r
+    }
+}
+
+/// The logistic sigmoid in `f32` (see [`sigmoid_f64`]).
+#[inline(always)]
+pub fn sigmoid_f32(x: f32) -> f32 {
+    let a = x.abs().min(80.0); // inside the range of `exp_neg_f32`'s scaling
+    let e = exp_neg_f32(-a);
+    let pos = 1.0 / (1.0 + e);
+    let r = if x < 0.0 { e * pos } else { pos };
+    if x.is_nan() {
+        x
+    } else {
+        r
+    }
+}
+
+multiversion! {
+    /// The logistic sigmoid of every element, in place (`f64`).
+    pub fn sigmoid_slice_f64(xs: &mut [f64]) {
+        for x in xs.iter_mut() {
+            *x = sigmoid_f64(*x);
+        }
+    }
+}
+
+multiversion! {
+    /// The logistic sigmoid of every element, in place (`f32`).
+    pub fn sigmoid_slice_f32(xs: &mut [f32]) {
+        for x in xs.iter_mut() {
+            *x = sigmoid_f32(*x);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +448,32 @@ mod tests {
         assert!(tanh_f32(f32::NAN).is_nan());
         assert_eq!(tanh_f32(f32::INFINITY), 1.0);
         assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
+    }
+
+    /// The sigmoids against `1 / (1 + exp(-x))` in `f64` (libm), rounded: within a few
+    /// ulp over the range where the value is a normal number, and the limits.
+    #[test]
+    fn sigmoids_within_few_ulp_of_std() {
+        let (mut worst32, mut worst64) = (0, 0);
+        let mut x = -80.0f64;
+        while x < 80.0 {
+            for s in [x, x * 1e-3, x * 1e-9] {
+                let want = 1.0 / (1.0 + (-s).exp());
+                worst64 = worst64.max(ulp_diff_f64(sigmoid_f64(s), want));
+                let s32 = s as f32;
+                let want32 = (1.0 / (1.0 + (-(s32 as f64)).exp())) as f32;
+                worst32 = worst32.max(ulp_diff_f32(sigmoid_f32(s32), want32));
+            }
+            x += 3.1e-4;
+        }
+        assert!(worst64 <= 4, "f64: worst error {worst64} ulp");
+        assert!(worst32 <= 4, "f32: worst error {worst32} ulp");
+        assert!(sigmoid_f64(f64::NAN).is_nan() && sigmoid_f32(f32::NAN).is_nan());
+        assert_eq!(sigmoid_f64(f64::INFINITY), 1.0);
+        assert_eq!(sigmoid_f32(f32::INFINITY), 1.0);
+        assert!(sigmoid_f64(f64::NEG_INFINITY) < 1e-300);
+        assert!(sigmoid_f32(f32::NEG_INFINITY) < 1e-34);
+        assert_eq!(sigmoid_f64(0.0), 0.5);
+        assert_eq!(sigmoid_f32(0.0), 0.5);
     }
 }

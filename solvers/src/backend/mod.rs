@@ -79,19 +79,13 @@ impl<T: Real> Panels<T> {
     /// # Panics
     /// If `a.len() != rows * cols`.
     pub fn from_col_major(rows: usize, cols: usize, a: &[T]) -> Self {
-        assert_eq!(a.len(), rows * cols, "a {rows} x {cols} matrix");
-        let mr = Self::panel_rows();
-        let np = rows.div_ceil(mr);
-        let mut data = vec![T::zero(); np * mr * cols];
-        for p in 0..np {
-            let panel = &mut data[p * mr * cols..(p + 1) * mr * cols];
-            let r0 = p * mr;
-            let nr = mr.min(rows - r0);
-            for j in 0..cols {
-                panel[j * mr..j * mr + nr].copy_from_slice(&a[r0 + j * rows..r0 + j * rows + nr]);
-            }
-        }
-        Panels { rows, cols, data }
+        let mut p = Panels {
+            rows: 0,
+            cols: 0,
+            data: Vec::new(),
+        };
+        p.set_col_major(rows, cols, a);
+        p
     }
 
     /// The panels of the square `n x n` column-major matrix `a` and of its transpose (a
@@ -100,17 +94,73 @@ impl<T: Real> Panels<T> {
     /// # Panics
     /// If `a.len() != n * n`.
     pub fn with_transpose(n: usize, a: &[T]) -> (Self, Self) {
-        assert_eq!(a.len(), n * n, "a {n} x {n} matrix");
-        let mut t = vec![T::zero(); n * n];
-        for j in 0..n {
-            for i in 0..n {
-                t[j + i * n] = a[i + j * n];
+        let mut t = Self::from_col_major(0, 0, &[]);
+        t.set_transpose_of(n, n, a);
+        (Self::from_col_major(n, n, a), t)
+    }
+
+    /// Makes these the panels of the `rows x cols` column-major matrix `a`, in the memory
+    /// they hold when the shape is unchanged (a trained network's weights, rewritten after
+    /// every update).
+    ///
+    /// # Panics
+    /// If `a.len() != rows * cols`.
+    pub fn set_col_major(&mut self, rows: usize, cols: usize, a: &[T]) {
+        assert_eq!(a.len(), rows * cols, "a {rows} x {cols} matrix");
+        let mr = Self::panel_rows();
+        for (r0, nr, panel) in self.reshape(rows, cols) {
+            for (j, col) in panel.chunks_exact_mut(mr).enumerate() {
+                col[..nr].copy_from_slice(&a[r0 + j * rows..r0 + j * rows + nr]);
             }
         }
-        (
-            Self::from_col_major(n, n, a),
-            Self::from_col_major(n, n, &t),
-        )
+    }
+
+    /// Makes these the panels of `aᵀ`, the transpose of the `cols x rows` column-major
+    /// matrix `a` (so `rows x cols`), in place as [`set_col_major`](Self::set_col_major).
+    ///
+    /// # Panics
+    /// If `a.len() != rows * cols`.
+    pub fn set_transpose_of(&mut self, rows: usize, cols: usize, a: &[T]) {
+        assert_eq!(a.len(), rows * cols, "a {cols} x {rows} matrix");
+        let mr = Self::panel_rows();
+        for (r0, nr, panel) in self.reshape(rows, cols) {
+            // Row `i` of `aᵀ` is column `i` of `a`.
+            for r in 0..nr {
+                let src = &a[(r0 + r) * cols..(r0 + r + 1) * cols];
+                for (j, &v) in src.iter().enumerate() {
+                    panel[j * mr + r] = v;
+                }
+            }
+        }
+    }
+
+    /// Sets the shape to `rows x cols` (reusing the memory), zeroes the padding rows of
+    /// the last panel, and returns each panel's first row, real rows and data, for the
+    /// caller to fill every real element.
+    fn reshape(
+        &mut self,
+        rows: usize,
+        cols: usize,
+    ) -> impl Iterator<Item = (usize, usize, &mut [T])> {
+        let mr = Self::panel_rows();
+        let np = rows.div_ceil(mr);
+        self.rows = rows;
+        self.cols = cols;
+        self.data.resize(np * mr * cols, T::zero());
+        self.data
+            .chunks_exact_mut(mr * cols.max(1))
+            .take(np)
+            .enumerate()
+            .map(move |(p, panel)| {
+                let r0 = p * mr;
+                let nr = mr.min(rows - r0);
+                if nr < mr {
+                    for col in panel.chunks_exact_mut(mr) {
+                        col[nr..].fill(T::zero());
+                    }
+                }
+                (r0, nr, panel)
+            })
     }
 
     /// Rows.
