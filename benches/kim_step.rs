@@ -9,11 +9,17 @@
 
 use std::time::Instant;
 
+#[allow(dead_code)]
+mod problems;
+
 use neurode::config::{Precision, TrainConfig};
 use neurode::network::ModelConfig;
 use neurode::tasks::Task;
-use neurode::train::Trainer;
-use neurode_solvers::Real;
+use neurode::train::{Adam, Trainer};
+use neurode_models::{Dale, LeakyRnn, Readout, TimeConstants};
+use neurode_solvers::{
+    integrate, Activation, Checkpoints, PiecewiseConstant, Real, Stepper, VectorField, VjpParams,
+};
 
 fn config(batch: usize) -> TrainConfig {
     let mut cfg = TrainConfig::load("configs/kim_go_nogo.toml").expect("the shipped config");
@@ -85,6 +91,119 @@ fn time_products(n: usize, t: usize, reps: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e3 / reps as f64
 }
 
+/// Benchmark problem P3 of `benchmark-problems.md` (§2), the problem the peer timings of
+/// the Kim issue were measured on (a PyTorch loop about 21 ms, a jitted JAX scan about
+/// 2.2 ms on this machine): N = 200, T = 200 Euler steps of `dt = 1`, sigmoid, per-unit
+/// fixed τ in [12, 20), no noise, no Dale's law, one go pulse on [50, 75), loss
+/// `L = Σ_t z_t²` with `z_t = w_out · σ(x_t)`, Adam (lr 0.01) on W, w_in and w_out. Built
+/// bit for bit from the problem's generator; trained through the library's calls.
+struct P3<T: Real> {
+    net: LeakyRnn<T, Dale<T>>,
+    readout: Readout<T>,
+    x0: Vec<T>,
+    theta: Vec<T>,
+    mask: Vec<bool>,
+    adam: Adam<T>,
+    times: Vec<T>,
+    dl: Vec<T>,
+}
+
+impl<T: Real> P3<T> {
+    const N: usize = 200;
+    const T: usize = 200;
+
+    fn new() -> Self {
+        use problems::u;
+        let n = Self::N;
+        let f = T::from_f64;
+        // `W[i, j] = 1.5 U(769, i N + j) sqrt(3 / N)`, stored column-major.
+        let mut w = vec![T::zero(); n * n];
+        for i in 0..n {
+            for j in 0..n {
+                w[i + j * n] = f((1.5 * u(769, (i * n + j) as u64)) * (3.0f64 / n as f64).sqrt());
+            }
+        }
+        let w_in: Vec<T> = (0..n)
+            .map(|i| f(u(770, i as u64) * 3.0f64.sqrt()))
+            .collect();
+        let w_out: Vec<T> = (0..n).map(|i| f(u(771, i as u64) * 0.01)).collect();
+        let tau: Vec<T> = (0..n).map(|i| f(12.0 + 8.0 * u(772, i as u64))).collect();
+        let x0: Vec<T> = (0..n).map(|i| f(0.1 * u(773, i as u64))).collect();
+        let none = vec![false; n];
+        let dale = Dale::new(n, w, &none, &none, false).expect("P3's weights");
+        let mut net = LeakyRnn::new(dale, T::one(), 1, w_in)
+            .and_then(|m| m.with_activation(Activation::Sigmoid))
+            .and_then(|m| m.with_time_constants(TimeConstants::PerUnit(tau)))
+            .expect("P3's network");
+        let pulse = PiecewiseConstant::new(
+            1,
+            vec![f(50.0), f(75.0)],
+            vec![T::zero(), T::one(), T::zero()],
+        )
+        .expect("the go pulse");
+        net.set_inputs(vec![pulse]).expect("one input signal");
+        let readout = Readout::rates(w_out, T::zero(), Activation::Sigmoid).expect("P3's readout");
+        let nf = net.n_params();
+        let mut theta = vec![T::zero(); nf + n];
+        net.params(&mut theta[..nf]);
+        theta[nf..].copy_from_slice(&readout.w);
+        // W, w_in and w_out are trained (the field's parameters are W and B = w_in).
+        let mask = vec![true; theta.len()];
+        P3 {
+            net,
+            readout,
+            x0,
+            adam: Adam::new(theta.len()),
+            theta,
+            mask,
+            times: (1..=Self::T).map(|t| f(t as f64)).collect(),
+            dl: vec![T::zero(); Self::T * n],
+        }
+    }
+
+    /// One training step; returns the loss.
+    fn step(&mut self) -> f64 {
+        let n = Self::N;
+        let f = T::from_f64;
+        let (sol, tape) = integrate(&self.net, (T::zero(), f(Self::T as f64)))
+            .stepper(Stepper::Euler)
+            .fixed_dt(T::one())
+            .save_at(self.times.clone())
+            .x0(self.x0.clone())
+            .threads(1)
+            .checkpoints(Checkpoints::default())
+            .run_with_gradient()
+            .expect("P3's forward pass");
+        let nf = self.net.n_params();
+        let mut grad = vec![T::zero(); self.theta.len()];
+        let mut loss = 0.0;
+        self.dl.iter_mut().for_each(|v| *v = T::zero());
+        for i in 0..Self::T {
+            let x = sol.state(i, 0);
+            let z = self.readout.output(x);
+            loss += z.as_f64() * z.as_f64();
+            let dz = z + z;
+            self.readout
+                .backward(x, dz, &mut self.dl[i * n..(i + 1) * n], &mut grad[nf..]);
+        }
+        let g = tape.backward(&self.dl).expect("P3's backward pass");
+        grad[..nf].copy_from_slice(&g.params);
+        self.adam.step(&mut self.theta, &grad, 0.01, &self.mask);
+        self.net.set_params(&self.theta[..nf]);
+        self.readout.w.copy_from_slice(&self.theta[nf..]);
+        loss
+    }
+}
+
+/// Milliseconds per P3 training step over `steps` steps.
+fn time_p3<T: Real>(p: &mut P3<T>, steps: usize) -> f64 {
+    let start = Instant::now();
+    for _ in 0..steps {
+        std::hint::black_box(p.step());
+    }
+    start.elapsed().as_secs_f64() * 1e3 / steps as f64
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -98,6 +217,11 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(9usize);
+    if args.iter().any(|a| a == "--profile-p3") {
+        let mut p = P3::<f32>::new();
+        println!("P3: {:.3} ms/step", time_p3(&mut p, 2000));
+        return;
+    }
     if args.iter().any(|a| a == "--profile") {
         // Batch 1, f32 only, many steps: for a profiler.
         let cfg = config(1);
@@ -142,4 +266,17 @@ fn main() {
             );
         }
     }
+    let (mut a, mut b) = (P3::<f32>::new(), P3::<f64>::new());
+    time_p3(&mut a, 2);
+    time_p3(&mut b, 2);
+    let (mut t32, mut t64) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        t32.push(time_p3(&mut a, 50));
+        t64.push(time_p3(&mut b, 50));
+    }
+    println!(
+        "P3 (benchmark-problems.md 2: no noise, no Dale's law, fixed tau; trains W, w_in, w_out): f32 {:.3} ms/step, f64 {:.3} ms/step",
+        median(t32),
+        median(t64)
+    );
 }
