@@ -840,17 +840,23 @@ mod tests {
         assert!(v[2] > 0.0 && v[2] < 1e-20);
     }
 
+    /// A `rows x k` column-major matrix and a `k`-vector of exact small values.
+    fn gemv_inputs<T: Real>(rows: usize, k: usize) -> (Vec<T>, Vec<T>) {
+        let a = (0..rows * k)
+            .map(|i| T::from_f64(((i * 7 + 3) % 11) as f64 / 11.0 - 0.45))
+            .collect();
+        let x = (0..k)
+            .map(|i| T::from_f64(((i * 5 + 1) % 13) as f64 / 13.0 - 0.5))
+            .collect();
+        (a, x)
+    }
+
     /// The panel matrix-vector kernel against the GEMM on the same panels, for sizes with
     /// and without a partial last panel, odd and even column counts.
     #[test]
     fn gemv_panels_matches_the_gemm() {
         fn check<T: Real>(rows: usize, k: usize, tol: f64) {
-            let a: Vec<T> = (0..rows * k)
-                .map(|i| T::from_f64(((i * 7 + 3) % 11) as f64 / 11.0 - 0.45))
-                .collect();
-            let x: Vec<T> = (0..k)
-                .map(|i| T::from_f64(((i * 5 + 1) % 13) as f64 / 13.0 - 0.5))
-                .collect();
+            let (a, x) = gemv_inputs::<T>(rows, k);
             let p = Panels::from_col_major(rows, k, &a);
             let mut y = vec![T::zero(); rows];
             let mut want = vec![T::zero(); rows];
@@ -886,12 +892,7 @@ mod tests {
     #[test]
     fn gemv_panels_on_a_team_gives_the_same_bits() {
         fn check<T: Real>(rows: usize, k: usize) {
-            let a: Vec<T> = (0..rows * k)
-                .map(|i| T::from_f64(((i * 7 + 3) % 11) as f64 / 11.0 - 0.45))
-                .collect();
-            let x: Vec<T> = (0..k)
-                .map(|i| T::from_f64(((i * 5 + 1) % 13) as f64 / 13.0 - 0.5))
-                .collect();
+            let (a, x) = gemv_inputs::<T>(rows, k);
             let p = Panels::from_col_major(rows, k, &a);
             let mut one = vec![T::zero(); rows];
             Cpu.gemv_panels(&p, &x, &mut one);

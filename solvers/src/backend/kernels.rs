@@ -240,7 +240,8 @@ multiversion! {
 const SHIFT_F64: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
 const SHIFT_F32: f32 = 12_582_912.0; // 1.5 * 2^23
 
-/// `exp(y)` for `y` in `[-42, 0]`, branch-free. Outside that range the result is garbage.
+/// `exp(y)` for `y` in `[-708, 0]` (where `2^n` of the range reduction is a normal
+/// number), branch-free. Outside that range the result is garbage.
 #[inline(always)]
 fn exp_neg_f64(y: f64) -> f64 {
     const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-01;
@@ -301,7 +302,8 @@ pub fn tanh_f64(x: f64) -> f64 {
     }
 }
 
-/// `exp(y)` for `y` in `[-21, 0]` in `f32`, branch-free.
+/// `exp(y)` for `y` in `[-87, 0]` in `f32` (where `2^n` of the range reduction is a normal
+/// number), branch-free.
 #[inline(always)]
 fn exp_neg_f32(y: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_375;
@@ -354,34 +356,35 @@ pub fn tanh_f32(x: f32) -> f32 {
     }
 }
 
-/// The logistic sigmoid `1 / (1 + e^{-x})` in `f64`, branch-free: `1 / (1 + e)` or
-/// `e / (1 + e)` with `e = exp(-|x|)`, so nothing overflows. NaN in, NaN out.
-#[inline(always)]
-pub fn sigmoid_f64(x: f64) -> f64 {
-    let a = x.abs().min(700.0); // inside the range of `exp_neg_f64`'s scaling
-    let e = exp_neg_f64(-a);
-    let pos = 1.0 / (1.0 + e);
-    let r = if x < 0.0 { e * pos } else { pos };
-    if x.is_nan() {
-        x
-    } else {
-        r
-    }
+/// Defines the logistic sigmoid `1 / (1 + e^{-x})` of one precision, branch-free:
+/// `1 / (1 + e)` or `e / (1 + e)` with `e = exp(-|x|)`, `|x|` capped inside the range of the
+/// exponential's scaling, so nothing overflows. NaN in, NaN out.
+macro_rules! sigmoid {
+    ($(#[$meta:meta])* $name:ident, $t:ty, $exp_neg:ident, $cap:expr) => {
+        $(#[$meta])*
+        #[inline(always)]
+        pub fn $name(x: $t) -> $t {
+            let a = x.abs().min($cap);
+            let e = $exp_neg(-a);
+            let pos = 1.0 / (1.0 + e);
+            let r = if x < 0.0 { e * pos } else { pos };
+            if x.is_nan() {
+                x
+            } else {
+                r
+            }
+        }
+    };
 }
 
-/// The logistic sigmoid in `f32` (see [`sigmoid_f64`]).
-#[inline(always)]
-pub fn sigmoid_f32(x: f32) -> f32 {
-    let a = x.abs().min(80.0); // inside the range of `exp_neg_f32`'s scaling
-    let e = exp_neg_f32(-a);
-    let pos = 1.0 / (1.0 + e);
-    let r = if x < 0.0 { e * pos } else { pos };
-    if x.is_nan() {
-        x
-    } else {
-        r
-    }
-}
+sigmoid!(
+    /// The logistic sigmoid in `f64` (see `sigmoid!`).
+    sigmoid_f64, f64, exp_neg_f64, 700.0
+);
+sigmoid!(
+    /// The logistic sigmoid in `f32` (see `sigmoid!`).
+    sigmoid_f32, f32, exp_neg_f32, 80.0
+);
 
 multiversion! {
     /// The logistic sigmoid of every element, in place (`f64`).
@@ -473,6 +476,11 @@ mod tests {
         assert_eq!(sigmoid_f32(f32::INFINITY), 1.0);
         assert!(sigmoid_f64(f64::NEG_INFINITY) < 1e-300);
         assert!(sigmoid_f32(f32::NEG_INFINITY) < 1e-34);
+        // Far out, where the value is tiny but still a normal number.
+        for x in [-100.0f64, -300.0, -500.0, -700.0] {
+            let want = 1.0 / (1.0 + (-x).exp());
+            assert!(ulp_diff_f64(sigmoid_f64(x), want) <= 4, "{x}");
+        }
         assert_eq!(sigmoid_f64(0.0), 0.5);
         assert_eq!(sigmoid_f32(0.0), 0.5);
     }
