@@ -19,7 +19,8 @@ use std::path::Path;
 use neurode_models::Readout;
 use neurode_solvers::derive_seed;
 use neurode_solvers::{
-    integrate, Checkpoints, Cpu, Differentiable, Integrate, Real, SolveError, Stepper, VectorField,
+    integrate, recycle, reused_zeros, Checkpoints, Cpu, Differentiable, Integrate, Real,
+    SolveError, Stepper, VectorField,
 };
 
 use crate::config::{LossKind, StepperName, TrainConfig, Validation};
@@ -993,13 +994,18 @@ fn chunk_of<T: Real, F: Differentiable<Scalar = T> + Sync>(
         (b.run().map_err(|e| solve_error(e, iteration, lo))?, None)
     };
     let accepted = (0..batch).map(|j| sol.trial_stats(j).accepted).sum();
+    // The rates of every saved state at once (for the readout and its backward).
+    let states = sol.states();
+    let mut rates = reused_zeros::<T>(states.len());
+    readout.rates_into(states, &mut rates);
+    let rate = |i: usize, j: usize| &rates[(i * batch + j) * n..(i * batch + j + 1) * n];
     // Readout at the loss times and dL/dy per trial.
     let mut outputs = Vec::with_capacity(batch);
     let mut dy = Vec::with_capacity(batch);
     let mut loss = 0.0;
     for j in 0..batch {
         let y: Vec<f64> = (0..k)
-            .map(|i| readout.output(sol.state(i, j)).as_f64())
+            .map(|i| readout.output_of_rates(rate(i, j)).as_f64())
             .collect();
         let (l, d) = trial_loss(cfg.training.loss, &y, &trials.targets[lo + j], total as f64);
         loss += l;
@@ -1017,8 +1023,8 @@ fn chunk_of<T: Real, F: Differentiable<Scalar = T> + Sync>(
                     continue;
                 }
                 let o = (i * batch + j) * n;
-                dbias +=
-                    readout.backward(sol.state(i, j), T::from_f64(d[i]), &mut dl[o..o + n], dw);
+                let (x, dyi) = (sol.state(i, j), T::from_f64(d[i]));
+                dbias += readout.backward_of_rates(x, rate(i, j), dyi, &mut dl[o..o + n], dw);
             }
         }
         db[0] = dbias;
@@ -1027,6 +1033,7 @@ fn chunk_of<T: Real, F: Differentiable<Scalar = T> + Sync>(
             .map_err(|e| solve_error(e, iteration, lo))?;
         grad[..nf].copy_from_slice(&g.params);
     }
+    recycle(rates);
     Ok(Chunk {
         loss,
         outputs,

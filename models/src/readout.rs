@@ -53,58 +53,92 @@ impl<T: Real> Readout<T> {
 
     /// `y` for one state column `x` (`φ` computed here).
     pub fn output(&self, x: &[T]) -> T {
-        let inv_n = T::one() / self.norm;
-        let s = if self.act == Activation::Tanh {
-            // The low-rank RNN's readout: libm's tanh, element by element (its bits kept).
-            self.w
-                .iter()
-                .zip(x)
-                .fold(T::zero(), |s, (&w, &x)| s + w * phi(self.act, x))
-        } else {
-            let mut s = T::zero();
-            self.rate_blocks(x, |_, w, h| {
-                s = w.iter().zip(h).fold(s, |s, (&w, &h)| s + w * h);
-            });
-            s
-        };
-        s * inv_n + self.b
+        let mut s = T::zero();
+        self.rate_blocks(x, |k, h| {
+            s = self.w[k..].iter().zip(h).fold(s, |s, (&w, &h)| s + w * h);
+        });
+        s * (T::one() / self.norm) + self.b
+    }
+
+    /// `y` for one state column whose rates `h = φ(x)` are known (see
+    /// [`rates_into`](Self::rates_into)); the bits of [`output`](Self::output).
+    pub fn output_of_rates(&self, h: &[T]) -> T {
+        let s = self
+            .w
+            .iter()
+            .zip(h)
+            .fold(T::zero(), |s, (&w, &h)| s + w * h);
+        s * (T::one() / self.norm) + self.b
     }
 
     /// Backward of `y = output(x)` with upstream `dy`: adds `dy ∂y/∂x` to `dx`, `dy ∂y/∂w`
     /// to `dw` and returns `dy ∂y/∂b = dy`.
     pub fn backward(&self, x: &[T], dy: T, dx: &mut [T], dw: &mut [T]) -> T {
         let a = dy / self.norm;
-        if self.act == Activation::Tanh {
-            for (((dxi, dwi), &xi), &wi) in dx.iter_mut().zip(dw.iter_mut()).zip(x).zip(&self.w) {
-                let h = phi(self.act, xi);
-                *dxi += a * wi * dphi(self.act, xi, h);
-                *dwi += a * h;
-            }
-            return dy;
-        }
-        let mut d = [T::zero(); CHUNK];
-        self.rate_blocks(x, |k, w, h| {
-            let d = &mut d[..h.len()];
-            Cpu.activate_grad(self.act, &x[k..k + h.len()], h, d);
-            let (dx, dw) = (&mut dx[k..k + h.len()], &mut dw[k..k + h.len()]);
-            for ((((dxi, dwi), &di), &hi), &wi) in dx.iter_mut().zip(dw).zip(&*d).zip(h).zip(w) {
-                *dxi += a * wi * di;
-                *dwi += a * hi;
-            }
-        });
+        self.rate_blocks(x, |k, h| self.backward_block(k, &x[k..], h, a, dx, dw));
         dy
     }
 
-    /// Calls `f(k, w, h)` for consecutive blocks of the weights `w = self.w[k..]` and the
-    /// rates `h = φ(x[k..])`, computed by the backend's vectorised activation.
-    fn rate_blocks(&self, x: &[T], mut f: impl FnMut(usize, &[T], &[T])) {
+    /// [`backward`](Self::backward) for one state column `x` whose rates `h = φ(x)` are
+    /// known; the same bits.
+    pub fn backward_of_rates(&self, x: &[T], h: &[T], dy: T, dx: &mut [T], dw: &mut [T]) -> T {
+        let a = dy / self.norm;
+        let n = self.w.len().min(x.len()).min(h.len());
+        for k in (0..n).step_by(CHUNK) {
+            let len = CHUNK.min(n - k);
+            self.backward_block(k, &x[k..k + len], &h[k..k + len], a, dx, dw);
+        }
+        dy
+    }
+
+    /// `φ` of every element of `x` into `h` (`x` may hold many state columns back to
+    /// back): libm's tanh element by element for the low-rank RNN's readout (its bits
+    /// kept), the backend's vectorised activation otherwise.
+    pub fn rates_into(&self, x: &[T], h: &mut [T]) {
+        let x = &x[..h.len()];
+        if self.act == Activation::Tanh {
+            for (h, &x) in h.iter_mut().zip(x) {
+                *h = phi(self.act, x);
+            }
+        } else {
+            Cpu.activate_to(self.act, x, h);
+        }
+    }
+
+    /// Adds `a ∂y/∂x` and `a ∂y/∂w` (`a = dy / norm`) of the units `k..k + h.len()`, whose
+    /// states are `x` and rates `h`.
+    fn backward_block(&self, k: usize, x: &[T], h: &[T], a: T, dx: &mut [T], dw: &mut [T]) {
+        let len = h.len();
+        let mut d = [T::zero(); CHUNK];
+        let d = &mut d[..len];
+        if self.act == Activation::Tanh {
+            for ((d, &xi), &hi) in d.iter_mut().zip(x).zip(h) {
+                *d = dphi(self.act, xi, hi);
+            }
+        } else {
+            Cpu.activate_grad(self.act, &x[..len], h, d);
+        }
+        let (dx, dw, w) = (
+            &mut dx[k..k + len],
+            &mut dw[k..k + len],
+            &self.w[k..k + len],
+        );
+        for ((((dxi, dwi), &di), &hi), &wi) in dx.iter_mut().zip(dw).zip(&*d).zip(h).zip(w) {
+            *dxi += a * wi * di;
+            *dwi += a * hi;
+        }
+    }
+
+    /// Calls `f(k, h)` for consecutive blocks of the rates `h = φ(x[k..])`
+    /// ([`rates_into`](Self::rates_into)).
+    fn rate_blocks(&self, x: &[T], mut f: impl FnMut(usize, &[T])) {
         let mut h = [T::zero(); CHUNK];
         let n = self.w.len().min(x.len());
         for k in (0..n).step_by(CHUNK) {
             let len = CHUNK.min(n - k);
             let h = &mut h[..len];
-            Cpu.activate_to(self.act, &x[k..k + len], h);
-            f(k, &self.w[k..k + len], h);
+            self.rates_into(&x[k..k + len], h);
+            f(k, h);
         }
     }
 }
