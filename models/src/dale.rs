@@ -31,8 +31,6 @@ pub struct Dale<T> {
     som: Arc<Vec<bool>>,
     /// `W_eff` (column-major) and `W_eff`, `W_effᵀ` as panels.
     eff: Arc<(Vec<T>, Panels<T>, Panels<T>)>,
-    /// `∂W_eff/∂W` (column-major; empty without Dale's law).
-    slope: Arc<Vec<T>>,
     /// `sign_j M_som[i, j]` (column-major; empty without Dale's law).
     signed_mask: Arc<Vec<T>>,
 }
@@ -110,7 +108,6 @@ impl<T: Real> Dale<T> {
                 Panels::from_col_major(0, 0, &[]),
                 Panels::from_col_major(0, 0, &[]),
             )),
-            slope: Arc::new(Vec::new()),
             signed_mask: Arc::new(Vec::new()),
         };
         c.update();
@@ -170,12 +167,6 @@ impl<T: Real> Dale<T> {
         }
         p.set_col_major(n, n, eff);
         pt.set_transpose_of(n, n, eff);
-        if self.dale {
-            let slope = Arc::make_mut(&mut self.slope);
-            slope.clear();
-            let step = |(&w, &m): (&T, &T)| if w > T::zero() { m } else { T::zero() };
-            slope.extend(self.w.iter().zip(self.signed_mask.iter()).map(step));
-        }
     }
 }
 
@@ -214,8 +205,10 @@ impl<T: Real> Connectivity<T> for Dale<T> {
         }
         let d = &mut s.d[..n * n];
         Cpu.gemm(no, yes, n, n, cols, alpha, v, n, h, n, T::zero(), d, n);
-        for ((o, &dk), &sk) in out[..n * n].iter_mut().zip(&*d).zip(self.slope.iter()) {
-            *o += dk * sk;
+        // `∂W_eff/∂W = [W > 0] ⊙ sign_j M_som[i, j]`.
+        let slope = self.w.iter().zip(self.signed_mask.iter());
+        for ((o, &dk), (&w, &m)) in out[..n * n].iter_mut().zip(&*d).zip(slope) {
+            *o += dk * if w > T::zero() { m } else { T::zero() };
         }
     }
     /// A dense `W`: gather up to 128 columns (time steps) per product.

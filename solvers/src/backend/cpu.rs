@@ -196,9 +196,10 @@ macro_rules! faer_gemm {
 faer_gemm!(gemm_f64, gemm_view_f64, gemm_panels_f64, f64);
 faer_gemm!(gemm_f32, gemm_view_f32, gemm_panels_f32, f32);
 
-/// Fewest multiply-adds (`rows x k`) of a matrix-vector product shared out among a team:
-/// a 200 x 200 product (a Kim network's step) is, at about 2.4 µs on one core and a
-/// microsecond to hand half of it to a helper and have it back.
+/// Fewest multiply-adds (`rows x k`) of a matrix-vector product shared out among a team.
+/// Handing half of a product to a helper and having it back costs about a microsecond
+/// (measured on the 2-core development machine), so a 200 x 200 product (a Kim network's
+/// step, about 2 µs on one core) stays on one thread.
 const TEAM_MIN_GEMV: usize = 1 << 17;
 
 /// `y = A x` for one panel `A` (`y.len()` real rows), by the kernel that reads only as many
@@ -695,13 +696,13 @@ impl Cpu {
         lr: f64,
         eps: f64,
     ) {
+        let c = [c1, c2, lr, eps];
         if let (Some(th), Some(m), Some(v), Some(g)) = (
             cast!(mut theta, T, f64),
             cast!(mut m, T, f64),
             cast!(mut v, T, f64),
             cast!(g, T, f64),
         ) {
-            let c = [c1, c2, lr, eps];
             kernels::adam_f64(th, m, v, g, [b1, 1.0 - b1, b2, 1.0 - b2], c);
         } else if let (Some(th), Some(m), Some(v), Some(g)) = (
             cast!(mut theta, T, f32),
@@ -710,7 +711,6 @@ impl Cpu {
             cast!(g, T, f32),
         ) {
             let f = |x: f64| x as f32;
-            let c = [c1, c2, lr, eps];
             kernels::adam_f32(th, m, v, g, [f(b1), f(1.0 - b1), f(b2), f(1.0 - b2)], c);
         }
     }

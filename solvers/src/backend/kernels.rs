@@ -108,9 +108,10 @@ panel_gemv!(
 );
 
 /// One Adam step on aligned slices: the moments in the working precision, the
-/// bias-corrected update in `f64` (see [`Cpu::adam`](super::Cpu::adam)). Moments below `2^30` times the smallest normal number
-/// are set to zero: a subnormal operand costs about a hundred cycles on x86, and the moments
-/// of a weight that no longer gets gradient decay through that range.
+/// bias-corrected update in `f64` (see [`Cpu::adam`](super::Cpu::adam)). Moments below
+/// `2^30` times the smallest normal number are set to zero: a subnormal operand costs about
+/// a hundred cycles on x86, and the moments of a weight that no longer gets gradient decay
+/// through that range.
 macro_rules! adam {
     ($(#[$meta:meta])* $name:ident, $t:ty) => {
         multiversion! {
