@@ -37,12 +37,14 @@ pub mod prelude {
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod analysis;
 pub mod config;
 pub mod export;
 pub mod io;
 pub mod mat;
 pub mod network;
 pub mod plot;
+pub mod regions;
 pub mod run;
 pub mod simulate;
 pub mod sweep;

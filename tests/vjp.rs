@@ -293,3 +293,60 @@ fn kim_rnn_vjps_match_finite_differences() {
         assert!(tau_g.iter().any(|&g| g != 0.0), "{act:?}");
     }
 }
+
+#[test]
+fn multi_region_rnn_vjps_match_finite_differences() {
+    use neurode_models::{
+        Activation, Connection, InputRegion, RecurrentRegion, RegionBuilder, RegionSettings, Sign,
+    };
+    use neurode_solvers::PiecewiseConstant;
+    for constrained in [true, false] {
+        let mut b = RegionBuilder::new();
+        let mut a = RecurrentRegion::new("a", 4);
+        a.base_firing = vec![0.3];
+        b.add_recurrent_region(a).unwrap();
+        let mut c = RecurrentRegion::new("c", 3);
+        c.sign = Sign::Neg;
+        b.add_recurrent_region(c).unwrap();
+        b.add_input_region(InputRegion {
+            name: "in".into(),
+            units: 2,
+            sign: Sign::Pos,
+        })
+        .unwrap();
+        for (s, d, sp) in [
+            ("a", "a", None),
+            ("a", "c", Some(0.3)),
+            ("c", "a", None),
+            ("c", "c", Some(0.5)),
+        ] {
+            let conn = Connection {
+                src: s.into(),
+                dst: d.into(),
+                sparsity: sp,
+                zero: false,
+            };
+            b.add_recurrent_connection(conn).unwrap();
+        }
+        let conn = Connection {
+            src: "in".into(),
+            dst: "a".into(),
+            sparsity: None,
+            zero: false,
+        };
+        b.add_input_connection(conn).unwrap();
+        let settings = RegionSettings {
+            act: Activation::Tanh,
+            tau: 5.0,
+            rec_constrained: constrained,
+            inp_constrained: constrained,
+            spectral_radius: Some(1.5),
+        };
+        let (mut rnn, _) = b.finalize::<f64>(&settings, 3).unwrap();
+        let step = |v: f64| PiecewiseConstant::new(2, vec![1.0], vec![0.0, 0.0, v, -0.5]).unwrap();
+        rnn.set_inputs(vec![step(1.0), step(2.0)]).unwrap();
+        let mut rng = Normal::new(4);
+        let x = randn(&mut rng, 14);
+        check(&rnn, &[0.5, 1.5], &x, 11);
+    }
+}

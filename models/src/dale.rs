@@ -10,6 +10,10 @@
 //! receive inhibitory input. Every column of `W_eff` carries its unit's sign whatever the
 //! raw weights are, so gradient steps on `W` cannot break Dale's law. Without Dale's law
 //! `W_eff = W`.
+//!
+//! The same connectivity, built by [`Dale::masked`], serves mRNNTorch's multi-region
+//! networks: `W_eff = mask ⊙ |W| ⊙ sign` under Dale's law (a [`Rectifier::Abs`] where Kim
+//! et al. use a [`Rectifier::Relu`]) and `W_eff = W ⊙ mask` without it.
 
 use std::sync::Arc;
 
@@ -18,11 +22,47 @@ use neurode_solvers::{recycle, reused_zeros, Backend, Cpu, Panels, ParamView, Re
 use crate::leaky::{check_finite, check_len, Connectivity};
 use crate::ModelError;
 
-/// `W_eff = (relu(W) D) ⊙ M_som` (or `W` without Dale's law), `n x n`, with `W` trainable.
+/// How the raw weights become magnitudes under Dale's law.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rectifier {
+    /// `max(W, 0)` (Kim et al. 2019): a weight pushed below zero is pruned.
+    Relu,
+    /// `|W|` (mRNNTorch): the magnitude of any weight counts.
+    Abs,
+    /// `W` as it is (no Dale's law; the mask alone applies).
+    Identity,
+}
+
+impl Rectifier {
+    fn apply<T: Real>(self, w: T) -> T {
+        match self {
+            Rectifier::Relu => w.max(T::zero()),
+            Rectifier::Abs => w.abs(),
+            Rectifier::Identity => w,
+        }
+    }
+    /// The derivative (0 at a kink).
+    fn slope<T: Real>(self, w: T) -> T {
+        match self {
+            Rectifier::Relu if w > T::zero() => T::one(),
+            Rectifier::Relu => T::zero(),
+            Rectifier::Abs if w > T::zero() => T::one(),
+            Rectifier::Abs if w < T::zero() => -T::one(),
+            Rectifier::Abs => T::zero(),
+            Rectifier::Identity => T::one(),
+        }
+    }
+}
+
+/// `W_eff = rect(W) ⊙ S`, `n x n`, with `W` trainable: `rect` a [`Rectifier`] and `S` a
+/// fixed signed mask (`S[i, j] = sign_j M[i, j]`), or `W` itself without a mask. Kim et
+/// al.'s `(relu(W) D) ⊙ M_som` ([`Dale::new`]) and mRNNTorch's `mask ⊙ |W| ⊙ sign`
+/// ([`Dale::masked`]) are both of this form.
 #[derive(Debug, Clone)]
 pub struct Dale<T> {
     n: usize,
     dale: bool,
+    rect: Rectifier,
     /// Raw weights `W`, column-major.
     w: Vec<T>,
     /// `+1` (excitatory) or `-1` (inhibitory) per unit.
@@ -31,7 +71,7 @@ pub struct Dale<T> {
     som: Arc<Vec<bool>>,
     /// `W_eff` (column-major) and `W_eff`, `W_effᵀ` as panels.
     eff: Arc<(Vec<T>, Panels<T>, Panels<T>)>,
-    /// `sign_j M_som[i, j]` (column-major; empty without Dale's law).
+    /// `S[i, j] = sign_j M[i, j]` (column-major; empty for no mask).
     signed_mask: Arc<Vec<T>>,
 }
 
@@ -100,6 +140,11 @@ impl<T: Real> Dale<T> {
         let mut c = Dale {
             n,
             dale,
+            rect: if dale {
+                Rectifier::Relu
+            } else {
+                Rectifier::Identity
+            },
             w,
             sign,
             som: Arc::new(som.to_vec()),
@@ -110,8 +155,76 @@ impl<T: Real> Dale<T> {
             )),
             signed_mask: Arc::new(Vec::new()),
         };
+        if dale {
+            // `sign_j M_som[i, j]`, fixed.
+            let m = (0..n * n)
+                .map(|k| c.sign[k / n] * c.mask(k % n, k / n))
+                .collect();
+            c.signed_mask = Arc::new(m);
+        }
         c.update();
         Ok(c)
+    }
+
+    /// `W_eff = rect(W) ⊙ S` from raw weights `w` and a signed mask `s` (both `n x n`,
+    /// column-major): `s[i + j n]` is `±1` where unit `j` may reach unit `i` (its sign),
+    /// `0` where it may not. Dale's law holds when `rect` is not
+    /// [`Rectifier::Identity`] and each column of `s` has one sign.
+    pub fn masked(n: usize, w: Vec<T>, s: Vec<T>, rect: Rectifier) -> Result<Self, ModelError> {
+        if n == 0 {
+            return Err(ModelError::invalid(
+                "N",
+                0.0,
+                "a network needs at least one unit",
+            ));
+        }
+        check_len("W", &w, n * n, &format!("{n} x {n}"))?;
+        check_finite("W", &w)?;
+        check_len("signed mask", &s, n * n, &format!("{n} x {n}"))?;
+        if let Some(k) = s
+            .iter()
+            .position(|&v| v != T::zero() && v.abs() != T::one())
+        {
+            return Err(ModelError::Shape(format!(
+                "signed mask entry ({}, {}) is {}: every entry must be -1, 0 or 1",
+                k % n,
+                k / n,
+                s[k]
+            )));
+        }
+        // A column's sign: that of its first nonzero entry (+1 for an empty column).
+        let sign = s
+            .chunks_exact(n)
+            .map(|col| match col.iter().find(|&&v| v != T::zero()) {
+                Some(&v) if v < T::zero() => -T::one(),
+                _ => T::one(),
+            })
+            .collect();
+        let mut c = Dale {
+            n,
+            dale: rect != Rectifier::Identity,
+            rect,
+            w,
+            sign,
+            som: Arc::new(vec![false; n]),
+            eff: Arc::new((
+                Vec::new(),
+                Panels::from_col_major(0, 0, &[]),
+                Panels::from_col_major(0, 0, &[]),
+            )),
+            signed_mask: Arc::new(s),
+        };
+        c.update();
+        Ok(c)
+    }
+
+    /// How the raw weights are rectified.
+    pub fn rectifier(&self) -> Rectifier {
+        self.rect
+    }
+    /// The signed mask `S` (`n x n`, column-major; empty when there is none).
+    pub fn signed_mask(&self) -> &[T] {
+        &self.signed_mask
     }
 
     /// Whether Dale's law applies.
@@ -138,8 +251,12 @@ impl<T: Real> Dale<T> {
     pub fn som(&self) -> &[bool] {
         &self.som
     }
-    /// `M_som[i, j]`: 0 where SOM unit `i` would receive input from inhibitory unit `j`.
+    /// `M[i, j]`: 0 where unit `j` may not reach unit `i` (for Kim et al.'s networks,
+    /// where SOM unit `i` would receive input from inhibitory unit `j`), else 1.
     pub fn mask(&self, i: usize, j: usize) -> T {
+        if let Some(&s) = self.signed_mask.get(i + j * self.n) {
+            return s.abs();
+        }
         if self.som[i] && self.sign[j] < T::zero() {
             T::zero()
         } else {
@@ -149,21 +266,15 @@ impl<T: Real> Dale<T> {
 
     fn update(&mut self) {
         let n = self.n;
-        // `sign_j M_som[i, j]`, fixed: W_eff = relu(W) ⊙ it, ∂W_eff/∂W = [W > 0] ⊙ it.
-        if self.dale && self.signed_mask.len() != n * n {
-            let m = (0..n * n)
-                .map(|k| self.sign[k / n] * self.mask(k % n, k / n))
-                .collect();
-            self.signed_mask = Arc::new(m);
-        }
         // In the memory of the previous weights when no one else holds them.
         let (eff, p, pt) = &mut *Arc::make_mut(&mut self.eff);
         eff.clear();
-        if self.dale {
-            let relu = |(&w, &m): (&T, &T)| w.max(T::zero()) * m;
-            eff.extend(self.w.iter().zip(self.signed_mask.iter()).map(relu));
-        } else {
+        if self.signed_mask.is_empty() {
             eff.extend_from_slice(&self.w);
+        } else {
+            let r = self.rect;
+            let masked = |(&w, &m): (&T, &T)| r.apply(w) * m;
+            eff.extend(self.w.iter().zip(self.signed_mask.iter()).map(masked));
         }
         p.set_col_major(n, n, eff);
         pt.set_transpose_of(n, n, eff);
@@ -189,12 +300,12 @@ impl<T: Real> Connectivity<T> for Dale<T> {
     fn apply_t(&self, v: &[T], out: &mut [T], _s: &mut DaleScratch<T>) {
         product(&self.eff.2, self.n, v, out);
     }
-    /// `dW += α (V Hᵀ) ⊙ ∂W_eff/∂W` (`∂W_eff/∂W = 1` without Dale's law).
+    /// `dW += α (V Hᵀ) ⊙ ∂W_eff/∂W` (`∂W_eff/∂W = 1` without a mask).
     fn vjp(&self, alpha: T, v: &[T], h: &[T], out: &mut [T], s: &mut DaleScratch<T>) {
         let n = self.n;
         let cols = v.len() / n;
         let (no, yes) = (Transpose::No, Transpose::Yes);
-        if !self.dale {
+        if self.signed_mask.is_empty() {
             Cpu.gemm(no, yes, n, n, cols, alpha, v, n, h, n, T::one(), out, n);
             return;
         }
@@ -205,10 +316,20 @@ impl<T: Real> Connectivity<T> for Dale<T> {
         }
         let d = &mut s.d[..n * n];
         Cpu.gemm(no, yes, n, n, cols, alpha, v, n, h, n, T::zero(), d, n);
-        // `∂W_eff/∂W = [W > 0] ⊙ sign_j M_som[i, j]`.
+        // `∂W_eff/∂W = rect'(W) ⊙ S`.
         let slope = self.w.iter().zip(self.signed_mask.iter());
-        for ((o, &dk), (&w, &m)) in out[..n * n].iter_mut().zip(&*d).zip(slope) {
-            *o += dk * if w > T::zero() { m } else { T::zero() };
+        match self.rect {
+            // The Kim et al. network's hot path, kept branch-light.
+            Rectifier::Relu => {
+                for ((o, &dk), (&w, &m)) in out[..n * n].iter_mut().zip(&*d).zip(slope) {
+                    *o += dk * if w > T::zero() { m } else { T::zero() };
+                }
+            }
+            r => {
+                for ((o, &dk), (&w, &m)) in out[..n * n].iter_mut().zip(&*d).zip(slope) {
+                    *o += dk * (r.slope(w) * m);
+                }
+            }
         }
     }
     /// A dense `W`: gather up to 128 columns (time steps) per product.

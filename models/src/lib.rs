@@ -12,8 +12,10 @@
 //! - [`KimRateRnn`]: the rate RNN of Kim, Li & Sejnowski (2019) under Dale's law
 //!   ([`Dale`]), with trained synaptic time constants.
 //!
-//! The multi-region RNN (mRNNTorch) and the LIF mean-field equations arrive with the issues
-//! that build them.
+//! - [`MultiRegionRnn`]: mRNNTorch's multi-region RNNs, assembled from regions and
+//!   connections by a [`RegionBuilder`] (masked, signed [`Dale`] connectivity).
+//!
+//! The LIF mean-field equations arrive with the issue that builds them.
 //!
 //! ```
 //! use neurode_models::{LowRankInit, LowRankRnn, PiecewiseConstant};
@@ -37,13 +39,18 @@ mod kim;
 mod leaky;
 mod lowrank;
 mod readout;
+mod regions;
 
-pub use dale::{Dale, DaleScratch};
+pub use dale::{Dale, DaleScratch, Rectifier};
 pub use kim::{KimInit, KimRateRnn, WeightDist};
 pub use leaky::{Connectivity, Deferred, LeakyRnn, LeakyWorkspace, TimeConstants};
 pub use lowrank::{LowRank, LowRankInit, LowRankRnn, LowRankScratch};
 pub use neurode_solvers::{Activation, PiecewiseConstant, Real, VectorField};
 pub use readout::{dphi, phi, Readout};
+pub use regions::{
+    spectral_radius, Connection, InputRegion, MultiRegionRnn, RecurrentRegion, RegionBuilder,
+    RegionSettings, Regions, Sign,
+};
 
 /// Errors of model construction: what is wrong, and what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -61,6 +68,9 @@ pub enum ModelError {
     /// An array has the wrong size or a non-finite entry.
     #[error("{0}")]
     Shape(String),
+    /// A region or connection of a multi-region network is wrong (the message names it).
+    #[error("{0}")]
+    Region(String),
 }
 
 impl ModelError {

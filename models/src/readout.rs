@@ -154,6 +154,7 @@ pub fn phi<T: Real>(act: Activation, x: T) -> T {
         Activation::Sigmoid => T::one() / (T::one() + (-x).exp()),
         Activation::Softplus => x.max(zero) + (-x.abs()).exp().ln_1p(),
         Activation::Relu => x.max(zero),
+        Activation::Identity => x,
         Activation::ClippedRelu { cap } => x.max(zero).min(T::from_f64(cap)),
         Activation::ClippedSoftplus { cap } => {
             (x.max(zero) + (-x.abs()).exp().ln_1p()).min(T::from_f64(cap))
@@ -168,6 +169,7 @@ pub fn dphi<T: Real>(act: Activation, x: T, h: T) -> T {
         Activation::Tanh => one - h * h,
         Activation::Sigmoid => h * (one - h),
         Activation::Softplus => one / (one + (-x).exp()),
+        Activation::Identity => one,
         Activation::Relu => {
             if x > zero {
                 one

@@ -142,7 +142,7 @@ impl KimConfig {
         if let Err(e) = self.init(1).check() {
             let key = match &e {
                 ModelError::Invalid { name, .. } => name.to_lowercase(),
-                ModelError::Shape(_) => "taus".to_string(),
+                ModelError::Shape(_) | ModelError::Region(_) => "taus".to_string(),
             };
             return err(&key, e.to_string());
         }

@@ -300,6 +300,7 @@ fn grad_of<T: Real>(act: Activation, x: T, phi: T) -> T {
         Activation::Sigmoid => phi * (one - phi),
         // d/dx ln(1 + e^x) = sigmoid(x).
         Activation::Softplus => one / (one + (-x).exp()),
+        Activation::Identity => one,
         Activation::Relu => {
             if x > T::zero() {
                 one
@@ -769,6 +770,7 @@ impl Cpu {
                     *v = v.max(T::zero());
                 }
             }
+            Activation::Identity => {}
             Activation::ClippedRelu { cap } => {
                 let cap = T::from_f64(cap);
                 for v in x.iter_mut() {
@@ -807,6 +809,7 @@ mod tests {
             Activation::Relu,
             Activation::ClippedRelu { cap: 2.0 },
             Activation::ClippedSoftplus { cap: 2.0 },
+            Activation::Identity,
         ];
         let xs: Vec<f64> = (0..81).map(|i| -4.05 + 0.1 * i as f64).collect();
         for act in acts {

@@ -49,6 +49,8 @@ pub enum Activation {
         /// The upper bound (> 0).
         cap: f64,
     },
+    /// `x` (mRNNTorch's `linear`).
+    Identity,
 }
 
 /// A matrix kept for repeated products `A x`: row panels of [`Panels::panel_rows`] rows

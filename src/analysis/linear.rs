@@ -1,0 +1,144 @@
+//! Linearisation of a vector field at a state: the Jacobian `∂f/∂x` of the continuous
+//! system (built from Jacobian-vector products, so it includes the leak's `-I/τ`), its
+//! eigenvalues, and a stability label.
+
+use neurode_solvers::{Columns, JvpState, Real, VectorField};
+use serde::Serialize;
+
+use super::{AnalysisError, Probe};
+
+/// The kind of a fixed point of a continuous-time system, from the eigenvalues of its
+/// Jacobian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stability {
+    /// Every eigenvalue has a negative real part, all real.
+    StableNode,
+    /// Every eigenvalue has a negative real part, some complex.
+    StableFocus,
+    /// Every eigenvalue has a positive real part, all real.
+    UnstableNode,
+    /// Every eigenvalue has a positive real part, some complex.
+    UnstableFocus,
+    /// Real parts of both signs.
+    Saddle,
+    /// Some real part is zero (to the tolerance): linearisation does not decide.
+    Marginal,
+}
+
+impl Stability {
+    /// Classifies eigenvalues `(re, im)`: a real part within `tol · max(1, max|λ|)` of
+    /// zero counts as zero, and so does an imaginary part.
+    pub fn of(eigenvalues: &[(f64, f64)], tol: f64) -> Stability {
+        let scale = eigenvalues
+            .iter()
+            .map(|&(re, im)| re.hypot(im))
+            .fold(1.0, f64::max);
+        let zero = tol * scale;
+        if eigenvalues.iter().any(|&(re, _)| re.abs() <= zero) {
+            return Stability::Marginal;
+        }
+        let pos = eigenvalues.iter().filter(|&&(re, _)| re > 0.0).count();
+        let complex = eigenvalues.iter().any(|&(_, im)| im.abs() > zero);
+        match (pos, complex) {
+            (0, false) => Stability::StableNode,
+            (0, true) => Stability::StableFocus,
+            (p, false) if p == eigenvalues.len() => Stability::UnstableNode,
+            (p, true) if p == eigenvalues.len() => Stability::UnstableFocus,
+            _ => Stability::Saddle,
+        }
+    }
+
+    /// Whether small perturbations decay.
+    pub fn is_stable(self) -> bool {
+        matches!(self, Stability::StableNode | Stability::StableFocus)
+    }
+}
+
+/// The linearisation of a field at one state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Linearization {
+    /// The Jacobian `∂f/∂x` restricted to the probe's free units (`m x m`, row-major for
+    /// readers: `jacobian[i][j] = ∂f_i/∂x_j`).
+    pub jacobian: Vec<Vec<f64>>,
+    /// Eigenvalues `(re, im)`, by decreasing real part.
+    pub eigenvalues: Vec<(f64, f64)>,
+    /// The stability label.
+    pub stability: Stability,
+}
+
+/// The Jacobian `∂f/∂x` at `x` (`dim` values) for the probe's trial and time, restricted
+/// to its free units, column-major (`m x m`, `m` free units): one batched
+/// Jacobian-vector product with the unit vectors.
+pub fn jacobian<F>(f: &F, probe: &Probe, x: &[F::Scalar]) -> Result<Vec<f64>, AnalysisError>
+where
+    F: VectorField + JvpState,
+{
+    let n = f.dim();
+    probe.check(f, x, 1)?;
+    let free = probe.free_units(n);
+    let m = free.len();
+    let zero = super::zero::<F::Scalar>();
+    let one = super::one::<F::Scalar>();
+    let mut xs = Vec::with_capacity(n * m);
+    for _ in 0..m {
+        xs.extend_from_slice(x);
+    }
+    let mut v = vec![zero; n * m];
+    for (c, &u) in free.iter().enumerate() {
+        v[u + c * n] = one;
+    }
+    let ts = vec![F::Scalar::from_f64(probe.t); m];
+    let trials = vec![probe.trial; m];
+    let mut out = vec![zero; n * m];
+    let mut ws = f.workspace(m);
+    f.jvp_state(
+        Columns::with_trials(&ts, &trials),
+        &xs,
+        &v,
+        &mut out,
+        &mut ws,
+    );
+    let mut j = Vec::with_capacity(m * m);
+    for c in 0..m {
+        j.extend(free.iter().map(|&r| out[r + c * n].as_f64()));
+    }
+    Ok(j)
+}
+
+/// Eigenvalues `(re, im)` of the `m x m` column-major `a`, by decreasing real part.
+pub fn eigenvalues(m: usize, a: &[f64]) -> Result<Vec<(f64, f64)>, AnalysisError> {
+    let mat = faer::Mat::<f64>::from_fn(m, m, |i, j| a[i + j * m]);
+    let ev = mat.eigenvalues().map_err(|e| {
+        AnalysisError::Numerics(format!(
+            "the eigenvalue solver did not converge on the {m} x {m} Jacobian ({e:?})"
+        ))
+    })?;
+    let mut ev: Vec<(f64, f64)> = ev.iter().map(|z| (z.re, z.im)).collect();
+    ev.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
+    Ok(ev)
+}
+
+/// Default tolerance of [`Stability::of`] for a linearisation in `T`.
+pub fn stability_tol<T: Real>() -> f64 {
+    T::eps().sqrt() * 1e-2
+}
+
+/// Linearises `f` at `x`: the Jacobian, its eigenvalues and the stability label.
+pub fn linearize<F>(f: &F, probe: &Probe, x: &[F::Scalar]) -> Result<Linearization, AnalysisError>
+where
+    F: VectorField + JvpState,
+{
+    let j = jacobian(f, probe, x)?;
+    let m = (j.len() as f64).sqrt().round() as usize;
+    let eigenvalues = eigenvalues(m, &j)?;
+    let stability = Stability::of(&eigenvalues, stability_tol::<F::Scalar>());
+    let jacobian = (0..m)
+        .map(|i| (0..m).map(|c| j[i + c * m]).collect())
+        .collect();
+    Ok(Linearization {
+        jacobian,
+        eigenvalues,
+        stability,
+    })
+}
