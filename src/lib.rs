@@ -38,6 +38,7 @@ pub mod prelude {
 pub struct ReadmeDoctests;
 
 pub mod analysis;
+pub mod analyze;
 pub mod config;
 pub mod export;
 pub mod io;

@@ -19,7 +19,8 @@ use neurode::run;
                   ready-made configs: the low-rank RNN on the contextual switch task, the Kim et \
                   al. 2019 rate RNN on go/no-go, XOR and Mante); `neurode eval <run-dir>` \
                   evaluates a trained run on fresh trials; `neurode simulate <config or run-dir>` \
-                  saves its trajectories on fresh trials (.npz for NumPy, and a plot)."
+                  saves its trajectories on fresh trials (.npz for NumPy, and a plot); `neurode \
+                  analyze <run-dir>` finds its fixed points and draws its flow field."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +43,90 @@ enum Command {
     Sweep(SweepArgs),
     /// Evaluate a trained run on fresh seeded trials: accuracy overall and per condition.
     Eval(EvalArgs),
+    /// Find the fixed points of a trained run's network per input condition, with their
+    /// stability, and draw its flow field; writes fixed_points.json (and .npz),
+    /// eigenvalues.json, flow_field.png and spectrum.png into <run-dir>/analysis.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct AnalyzeArgs {
+    /// The run directory written by `neurode train`.
+    run_dir: PathBuf,
+    /// Output folder (default: <run-dir>/analysis).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Fresh trials simulated to sample initial states from.
+    #[arg(long, default_value_t = 64)]
+    trials: usize,
+    /// Initial states per input condition.
+    #[arg(long, default_value_t = 256)]
+    inits: usize,
+    /// Noise added to the sampled initial states, relative to the states' SD.
+    #[arg(long, default_value_t = 0.05)]
+    init_noise: f64,
+    /// Seed of the trials and the sampling.
+    #[arg(long, default_value_t = 2024)]
+    seed: u64,
+    /// Flow-field grid points per axis.
+    #[arg(long, default_value_t = 21)]
+    grid: usize,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn analyze(a: &AnalyzeArgs) -> Result<(), String> {
+    let opts = neurode::analyze::AnalyzeOptions {
+        run_dir: a.run_dir.clone(),
+        out: a.out.clone(),
+        trials: a.trials,
+        inits: a.inits,
+        init_noise: a.init_noise,
+        seed: a.seed,
+        grid: a.grid,
+        ..Default::default()
+    };
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} input conditions  {elapsed}")
+            .expect("a valid template"),
+    );
+    let res = neurode::analyze::analyze(&opts, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    for (i, g) in res.groups.iter().enumerate() {
+        let pts: Vec<String> = g
+            .found
+            .points
+            .iter()
+            .zip(&g.readout)
+            .map(|(p, r)| {
+                format!(
+                    "{:?} (readout {r:+.3}{})",
+                    p.stability,
+                    if p.slow { ", slow" } else { "" }
+                )
+            })
+            .collect();
+        let label = g.label.map_or(String::new(), |l| format!(", label {l:+}"));
+        println!(
+            "input {i} ({}{label}, u = {:?}): {} point(s): {}",
+            g.condition,
+            g.input,
+            pts.len(),
+            pts.join("; ")
+        );
+    }
+    println!("wrote {}", res.out.display());
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -261,6 +346,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => simulate(a),
         Command::Train(a) => train(a),
         Command::Sweep(a) => sweep(a),
+        Command::Analyze(a) => analyze(a),
         Command::Eval(a) => run::evaluate(&a.run_dir, a.trials, a.seed)
             .map(|j| println!("{}", serde_json::to_string_pretty(&j).expect("json")))
             .map_err(|e| e.to_string()),

@@ -157,3 +157,178 @@ pub fn lines(
     panel(&root, title, xlabel, ylabel, series)?;
     root.present().map_err(err(path))
 }
+
+/// One panel of [`flow_fields`].
+#[derive(Debug, Clone)]
+pub struct FlowPanel {
+    /// Title.
+    pub title: String,
+    /// Axis names.
+    pub axes: [String; 2],
+    /// The flow on the panel's grid.
+    pub field: crate::analysis::FlowField,
+    /// Trajectories in plane coordinates.
+    pub trajectories: Vec<Vec<(f64, f64)>>,
+    /// Fixed points in plane coordinates, whether each is stable, and whether it is a slow
+    /// point (`q` above the fixed-point tolerance).
+    pub points: Vec<((f64, f64), bool, bool)>,
+}
+
+const STABLE: RGBColor = RGBColor(0, 0, 0);
+const UNSTABLE: RGBColor = RGBColor(214, 39, 40);
+
+/// `flow_field.png`: panels (up to 4 per row) of flow arrows (length growing with the
+/// speed), trajectories, and fixed points (filled black: stable; open red: unstable or
+/// saddle; small grey crosses: slow points).
+pub fn flow_fields(path: &Path, panels: &[FlowPanel]) -> Result<(), String> {
+    font();
+    let cols = panels.len().clamp(1, 4);
+    let rows = panels.len().div_ceil(4).max(1);
+    let root = BitMapBackend::new(path, (420 * cols as u32, 420 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let areas = root.split_evenly((rows, cols));
+    for (p, area) in panels.iter().zip(areas.iter()) {
+        flow_panel(area, p).map_err(err(path))?;
+    }
+    root.present().map_err(err(path))
+}
+
+fn flow_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    p: &FlowPanel,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let f = &p.field;
+    let (x0, x1) = (f.xs[0], f.xs[f.xs.len() - 1]);
+    let (y0, y1) = (f.ys[0], f.ys[f.ys.len() - 1]);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 16))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(45)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(p.axes[0].as_str())
+        .y_desc(p.axes[1].as_str())
+        .draw()
+        .map_err(|e| e.to_string())?;
+    // Arrows: the in-plane velocity's direction on screen (each axis in units of its
+    // range), their length growing with the speed.
+    let (wx, wy) = (x1 - x0, y1 - y0);
+    let screen = |k: usize| (f.u[k] / wx, f.v[k] / wy);
+    let smax = (0..f.u.len())
+        .map(|k| {
+            let (a, b) = screen(k);
+            a.hypot(b)
+        })
+        .filter(|s| s.is_finite())
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let cell = 0.9 / f.xs.len().max(f.ys.len()) as f64;
+    let grey = RGBColor(120, 120, 120);
+    for (j, &y) in f.ys.iter().enumerate() {
+        for (i, &x) in f.xs.iter().enumerate() {
+            let k = j * f.xs.len() + i;
+            let (a, b) = screen(k);
+            let s = a.hypot(b);
+            if !(s.is_finite() && s > 0.0) {
+                continue;
+            }
+            let len = cell * (0.25 + 0.75 * (s / smax).sqrt());
+            let (dx, dy) = (a / s * len * wx, b / s * len * wy);
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, y), (x + dx, y + dy)],
+                    grey.stroke_width(1),
+                )))
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (x + dx, y + dy),
+                    2,
+                    grey.filled(),
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    for (t, tr) in p.trajectories.iter().enumerate() {
+        let c = COLORS[t % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(tr.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+    }
+    for &((x, y), stable, slow) in &p.points {
+        if slow {
+            chart
+                .draw_series(std::iter::once(Cross::new((x, y), 4, grey.stroke_width(2))))
+                .map_err(|e| e.to_string())?;
+            continue;
+        }
+        let style = if stable {
+            STABLE.filled()
+        } else {
+            UNSTABLE.stroke_width(2)
+        };
+        chart
+            .draw_series(std::iter::once(Circle::new((x, y), 6, style)))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// `spectrum.png`: the eigenvalues of every fixed point in the complex plane (black:
+/// stable points, red: the others), with the imaginary axis.
+pub fn spectrum(path: &Path, points: &[(Vec<(f64, f64)>, bool)]) -> Result<(), String> {
+    font();
+    let root = BitMapBackend::new(path, (700, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let all = points
+        .iter()
+        .flat_map(|p| p.0.iter())
+        .filter(|e| e.0.is_finite() && e.1.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (-0.1f64, 0.1f64, -0.1f64, 0.1f64);
+    for &(re, im) in all {
+        x0 = x0.min(re);
+        x1 = x1.max(re);
+        y0 = y0.min(im);
+        y1 = y1.max(im);
+    }
+    let (dx, dy) = ((x1 - x0) * 0.05, (y1 - y0) * 0.05);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Jacobian eigenvalues at the fixed points",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d((x0 - dx)..(x1 + dx), (y0 - dy)..(y1 + dy))
+        .map_err(err(path))?;
+    chart
+        .configure_mesh()
+        .x_desc("Re(lambda)")
+        .y_desc("Im(lambda)")
+        .draw()
+        .map_err(err(path))?;
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(0.0, y0 - dy), (0.0, y1 + dy)],
+            BLACK.stroke_width(1),
+        )))
+        .map_err(err(path))?;
+    for (ev, stable) in points {
+        let c = if *stable { STABLE } else { UNSTABLE };
+        chart
+            .draw_series(
+                ev.iter()
+                    .map(|&(re, im)| Circle::new((re, im), 3, c.filled())),
+            )
+            .map_err(err(path))?;
+    }
+    root.present().map_err(err(path))
+}

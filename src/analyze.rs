@@ -1,0 +1,456 @@
+//! `neurode analyze <run-dir>`: the fixed points of a trained network of any model, per
+//! input condition, with their linearisation, and its flow field.
+//!
+//! 1. Fresh trials of the run's task are simulated (with the model's noise, as in
+//!    training) and their states saved on a grid of times.
+//! 2. Trials are grouped by the input in force at the end of the trial (one group per
+//!    distinct input: per context and stimulus for the contextual switch task). For each
+//!    group the network, with that input held constant and no noise, is searched for fixed
+//!    and slow points ([`find_fixed_points`]) from states sampled from all trajectories,
+//!    plus a little noise.
+//! 3. Each point gets its readout, eigenvalues and stability label.
+//!
+//! Written into the output folder (default `<run-dir>/analysis`):
+//! - `fixed_points.json`: per group, its input, trials, label (the correct readout sign,
+//!   where the task has one), and its points (state, `q`, iterations, stability, readout,
+//!   the five leading eigenvalues); `fixed_points.npz`: `xstar` (points x N), `q`,
+//!   `group`, `stable` (0/1), `readout`, for NumPy;
+//! - `eigenvalues.json`: every point's eigenvalues `[re, im]`;
+//! - `flow_field.png`: one panel per group (at most 8): the flow of the network on a plane
+//!   (the low-rank network's `κ` plane spanned by its `m` vectors, through the input's
+//!   direct drive `B u`; the top two principal components of the trajectories for other
+//!   models), the group's trajectories, and its fixed points coloured by stability (slow
+//!   points as crosses);
+//! - `spectrum.png`: the eigenvalues of every point in the complex plane with the
+//!   imaginary axis (the stability boundary of a continuous-time system).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2};
+use ndarray_npy::NpzWriter;
+use neurode_solvers::{derive_seed, Normal, Real};
+use serde_json::json;
+
+use crate::analysis::{
+    find_fixed_points, flow_field, pca_plane, FixedPointOptions, FixedPoints, FlowField, Plane,
+    Probe,
+};
+use crate::config::{Precision, TrainConfig};
+use crate::io::{read_safetensors, write_atomic, IoError};
+use crate::network::{with_net, Net};
+use crate::plot;
+use crate::run::RunError;
+use crate::tasks::{grid, Task};
+use crate::train::{bind_trials, solver, Trainer};
+
+/// What to analyse and how.
+#[derive(Debug, Clone)]
+pub struct AnalyzeOptions {
+    /// The run directory written by `neurode train`.
+    pub run_dir: PathBuf,
+    /// Output folder (default `<run-dir>/analysis`).
+    pub out: Option<PathBuf>,
+    /// Fresh trials simulated for the trajectories.
+    pub trials: usize,
+    /// Initial states per group.
+    pub inits: usize,
+    /// SD of the noise added to sampled initial states, relative to the states' SD.
+    pub init_noise: f64,
+    /// Seed of the trials and the sampling.
+    pub seed: u64,
+    /// Grid points per axis of the flow field.
+    pub grid: usize,
+    /// The fixed-point finder's settings.
+    pub finder: FixedPointOptions,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        AnalyzeOptions {
+            run_dir: PathBuf::new(),
+            out: None,
+            trials: 64,
+            inits: 256,
+            init_noise: 0.05,
+            seed: 2024,
+            grid: 21,
+            finder: FixedPointOptions::default(),
+        }
+    }
+}
+
+/// One input group's result.
+#[derive(Debug, Clone)]
+pub struct GroupResult {
+    /// The task condition of its first trial.
+    pub condition: String,
+    /// The held input.
+    pub input: Vec<f64>,
+    /// The correct readout sign of its trials (`None`: they differ or the task has none).
+    pub label: Option<f64>,
+    /// Its trials.
+    pub trials: Vec<usize>,
+    /// The points found.
+    pub found: FixedPoints,
+    /// The readout at each point.
+    pub readout: Vec<f64>,
+}
+
+/// What an analysis found.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The output folder.
+    pub out: PathBuf,
+    /// Per input group.
+    pub groups: Vec<GroupResult>,
+}
+
+/// Runs the analysis (see the [module docs](self)); `progress(done, total)` is called
+/// after each group.
+pub fn analyze(
+    opts: &AnalyzeOptions,
+    progress: &dyn Fn(usize, usize),
+) -> Result<Analysis, RunError> {
+    let dir = &opts.run_dir;
+    let cfg = TrainConfig::load(dir.join("config.toml")).map_err(|e| {
+        RunError::Dir(format!(
+            "{e} ({} is not a run directory written by `neurode train`)",
+            dir.display()
+        ))
+    })?;
+    if opts.trials == 0 || opts.inits == 0 {
+        return Err(RunError::Dir(
+            "--trials and --inits must be at least 1".into(),
+        ));
+    }
+    if opts.grid < 2 {
+        return Err(RunError::Dir("--grid must be at least 2".into()));
+    }
+    if !(opts.init_noise.is_finite() && opts.init_noise >= 0.0) {
+        return Err(RunError::Dir(format!(
+            "--init-noise must be >= 0 (got {})",
+            opts.init_noise
+        )));
+    }
+    let out = opts.out.clone().unwrap_or_else(|| dir.join("analysis"));
+    match cfg.precision {
+        Precision::F64 => analyze_as::<f64>(&cfg, opts, &out, progress),
+        Precision::F32 => analyze_as::<f32>(&cfg, opts, &out, progress),
+    }
+}
+
+fn analyze_as<T: Real>(
+    cfg: &TrainConfig,
+    opts: &AnalyzeOptions,
+    out: &Path,
+    progress: &dyn Fn(usize, usize),
+) -> Result<Analysis, RunError> {
+    let params = opts.run_dir.join("params.safetensors");
+    let (arrays, _) = read_safetensors::<T>(&params)?;
+    let mut tr = Trainer::<T>::new(cfg)?;
+    tr.load_param_arrays(&arrays, &params.display().to_string())?;
+    let spec = tr.spec().clone();
+    let readout = tr.readout().clone();
+    let batch = cfg
+        .task
+        .batch::<T>(derive_seed(opts.seed, &[6]), 0, opts.trials);
+    // 1. Trajectories, as in training (noise on).
+    let mut net: Net<T> = tr.network().clone();
+    let x0 = bind_trials(cfg, &spec, &mut net, &batch, 0..batch.len())
+        .map_err(|e| RunError::Dir(format!("the task's inputs do not fit the network: {e}")))?;
+    let n = net.dim();
+    let n_save = 50u64;
+    let times: Vec<T> = grid(spec.t_end / n_save as f64, 1, n_save)
+        .into_iter()
+        .map(T::from_f64)
+        .collect();
+    let sol = with_net!(&net, f => {
+        let mut s = solver(cfg, f, spec.t_end, times.clone());
+        if let Some(x0) = x0.clone() {
+            s = s.x0(x0);
+        }
+        s.run()
+    })
+    .map_err(|e| RunError::Dir(format!("simulating the trials failed: {e}")))?;
+    let k_traj = times.len();
+    let mut states = Vec::with_capacity(n * k_traj * batch.len());
+    for b in 0..batch.len() {
+        for k in 0..k_traj {
+            states.extend(sol.state(k, b).iter().map(|v| v.as_f64()));
+        }
+    }
+    // 2. Groups by the input at the end of the trial.
+    let t_probe = T::from_f64(spec.t_end);
+    let mut groups: Vec<(Vec<f64>, Vec<usize>)> = Vec::new();
+    for (b, u) in batch.inputs.iter().enumerate() {
+        let u: Vec<f64> = u.at(t_probe).iter().map(|v| v.as_f64()).collect();
+        match groups.iter_mut().find(|g| g.0 == u) {
+            Some(g) => g.1.push(b),
+            None => groups.push((u, vec![b])),
+        }
+    }
+    // The field without noise, one bound trial per batch trial.
+    net.bind(batch.inputs.clone(), Vec::new())
+        .map_err(|e| RunError::Dir(format!("binding the inputs failed: {e}")))?;
+    // Initial states: sampled saved states plus noise.
+    let sd = {
+        let m = states.iter().sum::<f64>() / states.len() as f64;
+        (states.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / states.len() as f64).sqrt()
+    };
+    let mut rng = Normal::new(derive_seed(opts.seed, &[7]));
+    let n_states = states.len() / n;
+    let mut inits = Vec::with_capacity(n * opts.inits);
+    for _ in 0..opts.inits {
+        let pick = ((rng.uniform() * n_states as f64) as usize).min(n_states - 1);
+        for i in 0..n {
+            inits.push(T::from_f64(
+                states[pick * n + i] + opts.init_noise * sd * rng.sample(),
+            ));
+        }
+    }
+    let mut results = Vec::with_capacity(groups.len());
+    for (gi, (input, trials)) in groups.iter().enumerate() {
+        let rep = trials[0];
+        let probe = Probe::new(rep, spec.t_end);
+        let found = with_net!(&net, f => find_fixed_points(f, &probe, &inits, &opts.finder))
+            .map_err(|e| RunError::Dir(format!("fixed-point search, group {gi}: {e}")))?;
+        let ro: Vec<f64> = found
+            .points
+            .iter()
+            .map(|p| {
+                let x: Vec<T> = p.x.iter().map(|&v| T::from_f64(v)).collect();
+                readout.output(&x).as_f64()
+            })
+            .collect();
+        let labels: Vec<f64> = trials.iter().map(|&b| batch.labels[b]).collect();
+        let label = labels.iter().all(|&l| l == labels[0]).then_some(labels[0]);
+        results.push(GroupResult {
+            condition: spec.conditions[batch.conditions[rep]].to_string(),
+            input: input.clone(),
+            label,
+            trials: trials.clone(),
+            found,
+            readout: ro,
+        });
+        progress(gi + 1, groups.len());
+    }
+    std::fs::create_dir_all(out).map_err(|e| IoError::Fs {
+        action: "cannot create the output folder",
+        path: out.to_path_buf(),
+        source: e,
+    })?;
+    write_results(out, &results)?;
+    // 4. Flow fields and spectra.
+    let planes = planes(&net, &results, n, &states)?;
+    let mut panels = Vec::new();
+    for (gi, g) in results.iter().enumerate().take(8) {
+        let plane = &planes[gi];
+        let traj: Vec<Vec<(f64, f64)>> = g
+            .trials
+            .iter()
+            .take(6)
+            .map(|&b| {
+                (0..k_traj)
+                    .map(|k| {
+                        let c =
+                            plane.coords(&states[(b * k_traj + k) * n..(b * k_traj + k + 1) * n]);
+                        (c[0], c[1])
+                    })
+                    .collect()
+            })
+            .collect();
+        let pts: Vec<((f64, f64), bool, bool)> = g
+            .found
+            .points
+            .iter()
+            .map(|p| {
+                let c = plane.coords(&p.x);
+                ((c[0], c[1]), p.stability.is_stable(), p.slow)
+            })
+            .collect();
+        let all = traj
+            .iter()
+            .flatten()
+            .copied()
+            .chain(pts.iter().map(|p| p.0));
+        let (x_range, y_range) = bounds(all);
+        let probe = Probe::new(g.trials[0], spec.t_end);
+        let ff: FlowField =
+            with_net!(&net, f => flow_field(f, &probe, plane, x_range, y_range, opts.grid, None))
+                .map_err(|e| RunError::Dir(format!("flow field, group {gi}: {e}")))?;
+        let title = match g.label {
+            Some(l) => format!("{} (label {l:+})", g.condition),
+            None => g.condition.clone(),
+        };
+        panels.push(plot::FlowPanel {
+            title,
+            axes: plane.names.clone(),
+            field: ff,
+            trajectories: traj,
+            points: pts,
+        });
+    }
+    plot::flow_fields(&out.join("flow_field.png"), &panels).map_err(RunError::Plot)?;
+    let spectra: Vec<(Vec<(f64, f64)>, bool)> = results
+        .iter()
+        .flat_map(|g| g.found.points.iter())
+        .map(|p| (p.eigenvalues.clone(), p.stability.is_stable()))
+        .collect();
+    plot::spectrum(&out.join("spectrum.png"), &spectra).map_err(RunError::Plot)?;
+    Ok(Analysis {
+        out: out.to_path_buf(),
+        groups: results,
+    })
+}
+
+/// The plane of each group: the low-rank network's `κ` plane through `B u`, or the
+/// principal components of all trajectories.
+fn planes<T: Real>(
+    net: &Net<T>,
+    groups: &[GroupResult],
+    n: usize,
+    states: &[f64],
+) -> Result<Vec<Plane>, RunError> {
+    let bad = |e: crate::analysis::AnalysisError| RunError::Dir(format!("analysis plane: {e}"));
+    if let Net::LowRank(f) = net {
+        let c = f.connectivity();
+        if c.rank() >= 2 {
+            let m: Vec<f64> = c.m().iter().map(|v| v.as_f64()).collect();
+            let b: Vec<f64> = f.input_weights().iter().map(|v| v.as_f64()).collect();
+            return groups
+                .iter()
+                .map(|g| {
+                    let center: Vec<f64> = (0..n)
+                        .map(|i| {
+                            g.input
+                                .iter()
+                                .enumerate()
+                                .map(|(c, u)| b[i + c * n] * u)
+                                .sum()
+                        })
+                        .collect();
+                    Plane::new(
+                        center,
+                        m[..n].to_vec(),
+                        m[n..2 * n].to_vec(),
+                        ["kappa1", "kappa2"],
+                    )
+                    .map_err(bad)
+                })
+                .collect();
+        }
+    }
+    let pca = pca_plane(n, states).map_err(bad)?;
+    Ok(vec![pca; groups.len()])
+}
+
+fn bounds(pts: impl Iterator<Item = (f64, f64)>) -> ((f64, f64), (f64, f64)) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in pts.filter(|p| p.0.is_finite() && p.1.is_finite()) {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        return ((-1.0, 1.0), (-1.0, 1.0));
+    }
+    let pad = |a: f64, b: f64| {
+        let d = ((b - a) * 0.15).max(1e-3);
+        (a - d, b + d)
+    };
+    (pad(x0, x1), pad(y0, y1))
+}
+
+fn write_results(out: &Path, groups: &[GroupResult]) -> Result<(), RunError> {
+    let mut json_groups = Vec::new();
+    let mut eig = Vec::new();
+    let (mut xstar, mut q, mut gid, mut stable, mut ro) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let n = groups
+        .iter()
+        .flat_map(|g| g.found.points.first())
+        .map(|p| p.x.len())
+        .next()
+        .unwrap_or(0);
+    for (gi, g) in groups.iter().enumerate() {
+        let points: Vec<serde_json::Value> = g
+            .found
+            .points
+            .iter()
+            .zip(&g.readout)
+            .map(|(p, &r)| {
+                json!({
+                    "x": p.x,
+                    "q": p.q,
+                    "slow": p.slow,
+                    "iterations": p.iterations,
+                    "newton_steps": p.newton_steps,
+                    "count": p.count,
+                    "stability": p.stability,
+                    "readout": r,
+                    "leading_eigenvalues": p.eigenvalues.iter().take(5).map(|e| [e.0, e.1]).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json_groups.push(json!({
+            "group": gi,
+            "condition": g.condition,
+            "input": g.input,
+            "label": g.label,
+            "trials": g.trials,
+            "n_inits": g.found.n_inits,
+            "n_converged": g.found.n_converged,
+            "n_outliers": g.found.n_outliers,
+            "tol_q": g.found.tol_q,
+            "points": points,
+        }));
+        for (p, &r) in g.found.points.iter().zip(&g.readout) {
+            eig.push(json!({
+                "group": gi,
+                "stability": p.stability,
+                "eigenvalues": p.eigenvalues.iter().map(|e| [e.0, e.1]).collect::<Vec<_>>(),
+            }));
+            xstar.extend_from_slice(&p.x);
+            q.push(p.q);
+            gid.push(gi as i64);
+            stable.push(i64::from(p.stability.is_stable()));
+            ro.push(r);
+        }
+    }
+    let text = |v: &serde_json::Value| {
+        serde_json::to_string_pretty(v).expect("a JSON value always serialises")
+    };
+    write_atomic(
+        &out.join("fixed_points.json"),
+        text(&json!({
+            "system": "continuous time: f(x*) = 0, Jacobian df/dx (includes -I/tau)",
+            "groups": json_groups,
+        }))
+        .as_bytes(),
+    )?;
+    write_atomic(&out.join("eigenvalues.json"), text(&json!(eig)).as_bytes())?;
+    let npz = out.join("fixed_points.npz");
+    let io = |e: String| {
+        RunError::Io(IoError::Fs {
+            action: "cannot write",
+            path: npz.clone(),
+            source: std::io::Error::other(e),
+        })
+    };
+    let file = std::fs::File::create(&npz).map_err(|e| io(e.to_string()))?;
+    let mut w = NpzWriter::new(file);
+    let count = q.len();
+    let xs = Array2::from_shape_vec((count, n), xstar).map_err(|e| io(e.to_string()))?;
+    w.add_array("xstar", &xs).map_err(|e| io(e.to_string()))?;
+    w.add_array("q", &Array1::from(q))
+        .map_err(|e| io(e.to_string()))?;
+    w.add_array("group", &Array1::from(gid))
+        .map_err(|e| io(e.to_string()))?;
+    w.add_array("stable", &Array1::from(stable))
+        .map_err(|e| io(e.to_string()))?;
+    w.add_array("readout", &Array1::from(ro))
+        .map_err(|e| io(e.to_string()))?;
+    w.finish().map_err(|e| io(e.to_string()))?;
+    Ok(())
+}
