@@ -227,7 +227,30 @@ impl TrainConfig {
             path: p.display().to_string(),
             source,
         })?;
-        Self::parse(&text, &p.display().to_string())
+        let mut cfg = Self::parse(&text, &p.display().to_string())?;
+        // A region file is read now and kept inline (a run's config.toml stands alone).
+        if let ModelConfig::Multiregion(m) = &mut cfg.model {
+            let dir = p.parent().unwrap_or(Path::new("."));
+            let invalid = |message: String| ConfigError::Invalid {
+                path: p.display().to_string(),
+                key: "model.regions_file".into(),
+                line: line_of(&text, "model.regions_file")
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default(),
+                message,
+            };
+            m.resolve(dir).map_err(invalid)?;
+            cfg.validate()
+                .map_err(|(key, message)| ConfigError::Invalid {
+                    path: p.display().to_string(),
+                    line: line_of(&text, &key)
+                        .map(|l| format!(" (line {l})"))
+                        .unwrap_or_default(),
+                    key,
+                    message,
+                })?;
+        }
+        Ok(cfg)
     }
 
     /// Parses and checks config text; `origin` names it in errors.
@@ -248,7 +271,7 @@ impl TrainConfig {
             }
             if message.contains("missing field `kind`") {
                 message.push_str(
-                    "\n[model] and [task] start with `kind`: [model] kind = \"lowrank\" or \"kim\"; \
+                    "\n[model] and [task] start with `kind`: [model] kind = \"lowrank\", \"kim\" or \"multiregion\"; \
                      [task] kind = \"contextual_switch\", \"go_nogo\", \"xor\" or \"mante\"",
                 );
             }
@@ -458,6 +481,13 @@ impl TrainConfig {
             match &mut self.model {
                 ModelConfig::Lowrank(m) => m.n = n,
                 ModelConfig::Kim(m) => m.n = n,
+                ModelConfig::Multiregion(_) => {
+                    return Err(bad(
+                        "--N",
+                        "a multi-region network's size is its regions': edit the region file"
+                            .into(),
+                    ))
+                }
             }
         }
         let kim_set = o.p_inh.is_some()
@@ -496,12 +526,12 @@ impl TrainConfig {
                     m.taus = t.clone();
                 }
             }
-            ModelConfig::Lowrank(_) if kim_set => {
+            ModelConfig::Lowrank(_) | ModelConfig::Multiregion(_) if kim_set => {
                 return Err(kim_only(
                     "--P_inh/--P_rec/--som_N/--gain/--apply_dale/--act/--decay_taus",
                 ))
             }
-            ModelConfig::Lowrank(_) => {}
+            ModelConfig::Lowrank(_) | ModelConfig::Multiregion(_) => {}
         }
         if let Some(l) = &o.loss_fn {
             self.training.loss = toml::Value::String(l.clone())

@@ -612,3 +612,69 @@ fn the_builder_refuses_changes_after_finalising() {
         .to_string()
         .contains("parent"));
 }
+
+/// The multi-region config trains end to end through the shared pipeline to the task's
+/// criterion; its masks and signs hold in the trained weights; the run directory's
+/// config keeps the regions inline.
+#[test]
+fn a_multi_region_network_trains_on_go_nogo() {
+    use neurode::config::TrainConfig;
+    let cfg = TrainConfig::load("configs/multiregion_go_nogo.toml").unwrap();
+    let dir = std::env::temp_dir().join(format!("neurode-mr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = neurode::run::train(&cfg, &dir, false, &mut |_, _, _| {})
+        .unwrap()
+        .json;
+    assert_eq!(summary["stopped_early"], true, "{summary:#}");
+    assert!(summary["final"]["val_accuracy"].as_f64().unwrap() > 0.95);
+    let (arrays, _) =
+        neurode::io::read_safetensors::<f32>(&dir.join("params.safetensors")).unwrap();
+    let get = |name: &str| arrays.iter().find(|a| a.name == name).unwrap();
+    let (mask, eff) = (get("signed_mask"), get("W_eff"));
+    for (m, w) in mask.data.iter().zip(&eff.data) {
+        assert!(if *m == 0.0 {
+            *w == 0.0
+        } else {
+            *w == 0.0 || w.signum() == m.signum()
+        });
+    }
+    let again = TrainConfig::load(dir.join("config.toml")).unwrap();
+    assert_eq!(again.model, cfg.model);
+}
+
+/// A config may name a region file; its size must fit the task.
+#[test]
+fn a_config_can_name_a_region_file() {
+    use neurode::config::TrainConfig;
+    let text = std::fs::read_to_string("configs/multiregion_go_nogo.toml").unwrap();
+    let head = text.split("[[model.regions").next().unwrap();
+    let dir = std::env::temp_dir().join(format!("neurode-mrf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tail = text.split("[task]").nth(1).unwrap();
+    let cfg_text = format!(
+        "{}regions_file = \"{}\"\n\n[task]{tail}",
+        head,
+        std::fs::canonicalize("configs/regions/cbgtcl.json")
+            .unwrap()
+            .display()
+    );
+    let path = dir.join("cbgtcl_go_nogo.toml");
+    std::fs::write(&path, cfg_text).unwrap();
+    let cfg = TrainConfig::load(&path).unwrap();
+    assert_eq!(cfg.model.n(), 350);
+    // CBGTCL has 25 input units; go/no-go gives one channel.
+    let e = neurode::train::Trainer::<f64>::new(&cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("25 input units") && e.contains("1 input channels"),
+        "{e}"
+    );
+    // A missing region file is named.
+    let missing = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("cbgtcl.json", "nope.json");
+    std::fs::write(&path, missing).unwrap();
+    let e = TrainConfig::load(&path).unwrap_err().to_string();
+    assert!(e.contains("nope.json") && e.contains("regions_file"), "{e}");
+}

@@ -8,8 +8,9 @@
 
 mod kim;
 mod lowrank;
+mod multiregion;
 
-use neurode_models::{KimRateRnn, LowRankRnn, ModelError, Readout};
+use neurode_models::{KimRateRnn, LowRankRnn, ModelError, MultiRegionRnn, Readout};
 use neurode_solvers::{
     derive_seed, Normal, ParamView, PiecewiseConstant, Real, VectorField, VjpParams,
 };
@@ -20,6 +21,7 @@ use crate::tasks::grid;
 
 pub use kim::{KimActivation, KimConfig, KimWeights};
 pub use lowrank::{structure_summary, LowRankConfig};
+pub use multiregion::{MultiRegionConfig, RegionActivation};
 
 /// A network of one of the models, with its parameters current.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub enum Net<T: Real> {
     LowRank(LowRankRnn<T>),
     /// The Kim et al. (2019) rate RNN.
     Kim(KimRateRnn<T>),
+    /// A multi-region RNN (mRNNTorch).
+    MultiRegion(MultiRegionRnn<T>),
 }
 
 /// Runs `$body` with `$f` bound to the network's vector field, whatever its model.
@@ -36,6 +40,7 @@ macro_rules! with_net {
         match $net {
             $crate::network::Net::LowRank($f) => $body,
             $crate::network::Net::Kim($f) => $body,
+            $crate::network::Net::MultiRegion($f) => $body,
         }
     };
 }
@@ -88,6 +93,8 @@ pub enum ModelConfig {
     Lowrank(LowRankConfig),
     /// [`KimConfig`].
     Kim(KimConfig),
+    /// [`MultiRegionConfig`].
+    Multiregion(MultiRegionConfig),
 }
 
 impl Default for ModelConfig {
@@ -124,6 +131,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Lowrank(_) => "lowrank",
             ModelConfig::Kim(_) => "kim",
+            ModelConfig::Multiregion(_) => "multiregion",
         }
     }
     /// Units.
@@ -131,6 +139,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Lowrank(m) => m.n,
             ModelConfig::Kim(m) => m.n,
+            ModelConfig::Multiregion(m) => m.n(),
         }
     }
     /// Checks the settings; the error is `(key under model., message)`.
@@ -138,6 +147,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Lowrank(m) => m.validate(),
             ModelConfig::Kim(m) => m.validate(),
+            ModelConfig::Multiregion(m) => m.validate(),
         }
     }
     /// The network and readout of `seed` for `n_in` input channels.
@@ -149,6 +159,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Lowrank(m) => m.build(seed, n_in),
             ModelConfig::Kim(m) => m.build(seed, n_in),
+            ModelConfig::Multiregion(m) => m.build(seed, n_in),
         }
     }
     /// Whether the parameters of view `name` are trained (field views, then the readout's
@@ -157,6 +168,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Lowrank(m) => m.trainable(name),
             ModelConfig::Kim(m) => m.trainable(name),
+            ModelConfig::Multiregion(m) => m.trainable(name),
         }
     }
     /// What the model draws per trial.
@@ -172,6 +184,7 @@ impl ModelConfig {
                 noise_sd: m.noise_sd,
                 noise_dt: m.noise_dt,
             },
+            ModelConfig::Multiregion(m) => m.draws(),
         }
     }
     /// The network's arrays for a parameter file, with what each is to the run, for
@@ -180,6 +193,7 @@ impl ModelConfig {
         match (self, net) {
             (ModelConfig::Lowrank(m), Net::LowRank(f)) => m.arrays(f, theta),
             (ModelConfig::Kim(m), Net::Kim(f)) => m.arrays(f, theta),
+            (ModelConfig::Multiregion(m), Net::MultiRegion(f)) => m.arrays(f, theta),
             _ => unreachable!("a network is built from its own config"),
         }
     }
@@ -201,6 +215,14 @@ impl ModelConfig {
                 ("activation".into(), m.act.name().into()),
                 ("taus".into(), format!("{:?}", m.taus)),
             ],
+            ModelConfig::Multiregion(m) => vec![
+                ("format".into(), "neurode multi-region RNN (mRNNTorch)".into()),
+                (
+                    "layout".into(),
+                    "row-major, rows = destination; W_eff = |W| * signed_mask (Dale) or W * signed_mask; bias = tonic input".into(),
+                ),
+                ("tau".into(), m.tau.to_string()),
+            ],
         }
     }
     /// A summary of trained parameters for `structure.json` (model-specific).
@@ -208,6 +230,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Lowrank(m) => structure_summary(arrays, m.n, m.rank),
             ModelConfig::Kim(m) => m.structure(arrays),
+            ModelConfig::Multiregion(m) => m.structure(arrays),
         }
     }
     /// Bytes a run of this model needs at least (parameters, optimiser state, workers'
@@ -222,7 +245,9 @@ impl ModelConfig {
                 bytes * (3.0 * n * n + (6.0 + workers as f64) * n * (2.0 * m.rank as f64 + 8.0))
             }
             // W, W_eff, both panels, the VJP scratch per worker, Adam (2), best copy.
-            ModelConfig::Kim(_) => bytes * n * n * (8.0 + 2.0 * workers as f64),
+            ModelConfig::Kim(_) | ModelConfig::Multiregion(_) => {
+                bytes * n * n * (8.0 + 2.0 * workers as f64)
+            }
         }
     }
 }

@@ -1,0 +1,331 @@
+//! The multi-region RNN (mRNNTorch) in a run: its `[model]` table, what it trains, draws
+//! per trial and exports.
+//!
+//! The regions come from a region file (`regions_file`, mRNNTorch's JSON or its TOML
+//! form, read when the config is loaded) or inline (`[model.regions]`, the same keys).
+//! A run's `config.toml` keeps them inline, so a run directory stands on its own.
+
+use std::path::{Path, PathBuf};
+
+use neurode_models::{Activation, ModelError, MultiRegionRnn, Readout, RegionSettings, Regions};
+use neurode_solvers::{derive_seed, Normal, Real, VectorField, VjpParams};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Net, Role};
+use crate::io::NamedArray;
+use crate::regions::RegionFile;
+
+/// Activation of a multi-region network (mRNNTorch's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionActivation {
+    /// `max(x, 0)` (the original's default).
+    #[default]
+    Relu,
+    /// `tanh(x)`.
+    Tanh,
+    /// The logistic sigmoid.
+    Sigmoid,
+    /// `ln(1 + e^x)`.
+    Softplus,
+    /// `x`.
+    Linear,
+}
+
+impl RegionActivation {
+    fn activation(self) -> Activation {
+        match self {
+            RegionActivation::Relu => Activation::Relu,
+            RegionActivation::Tanh => Activation::Tanh,
+            RegionActivation::Sigmoid => Activation::Sigmoid,
+            RegionActivation::Softplus => Activation::Softplus,
+            RegionActivation::Linear => Activation::Identity,
+        }
+    }
+}
+
+/// A multi-region RNN (see `neurode_models::RegionBuilder`): `[model] kind =
+/// "multiregion"`. Times are in the task's units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MultiRegionConfig {
+    /// A region file (mRNNTorch JSON, or TOML), relative to the working directory or to
+    /// the config's folder.
+    pub regions_file: Option<PathBuf>,
+    /// The regions and connections (read from `regions_file` when it is given).
+    pub regions: Option<RegionFile>,
+    /// `relu` (default), `tanh`, `sigmoid`, `softplus` or `linear`.
+    pub act: RegionActivation,
+    /// Time constant τ (task time units).
+    pub tau: f64,
+    /// Dale's law on the recurrent weights (signs of the source regions).
+    pub rec_constrained: bool,
+    /// Dale's law on the input weights.
+    pub inp_constrained: bool,
+    /// Scale the recurrent weights at initialisation to this spectral radius of `W_eff`.
+    pub spectral_radius: Option<f64>,
+    /// The original's `noise_level_act` (σ_rec): each noise step adds noise of SD
+    /// `sqrt(2 noise_dt / τ) σ_rec` to every unit, as its discrete update does.
+    pub noise_rec: f64,
+    /// The noise step (the original's `dt`).
+    pub noise_dt: f64,
+    /// Train the recurrent weights.
+    pub train_w: bool,
+    /// Train the tonic input (default: as the regions' `learnable_bias` says).
+    pub train_bias: Option<bool>,
+    /// Train the readout.
+    pub train_readout: bool,
+}
+
+impl Default for MultiRegionConfig {
+    fn default() -> Self {
+        MultiRegionConfig {
+            regions_file: None,
+            regions: None,
+            act: RegionActivation::Relu,
+            tau: 100.0,
+            rec_constrained: true,
+            inp_constrained: true,
+            spectral_radius: None,
+            noise_rec: 0.0,
+            noise_dt: 10.0,
+            train_w: true,
+            train_bias: None,
+            train_readout: true,
+        }
+    }
+}
+
+impl MultiRegionConfig {
+    /// Reads `regions_file` into `regions` (relative to the working directory, else to
+    /// `config_dir`); a no-op when the regions are inline.
+    pub fn resolve(&mut self, config_dir: &Path) -> Result<(), String> {
+        let Some(file) = &self.regions_file else {
+            return Ok(());
+        };
+        if self.regions.is_some() {
+            return Ok(());
+        }
+        let path = if file.exists() {
+            file.clone()
+        } else {
+            config_dir.join(file)
+        };
+        let regions = RegionFile::load(&path).map_err(|e| e.to_string())?;
+        self.regions = Some(regions);
+        Ok(())
+    }
+
+    /// Units: the recurrent regions' total (0 before the regions are read).
+    pub fn n(&self) -> usize {
+        self.regions.as_ref().map_or(0, |r| {
+            r.recurrent_regions
+                .iter()
+                .filter_map(|e| e.num_units.as_ref()?.as_f64())
+                .map(|u| u.max(0.0) as usize)
+                .sum()
+        })
+    }
+
+    fn settings(&self) -> RegionSettings {
+        RegionSettings {
+            act: self.act.activation(),
+            tau: self.tau,
+            rec_constrained: self.rec_constrained,
+            inp_constrained: self.inp_constrained,
+            spectral_radius: self.spectral_radius,
+        }
+    }
+
+    fn learnable_bias(&self) -> Option<bool> {
+        let r = self.regions.as_ref()?;
+        let flags: Vec<bool> = r
+            .recurrent_regions
+            .iter()
+            .map(|e| e.learnable_bias.unwrap_or(false))
+            .collect();
+        flags.iter().all(|&f| f == flags[0]).then(|| flags[0])
+    }
+
+    pub(super) fn validate(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, msg: String| Err((k.to_string(), msg));
+        if !(self.tau.is_finite() && self.tau > 0.0) {
+            return err(
+                "tau",
+                format!("tau = {}: must be a positive time", self.tau),
+            );
+        }
+        if !(self.noise_rec.is_finite() && self.noise_rec >= 0.0) {
+            return err(
+                "noise_rec",
+                format!("noise_rec = {}: must be >= 0", self.noise_rec),
+            );
+        }
+        if !(self.noise_dt.is_finite() && self.noise_dt > 0.0) {
+            return err(
+                "noise_dt",
+                format!("noise_dt = {}: must be > 0", self.noise_dt),
+            );
+        }
+        if let Some(r) = self.spectral_radius {
+            if !(r.is_finite() && r > 0.0) {
+                return err(
+                    "spectral_radius",
+                    format!("spectral_radius = {r}: must be > 0"),
+                );
+            }
+        }
+        let Some(regions) = &self.regions else {
+            if self.regions_file.is_some() {
+                // Read (and checked) when the config is loaded from its file.
+                return Ok(());
+            }
+            return err(
+                "regions",
+                "a multi-region model needs its regions: set regions_file (e.g. \
+                 \"configs/regions/cbgtcl.json\") or a [model.regions] table"
+                    .into(),
+            );
+        };
+        let key = if self.regions_file.is_some() {
+            "regions_file"
+        } else {
+            "regions"
+        };
+        let mut b = regions.builder().map_err(|e| (key.to_string(), e))?;
+        if self.train_bias.is_none() && self.learnable_bias().is_none() {
+            return err(
+                key,
+                "the regions disagree on learnable_bias; training part of the tonic input is \
+                 not supported: give every region the same learnable_bias, or set train_bias"
+                    .into(),
+            );
+        }
+        // The network must assemble (spectral radius, at least one input region, ...).
+        b.finalize::<f64>(&self.settings(), 0)
+            .map(|_| ())
+            .map_err(|e| (key.to_string(), e.to_string()))
+    }
+
+    pub(super) fn build<T: Real>(
+        &self,
+        seed: u64,
+        n_in: usize,
+    ) -> Result<(Net<T>, Readout<T>), ModelError> {
+        let (rnn, regions) = self.network::<T>(seed)?;
+        if regions.n_inp() != n_in {
+            return Err(ModelError::Shape(format!(
+                "the regions have {} input units but the task gives {n_in} input channels; \
+                 make the input regions add up to {n_in} units",
+                regions.n_inp()
+            )));
+        }
+        let n = rnn.dim();
+        let mut rng = Normal::new(derive_seed(seed, &[1]));
+        let w_out = (0..n)
+            .map(|_| T::from_f64(rng.sample() / (n as f64).sqrt()))
+            .collect();
+        let readout = Readout::rates(w_out, T::zero(), self.act.activation())?;
+        Ok((Net::MultiRegion(rnn), readout))
+    }
+
+    /// The network and its region layout for `seed`.
+    pub fn network<T: Real>(&self, seed: u64) -> Result<(MultiRegionRnn<T>, Regions), ModelError> {
+        let file = self.regions.as_ref().ok_or_else(|| {
+            ModelError::Region("the multi-region model's regions were not read".into())
+        })?;
+        let mut b = file.builder().map_err(ModelError::Region)?;
+        b.finalize(&self.settings(), derive_seed(seed, &[0]))
+    }
+
+    pub(super) fn trainable(&self, name: &str) -> bool {
+        match name {
+            "W" => self.train_w,
+            "B" => false,
+            "bias" => self
+                .train_bias
+                .unwrap_or_else(|| self.learnable_bias().unwrap_or(false)),
+            _ => self.train_readout,
+        }
+    }
+
+    pub(super) fn draws(&self) -> super::TrialDraws {
+        super::TrialDraws {
+            x0_sd: 0.0,
+            noise_sd: (2.0 * self.noise_dt / self.tau).sqrt() * self.noise_rec,
+            noise_dt: self.noise_dt,
+        }
+    }
+
+    /// Row-major `W` (raw), `w_in`, `bias` (tonic input), `w_out`, `b_out` (θ);
+    /// `signed_mask` (fixed); `W_eff` (derived).
+    pub(super) fn arrays<T: Real>(
+        &self,
+        rnn: &MultiRegionRnn<T>,
+        theta: &[T],
+    ) -> Vec<(NamedArray<T>, Role)> {
+        let n = rnn.dim();
+        let n_in = rnn.n_in();
+        let nf = rnn.n_params();
+        let w = &theta[..n * n];
+        let w_in = &theta[n * n..n * n + n * n_in];
+        let bias = theta[n * n + n * n_in..nf].to_vec();
+        let vec = |name: &str, data: Vec<T>| NamedArray {
+            name: name.into(),
+            shape: vec![data.len()],
+            data,
+        };
+        let mut f = rnn.clone();
+        f.set_params(&theta[..nf]);
+        let conn = f.connectivity();
+        vec![
+            (NamedArray::from_col_major("W", n, n, w), Role::Theta),
+            (
+                NamedArray::from_col_major("w_in", n, n_in, w_in),
+                Role::Theta,
+            ),
+            (vec("bias", bias), Role::Theta),
+            (vec("w_out", theta[nf..nf + n].to_vec()), Role::Theta),
+            (
+                vec("b_out", theta[nf + n..nf + n + 1].to_vec()),
+                Role::Theta,
+            ),
+            (
+                NamedArray::from_col_major("signed_mask", n, n, conn.signed_mask()),
+                Role::Fixed,
+            ),
+            (
+                NamedArray::from_col_major("W_eff", n, n, conn.effective()),
+                Role::Derived,
+            ),
+        ]
+    }
+
+    pub(super) fn structure<T: Real>(&self, arrays: &[NamedArray<T>]) -> serde_json::Value {
+        let get = |name: &str| arrays.iter().find(|a| a.name == name);
+        let (Some(mask), Some(weff)) = (get("signed_mask"), get("W_eff")) else {
+            return json!({"error": "the parameter arrays of a multi-region RNN are incomplete"});
+        };
+        let regions = self.regions.as_ref().map_or(Vec::new(), |r| {
+            r.recurrent_regions
+                .iter()
+                .enumerate()
+                .map(|(k, e)| {
+                    json!({
+                        "name": e.name.clone().unwrap_or_else(|| format!("region_{k}")),
+                        "units": e.num_units,
+                        "sign": e.sign.clone().unwrap_or_else(|| "pos".into()),
+                    })
+                })
+                .collect()
+        });
+        json!({
+            "N": self.n(),
+            "regions": regions,
+            "allowed_connections": mask.data.iter().filter(|v| v.as_f64() != 0.0).count(),
+            "nonzero_effective_weights": weff.data.iter().filter(|v| v.as_f64() != 0.0).count(),
+            "activation": format!("{:?}", self.act).to_lowercase(),
+        })
+    }
+}
