@@ -1,13 +1,16 @@
 //! Fixed and slow points of `dx/dt = f(x)` from many initial states at once.
 //!
-//! Each state minimises `q(x) = ½|f_R(x)|²` (`R`: the free units) by Levenberg–Marquardt
-//! steps `(JᵀJ + λI) δ = -Jᵀ f`, solved matrix-free by conjugate gradients with one
-//! Jacobian-vector and one vector-Jacobian product per iteration, all states in one
-//! batch. A state stops when `q` is below the tolerance (a fixed point) or when its
-//! steps stall (a slow point: a local minimum of `q` above zero). Then duplicates are
-//! merged (the lowest `q` kept), points far from the initial states dropped, each unique
-//! point polished by Newton steps on the dense Jacobian where it is well conditioned, and
-//! linearised (eigenvalues, stability).
+//! Each state decreases `q(x) = ½|f_R(x)|²` (`R`: the free units) by inexact Newton
+//! steps `J δ = -f` solved matrix-free by GMRES (one batched Jacobian-vector product per
+//! Krylov vector, every state of a chunk at once), with a backtracking line search on `q`;
+//! where Newton's direction does not decrease `q` (far from a root, or near a minimum of
+//! `q` above zero), a steepest-descent step `-α Jᵀf` with the step that is exact on the
+//! local quadratic model (`α = |Jᵀf|² / |J Jᵀf|²`). A state stops when `q` is below the
+//! tolerance (a fixed point) or when `q` stops decreasing (a slow point: a local minimum of
+//! `q` above zero, or the iteration limit). Then duplicates are merged (the lowest `q`
+//! kept), points far from the initial states dropped, each unique point polished by Newton
+//! steps on the dense Jacobian where it is well conditioned, and linearised (eigenvalues,
+//! stability).
 
 use faer::linalg::solvers::Solve;
 use neurode_solvers::{Columns, JvpState, Real, VectorField, VjpState};
@@ -19,17 +22,24 @@ use super::{AnalysisError, Probe};
 /// Settings of [`find_fixed_points`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct FixedPointOptions {
-    /// Levenberg–Marquardt iterations per state at most.
+    /// Newton (or descent) iterations per state at most.
     pub max_iters: usize,
-    /// Conjugate-gradient iterations per step at most.
-    pub max_cg: usize,
+    /// Krylov vectors per GMRES solve at most.
+    pub krylov: usize,
     /// A state whose `q` falls below this is a fixed point (`None`: `½ (100 ε)²` for the
     /// field's precision `ε`).
     pub tol_q: Option<f64>,
     /// A step shorter than `tol_step · (1 + |x|)` has stalled.
     pub tol_step: f64,
-    /// Points closer than this (Euclidean) are one point.
+    /// Fixed points closer than this (Euclidean) are one point.
     pub tol_unique: f64,
+    /// Slow points closer than this fraction of the initial states' mean distance to their
+    /// centroid are one point (a slow region is often a valley along which `q` hardly
+    /// changes).
+    pub slow_unique: f64,
+    /// A state whose `q` falls by less than this fraction in three iterations running has
+    /// stopped at a slow point.
+    pub slow_decrease: f64,
     /// Drop points whose distance to the initial states' centroid exceeds this many times
     /// the initial states' mean distance to it (`None`: keep all).
     pub outlier_distance_scale: Option<f64>,
@@ -42,11 +52,13 @@ pub struct FixedPointOptions {
 impl Default for FixedPointOptions {
     fn default() -> Self {
         FixedPointOptions {
-            max_iters: 200,
-            max_cg: 50,
+            max_iters: 100,
+            krylov: 40,
             tol_q: None,
             tol_step: 1e-13,
             tol_unique: 1e-3,
+            slow_unique: 0.05,
+            slow_decrease: 1e-3,
             outlier_distance_scale: Some(10.0),
             newton_max_cond: 1e10,
             newton_steps: 8,
@@ -63,7 +75,7 @@ pub struct FixedPoint {
     pub q: f64,
     /// Whether `q` is above the fixed-point tolerance (a slow point).
     pub slow: bool,
-    /// Levenberg–Marquardt iterations it took.
+    /// Newton (or descent) iterations it took.
     pub iterations: usize,
     /// Newton steps taken in the polish.
     pub newton_steps: usize,
@@ -178,134 +190,10 @@ where
         trials: vec![probe.trial; k_all],
         ws: f.workspace(k_all),
     };
-    let zero = super::zero::<F::Scalar>();
-
     let mut x = inits.to_vec();
-    let mut q = vec![f64::INFINITY; k_all];
-    let mut iters = vec![0usize; k_all];
-    let mut lambda = vec![f64::NAN; k_all];
-    let mut active: Vec<usize> = (0..k_all).collect();
-    // Buffers for the active columns.
+    let (mut q, iters) = descend(&mut r, &mut x, opts, tol_q);
+    let zero = super::zero::<F::Scalar>();
     let size = n * k_all;
-    let (mut xk, mut rk, mut g, mut d, mut res, mut p, mut jp, mut ap, mut xt, mut rt) = (
-        vec![zero; size],
-        vec![zero; size],
-        vec![zero; size],
-        vec![zero; size],
-        vec![zero; size],
-        vec![zero; size],
-        vec![zero; size],
-        vec![zero; size],
-        vec![zero; size],
-        vec![zero; size],
-    );
-    for _ in 0..opts.max_iters {
-        if active.is_empty() {
-            break;
-        }
-        let k = active.len();
-        let m = n * k;
-        for (c, &a) in active.iter().enumerate() {
-            xk[c * n..(c + 1) * n].copy_from_slice(&x[a * n..(a + 1) * n]);
-        }
-        r.resid(&xk[..m], &mut rk[..m]);
-        let rr = dots(n, &rk[..m], &rk[..m]);
-        r.vjp(&xk[..m], &rk[..m], &mut g[..m]);
-        let gg = dots(n, &g[..m], &g[..m]);
-        let mut lam = vec![0.0; k];
-        for (c, &a) in active.iter().enumerate() {
-            q[a] = 0.5 * rr[c];
-            if lambda[a].is_nan() {
-                lambda[a] = if rr[c] > 0.0 {
-                    1e-3 * gg[c] / rr[c]
-                } else {
-                    0.0
-                };
-            }
-            lam[c] = lambda[a];
-        }
-        // CG on (JᵀJ + λ) δ = -Jᵀ r, per column.
-        for ((dv, rv), (pv, gv)) in d[..m]
-            .iter_mut()
-            .zip(res[..m].iter_mut())
-            .zip(p[..m].iter_mut().zip(&g[..m]))
-        {
-            *dv = zero;
-            *rv = -*gv;
-            *pv = -*gv;
-        }
-        let mut rs = gg.clone();
-        let rs0 = gg.clone();
-        for _ in 0..opts.max_cg.max(1) {
-            r.jvp(&xk[..m], &p[..m], &mut jp[..m]);
-            r.vjp(&xk[..m], &jp[..m], &mut ap[..m]);
-            for ((a, pc), &l) in ap[..m]
-                .chunks_exact_mut(n)
-                .zip(p[..m].chunks_exact(n))
-                .zip(&lam)
-            {
-                let l = F::Scalar::from_f64(l);
-                a.iter_mut().zip(pc).for_each(|(a, &p)| *a += l * p);
-            }
-            let pap = dots(n, &p[..m], &ap[..m]);
-            let mut live = false;
-            for c in 0..k {
-                let go = pap[c] > 0.0 && rs[c] > 1e-24 * rs0[c] && rs[c] > 0.0;
-                if !go {
-                    continue;
-                }
-                live = true;
-                let alpha = F::Scalar::from_f64(rs[c] / pap[c]);
-                for i in c * n..(c + 1) * n {
-                    d[i] += alpha * p[i];
-                    res[i] -= alpha * ap[i];
-                }
-                let rs_new: f64 = res[c * n..(c + 1) * n]
-                    .iter()
-                    .map(|v| v.as_f64() * v.as_f64())
-                    .sum();
-                let beta = F::Scalar::from_f64(rs_new / rs[c]);
-                for i in c * n..(c + 1) * n {
-                    p[i] = res[i] + beta * p[i];
-                }
-                rs[c] = rs_new;
-            }
-            if !live {
-                break;
-            }
-        }
-        for i in 0..m {
-            xt[i] = xk[i] + d[i];
-        }
-        r.resid(&xt[..m], &mut rt[..m]);
-        let rr_t = dots(n, &rt[..m], &rt[..m]);
-        let dd = dots(n, &d[..m], &d[..m]);
-        let xx = dots(n, &xk[..m], &xk[..m]);
-        let mut still = Vec::with_capacity(k);
-        for (c, &a) in active.iter().enumerate() {
-            iters[a] += 1;
-            if q[a] < tol_q {
-                continue;
-            }
-            let q_t = 0.5 * rr_t[c];
-            let stalled = dd[c].sqrt() <= opts.tol_step * (1.0 + xx[c].sqrt());
-            if q_t.is_finite() && q_t < q[a] {
-                x[a * n..(a + 1) * n].copy_from_slice(&xt[c * n..(c + 1) * n]);
-                q[a] = q_t;
-                lambda[a] /= 3.0;
-                if q_t < tol_q || stalled {
-                    continue;
-                }
-            } else {
-                lambda[a] = (lambda[a] * 4.0).max(1e-300);
-                if stalled || lambda[a] > 1e30 * (1.0 + gg[c] / rr[c].max(f64::MIN_POSITIVE)) {
-                    continue;
-                }
-            }
-            still.push(a);
-        }
-        active = still;
-    }
     // Final q of every state.
     {
         let mut rk_all = vec![zero; size];
@@ -336,11 +224,18 @@ where
     let n_outliers = before - keep.len();
     // Unique points, lowest q first.
     keep.sort_by(|&a, &b| q[a].total_cmp(&q[b]));
+    let radius = |qa: f64, qb: f64| {
+        if qa < tol_q && qb < tol_q {
+            opts.tol_unique
+        } else {
+            opts.tol_unique.max(opts.slow_unique * spread)
+        }
+    };
     let mut unique: Vec<(usize, usize)> = Vec::new(); // (state, count)
     for &a in &keep {
         match unique
             .iter_mut()
-            .find(|(u, _)| dist(&xs[*u], &xs[a]) <= opts.tol_unique)
+            .find(|(u, _)| dist(&xs[*u], &xs[a]) <= radius(q[*u], q[a]))
         {
             Some(u) => u.1 += 1,
             None => unique.push((a, 1)),
@@ -370,7 +265,7 @@ where
     for p in points {
         match merged
             .iter_mut()
-            .find(|u| dist(&u.x, &p.x) <= opts.tol_unique)
+            .find(|u| dist(&u.x, &p.x) <= radius(u.q, p.q))
         {
             Some(u) => u.count += p.count,
             None => merged.push(p),
@@ -438,4 +333,267 @@ where
         steps += 1;
     }
     Ok((x, q, steps))
+}
+
+/// States per batch of the iteration: the GMRES basis holds `krylov + 1` vectors of this
+/// many states.
+const CHUNK: usize = 256;
+
+/// Decreases `q` of every column of `x` (see the module docs); returns each column's `q`
+/// and iteration count.
+fn descend<F>(
+    r: &mut Restricted<'_, F>,
+    x: &mut [F::Scalar],
+    opts: &FixedPointOptions,
+    tol_q: f64,
+) -> (Vec<f64>, Vec<usize>)
+where
+    F: VectorField + JvpState + VjpState,
+{
+    let n = r.n;
+    let k_all = x.len() / n;
+    let zero = super::zero::<F::Scalar>();
+    let mut q = vec![f64::INFINITY; k_all];
+    let mut iters = vec![0usize; k_all];
+    let mut flat = vec![0usize; k_all];
+    let mut active: Vec<usize> = (0..k_all).collect();
+    let free = n - r.held.len();
+    let krylov = opts.krylov.clamp(1, free.max(1));
+    let size = n * CHUNK.min(k_all);
+    let (mut xk, mut rk, mut xt, mut rt) = (
+        vec![zero; size],
+        vec![zero; size],
+        vec![zero; size],
+        vec![zero; size],
+    );
+    let mut basis = vec![zero; size * (krylov + 1)];
+    let (mut d, mut w) = (vec![zero; size], vec![zero; size]);
+    for _ in 0..opts.max_iters {
+        if active.is_empty() {
+            break;
+        }
+        let mut still = Vec::with_capacity(active.len());
+        for chunk in active.chunks(CHUNK) {
+            let k = chunk.len();
+            let m = n * k;
+            for (c, &a) in chunk.iter().enumerate() {
+                xk[c * n..(c + 1) * n].copy_from_slice(&x[a * n..(a + 1) * n]);
+            }
+            r.resid(&xk[..m], &mut rk[..m]);
+            let q0: Vec<f64> = dots(n, &rk[..m], &rk[..m])
+                .iter()
+                .map(|v| 0.5 * v)
+                .collect();
+            // Newton: J d = -r by GMRES, to a relative residual of 1e-4.
+            gmres(
+                r,
+                &xk[..m],
+                &rk[..m],
+                &mut d[..m],
+                &mut basis,
+                &mut w[..m],
+                krylov,
+                1e-4,
+            );
+            // Backtracking on q: α = 1, 1/2, ..., 1/64.
+            let mut q_new = q0.clone();
+            let mut done = vec![false; k];
+            let mut alpha = 1.0;
+            for _ in 0..7 {
+                let al = F::Scalar::from_f64(alpha);
+                for i in 0..m {
+                    xt[i] = xk[i] + al * d[i];
+                }
+                r.resid(&xt[..m], &mut rt[..m]);
+                let qt = dots(n, &rt[..m], &rt[..m]);
+                for c in 0..k {
+                    let qt = 0.5 * qt[c];
+                    if !done[c] && qt.is_finite() && qt < (1.0 - 1e-4 * alpha) * q0[c] {
+                        done[c] = true;
+                        q_new[c] = qt;
+                        xk[c * n..(c + 1) * n].copy_from_slice(&xt[c * n..(c + 1) * n]);
+                    }
+                }
+                if done.iter().all(|&d| d) {
+                    break;
+                }
+                alpha *= 0.5;
+            }
+            // Steepest descent where Newton failed: -α Jᵀr, α exact on the quadratic model.
+            if done.iter().any(|&d| !d) {
+                r.vjp(&xk[..m], &rk[..m], &mut d[..m]);
+                r.jvp(&xk[..m], &d[..m], &mut w[..m]);
+                let gg = dots(n, &d[..m], &d[..m]);
+                let jg = dots(n, &w[..m], &w[..m]);
+                for c in (0..k).filter(|&c| !done[c]) {
+                    let al = if jg[c] > 0.0 { gg[c] / jg[c] } else { 0.0 };
+                    let al = F::Scalar::from_f64(al);
+                    for i in c * n..(c + 1) * n {
+                        xt[i] = xk[i] - al * d[i];
+                    }
+                }
+                r.resid(&xt[..m], &mut rt[..m]);
+                let qt = dots(n, &rt[..m], &rt[..m]);
+                for c in (0..k).filter(|&c| !done[c]) {
+                    let qt = 0.5 * qt[c];
+                    if qt.is_finite() && qt < q0[c] {
+                        q_new[c] = qt;
+                        xk[c * n..(c + 1) * n].copy_from_slice(&xt[c * n..(c + 1) * n]);
+                    }
+                }
+            }
+            for (c, &a) in chunk.iter().enumerate() {
+                iters[a] += 1;
+                x[a * n..(a + 1) * n].copy_from_slice(&xk[c * n..(c + 1) * n]);
+                q[a] = q_new[c];
+                if q_new[c] < tol_q {
+                    continue;
+                }
+                // A slow point: q decreasing by less than a relative `slow_decrease` three
+                // times running.
+                if q_new[c] > (1.0 - opts.slow_decrease) * q0[c] {
+                    flat[a] += 1;
+                } else {
+                    flat[a] = 0;
+                }
+                if flat[a] < 3 {
+                    still.push(a);
+                }
+            }
+        }
+        active = still;
+    }
+    (q, iters)
+}
+
+/// GMRES (no restart) for `J d = -res` at every column of `x` at once, each column to a
+/// residual of `rel |res|` or `krylov` vectors; `basis` holds the Krylov vectors.
+#[allow(clippy::too_many_arguments)]
+fn gmres<F>(
+    r: &mut Restricted<'_, F>,
+    x: &[F::Scalar],
+    res: &[F::Scalar],
+    d: &mut [F::Scalar],
+    basis: &mut [F::Scalar],
+    w: &mut [F::Scalar],
+    krylov: usize,
+    rel: f64,
+) where
+    F: VectorField + JvpState + VjpState,
+{
+    let n = r.n;
+    let m = x.len();
+    let k = m / n;
+    let zero = super::zero::<F::Scalar>();
+    let beta: Vec<f64> = dots(n, res, res).iter().map(|v| v.sqrt()).collect();
+    // v_0 = -res / β.
+    for ((v, rc), &b) in basis[..m]
+        .chunks_exact_mut(n)
+        .zip(res.chunks_exact(n))
+        .zip(&beta)
+    {
+        let s = F::Scalar::from_f64(if b > 0.0 { -1.0 / b } else { 0.0 });
+        v.iter_mut().zip(rc).for_each(|(v, &r)| *v = r * s);
+    }
+    // Per column: the Hessenberg columns (rotated), the rotations, the rotated right side.
+    let mut h = vec![vec![0.0f64; (krylov + 1) * krylov]; k];
+    let mut rot = vec![vec![(1.0f64, 0.0f64); krylov]; k];
+    let mut g: Vec<Vec<f64>> = beta
+        .iter()
+        .map(|&b| {
+            let mut v = vec![0.0; krylov + 1];
+            v[0] = b;
+            v
+        })
+        .collect();
+    let mut used = vec![0usize; k];
+    let mut live: Vec<bool> = beta.iter().map(|&b| b > 0.0).collect();
+    for j in 0..krylov {
+        if !live.iter().any(|&l| l) {
+            break;
+        }
+        let (head, tail) = basis.split_at_mut((j + 1) * m);
+        r.jvp(x, &head[j * m..(j + 1) * m], w);
+        // Modified Gram-Schmidt against v_0..v_j, per column.
+        for c in 0..k {
+            if !live[c] {
+                continue;
+            }
+            let wc = &mut w[c * n..(c + 1) * n];
+            let hc = &mut h[c];
+            for i in 0..=j {
+                let vi = &head[i * m + c * n..i * m + (c + 1) * n];
+                let hij: f64 = wc
+                    .iter()
+                    .zip(vi)
+                    .map(|(a, b)| a.as_f64() * b.as_f64())
+                    .sum();
+                let hs = F::Scalar::from_f64(hij);
+                wc.iter_mut().zip(vi).for_each(|(a, &b)| *a -= hs * b);
+                hc[i * krylov + j] = hij;
+            }
+            let norm = wc
+                .iter()
+                .map(|a| a.as_f64() * a.as_f64())
+                .sum::<f64>()
+                .sqrt();
+            hc[(j + 1) * krylov + j] = norm;
+            let next = &mut tail[c * n..(c + 1) * n];
+            let s = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            let s = F::Scalar::from_f64(s);
+            next.iter_mut()
+                .zip(wc.iter())
+                .for_each(|(v, &a)| *v = a * s);
+            // Apply the earlier rotations, then make this column's.
+            for i in 0..j {
+                let (cs, sn) = rot[c][i];
+                let (a, b) = (hc[i * krylov + j], hc[(i + 1) * krylov + j]);
+                hc[i * krylov + j] = cs * a + sn * b;
+                hc[(i + 1) * krylov + j] = -sn * a + cs * b;
+            }
+            let (a, b) = (hc[j * krylov + j], hc[(j + 1) * krylov + j]);
+            let rr = a.hypot(b);
+            let (cs, sn) = if rr > 0.0 {
+                (a / rr, b / rr)
+            } else {
+                (1.0, 0.0)
+            };
+            rot[c][j] = (cs, sn);
+            hc[j * krylov + j] = rr;
+            hc[(j + 1) * krylov + j] = 0.0;
+            let gj = g[c][j];
+            g[c][j] = cs * gj;
+            g[c][j + 1] = -sn * gj;
+            used[c] = j + 1;
+            if g[c][j + 1].abs() <= rel * beta[c] || norm == 0.0 {
+                live[c] = false;
+            }
+        }
+        if j + 1 == krylov {
+            break;
+        }
+    }
+    // d = V y with R y = g.
+    d.fill(zero);
+    for c in 0..k {
+        let u = used[c];
+        let hc = &h[c];
+        let mut y = vec![0.0f64; u];
+        for i in (0..u).rev() {
+            let mut s = g[c][i];
+            for l in i + 1..u {
+                s -= hc[i * krylov + l] * y[l];
+            }
+            let diag = hc[i * krylov + i];
+            y[i] = if diag != 0.0 { s / diag } else { 0.0 };
+        }
+        for (i, &yi) in y.iter().enumerate() {
+            let yi = F::Scalar::from_f64(yi);
+            let vi = &basis[i * m + c * n..i * m + (c + 1) * n];
+            d[c * n..(c + 1) * n]
+                .iter_mut()
+                .zip(vi)
+                .for_each(|(a, &b)| *a += yi * b);
+        }
+    }
 }
