@@ -12,7 +12,8 @@
 //!
 //! Written into the output folder (default `<run-dir>/analysis`):
 //! - `fixed_points.json`: per group, its input, trials, label (the correct readout sign,
-//!   where the task has one), and its points (state, `q`, iterations, stability, readout,
+//!   where the task has one) and whether a stable fixed point has a readout of that sign,
+//!   and its points (state, `q`, iterations, stability, readout,
 //!   the five leading eigenvalues); `fixed_points.npz`: `xstar` (points x N), `q`,
 //!   `group`, `stable` (0/1), `readout`, for NumPy;
 //! - `eigenvalues.json`: every point's eigenvalues `[re, im]`;
@@ -21,7 +22,7 @@
 //!   direct drive `B u`; the top two principal components of the trajectories for other
 //!   models), the group's trajectories, and its fixed points coloured by stability (slow
 //!   points as crosses);
-//! - `spectrum.png`: the eigenvalues of every point in the complex plane with the
+//! - `spectrum.png`: the eigenvalues of every fixed point (not the slow points) in the complex plane with the
 //!   imaginary axis (the stability boundary of a continuous-time system).
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,21 @@ pub struct GroupResult {
     pub found: FixedPoints,
     /// The readout at each point.
     pub readout: Vec<f64>,
+}
+
+impl GroupResult {
+    /// For a group whose trials share a `±1` label: whether a stable fixed point (not a
+    /// slow point) has a readout of the label's sign, the choice the trials should make.
+    pub fn choice_held(&self) -> Option<bool> {
+        let l = self.label.filter(|l| l.abs() == 1.0)?;
+        Some(
+            self.found
+                .points
+                .iter()
+                .zip(&self.readout)
+                .any(|(p, &r)| !p.slow && p.stability.is_stable() && r * l > 0.0),
+        )
+    }
 }
 
 /// What an analysis found.
@@ -294,6 +310,7 @@ fn analyze_as<T: Real>(
     let spectra: Vec<(Vec<(f64, f64)>, bool)> = results
         .iter()
         .flat_map(|g| g.found.points.iter())
+        .filter(|p| !p.slow)
         .map(|p| (p.eigenvalues.clone(), p.stability.is_stable()))
         .collect();
     plot::spectrum(&out.join("spectrum.png"), &spectra).map_err(RunError::Plot)?;
@@ -398,6 +415,7 @@ fn write_results(out: &Path, groups: &[GroupResult]) -> Result<(), RunError> {
             "condition": g.condition,
             "input": g.input,
             "label": g.label,
+            "stable_point_of_the_label_sign": g.choice_held(),
             "trials": g.trials,
             "n_inits": g.found.n_inits,
             "n_converged": g.found.n_converged,

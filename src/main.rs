@@ -125,6 +125,14 @@ fn analyze(a: &AnalyzeArgs) -> Result<(), String> {
             pts.join("; ")
         );
     }
+    let checked: Vec<bool> = res.groups.iter().filter_map(|g| g.choice_held()).collect();
+    if !checked.is_empty() {
+        println!(
+            "{} of {} input conditions with a +-1 label have a stable fixed point whose readout has the label's sign",
+            checked.iter().filter(|&&c| c).count(),
+            checked.len()
+        );
+    }
     println!("wrote {}", res.out.display());
     Ok(())
 }

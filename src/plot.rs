@@ -311,6 +311,7 @@ pub fn spectrum(path: &Path, points: &[(Vec<(f64, f64)>, bool)]) -> Result<(), S
         .map_err(err(path))?;
     chart
         .configure_mesh()
+        .disable_mesh()
         .x_desc("Re(lambda)")
         .y_desc("Im(lambda)")
         .draw()
