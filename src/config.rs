@@ -45,6 +45,18 @@ pub enum ConfigError {
     },
 }
 
+/// The error of an out-of-range `key` of the config `text` read from `origin`.
+fn invalid(origin: &str, text: &str, key: String, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        path: origin.to_string(),
+        line: line_of(text, &key)
+            .map(|l| format!(" (line {l})"))
+            .unwrap_or_default(),
+        key,
+        message,
+    }
+}
+
 /// Floating-point precision of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -231,24 +243,11 @@ impl TrainConfig {
         // A region file is read now and kept inline (a run's config.toml stands alone).
         if let ModelConfig::Multiregion(m) = &mut cfg.model {
             let dir = p.parent().unwrap_or(Path::new("."));
-            let invalid = |message: String| ConfigError::Invalid {
-                path: p.display().to_string(),
-                key: "model.regions_file".into(),
-                line: line_of(&text, "model.regions_file")
-                    .map(|l| format!(" (line {l})"))
-                    .unwrap_or_default(),
-                message,
-            };
-            m.resolve(dir).map_err(invalid)?;
+            let origin = p.display().to_string();
+            m.resolve(dir)
+                .map_err(|e| invalid(&origin, &text, "model.regions_file".into(), e))?;
             cfg.validate()
-                .map_err(|(key, message)| ConfigError::Invalid {
-                    path: p.display().to_string(),
-                    line: line_of(&text, &key)
-                        .map(|l| format!(" (line {l})"))
-                        .unwrap_or_default(),
-                    key,
-                    message,
-                })?;
+                .map_err(|(key, message)| invalid(&origin, &text, key, message))?;
         }
         Ok(cfg)
     }
@@ -281,14 +280,7 @@ impl TrainConfig {
             }
         })?;
         cfg.validate()
-            .map_err(|(key, message)| ConfigError::Invalid {
-                path: origin.to_string(),
-                line: line_of(text, &key)
-                    .map(|l| format!(" (line {l})"))
-                    .unwrap_or_default(),
-                key,
-                message,
-            })?;
+            .map_err(|(key, message)| invalid(origin, text, key, message))?;
         Ok(cfg)
     }
 

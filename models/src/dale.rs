@@ -86,6 +86,19 @@ fn product<T: Real>(a: &Panels<T>, n: usize, h: &[T], out: &mut [T]) {
     }
 }
 
+/// Checks `n >= 1` and that `w` is `n x n` and finite.
+fn check_weights<T: Real>(n: usize, w: &[T]) -> Result<(), ModelError> {
+    if n == 0 {
+        return Err(ModelError::invalid(
+            "N",
+            0.0,
+            "a network needs at least one unit",
+        ));
+    }
+    check_len("W", w, n * n, &format!("{n} x {n}"))?;
+    check_finite("W", w)
+}
+
 /// Columns of parameter VJPs gathered per product (see [`Connectivity::defer_columns`]).
 const DEFER_COLUMNS: usize = 128;
 
@@ -112,15 +125,7 @@ impl<T: Real> Dale<T> {
         som: &[bool],
         dale: bool,
     ) -> Result<Self, ModelError> {
-        if n == 0 {
-            return Err(ModelError::invalid(
-                "N",
-                0.0,
-                "a network needs at least one unit",
-            ));
-        }
-        check_len("W", &w, n * n, &format!("{n} x {n}"))?;
-        check_finite("W", &w)?;
+        check_weights(n, &w)?;
         check_len("inh", inh, n, &format!("{n} (one flag per unit)"))?;
         check_len("som", som, n, &format!("{n} (one flag per unit)"))?;
         if let Some(i) = (0..n).find(|&i| som[i] && !inh[i]) {
@@ -171,15 +176,7 @@ impl<T: Real> Dale<T> {
     /// `0` where it may not. Dale's law holds when `rect` is not
     /// [`Rectifier::Identity`] and each column of `s` has one sign.
     pub fn masked(n: usize, w: Vec<T>, s: Vec<T>, rect: Rectifier) -> Result<Self, ModelError> {
-        if n == 0 {
-            return Err(ModelError::invalid(
-                "N",
-                0.0,
-                "a network needs at least one unit",
-            ));
-        }
-        check_len("W", &w, n * n, &format!("{n} x {n}"))?;
-        check_finite("W", &w)?;
+        check_weights(n, &w)?;
         check_len("signed mask", &s, n * n, &format!("{n} x {n}"))?;
         if let Some(k) = s
             .iter()
