@@ -53,7 +53,7 @@ fn time_trials<T: Real>(cfg: &TrainConfig, steps: usize) -> f64 {
     for i in 0..steps {
         let b = cfg.task.batch::<T>(7, i as u64, cfg.training.batch_size);
         let noise =
-            neurode::network::noise_signals::<T>(&draws, cfg.model.n(), spec.t_end, &b.seeds);
+            neurode::network::noise_signals::<T>(&draws, cfg.model.n(), spec.t_end, &b.seeds, &[]);
         std::hint::black_box(noise);
     }
     start.elapsed().as_secs_f64() * 1e3 / steps as f64

@@ -769,7 +769,7 @@ pub fn bind_trials<T: Real>(
 ) -> Result<Option<Vec<T>>, TrainError> {
     let draws = cfg.model.draws();
     let seeds = trials.seeds.get(range.clone()).unwrap_or(&[]);
-    let noise = noise_signals(&draws, net.dim(), spec.t_end, seeds);
+    let noise = noise_signals(&draws, net.dim(), spec.t_end, seeds, net.input_weights());
     net.bind(trials.inputs[range].to_vec(), noise)?;
     Ok(initial_states(&draws, net.dim(), seeds))
 }

@@ -678,3 +678,47 @@ fn a_config_can_name_a_region_file() {
     let e = TrainConfig::load(&path).unwrap_err().to_string();
     assert!(e.contains("nope.json") && e.contains("regions_file"), "{e}");
 }
+
+/// The per-step noise of a multi-region run: `sqrt(2 dt/τ) σ_rec` on every unit plus
+/// `sqrt(2 dt/τ) σ_inp` on every input channel before the input weights, so its
+/// covariance per step is `s_rec² I + s_inp² B Bᵀ` (checked on 20,000 steps to 5 %).
+#[test]
+fn recurrent_and_input_noise_have_the_original_scales() {
+    use neurode::network::{noise_signals, TrialDraws};
+    let (dt, tau, s_rec, s_inp) = (10.0, 100.0, 0.01, 0.02);
+    let alpha: f64 = dt / tau;
+    let draws = TrialDraws {
+        x0_sd: 0.0,
+        noise_sd: (2.0 * alpha).sqrt() * s_rec,
+        noise_dt: dt,
+        input_noise_sd: (2.0 * alpha).sqrt() * s_inp,
+    };
+    let b = [1.0, 0.5, 0.0, 0.0, -1.0, 2.0]; // 3 units x 2 channels
+    let steps = 20_000;
+    let sig = noise_signals::<f64>(&draws, 3, steps as f64 * dt, &[5], &b);
+    let mut cov = [[0.0; 3]; 3];
+    for k in 0..steps {
+        let e = sig[0].at(k as f64 * dt + 0.5 * dt);
+        // A step of dt adds dt * e to x.
+        for i in 0..3 {
+            for j in 0..3 {
+                cov[i][j] += dt * e[i] * dt * e[j] / steps as f64;
+            }
+        }
+    }
+    let (sr, si) = (draws.noise_sd, draws.input_noise_sd);
+    for i in 0..3 {
+        for j in 0..3 {
+            let bb: f64 = (0..2).map(|c| b[i + 3 * c] * b[j + 3 * c]).sum();
+            let want = if i == j { sr * sr } else { 0.0 } + si * si * bb;
+            let scale = sr * sr + si * si * 5.0;
+            assert!(
+                (cov[i][j] - want).abs() < 0.05 * scale,
+                "cov[{i}][{j}] = {} vs {want}",
+                cov[i][j]
+            );
+        }
+    }
+    // The original's per-step SDs: sqrt(2 alpha) sigma_rec = 0.0044721 at its defaults.
+    assert!(((2.0 * 0.1f64).sqrt() * 0.01 - 0.004_472_136).abs() < 1e-9);
+}

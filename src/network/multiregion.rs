@@ -68,6 +68,10 @@ pub struct MultiRegionConfig {
     /// The original's `noise_level_act` (σ_rec): each noise step adds noise of SD
     /// `sqrt(2 noise_dt / τ) σ_rec` to every unit, as its discrete update does.
     pub noise_rec: f64,
+    /// The original's `noise_level_inp` (σ_inp): each noise step adds noise of SD
+    /// `sqrt(2 noise_dt / τ) σ_inp` to every input channel before the input weights (the
+    /// original adds SD `sqrt(2/α) σ_inp` to `u` and multiplies by `α`).
+    pub noise_inp: f64,
     /// The noise step (the original's `dt`).
     pub noise_dt: f64,
     /// Train the recurrent weights.
@@ -89,6 +93,7 @@ impl Default for MultiRegionConfig {
             inp_constrained: true,
             spectral_radius: None,
             noise_rec: 0.0,
+            noise_inp: 0.0,
             noise_dt: 10.0,
             train_w: true,
             train_bias: None,
@@ -255,6 +260,7 @@ impl MultiRegionConfig {
             x0_sd: 0.0,
             noise_sd: (2.0 * self.noise_dt / self.tau).sqrt() * self.noise_rec,
             noise_dt: self.noise_dt,
+            input_noise_sd: (2.0 * self.noise_dt / self.tau).sqrt() * self.noise_inp,
         }
     }
 
