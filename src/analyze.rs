@@ -38,6 +38,7 @@ use crate::analysis::{
 };
 use crate::config::{Precision, TrainConfig};
 use crate::io::{read_safetensors, write_atomic, IoError};
+use crate::network::ModelConfig;
 use crate::network::{with_net, Net};
 use crate::plot;
 use crate::run::RunError;
@@ -63,6 +64,12 @@ pub struct AnalyzeOptions {
     pub grid: usize,
     /// The fixed-point finder's settings.
     pub finder: FixedPointOptions,
+    /// Restrict the analysis to these regions of a multi-region network (parent names
+    /// stand for their children); empty: every unit.
+    pub regions: Vec<String>,
+    /// With `regions`: set the other regions to zero (cancelled) instead of holding them
+    /// at the mean final state of each input condition's trials.
+    pub cancel_others: bool,
 }
 
 impl Default for AnalyzeOptions {
@@ -76,6 +83,8 @@ impl Default for AnalyzeOptions {
             seed: 2024,
             grid: 21,
             finder: FixedPointOptions::default(),
+            regions: Vec::new(),
+            cancel_others: false,
         }
     }
 }
@@ -224,11 +233,40 @@ fn analyze_as<T: Real>(
             ));
         }
     }
+    let free = restricted_units(cfg, opts)?;
+    // The state of the held units per group: zero (cancelled) or the group's mean final
+    // state.
+    let held_state = |trials: &[usize]| -> Vec<f64> {
+        let mut base = vec![0.0; n];
+        if !opts.cancel_others {
+            for &b in trials {
+                let last = &states[(b * k_traj + k_traj - 1) * n..(b * k_traj + k_traj) * n];
+                base.iter_mut()
+                    .zip(last)
+                    .for_each(|(m, v)| *m += v / trials.len() as f64);
+            }
+        }
+        base
+    };
     let mut results = Vec::with_capacity(groups.len());
+    let mut bases = Vec::with_capacity(groups.len());
     for (gi, (input, trials)) in groups.iter().enumerate() {
         let rep = trials[0];
-        let probe = Probe::new(rep, spec.t_end);
-        let found = with_net!(&net, f => find_fixed_points(f, &probe, &inits, &opts.finder))
+        let mut probe = Probe::new(rep, spec.t_end);
+        let base = held_state(trials);
+        let mut group_inits = inits.clone();
+        if let Some(free) = &free {
+            probe.free = Some(free.clone());
+            for col in group_inits.chunks_exact_mut(n) {
+                for (i, v) in col.iter_mut().enumerate() {
+                    if free.binary_search(&i).is_err() {
+                        *v = T::from_f64(base[i]);
+                    }
+                }
+            }
+        }
+        bases.push(base);
+        let found = with_net!(&net, f => find_fixed_points(f, &probe, &group_inits, &opts.finder))
             .map_err(|e| RunError::Dir(format!("fixed-point search, group {gi}: {e}")))?;
         let ro: Vec<f64> = found
             .points
@@ -257,7 +295,7 @@ fn analyze_as<T: Real>(
     })?;
     write_results(out, &results)?;
     // 4. Flow fields and spectra.
-    let planes = planes(&net, &results, n, &states)?;
+    let planes = planes(&net, &results, n, &states, free.as_deref())?;
     let mut panels = Vec::new();
     for (gi, g) in results.iter().enumerate().take(8) {
         let plane = &planes[gi];
@@ -290,9 +328,13 @@ fn analyze_as<T: Real>(
             .copied()
             .chain(pts.iter().map(|p| p.0));
         let (x_range, y_range) = bounds(all);
-        let probe = Probe::new(g.trials[0], spec.t_end);
+        let probe = Probe {
+            free: free.clone(),
+            ..Probe::new(g.trials[0], spec.t_end)
+        };
+        let base = free.as_ref().map(|_| bases[gi].as_slice());
         let ff: FlowField =
-            with_net!(&net, f => flow_field(f, &probe, plane, x_range, y_range, opts.grid, None))
+            with_net!(&net, f => flow_field(f, &probe, plane, x_range, y_range, opts.grid, base))
                 .map_err(|e| RunError::Dir(format!("flow field, group {gi}: {e}")))?;
         let title = match g.label {
             Some(l) => format!("{} (label {l:+})", g.condition),
@@ -327,8 +369,18 @@ fn planes<T: Real>(
     groups: &[GroupResult],
     n: usize,
     states: &[f64],
+    free: Option<&[usize]>,
 ) -> Result<Vec<Plane>, RunError> {
     let bad = |e: crate::analysis::AnalysisError| RunError::Dir(format!("analysis plane: {e}"));
+    if let Some(free) = free {
+        // Principal components of the free units' activity (zero on the held units).
+        let mut masked = vec![0.0; states.len()];
+        for (m, s) in masked.chunks_exact_mut(n).zip(states.chunks_exact(n)) {
+            free.iter().for_each(|&i| m[i] = s[i]);
+        }
+        let pca = pca_plane(n, &masked).map_err(bad)?;
+        return Ok(vec![pca; groups.len()]);
+    }
     if let Net::LowRank(f) = net {
         let c = f.connectivity();
         if c.rank() >= 2 {
@@ -471,4 +523,30 @@ fn write_results(out: &Path, groups: &[GroupResult]) -> Result<(), RunError> {
         .map_err(|e| io(e.to_string()))?;
     w.finish().map_err(|e| io(e.to_string()))?;
     Ok(())
+}
+
+/// The free units of a region-restricted analysis (`None`: every unit).
+fn restricted_units(
+    cfg: &TrainConfig,
+    opts: &AnalyzeOptions,
+) -> Result<Option<Vec<usize>>, RunError> {
+    if opts.regions.is_empty() {
+        return Ok(None);
+    }
+    let ModelConfig::Multiregion(m) = &cfg.model else {
+        return Err(RunError::Dir(format!(
+            "--regions needs a multi-region network; this run's model is `{}`",
+            cfg.model.kind()
+        )));
+    };
+    let (_, layout) = m
+        .network::<f64>(cfg.seed)
+        .map_err(|e| RunError::Dir(format!("the run's regions: {e}")))?;
+    let names: Vec<&str> = opts.regions.iter().map(String::as_str).collect();
+    let mut units = layout
+        .units(&names)
+        .map_err(|e| RunError::Dir(format!("--regions: {e}")))?;
+    units.sort_unstable();
+    units.dedup();
+    Ok(Some(units))
 }

@@ -71,6 +71,14 @@ struct AnalyzeArgs {
     /// Flow-field grid points per axis.
     #[arg(long, default_value_t = 21)]
     grid: usize,
+    /// Restrict the analysis to these regions of a multi-region network (comma-separated;
+    /// a parent name stands for its children). The other regions are held at each input
+    /// condition's mean final state.
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// With --regions: set the other regions to zero instead of holding them.
+    #[arg(long)]
+    cancel_others: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -85,6 +93,8 @@ fn analyze(a: &AnalyzeArgs) -> Result<(), String> {
         init_noise: a.init_noise,
         seed: a.seed,
         grid: a.grid,
+        regions: a.regions.clone(),
+        cancel_others: a.cancel_others,
         ..Default::default()
     };
     let bar = if a.quiet {

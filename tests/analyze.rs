@@ -144,6 +144,8 @@ fn analyze_refuses_bad_input() {
     let dir = tmp("bad");
     let cfg = TrainConfig::load(SANITY).unwrap();
     run::train(&cfg, &dir, false, &mut |_, _, _| {}).unwrap();
+    let out = analyze(&[dir.to_str().unwrap(), "--quiet", "--regions", "thal"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a multi-region network"));
     for (flag, value) in [("--inits", "0"), ("--grid", "1"), ("--init-noise", "-1")] {
         let arg = format!("{flag}={value}");
         let out = analyze(&[dir.to_str().unwrap(), "--quiet", &arg]);
@@ -151,4 +153,57 @@ fn analyze_refuses_bad_input() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(flag), "{flag}: {err}");
     }
+}
+
+/// A region-restricted analysis of a multi-region run moves only the named regions; the
+/// others stay cancelled (zero). `--regions` needs a multi-region run.
+#[test]
+fn region_restricted_analysis_holds_the_other_regions() {
+    let dir = tmp("regions");
+    let cfg = TrainConfig::load("configs/multiregion_go_nogo.toml").unwrap();
+    run::train(&cfg, &dir, false, &mut |_, _, _| {}).unwrap();
+    let out = analyze(&[
+        dir.to_str().unwrap(),
+        "--quiet",
+        "--inits",
+        "64",
+        "--regions",
+        "thal",
+        "--cancel-others",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("analysis/fixed_points.json")).unwrap(),
+    )
+    .unwrap();
+    let mut points = 0;
+    for g in json["groups"].as_array().unwrap() {
+        for p in g["points"].as_array().unwrap() {
+            points += 1;
+            let x = p["x"].as_array().unwrap();
+            assert_eq!(x.len(), 70);
+            // ctx_exc (0..40) and ctx_inh (40..50) cancelled; thal (50..70) free.
+            assert!(x[..50].iter().all(|v| v.as_f64() == Some(0.0)));
+            assert!(x[50..].iter().any(|v| v.as_f64() != Some(0.0)));
+            // The restricted Jacobian is 20 x 20.
+            assert_eq!(p["leading_eigenvalues"].as_array().unwrap().len(), 5);
+        }
+    }
+    assert!(points >= 1);
+    let eig: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("analysis/eigenvalues.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(eig
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["eigenvalues"].as_array().unwrap().len() == 20));
+    let out = analyze(&[dir.to_str().unwrap(), "--quiet", "--regions", "striatum"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown region `striatum`"));
 }
