@@ -300,6 +300,19 @@ impl TrainConfig {
             .map_err(|(k, msg)| (format!("task.{k}"), msg))?;
         let s = &self.solver;
         let spec = self.task.spec();
+        if let ModelConfig::Multiregion(m) = &self.model {
+            let euler_at_tau = s.stepper == StepperName::Euler && s.dt == Some(m.tau);
+            if m.elman && !euler_at_tau {
+                return err(
+                    "model.elman",
+                    format!(
+                        "the Elman update is Euler with dt = tau: set [solver] stepper = \"euler\" \
+                         and dt = {} (or make tau the step)",
+                        m.tau
+                    ),
+                );
+            }
+        }
         match (s.stepper, s.dt) {
             (StepperName::Euler, None) => {
                 return err("solver.dt", "Euler needs a step: set dt (e.g. 0.1)".into())

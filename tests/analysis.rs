@@ -116,6 +116,14 @@ fn linearisation_matches_the_closed_form_jacobian() {
         );
     }
     assert_eq!(lin.stability, Stability::Saddle);
+    // J v = λ v for every eigenpair (real here).
+    for (ev, v) in lin.eigenvalues.iter().zip(&lin.eigenvectors) {
+        for (i, row) in lin.jacobian.iter().enumerate() {
+            let jv: f64 = row.iter().zip(v).map(|(a, b)| a * b.0).sum();
+            assert!((jv - ev.0 * v[i].0).abs() < 1e-12, "{lin:?}");
+        }
+        assert!((v.iter().map(|c| c.0 * c.0 + c.1 * c.1).sum::<f64>() - 1.0).abs() < 1e-12);
+    }
 }
 
 #[test]

@@ -722,3 +722,40 @@ fn recurrent_and_input_noise_have_the_original_scales() {
     // The original's per-step SDs: sqrt(2 alpha) sigma_rec = 0.0044721 at its defaults.
     assert!(((2.0 * 0.1f64).sqrt() * 0.01 - 0.004_472_136).abs() < 1e-9);
 }
+
+/// `elman = true` needs Euler with `dt = tau`, and then one step is `W φ(x) + W_in u + b`.
+#[test]
+fn the_elman_option_of_a_config() {
+    use neurode::config::TrainConfig;
+    let text = std::fs::read_to_string("configs/multiregion_go_nogo.toml").unwrap();
+    let elman = text.replace("tau = 10.0", "tau = 10.0\nelman = true");
+    let e = TrainConfig::parse(&elman, "elman.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("model.elman") && e.contains("dt = 10"), "{e}");
+    let ok = elman.replace("tau = 10.0\n", "tau = 1.0\n");
+    let cfg = TrainConfig::parse(&ok, "elman.toml").unwrap();
+    let neurode::network::ModelConfig::Multiregion(m) = &cfg.model else {
+        panic!("a multi-region config")
+    };
+    let (mut rnn, _) = m.network::<f64>(3).unwrap();
+    rnn.set_inputs(vec![PiecewiseConstant::new(1, vec![], vec![0.7]).unwrap()])
+        .unwrap();
+    let n = rnn.dim();
+    let mut rng = Normal::new(2);
+    let x0: Vec<f64> = (0..n).map(|_| rng.sample()).collect();
+    let sol = integrate(&rnn, (0.0, 1.0))
+        .stepper(Stepper::Euler)
+        .fixed_dt(1.0)
+        .x0(x0.clone())
+        .save_at(vec![1.0])
+        .run()
+        .unwrap();
+    let w = rnn.connectivity().effective();
+    let b = rnn.bias().unwrap();
+    for i in 0..n {
+        let rec: f64 = (0..n).map(|j| w[i + j * n] * x0[j].max(0.0)).sum();
+        let want = rec + rnn.input_weights()[i] * 0.7 + b[i];
+        assert!((sol.state(0, 0)[i] - want).abs() < 1e-12);
+    }
+}

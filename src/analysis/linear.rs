@@ -63,6 +63,8 @@ pub struct Linearization {
     pub jacobian: Vec<Vec<f64>>,
     /// Eigenvalues `(re, im)`, by decreasing real part.
     pub eigenvalues: Vec<(f64, f64)>,
+    /// Unit eigenvectors, one per eigenvalue in the same order: `(re, im)` per unit.
+    pub eigenvectors: Vec<Vec<(f64, f64)>>,
     /// The stability label.
     pub stability: Stability,
 }
@@ -124,14 +126,45 @@ pub fn stability_tol<T: Real>() -> f64 {
     T::eps().sqrt() * 1e-2
 }
 
-/// Linearises `f` at `x`: the Jacobian, its eigenvalues and the stability label.
+/// Eigenvalues `(re, im)` and unit eigenvectors of the `m x m` column-major `a`, by
+/// decreasing real part.
+#[allow(clippy::type_complexity)]
+pub fn eigen(
+    m: usize,
+    a: &[f64],
+) -> Result<(Vec<(f64, f64)>, Vec<Vec<(f64, f64)>>), AnalysisError> {
+    let mat = faer::Mat::<f64>::from_fn(m, m, |i, j| a[i + j * m]);
+    let e = mat.eigen().map_err(|e| {
+        AnalysisError::Numerics(format!(
+            "the eigen-decomposition did not converge on the {m} x {m} Jacobian ({e:?})"
+        ))
+    })?;
+    let (u, s) = (e.U(), e.S());
+    let mut pairs: Vec<((f64, f64), Vec<(f64, f64)>)> = (0..m)
+        .map(|k| {
+            let z = s[k];
+            let v: Vec<(f64, f64)> = (0..m).map(|i| (u[(i, k)].re, u[(i, k)].im)).collect();
+            let norm = v.iter().map(|c| c.0 * c.0 + c.1 * c.1).sum::<f64>().sqrt();
+            let v = if norm > 0.0 {
+                v.into_iter().map(|c| (c.0 / norm, c.1 / norm)).collect()
+            } else {
+                v
+            };
+            ((z.re, z.im), v)
+        })
+        .collect();
+    pairs.sort_by(|a, b| b.0 .0.total_cmp(&a.0 .0).then(b.0 .1.total_cmp(&a.0 .1)));
+    Ok(pairs.into_iter().unzip())
+}
+
+/// Linearises `f` at `x`: the Jacobian, its eigen-decomposition and the stability label.
 pub fn linearize<F>(f: &F, probe: &Probe, x: &[F::Scalar]) -> Result<Linearization, AnalysisError>
 where
     F: VectorField + JvpState,
 {
     let j = jacobian(f, probe, x)?;
     let m = (j.len() as f64).sqrt().round() as usize;
-    let eigenvalues = eigenvalues(m, &j)?;
+    let (eigenvalues, eigenvectors) = eigen(m, &j)?;
     let stability = Stability::of(&eigenvalues, stability_tol::<F::Scalar>());
     let jacobian = (0..m)
         .map(|i| (0..m).map(|c| j[i + c * m]).collect())
@@ -139,6 +172,7 @@ where
     Ok(Linearization {
         jacobian,
         eigenvalues,
+        eigenvectors,
         stability,
     })
 }

@@ -20,7 +20,9 @@ mod linear;
 
 pub use fixed::{find_fixed_points, FixedPoint, FixedPointOptions, FixedPoints};
 pub use flow::{flow_field, pca_plane, FlowField, Plane};
-pub use linear::{eigenvalues, jacobian, linearize, stability_tol, Linearization, Stability};
+pub use linear::{
+    eigen, eigenvalues, jacobian, linearize, stability_tol, Linearization, Stability,
+};
 
 use neurode_solvers::{Real, VectorField};
 

@@ -59,6 +59,9 @@ pub struct MultiRegionConfig {
     pub act: RegionActivation,
     /// Time constant τ (task time units).
     pub tau: f64,
+    /// The Elman variant `h ← φ(W h + W_in u + b)` (no leak): Euler with `dt = τ`, which
+    /// the config must then set.
+    pub elman: bool,
     /// Dale's law on the recurrent weights (signs of the source regions).
     pub rec_constrained: bool,
     /// Dale's law on the input weights.
@@ -89,6 +92,7 @@ impl Default for MultiRegionConfig {
             regions: None,
             act: RegionActivation::Relu,
             tau: 100.0,
+            elman: false,
             rec_constrained: true,
             inp_constrained: true,
             spectral_radius: None,
