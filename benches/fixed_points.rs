@@ -1,6 +1,6 @@
 //! Fixed-point search from 1,024 initial states on an N = 500 low-rank network (acceptance
-//! 5 of the analysis issue): the time of the whole search (Levenberg-Marquardt on all
-//! states at once, deduplication, Newton polish and linearisation of each distinct point)
+//! 5 of the analysis issue): the time of the whole search (Newton-GMRES on all states at
+//! once, deduplication, Newton polish and linearisation of each distinct point)
 //! and the number of distinct points found, by stability.
 //!
 //! The default network is built here, so the bench needs nothing else: a rank-2 network

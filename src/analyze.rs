@@ -539,9 +539,13 @@ fn restricted_units(
             cfg.model.kind()
         )));
     };
-    let (_, layout) = m
-        .network::<f64>(cfg.seed)
-        .map_err(|e| RunError::Dir(format!("the run's regions: {e}")))?;
+    let layout = m
+        .regions
+        .as_ref()
+        .ok_or_else(|| RunError::Dir("the run's config has no regions".into()))?
+        .builder()
+        .map_err(|e| RunError::Dir(format!("the run's regions: {e}")))?
+        .layout();
     let names: Vec<&str> = opts.regions.iter().map(String::as_str).collect();
     let mut units = layout
         .units(&names)

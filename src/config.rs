@@ -301,6 +301,17 @@ impl TrainConfig {
         let s = &self.solver;
         let spec = self.task.spec();
         if let ModelConfig::Multiregion(m) = &self.model {
+            let noisy = m.noise_rec > 0.0 || m.noise_inp > 0.0;
+            if noisy && !(s.stepper == StepperName::Euler && s.dt == Some(m.noise_dt)) {
+                return err(
+                    "model.noise_dt",
+                    format!(
+                        "the noise is drawn once per noise_dt = {} with the original's scaling: \
+                         use [solver] stepper = \"euler\" with dt = noise_dt",
+                        m.noise_dt
+                    ),
+                );
+            }
             let euler_at_tau = s.stepper == StepperName::Euler && s.dt == Some(m.tau);
             if m.elman && !euler_at_tau {
                 return err(

@@ -135,6 +135,7 @@ fn stability_labels_cover_every_case() {
     assert_eq!(of(&[(1.0, 2.0), (1.0, -2.0)]), Stability::UnstableFocus);
     assert_eq!(of(&[(1.0, 0.0), (-2.0, 0.0)]), Stability::Saddle);
     assert_eq!(of(&[(0.0, 1.0), (0.0, -1.0)]), Stability::Marginal);
+    assert_eq!(of(&[(-1.0, 0.0), (f64::NAN, 0.0)]), Stability::Marginal);
 }
 
 #[test]

@@ -82,8 +82,11 @@ fn the_cbgtcl_config_loads_with_the_reference_counts() {
         .filter(|(_, &s)| s != 0.0)
         .map(|(w, _)| w.abs())
         .collect();
-    let want = (1.0f64 / 700.0).sqrt() * (2.0 / std::f64::consts::PI).sqrt();
-    let se = 3.0 * 0.6 * want / (raw.len() as f64).sqrt();
+    // Half-normal of scale s: mean s sqrt(2/pi), SD s sqrt(1 - 2/pi).
+    let half_sd = (1.0 - 2.0 / std::f64::consts::PI).sqrt();
+    let s = (1.0f64 / 700.0).sqrt();
+    let want = s * (2.0 / std::f64::consts::PI).sqrt();
+    let se = 3.0 * s * half_sd / (raw.len() as f64).sqrt();
     assert!((mean_abs(raw) - want).abs() < se);
     let inp: Vec<f64> = rnn
         .input_weights()
@@ -91,8 +94,9 @@ fn the_cbgtcl_config_loads_with_the_reference_counts() {
         .filter(|&&w| w != 0.0)
         .map(|w| w.abs())
         .collect();
-    let want = (1.0f64 / 375.0).sqrt() * (2.0 / std::f64::consts::PI).sqrt();
-    let se = 3.0 * 0.6 * want / (inp.len() as f64).sqrt();
+    let s = (1.0f64 / 375.0).sqrt();
+    let want = s * (2.0 / std::f64::consts::PI).sqrt();
+    let se = 3.0 * s * half_sd / (inp.len() as f64).sqrt();
     assert!((mean_abs(inp) - want).abs() < se);
     // The TOML form is the same network.
     let (toml, _) = load("configs/regions/cbgtcl.toml");
@@ -670,6 +674,36 @@ fn a_config_can_name_a_region_file() {
         e.contains("25 input units") && e.contains("1 input channels"),
         "{e}"
     );
+    // Both a file and inline regions, or no regions at all: errors, not panics.
+    let both = std::fs::read_to_string(&path).unwrap().replace(
+        "[task]",
+        "[[model.regions.input_regions]]\nname = \"cue\"\nnum_units = 1\n\n[task]",
+    );
+    std::fs::write(&path, both).unwrap();
+    let e = TrainConfig::load(&path).unwrap_err().to_string();
+    assert!(e.contains("keep one"), "{e}");
+    let only_inputs = text
+        .split("[[model.regions.recurrent_regions]]")
+        .next()
+        .unwrap()
+        .to_string()
+        + "[[model.regions.input_regions]]\nname = \"cue\"\nnum_units = 1\n\n[task]"
+        + tail;
+    let e = TrainConfig::parse(&only_inputs, "x.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("at least one recurrent and one input region"),
+        "{e}"
+    );
+    let path_text = format!(
+        "{}regions_file = \"{}\"\n\n[task]{tail}",
+        head,
+        std::fs::canonicalize("configs/regions/cbgtcl.json")
+            .unwrap()
+            .display()
+    );
+    std::fs::write(&path, path_text).unwrap();
     // A missing region file is named.
     let missing = std::fs::read_to_string(&path)
         .unwrap()
@@ -719,8 +753,24 @@ fn recurrent_and_input_noise_have_the_original_scales() {
             );
         }
     }
-    // The original's per-step SDs: sqrt(2 alpha) sigma_rec = 0.0044721 at its defaults.
-    assert!(((2.0 * 0.1f64).sqrt() * 0.01 - 0.004_472_136).abs() < 1e-9);
+    // A config's draws carry the original's per-step scales: at its defaults (dt 10,
+    // tau 100, sigma 0.01) sqrt(2 alpha) sigma = 0.0044721360 (seed-numbers.md §D).
+    let text = std::fs::read_to_string("configs/multiregion_go_nogo.toml").unwrap();
+    let text = text
+        .replace("tau = 10.0", "tau = 100.0")
+        .replace("noise_dt = 1.0", "noise_dt = 10.0\nnoise_inp = 0.01")
+        .replace("dt = 1.0\n", "dt = 10.0\n");
+    let cfg = neurode::config::TrainConfig::parse(&text, "noise.toml").unwrap();
+    let d = cfg.model.draws();
+    assert!((d.noise_sd - 0.004_472_136_0).abs() < 1e-10, "{d:?}");
+    assert!((d.input_noise_sd - 0.004_472_136_0).abs() < 1e-10, "{d:?}");
+    assert_eq!(d.noise_dt, 10.0);
+    // Noise drawn once per noise_dt needs the solver's step to be noise_dt.
+    let bad = text.replace("dt = 10.0\n\n[training]", "dt = 5.0\n\n[training]");
+    let e = neurode::config::TrainConfig::parse(&bad, "noise.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("model.noise_dt"), "{e}");
 }
 
 /// `elman = true` needs Euler with `dt = tau`, and then one step is `W φ(x) + W_in u + b`.

@@ -315,6 +315,11 @@ impl RegionBuilder {
         Ok(self)
     }
 
+    /// The layout the regions added so far give (no weights are drawn).
+    pub fn layout(&self) -> Regions {
+        Regions::new(&self.rec, &self.inp)
+    }
+
     /// Assembles the network with weights drawn from `seed`: masks, signs, initial weights,
     /// spectral-radius scaling. Every pair of regions without a connection is a zero
     /// block. The builder cannot be extended afterwards.
@@ -390,7 +395,9 @@ impl RegionBuilder {
             let rho = spectral_radius(h, &eff);
             if !(rho.is_finite() && rho > 1e-300) {
                 return Err(err(format!(
-                    "spectral_radius = {target}: the effective recurrent weights have spectral                      radius {rho} (no recurrent loop survives the masks), so they cannot be                      scaled to it; add connections or drop the target"
+                    "spectral_radius = {target}: the effective recurrent weights have spectral \
+                     radius {rho} (no recurrent loop survives the masks), so they cannot be \
+                     scaled to it; add connections or drop the target"
                 )));
             }
             w.iter_mut().for_each(|w| *w *= target / rho);

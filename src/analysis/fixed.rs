@@ -29,8 +29,6 @@ pub struct FixedPointOptions {
     /// A state whose `q` falls below this is a fixed point (`None`: `½ (100 ε)²` for the
     /// field's precision `ε`).
     pub tol_q: Option<f64>,
-    /// A step shorter than `tol_step · (1 + |x|)` has stalled.
-    pub tol_step: f64,
     /// Fixed points closer than this (Euclidean) are one point.
     pub tol_unique: f64,
     /// Slow points closer than this fraction of the initial states' mean distance to their
@@ -55,7 +53,6 @@ impl Default for FixedPointOptions {
             max_iters: 100,
             krylov: 40,
             tol_q: None,
-            tol_step: 1e-13,
             tol_unique: 1e-3,
             slow_unique: 0.05,
             slow_decrease: 1e-3,

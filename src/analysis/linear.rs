@@ -22,7 +22,8 @@ pub enum Stability {
     UnstableFocus,
     /// Real parts of both signs.
     Saddle,
-    /// Some real part is zero (to the tolerance): linearisation does not decide.
+    /// Some real part is zero (to the tolerance) or not a number: linearisation does not
+    /// decide.
     Marginal,
 }
 
@@ -35,7 +36,9 @@ impl Stability {
             .map(|&(re, im)| re.hypot(im))
             .fold(1.0, f64::max);
         let zero = tol * scale;
-        if eigenvalues.iter().any(|&(re, _)| re.abs() <= zero) {
+        let undecided =
+            |&(re, im): &(f64, f64)| !(re.is_finite() && im.is_finite()) || re.abs() <= zero;
+        if eigenvalues.iter().any(undecided) {
             return Stability::Marginal;
         }
         let pos = eigenvalues.iter().filter(|&&(re, _)| re > 0.0).count();

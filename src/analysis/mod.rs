@@ -2,7 +2,8 @@
 //! linearisation and stability, flow fields.
 //!
 //! Everything here is generic over a [`VectorField`] with Jacobian-vector products
-//! ([`JvpState`]; the fixed-point finder also uses [`VjpState`]), so it serves the
+//! ([`neurode_solvers::JvpState`]; the fixed-point finder also uses
+//! [`neurode_solvers::VjpState`]), so it serves the
 //! low-rank, Kim and multi-region networks alike. Fixed points are those of the
 //! continuous system `dx/dt = f(x)` (`f(x*) = 0`), and the Jacobian is `∂f/∂x`, which
 //! for a leaky network includes the leak `-I/τ` (see DESIGN.md). mRNNTorch's

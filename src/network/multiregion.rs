@@ -108,13 +108,17 @@ impl Default for MultiRegionConfig {
 
 impl MultiRegionConfig {
     /// Reads `regions_file` into `regions` (relative to the working directory, else to
-    /// `config_dir`); a no-op when the regions are inline.
+    /// `config_dir`) and drops the file name; a no-op when the regions are inline, an error
+    /// when both are given.
     pub fn resolve(&mut self, config_dir: &Path) -> Result<(), String> {
         let Some(file) = &self.regions_file else {
             return Ok(());
         };
         if self.regions.is_some() {
-            return Ok(());
+            return Err(format!(
+                "both regions_file ({}) and inline [model.regions] are given; keep one",
+                file.display()
+            ));
         }
         let path = if file.exists() {
             file.clone()
@@ -122,7 +126,9 @@ impl MultiRegionConfig {
             config_dir.join(file)
         };
         let regions = RegionFile::load(&path).map_err(|e| e.to_string())?;
+        // Inline from now on: a run's config.toml carries the regions themselves.
         self.regions = Some(regions);
+        self.regions_file = None;
         Ok(())
     }
 
@@ -154,7 +160,8 @@ impl MultiRegionConfig {
             .iter()
             .map(|e| e.learnable_bias.unwrap_or(false))
             .collect();
-        flags.iter().all(|&f| f == flags[0]).then(|| flags[0])
+        let first = *flags.first()?;
+        flags.iter().all(|&f| f == first).then_some(first)
     }
 
     pub(super) fn validate(&self) -> Result<(), (String, String)> {
@@ -165,11 +172,10 @@ impl MultiRegionConfig {
                 format!("tau = {}: must be a positive time", self.tau),
             );
         }
-        if !(self.noise_rec.is_finite() && self.noise_rec >= 0.0) {
-            return err(
-                "noise_rec",
-                format!("noise_rec = {}: must be >= 0", self.noise_rec),
-            );
+        for (k, v) in [("noise_rec", self.noise_rec), ("noise_inp", self.noise_inp)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return err(k, format!("{k} = {v}: must be >= 0"));
+            }
         }
         if !(self.noise_dt.is_finite() && self.noise_dt > 0.0) {
             return err(
@@ -184,6 +190,15 @@ impl MultiRegionConfig {
                     format!("spectral_radius = {r}: must be > 0"),
                 );
             }
+        }
+        if let (Some(file), Some(_)) = (&self.regions_file, &self.regions) {
+            return err(
+                "regions_file",
+                format!(
+                    "both regions_file ({}) and inline [model.regions] are given; keep one",
+                    file.display()
+                ),
+            );
         }
         let Some(regions) = &self.regions else {
             if self.regions_file.is_some() {
@@ -202,7 +217,15 @@ impl MultiRegionConfig {
         } else {
             "regions"
         };
-        let mut b = regions.builder().map_err(|e| (key.to_string(), e))?;
+        // The entries are checked here; the weights are drawn (and the spectral radius
+        // scaled) when the network is built, after the memory check.
+        regions.builder().map_err(|e| (key.to_string(), e))?;
+        if regions.recurrent_regions.is_empty() || regions.input_regions.is_empty() {
+            return err(
+                key,
+                "a multi-region network needs at least one recurrent and one input region".into(),
+            );
+        }
         if self.train_bias.is_none() && self.learnable_bias().is_none() {
             return err(
                 key,
@@ -211,10 +234,7 @@ impl MultiRegionConfig {
                     .into(),
             );
         }
-        // The network must assemble (spectral radius, at least one input region, ...).
-        b.finalize::<f64>(&self.settings(), 0)
-            .map(|_| ())
-            .map_err(|e| (key.to_string(), e.to_string()))
+        Ok(())
     }
 
     pub(super) fn build<T: Real>(
