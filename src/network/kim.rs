@@ -146,11 +146,7 @@ impl KimConfig {
             };
             return err(&key, e.to_string());
         }
-        for (k, v) in [("noise_sd", self.noise_sd), ("x0_sd", self.x0_sd)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return err(k, format!("{k} = {v}: must be >= 0"));
-            }
-        }
+        super::check_non_negative(&[("noise_sd", self.noise_sd), ("x0_sd", self.x0_sd)])?;
         if !(self.noise_dt.is_finite() && self.noise_dt > 0.0) {
             return err(
                 "noise_dt",

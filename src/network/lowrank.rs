@@ -72,17 +72,12 @@ impl LowRankConfig {
                 format!("tau = {}: must be a positive number of ms", self.tau),
             );
         }
-        for (k, v) in [
+        super::check_non_negative(&[
             ("m_init_std", self.m_init_std),
             ("n_init_std", self.n_init_std),
             ("b_init_std", self.b_init_std),
             ("w_init_std", self.w_init_std),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return err(k, format!("{v}: must be >= 0"));
-            }
-        }
-        Ok(())
+        ])
     }
 
     pub(super) fn build<T: Real>(

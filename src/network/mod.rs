@@ -261,6 +261,14 @@ impl ModelConfig {
     }
 }
 
+/// Checks that every `(key, value)` is finite and `>= 0`; the error names the key.
+pub(crate) fn check_non_negative(values: &[(&str, f64)]) -> Result<(), (String, String)> {
+    match values.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+        Some((k, v)) => Err((k.to_string(), format!("{k} = {v}: must be >= 0"))),
+        None => Ok(()),
+    }
+}
+
 /// The initial states of `seeds.len()` trials (`dim x trials`), `None` for zero states.
 pub fn initial_states<T: Real>(draws: &TrialDraws, dim: usize, seeds: &[u64]) -> Option<Vec<T>> {
     (draws.x0_sd > 0.0).then(|| {

@@ -172,11 +172,7 @@ impl MultiRegionConfig {
                 format!("tau = {}: must be a positive time", self.tau),
             );
         }
-        for (k, v) in [("noise_rec", self.noise_rec), ("noise_inp", self.noise_inp)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return err(k, format!("{k} = {v}: must be >= 0"));
-            }
-        }
+        super::check_non_negative(&[("noise_rec", self.noise_rec), ("noise_inp", self.noise_inp)])?;
         if !(self.noise_dt.is_finite() && self.noise_dt > 0.0) {
             return err(
                 "noise_dt",
