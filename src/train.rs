@@ -225,7 +225,7 @@ impl<T: Real> Trainer<T> {
         theta[nf + n] = readout.b;
         let mut mask = Vec::with_capacity(theta.len());
         for v in net.param_views() {
-            mask.extend(std::iter::repeat_n(cfg.model.trainable(&v.name), v.len()));
+            mask.extend(cfg.model.trainable_entries(&v.name, v.len()));
         }
         mask.extend(std::iter::repeat_n(cfg.model.trainable("readout_w"), n));
         mask.push(cfg.model.trainable("readout_b"));

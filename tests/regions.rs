@@ -809,3 +809,29 @@ fn the_elman_option_of_a_config() {
         assert!((sol.state(0, 0)[i] - want).abs() < 1e-12);
     }
 }
+
+/// `learnable_bias` is per region: training moves the tonic input of the learnable
+/// region's units and leaves the others' exactly as they were.
+#[test]
+fn the_tonic_input_trains_per_region() {
+    use neurode::config::TrainConfig;
+    let text = std::fs::read_to_string("configs/multiregion_go_nogo.toml").unwrap();
+    let text = text.replace(
+        "name = \"thal\"\nnum_units = 20\nsign = \"pos\"\nbase_firing = 0.1",
+        "name = \"thal\"\nnum_units = 20\nsign = \"pos\"\nbase_firing = 0.1\nlearnable_bias = true",
+    );
+    assert!(text.contains("learnable_bias = true"));
+    let cfg = TrainConfig::parse(&text, "bias.toml").unwrap();
+    let mut tr = neurode::train::Trainer::<f64>::new(&cfg).unwrap();
+    let views = tr.network().param_views();
+    let bias = views.iter().find(|v| v.name == "bias").unwrap();
+    let before = tr.theta()[bias.offset..bias.offset + bias.len()].to_vec();
+    for _ in 0..20 {
+        tr.step().unwrap();
+    }
+    let after = &tr.theta()[bias.offset..bias.offset + bias.len()];
+    // ctx_exc and ctx_inh (units 0..50) fixed, thal (50..70) trained.
+    assert_eq!(&after[..50], &before[..50]);
+    assert!(after[50..].iter().zip(&before[50..]).any(|(a, b)| a != b));
+    assert_eq!(tr.trained()[bias.offset..bias.offset + 50], [false; 50]);
+}

@@ -23,7 +23,8 @@
 //!   update `x ← x + α(-x + W_eff h + b) + α W_in,eff u`, `h = φ(x)`, `α = dt/τ`; the Elman
 //!   variant (`h ← φ(W h + W_in u + b)`, no leak) is Euler with `dt = τ` (`α = 1`).
 //!
-//! The input weights are fixed in the network (its `B`); the tonic input is its bias.
+//! The input weights are fixed in the network (its `B`); the tonic input is its bias
+//! (view `bias`), trained per region where [`Regions::learnable_bias`] says so.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -603,10 +604,12 @@ impl Regions {
     pub fn initial_state(&self) -> &[f64] {
         &self.init
     }
-    /// Whether the tonic input of every region is trained (`None` when they differ).
-    pub fn learnable_bias(&self) -> Option<bool> {
-        let first = self.rec.first().map(|r| r.4)?;
-        self.rec.iter().all(|r| r.4 == first).then_some(first)
+    /// Per unit: whether its region's tonic input is learnable (`learnable_bias`).
+    pub fn learnable_bias(&self) -> Vec<bool> {
+        self.rec
+            .iter()
+            .flat_map(|r| std::iter::repeat_n(r.4, r.1.len()))
+            .collect()
     }
 
     fn recurrent(&self, name: &str) -> Option<(&Range<usize>, Sign)> {

@@ -178,6 +178,18 @@ impl ModelConfig {
             ModelConfig::Multiregion(m) => m.trainable(name),
         }
     }
+    /// Per entry of the view `name` (`len` entries): whether it is trained. Whole views
+    /// follow [`trainable`](Self::trainable); a multi-region network's tonic input
+    /// follows each region's `learnable_bias`.
+    pub fn trainable_entries(&self, name: &str, len: usize) -> Vec<bool> {
+        match self {
+            ModelConfig::Multiregion(m) if name == "bias" => m
+                .bias_flags()
+                .filter(|f| f.len() == len)
+                .unwrap_or_else(|| vec![self.trainable(name); len]),
+            _ => vec![self.trainable(name); len],
+        }
+    }
     /// What the model draws per trial.
     pub fn draws(&self) -> TrialDraws {
         match self {

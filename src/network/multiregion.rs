@@ -79,7 +79,8 @@ pub struct MultiRegionConfig {
     pub noise_dt: f64,
     /// Train the recurrent weights.
     pub train_w: bool,
-    /// Train the tonic input (default: as the regions' `learnable_bias` says).
+    /// Train the tonic input of every unit (default: per region, as its `learnable_bias`
+    /// says).
     pub train_bias: Option<bool>,
     /// Train the readout.
     pub train_readout: bool,
@@ -153,15 +154,24 @@ impl MultiRegionConfig {
         }
     }
 
-    fn learnable_bias(&self) -> Option<bool> {
+    /// Per unit, whether its tonic input is trained: `train_bias` for every unit when set,
+    /// else its region's `learnable_bias` (`None` before the regions are read).
+    pub(super) fn bias_flags(&self) -> Option<Vec<bool>> {
         let r = self.regions.as_ref()?;
-        let flags: Vec<bool> = r
-            .recurrent_regions
-            .iter()
-            .map(|e| e.learnable_bias.unwrap_or(false))
-            .collect();
-        let first = *flags.first()?;
-        flags.iter().all(|&f| f == first).then_some(first)
+        Some(
+            r.recurrent_regions
+                .iter()
+                .flat_map(|e| {
+                    let units = e
+                        .num_units
+                        .as_ref()
+                        .and_then(|u| u.as_f64())
+                        .map_or(0, |u| u.max(0.0) as usize);
+                    let on = self.train_bias.unwrap_or(e.learnable_bias.unwrap_or(false));
+                    std::iter::repeat_n(on, units)
+                })
+                .collect(),
+        )
     }
 
     pub(super) fn validate(&self) -> Result<(), (String, String)> {
@@ -222,14 +232,6 @@ impl MultiRegionConfig {
                 "a multi-region network needs at least one recurrent and one input region".into(),
             );
         }
-        if self.train_bias.is_none() && self.learnable_bias().is_none() {
-            return err(
-                key,
-                "the regions disagree on learnable_bias; training part of the tonic input is \
-                 not supported: give every region the same learnable_bias, or set train_bias"
-                    .into(),
-            );
-        }
         Ok(())
     }
 
@@ -270,7 +272,7 @@ impl MultiRegionConfig {
             "B" => false,
             "bias" => self
                 .train_bias
-                .unwrap_or_else(|| self.learnable_bias().unwrap_or(false)),
+                .unwrap_or_else(|| self.bias_flags().is_some_and(|f| f.iter().any(|&b| b))),
             _ => self.train_readout,
         }
     }
