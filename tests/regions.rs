@@ -360,6 +360,9 @@ proptest! {
         let (mut rnn, regions) = random_regions(seed, n_regions, 0.6).finalize::<f64>(&settings, seed).unwrap();
         let n = rnn.dim();
         let mask: Vec<f64> = rnn.connectivity().signed_mask().to_vec();
+        // The input weights' mask and signs, as the initial effective weights show them
+        // (half-normal values are never exactly zero).
+        let inp_sign: Vec<f64> = rnn.input_weights().iter().map(|&w| if w == 0.0 { 0.0 } else { w.signum() }).collect();
         // The true gradient at a random state (input bound: one trial).
         rnn.set_inputs(vec![PiecewiseConstant::new(2, vec![], vec![1.0, -1.0]).unwrap()]).unwrap();
         let mut rng = Normal::new(seed ^ 1);
@@ -390,6 +393,13 @@ proptest! {
                     } else if constrained {
                         prop_assert!(w == 0.0 || w.signum() == s, "W_eff[{}, {}] = {} against sign {}", i, j, w, s);
                     }
+                }
+            }
+            for (k, (&w, &s)) in rnn.input_weights().iter().zip(&inp_sign).enumerate() {
+                if s == 0.0 {
+                    prop_assert_eq!(w, 0.0, "masked input weight {} moved", k);
+                } else {
+                    prop_assert!(w == 0.0 || w.signum() == s, "input weight {} = {} against sign {}", k, w, s);
                 }
             }
         }

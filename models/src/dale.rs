@@ -34,7 +34,7 @@ pub enum Rectifier {
 }
 
 impl Rectifier {
-    fn apply<T: Real>(self, w: T) -> T {
+    pub(crate) fn apply<T: Real>(self, w: T) -> T {
         match self {
             Rectifier::Relu => w.max(T::zero()),
             Rectifier::Abs => w.abs(),
@@ -42,7 +42,7 @@ impl Rectifier {
         }
     }
     /// The derivative (0 at a kink).
-    fn slope<T: Real>(self, w: T) -> T {
+    pub(crate) fn slope<T: Real>(self, w: T) -> T {
         match self {
             Rectifier::Relu if w > T::zero() => T::one(),
             Rectifier::Relu => T::zero(),

@@ -12,6 +12,7 @@
 use neurode_solvers::{recycle, reused_zeros, Real, VectorField, VjpParams, VjpState};
 use neurode_solvers::{Activation, Backend, Columns, Cpu, JvpState, ParamView, PiecewiseConstant};
 
+use crate::dale::Rectifier;
 use crate::ModelError;
 
 /// The recurrent weights `W` (`n x n`) of a leaky rate network, in a model's own
@@ -143,11 +144,21 @@ pub struct LeakyRnn<T, W> {
     inv_tau: Vec<T>,
     n_in: usize,
     b_in: Vec<T>,
+    /// Constrained input weights: `θ` holds the raw weights and `B = rect(raw) ⊙ S`.
+    input_mask: Option<InputMask<T>>,
     bias: Option<Vec<T>>,
     inputs: Vec<PiecewiseConstant<T>>,
     /// `B u + b` for every trial and input piece: `drive[b][p * n..(p + 1) * n]`.
     drive: Vec<Vec<T>>,
     noise: Vec<PiecewiseConstant<T>>,
+}
+
+/// Input weights under a signed mask and a rectifier (mRNNTorch's constrained inputs).
+#[derive(Debug, Clone)]
+struct InputMask<T> {
+    raw: Vec<T>,
+    signed: Vec<T>,
+    rect: Rectifier,
 }
 
 /// Workspace of [`LeakyRnn`].
@@ -176,6 +187,7 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
             tau,
             n_in,
             b_in,
+            input_mask: None,
             bias: None,
             inputs: Vec::new(),
             drive: Vec::new(),
@@ -199,6 +211,48 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         }
         self.act = act;
         Ok(self)
+    }
+
+    /// The same network with input weights `B = rect(raw) ⊙ s` (`s` a signed mask of
+    /// `-1`, `0`, `1`, both `n x n_in` column-major): its parameters are then the raw
+    /// weights, and no gradient step can move a masked entry or flip a sign.
+    pub fn with_input_mask(
+        mut self,
+        raw: Vec<T>,
+        s: Vec<T>,
+        rect: Rectifier,
+    ) -> Result<Self, ModelError> {
+        let len = self.b_in.len();
+        let shape = format!("{} x {}", self.w.n(), self.n_in);
+        check_len("input weights", &raw, len, &shape)?;
+        check_finite("input weights", &raw)?;
+        check_len("input mask", &s, len, &shape)?;
+        if let Some(k) = s
+            .iter()
+            .position(|&v| v != T::zero() && v.abs() != T::one())
+        {
+            return Err(ModelError::Shape(format!(
+                "input mask entry {k} is {}: every entry must be -1, 0 or 1",
+                s[k]
+            )));
+        }
+        self.input_mask = Some(InputMask {
+            raw,
+            signed: s,
+            rect,
+        });
+        self.apply_input_mask();
+        self.update_drive();
+        Ok(self)
+    }
+
+    /// `B = rect(raw) ⊙ S`, when the input weights are constrained.
+    fn apply_input_mask(&mut self) {
+        if let Some(m) = &self.input_mask {
+            for ((b, &r), &s) in self.b_in.iter_mut().zip(&m.raw).zip(&m.signed) {
+                *b = m.rect.apply(r) * s;
+            }
+        }
     }
 
     /// The same network with time constants `tau`.
@@ -483,13 +537,13 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         let nw = self.w.n_params();
         self.w.params(&mut out[..nw]);
         let mut o = nw;
-        for part in [
-            Some(&self.b_in[..]),
-            self.bias.as_deref(),
-            self.tau_params(),
-        ]
-        .into_iter()
-        .flatten()
+        let b = self
+            .input_mask
+            .as_ref()
+            .map_or(&self.b_in[..], |m| &m.raw[..]);
+        for part in [Some(b), self.bias.as_deref(), self.tau_params()]
+            .into_iter()
+            .flatten()
         {
             out[o..o + part.len()].copy_from_slice(part);
             o += part.len();
@@ -501,7 +555,11 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         self.w.set_params(&theta[..nw]);
         let mut o = nw;
         let nb = self.b_in.len();
-        self.b_in.copy_from_slice(&theta[o..o + nb]);
+        match &mut self.input_mask {
+            Some(m) => m.raw.copy_from_slice(&theta[o..o + nb]),
+            None => self.b_in.copy_from_slice(&theta[o..o + nb]),
+        }
+        self.apply_input_mask();
         o += nb;
         if let Some(b) = &mut self.bias {
             let len = b.len();
@@ -676,7 +734,18 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
                 let u = self.inputs.get(cols.trial(c))?;
                 Some(u.piece_values(u.piece(*ts.get(c)?)))
             };
-            Cpu.drive_vjp(n, vs, &input, alpha, db_in);
+            match &self.input_mask {
+                None => Cpu.drive_vjp(n, vs, &input, alpha, db_in),
+                Some(m) => {
+                    // dB_raw = dB ⊙ rect'(raw) ⊙ S, for this call's share.
+                    let mut d = reused_zeros(db_in.len());
+                    Cpu.drive_vjp(n, vs, &input, alpha, &mut d);
+                    for (((o, &g), &r), &s) in db_in.iter_mut().zip(&d).zip(&m.raw).zip(&m.signed) {
+                        *o += g * (m.rect.slope(r) * s);
+                    }
+                    recycle(d);
+                }
+            }
         }
         if self.bias.is_some() {
             for col in vs.chunks_exact(n) {

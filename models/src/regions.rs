@@ -23,8 +23,9 @@
 //!   update `x ← x + α(-x + W_eff h + b) + α W_in,eff u`, `h = φ(x)`, `α = dt/τ`; the Elman
 //!   variant (`h ← φ(W h + W_in u + b)`, no leak) is Euler with `dt = τ` (`α = 1`).
 //!
-//! The input weights are fixed in the network (its `B`); the tonic input is its bias
-//! (view `bias`), trained per region where [`Regions::learnable_bias`] says so.
+//! The input weights are the network's `B` under the input mask and signs (view `B`: the
+//! raw weights); the tonic input is its bias (view `bias`), trained per region where
+//! [`Regions::learnable_bias`] says so.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -36,8 +37,8 @@ use crate::leaky::LeakyRnn;
 use crate::ModelError;
 
 /// A multi-region RNN: the leaky rate core over masked, signed dense connectivity (the
-/// same type as the Kim et al. network). Parameters `θ` are `W` (raw), `B` (`= W_in,eff`)
-/// and the tonic input (view `bias`).
+/// same type as the Kim et al. network). Parameters `θ` are `W` (raw), `B` (the raw input
+/// weights; `W_in,eff = rect(B) ⊙ S_in`) and the tonic input (view `bias`).
 pub type MultiRegionRnn<T> = LeakyRnn<T, Dale<T>>;
 
 /// The sign of a region's outgoing connections under Dale's law.
@@ -413,6 +414,7 @@ impl RegionBuilder {
             .collect();
         debug_assert_eq!(b_in.len(), h * i);
         let rnn = LeakyRnn::new(conn, T::from_f64(settings.tau), i, cast(&b_in))?
+            .with_input_mask(cast(&inp.w), cast(&inp.s), rect(settings.inp_constrained))?
             .with_activation(settings.act)?
             .with_bias(cast(&layout.tonic))?;
         self.finalized = true;

@@ -79,6 +79,8 @@ pub struct MultiRegionConfig {
     pub noise_dt: f64,
     /// Train the recurrent weights.
     pub train_w: bool,
+    /// Train the input weights (under their mask and signs, as mRNNTorch does).
+    pub train_w_in: bool,
     /// Train the tonic input of every unit (default: per region, as its `learnable_bias`
     /// says).
     pub train_bias: Option<bool>,
@@ -101,6 +103,7 @@ impl Default for MultiRegionConfig {
             noise_inp: 0.0,
             noise_dt: 10.0,
             train_w: true,
+            train_w_in: true,
             train_bias: None,
             train_readout: true,
         }
@@ -269,7 +272,7 @@ impl MultiRegionConfig {
     pub(super) fn trainable(&self, name: &str) -> bool {
         match name {
             "W" => self.train_w,
-            "B" => false,
+            "B" => self.train_w_in,
             "bias" => self
                 .train_bias
                 .unwrap_or_else(|| self.bias_flags().is_some_and(|f| f.iter().any(|&b| b))),
@@ -286,8 +289,8 @@ impl MultiRegionConfig {
         }
     }
 
-    /// Row-major `W` (raw), `w_in`, `bias` (tonic input), `w_out`, `b_out` (θ);
-    /// `signed_mask` (fixed); `W_eff` (derived).
+    /// Row-major `W` (raw), `w_in` (raw), `bias` (tonic input), `w_out`, `b_out` (θ);
+    /// `signed_mask` (fixed); `W_eff`, `w_in_eff` (derived).
     pub(super) fn arrays<T: Real>(
         &self,
         rnn: &MultiRegionRnn<T>,
@@ -325,6 +328,10 @@ impl MultiRegionConfig {
             ),
             (
                 NamedArray::from_col_major("W_eff", n, n, conn.effective()),
+                Role::Derived,
+            ),
+            (
+                NamedArray::from_col_major("w_in_eff", n, n_in, f.input_weights()),
                 Role::Derived,
             ),
         ]
