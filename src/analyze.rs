@@ -37,7 +37,7 @@ use crate::analysis::{
     Probe,
 };
 use crate::config::{Precision, TrainConfig};
-use crate::io::{read_safetensors, write_atomic, IoError};
+use crate::io::{write_atomic, IoError};
 use crate::network::ModelConfig;
 use crate::network::{with_net, Net};
 use crate::plot;
@@ -170,10 +170,8 @@ fn analyze_as<T: Real>(
     out: &Path,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Analysis, RunError> {
-    let params = opts.run_dir.join("params.safetensors");
-    let (arrays, _) = read_safetensors::<T>(&params)?;
     let mut tr = Trainer::<T>::new(cfg)?;
-    tr.load_param_arrays(&arrays, &params.display().to_string())?;
+    tr.load_params_file(&opts.run_dir.join("params.safetensors"))?;
     let spec = tr.spec().clone();
     let readout = tr.readout().clone();
     let batch = cfg

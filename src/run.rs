@@ -22,7 +22,7 @@ use neurode_solvers::Real;
 use serde_json::json;
 
 use crate::config::{Precision, TrainConfig};
-use crate::io::{read_safetensors, write_atomic, write_safetensors, IoError};
+use crate::io::{write_atomic, write_safetensors, IoError};
 use crate::plot;
 use crate::train::{example_traces, ExampleTraces, Metrics, TrainError, Trainer};
 use neurode_solvers::derive_seed;
@@ -262,10 +262,8 @@ fn evaluate_as<T: Real>(
     if n == 0 {
         return Err(RunError::Dir("--trials must be at least 1".into()));
     }
-    let params = dir.join("params.safetensors");
-    let (arrays, _) = read_safetensors::<T>(&params)?;
     let mut tr = Trainer::<T>::new(cfg)?;
-    tr.load_param_arrays(&arrays, &params.display().to_string())?;
+    tr.load_params_file(&dir.join("params.safetensors"))?;
     let ev = tr.evaluate_fresh(derive_seed(seed, &[3]), n)?;
     let mut json = json!({
         "run": dir.display().to_string(),

@@ -16,7 +16,7 @@ use ndarray_npy::NpzWriter;
 use neurode_solvers::{derive_seed, Real};
 
 use crate::config::{Precision, TrainConfig};
-use crate::io::{read_safetensors, IoError};
+use crate::io::IoError;
 use crate::network::with_net;
 use crate::plot::{self, Series};
 use crate::run::RunError;
@@ -101,8 +101,7 @@ fn simulate_as<T: Real>(
 ) -> Result<Simulated, RunError> {
     let mut tr = Trainer::<T>::new(cfg)?;
     if let Some(p) = params {
-        let (arrays, _) = read_safetensors::<T>(p)?;
-        tr.load_param_arrays(&arrays, &p.display().to_string())?;
+        tr.load_params_file(p)?;
     }
     let spec = tr.spec().clone();
     let batch = cfg

@@ -549,6 +549,13 @@ impl<T: Real> Trainer<T> {
         self.arrays(theta).into_iter().map(|(a, _)| a).collect()
     }
 
+    /// Replaces the parameters by those of the parameter file `path` (a run's
+    /// `params.safetensors`; see [`load_param_arrays`](Self::load_param_arrays)).
+    pub fn load_params_file(&mut self, path: &Path) -> Result<(), TrainError> {
+        let (arrays, _) = read_safetensors::<T>(path)?;
+        self.load_param_arrays(&arrays, &path.display().to_string())
+    }
+
     /// Replaces the parameters by those of a parameter file's arrays (as written by
     /// [`param_arrays`](Self::param_arrays)); the fixed arrays (drawn from the config's
     /// seed) must be this config's.

@@ -34,6 +34,7 @@ pub enum Rectifier {
 }
 
 impl Rectifier {
+    /// `rect(w)`.
     pub(crate) fn apply<T: Real>(self, w: T) -> T {
         match self {
             Rectifier::Relu => w.max(T::zero()),
@@ -41,6 +42,34 @@ impl Rectifier {
             Rectifier::Identity => w,
         }
     }
+    /// `rect(raw) ⊙ s`, elementwise.
+    pub(crate) fn masked<'a, T: Real>(
+        self,
+        raw: &'a [T],
+        s: &'a [T],
+    ) -> impl Iterator<Item = T> + 'a {
+        raw.iter().zip(s).map(move |(&w, &m)| self.apply(w) * m)
+    }
+
+    /// `out += d ⊙ rect'(raw) ⊙ s`: a gradient with respect to the effective weights
+    /// mapped to the raw ones.
+    pub(crate) fn add_masked_slope<T: Real>(self, d: &[T], raw: &[T], s: &[T], out: &mut [T]) {
+        let slope = raw.iter().zip(s);
+        match self {
+            // The Kim et al. network's hot path, kept branch-light.
+            Rectifier::Relu => {
+                for ((o, &dk), (&w, &m)) in out.iter_mut().zip(d).zip(slope) {
+                    *o += dk * if w > T::zero() { m } else { T::zero() };
+                }
+            }
+            r => {
+                for ((o, &dk), (&w, &m)) in out.iter_mut().zip(d).zip(slope) {
+                    *o += dk * (r.slope(w) * m);
+                }
+            }
+        }
+    }
+
     /// The derivative (0 at a kink).
     pub(crate) fn slope<T: Real>(self, w: T) -> T {
         match self {
@@ -83,6 +112,27 @@ fn product<T: Real>(a: &Panels<T>, n: usize, h: &[T], out: &mut [T]) {
         Cpu.gemv_panels(a, h, out);
     } else {
         Cpu.gemm_panels(a, cols, T::one(), h, n, T::zero(), out, n);
+    }
+}
+
+/// Checks that the signed mask `s` (`rows` rows, column-major) holds only `-1`, `0` and
+/// `1`; the error names the entry of `what`.
+pub(crate) fn check_signed_mask<T: Real>(
+    what: &str,
+    s: &[T],
+    rows: usize,
+) -> Result<(), ModelError> {
+    match s
+        .iter()
+        .position(|&v| v != T::zero() && v.abs() != T::one())
+    {
+        Some(k) => Err(ModelError::Shape(format!(
+            "{what} entry ({}, {}) is {}: every entry must be -1, 0 or 1",
+            k % rows.max(1),
+            k / rows.max(1),
+            s[k]
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -178,17 +228,7 @@ impl<T: Real> Dale<T> {
     pub fn masked(n: usize, w: Vec<T>, s: Vec<T>, rect: Rectifier) -> Result<Self, ModelError> {
         check_weights(n, &w)?;
         check_len("signed mask", &s, n * n, &format!("{n} x {n}"))?;
-        if let Some(k) = s
-            .iter()
-            .position(|&v| v != T::zero() && v.abs() != T::one())
-        {
-            return Err(ModelError::Shape(format!(
-                "signed mask entry ({}, {}) is {}: every entry must be -1, 0 or 1",
-                k % n,
-                k / n,
-                s[k]
-            )));
-        }
+        check_signed_mask("signed mask", &s, n)?;
         // A column's sign: that of its first nonzero entry (+1 for an empty column).
         let sign = s
             .chunks_exact(n)
@@ -269,9 +309,7 @@ impl<T: Real> Dale<T> {
         if self.signed_mask.is_empty() {
             eff.extend_from_slice(&self.w);
         } else {
-            let r = self.rect;
-            let masked = |(&w, &m): (&T, &T)| r.apply(w) * m;
-            eff.extend(self.w.iter().zip(self.signed_mask.iter()).map(masked));
+            eff.extend(self.rect.masked(&self.w, &self.signed_mask));
         }
         p.set_col_major(n, n, eff);
         pt.set_transpose_of(n, n, eff);
@@ -314,20 +352,8 @@ impl<T: Real> Connectivity<T> for Dale<T> {
         let d = &mut s.d[..n * n];
         Cpu.gemm(no, yes, n, n, cols, alpha, v, n, h, n, T::zero(), d, n);
         // `∂W_eff/∂W = rect'(W) ⊙ S`.
-        let slope = self.w.iter().zip(self.signed_mask.iter());
-        match self.rect {
-            // The Kim et al. network's hot path, kept branch-light.
-            Rectifier::Relu => {
-                for ((o, &dk), (&w, &m)) in out[..n * n].iter_mut().zip(&*d).zip(slope) {
-                    *o += dk * if w > T::zero() { m } else { T::zero() };
-                }
-            }
-            r => {
-                for ((o, &dk), (&w, &m)) in out[..n * n].iter_mut().zip(&*d).zip(slope) {
-                    *o += dk * (r.slope(w) * m);
-                }
-            }
-        }
+        self.rect
+            .add_masked_slope(d, &self.w, &self.signed_mask, &mut out[..n * n]);
     }
     /// A dense `W`: gather up to 128 columns (time steps) per product.
     fn defer_columns(&self) -> usize {

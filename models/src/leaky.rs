@@ -12,7 +12,7 @@
 use neurode_solvers::{recycle, reused_zeros, Real, VectorField, VjpParams, VjpState};
 use neurode_solvers::{Activation, Backend, Columns, Cpu, JvpState, ParamView, PiecewiseConstant};
 
-use crate::dale::Rectifier;
+use crate::dale::{check_signed_mask, Rectifier};
 use crate::ModelError;
 
 /// The recurrent weights `W` (`n x n`) of a leaky rate network, in a model's own
@@ -227,15 +227,7 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         check_len("input weights", &raw, len, &shape)?;
         check_finite("input weights", &raw)?;
         check_len("input mask", &s, len, &shape)?;
-        if let Some(k) = s
-            .iter()
-            .position(|&v| v != T::zero() && v.abs() != T::one())
-        {
-            return Err(ModelError::Shape(format!(
-                "input mask entry {k} is {}: every entry must be -1, 0 or 1",
-                s[k]
-            )));
-        }
+        check_signed_mask("input mask", &s, self.w.n())?;
         self.input_mask = Some(InputMask {
             raw,
             signed: s,
@@ -249,8 +241,8 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
     /// `B = rect(raw) ⊙ S`, when the input weights are constrained.
     fn apply_input_mask(&mut self) {
         if let Some(m) = &self.input_mask {
-            for ((b, &r), &s) in self.b_in.iter_mut().zip(&m.raw).zip(&m.signed) {
-                *b = m.rect.apply(r) * s;
+            for (b, v) in self.b_in.iter_mut().zip(m.rect.masked(&m.raw, &m.signed)) {
+                *b = v;
             }
         }
     }
@@ -740,9 +732,7 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
                     // dB_raw = dB ⊙ rect'(raw) ⊙ S, for this call's share.
                     let mut d = reused_zeros(db_in.len());
                     Cpu.drive_vjp(n, vs, &input, alpha, &mut d);
-                    for (((o, &g), &r), &s) in db_in.iter_mut().zip(&d).zip(&m.raw).zip(&m.signed) {
-                        *o += g * (m.rect.slope(r) * s);
-                    }
+                    m.rect.add_masked_slope(&d, &m.raw, &m.signed, db_in);
                     recycle(d);
                 }
             }

@@ -317,20 +317,9 @@ impl RegionBuilder {
         Ok(self)
     }
 
-    /// The layout the regions added so far give (no weights are drawn).
-    pub fn layout(&self) -> Regions {
-        Regions::new(&self.rec, &self.inp)
-    }
-
-    /// Assembles the network with weights drawn from `seed`: masks, signs, initial weights,
-    /// spectral-radius scaling. Every pair of regions without a connection is a zero
-    /// block. The builder cannot be extended afterwards.
-    pub fn finalize<T: Real>(
-        &mut self,
-        settings: &RegionSettings,
-        seed: u64,
-    ) -> Result<(MultiRegionRnn<T>, Regions), ModelError> {
-        self.open("anything")?;
+    /// Checks what finalising needs of the regions themselves (no weights are drawn): at
+    /// least one recurrent and one input region, and no parent that is itself a region.
+    pub fn check_complete(&self) -> Result<(), ModelError> {
         if self.rec.is_empty() || self.inp.is_empty() {
             return Err(err(
                 "a multi-region network needs at least one recurrent and one input region".into(),
@@ -348,6 +337,24 @@ impl RegionBuilder {
                 r.parent.as_deref().unwrap_or_default()
             )));
         }
+        Ok(())
+    }
+
+    /// The layout the regions added so far give (no weights are drawn).
+    pub fn layout(&self) -> Regions {
+        Regions::new(&self.rec, &self.inp)
+    }
+
+    /// Assembles the network with weights drawn from `seed`: masks, signs, initial weights,
+    /// spectral-radius scaling. Every pair of regions without a connection is a zero
+    /// block. The builder cannot be extended afterwards.
+    pub fn finalize<T: Real>(
+        &mut self,
+        settings: &RegionSettings,
+        seed: u64,
+    ) -> Result<(MultiRegionRnn<T>, Regions), ModelError> {
+        self.open("anything")?;
+        self.check_complete()?;
         if !(settings.tau.is_finite() && settings.tau > 0.0) {
             return Err(ModelError::invalid(
                 "tau",
@@ -392,7 +399,7 @@ impl RegionBuilder {
             let eff: Vec<f64> = w
                 .iter()
                 .zip(&rec.s)
-                .map(|(&w, &s)| rect(settings.rec_constrained).apply_f64(w) * s)
+                .map(|(&w, &s)| rect(settings.rec_constrained).apply(w) * s)
                 .collect();
             let rho = spectral_radius(h, &eff);
             if !(rho.is_finite() && rho > 1e-300) {
@@ -406,29 +413,13 @@ impl RegionBuilder {
         }
         let cast = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
         let conn = Dale::masked(h, cast(&w), cast(&rec.s), rect(settings.rec_constrained))?;
-        let b_in: Vec<f64> = inp
-            .w
-            .iter()
-            .zip(&inp.s)
-            .map(|(&w, &s)| rect(settings.inp_constrained).apply_f64(w) * s)
-            .collect();
-        debug_assert_eq!(b_in.len(), h * i);
-        let rnn = LeakyRnn::new(conn, T::from_f64(settings.tau), i, cast(&b_in))?
+        // `B` is set from the raw input weights and their mask by `with_input_mask`.
+        let rnn = LeakyRnn::new(conn, T::from_f64(settings.tau), i, vec![T::zero(); h * i])?
             .with_input_mask(cast(&inp.w), cast(&inp.s), rect(settings.inp_constrained))?
             .with_activation(settings.act)?
             .with_bias(cast(&layout.tonic))?;
         self.finalized = true;
         Ok((rnn, layout))
-    }
-}
-
-impl Rectifier {
-    fn apply_f64(self, w: f64) -> f64 {
-        match self {
-            Rectifier::Relu => w.max(0.0),
-            Rectifier::Abs => w.abs(),
-            Rectifier::Identity => w,
-        }
     }
 }
 

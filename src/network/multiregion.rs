@@ -138,13 +138,12 @@ impl MultiRegionConfig {
 
     /// Units: the recurrent regions' total (0 before the regions are read).
     pub fn n(&self) -> usize {
-        self.regions.as_ref().map_or(0, |r| {
-            r.recurrent_regions
-                .iter()
-                .filter_map(|e| e.num_units.as_ref()?.as_f64())
-                .map(|u| u.max(0.0) as usize)
-                .sum()
-        })
+        self.layout().map_or(0, |l| l.n_rec())
+    }
+
+    /// The regions' layout (`None` before the regions are read or when they are invalid).
+    fn layout(&self) -> Option<Regions> {
+        Some(self.regions.as_ref()?.builder().ok()?.layout())
     }
 
     fn settings(&self) -> RegionSettings {
@@ -160,21 +159,11 @@ impl MultiRegionConfig {
     /// Per unit, whether its tonic input is trained: `train_bias` for every unit when set,
     /// else its region's `learnable_bias` (`None` before the regions are read).
     pub(super) fn bias_flags(&self) -> Option<Vec<bool>> {
-        let r = self.regions.as_ref()?;
-        Some(
-            r.recurrent_regions
-                .iter()
-                .flat_map(|e| {
-                    let units = e
-                        .num_units
-                        .as_ref()
-                        .and_then(|u| u.as_f64())
-                        .map_or(0, |u| u.max(0.0) as usize);
-                    let on = self.train_bias.unwrap_or(e.learnable_bias.unwrap_or(false));
-                    std::iter::repeat_n(on, units)
-                })
-                .collect(),
-        )
+        let flags = self.layout()?.learnable_bias();
+        Some(match self.train_bias {
+            Some(t) => vec![t; flags.len()],
+            None => flags,
+        })
     }
 
     pub(super) fn validate(&self) -> Result<(), (String, String)> {
@@ -228,14 +217,9 @@ impl MultiRegionConfig {
         };
         // The entries are checked here; the weights are drawn (and the spectral radius
         // scaled) when the network is built, after the memory check.
-        regions.builder().map_err(|e| (key.to_string(), e))?;
-        if regions.recurrent_regions.is_empty() || regions.input_regions.is_empty() {
-            return err(
-                key,
-                "a multi-region network needs at least one recurrent and one input region".into(),
-            );
-        }
-        Ok(())
+        let b = regions.builder().map_err(|e| (key.to_string(), e))?;
+        b.check_complete()
+            .map_err(|e| (key.to_string(), e.to_string()))
     }
 
     pub(super) fn build<T: Real>(
