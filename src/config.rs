@@ -560,13 +560,33 @@ impl TrainConfig {
         if let Some(s) = o.seed {
             self.seed = s;
         }
-        self.validate()
-            .map_err(|(key, message)| ConfigError::Invalid {
-                path: "config with command-line overrides".into(),
+        self.validate().map_err(|(key, message)| {
+            // The option that set the key, where one did.
+            let given = [
+                ("model.n", "--N", o.n.is_some()),
+                ("model.p_inh", "--P_inh", o.p_inh.is_some()),
+                ("model.p_rec", "--P_rec", o.p_rec.is_some()),
+                ("model.som_n", "--som_N", o.som_n.is_some()),
+                ("model.gain", "--gain", o.gain.is_some()),
+                ("model.taus", "--decay_taus", o.decay_taus.is_some()),
+                ("training.loss", "--loss_fn", o.loss_fn.is_some()),
+                (
+                    "training.n_train_trials",
+                    "--n_trials",
+                    o.n_trials.is_some(),
+                ),
+            ];
+            let line = given
+                .iter()
+                .find(|(k, _, set)| *set && *k == key)
+                .map_or(String::new(), |(_, opt, _)| format!(" (from {opt})"));
+            ConfigError::Invalid {
+                path: "with the command-line options".into(),
                 key,
-                line: String::new(),
+                line,
                 message,
-            })
+            }
+        })
     }
 }
 

@@ -39,7 +39,7 @@ enum Command {
     Train(TrainArgs),
     /// Train a config under several seeds (side by side on the available cores) and print
     /// the training trials each took to meet the config's stop rule; writes no run
-    /// directories.
+    /// directories. The model and training options override the config as for `train`.
     Sweep(SweepArgs),
     /// Evaluate a trained run on fresh seeded trials: accuracy overall and per condition.
     Eval(EvalArgs),
@@ -172,10 +172,12 @@ struct SweepArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    #[command(flatten)]
+    knobs: Knobs,
 }
 
 fn sweep(a: &SweepArgs) -> Result<(), String> {
-    let cfg = TrainConfig::load(&a.config).map_err(|e| e.to_string())?;
+    let cfg = load_with(&a.config, &a.knobs.overrides(None))?;
     if a.seeds == 0 {
         return Err("--seeds must be at least 1".into());
     }
@@ -205,19 +207,10 @@ fn sweep(a: &SweepArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The original's knobs, shared by `train` and `sweep`: each overrides the config's
+/// setting.
 #[derive(clap::Args, Debug)]
-struct TrainArgs {
-    /// The TOML config (see configs/).
-    config: PathBuf,
-    /// Run directory (default: runs/<name>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue the run in the run directory from its last checkpoint.
-    #[arg(long)]
-    resume: bool,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+struct Knobs {
     /// Units N (any model).
     #[arg(long = "N", alias = "n", value_name = "N")]
     n: Option<usize>,
@@ -249,29 +242,58 @@ struct TrainArgs {
     /// The maximum number of training trials.
     #[arg(long = "n_trials", alias = "n-trials")]
     n_trials: Option<usize>,
+}
+
+impl Knobs {
+    /// The overrides these options give, with `seed`.
+    fn overrides(&self, seed: Option<u64>) -> Overrides {
+        Overrides {
+            n: self.n,
+            p_inh: self.p_inh,
+            p_rec: self.p_rec,
+            som_n: self.som_n,
+            gain: self.gain,
+            apply_dale: self.apply_dale,
+            act: self.act.clone(),
+            loss_fn: self.loss_fn.clone(),
+            decay_taus: self.decay_taus.clone(),
+            n_trials: self.n_trials,
+            seed,
+        }
+    }
+}
+
+/// Loads a config and applies the options that override it.
+fn load_with(config: &std::path::Path, o: &Overrides) -> Result<TrainConfig, String> {
+    let mut cfg = TrainConfig::load(config).map_err(|e| e.to_string())?;
+    if *o != Overrides::default() {
+        cfg.apply(o).map_err(|e| e.to_string())?;
+    }
+    Ok(cfg)
+}
+
+#[derive(clap::Args, Debug)]
+struct TrainArgs {
+    /// The TOML config (see configs/).
+    config: PathBuf,
+    /// Run directory (default: runs/<name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in the run directory from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    knobs: Knobs,
     /// Seed of the run.
     #[arg(long)]
     seed: Option<u64>,
 }
 
 fn train(a: &TrainArgs) -> Result<(), String> {
-    let mut cfg = TrainConfig::load(&a.config).map_err(|e| e.to_string())?;
-    let overrides = Overrides {
-        n: a.n,
-        p_inh: a.p_inh,
-        p_rec: a.p_rec,
-        som_n: a.som_n,
-        gain: a.gain,
-        apply_dale: a.apply_dale,
-        act: a.act.clone(),
-        loss_fn: a.loss_fn.clone(),
-        decay_taus: a.decay_taus.clone(),
-        n_trials: a.n_trials,
-        seed: a.seed,
-    };
-    if overrides != Overrides::default() {
-        cfg.apply(&overrides).map_err(|e| e.to_string())?;
-    }
+    let cfg = load_with(&a.config, &a.knobs.overrides(a.seed))?;
     let dir = run::run_dir(&cfg, a.out.as_deref());
     let total = cfg.iterations() as u64;
     let bar = if a.quiet {

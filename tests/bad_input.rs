@@ -68,6 +68,14 @@ fn a_network_too_large_for_memory_is_refused_with_the_estimate() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("GiB") && !err.contains("panicked"), "{err}");
+    // And through `neurode sweep`, which takes the same options.
+    let out = Command::new(env!("CARGO_BIN_EXE_neurode"))
+        .args(["sweep", KIM[1], "--N", "10000000", "--seeds", "2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("GiB") && !err.contains("panicked"), "{err}");
 }
 
 #[test]

@@ -611,3 +611,42 @@ fn kim_training_gradient_matches_finite_differences() {
         }
     }
 }
+
+/// `neurode sweep` takes `train`'s options: `--n_trials` and `--N` reach every seed's run
+/// (each seed in the JSON stops at the override), and a bad one is an error, not a sweep.
+#[test]
+fn sweep_applies_the_command_line_options() {
+    let json = tmp("sweep_options").join("sweep.json");
+    std::fs::create_dir_all(json.parent().unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_neurode"))
+        .args(["sweep", "configs/kim_xor.toml", "--seeds", "2", "--N", "20"])
+        .args(["--n_trials", "30", "--decay_taus", "4", "20", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("0 of 2 seeds met the stop rule"),
+        "{stdout}"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = results.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert_eq!(r["trials"], 30, "{r}");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_neurode"))
+        .args(["sweep", "configs/kim_xor.toml", "--decay_taus", "20", "4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("decay_taus") && !err.contains("panicked"),
+        "{err}"
+    );
+}
