@@ -202,6 +202,11 @@ faer_gemm!(gemm_f32, gemm_view_f32, gemm_panels_f32, f32);
 /// step, about 2 µs on one core) stays on one thread.
 const TEAM_MIN_GEMV: usize = 1 << 17;
 
+thread_local! {
+    /// Whether this thread's last `gemv_panels` read its panels last to first.
+    static GEMV_BACKWARDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// `y = A x` for one panel `A` (`y.len()` real rows), by the kernel that reads only as many
 /// of the panel's rows as `y` needs.
 fn panel_gemv<T: Real>(data: &[T], x: &[T], y: &mut [T]) {
@@ -451,13 +456,28 @@ impl<T: Real> Backend<T> for Cpu {
         let out = SendPtr(y.as_mut_ptr());
         // As in `gemm_panels`: when the shares cannot be equal the helpers take the larger.
         let first = |i: usize| np * i / members;
+        // Each call reads its panels in the order opposite to the last call's on this
+        // thread, so a matrix multiplied again and again (a step's `W r`, then the next
+        // step's) starts with the panels still in L1 from the end of the last product.
+        // Panels are independent, so the order changes no bits.
+        let backwards = GEMV_BACKWARDS.with(|b| {
+            let now = !b.get();
+            b.set(now);
+            now
+        });
         let job = |member: usize| {
-            for p in first(member)..first(member + 1) {
+            let mut panel = |p: usize| {
                 let (r0, rows, data) = a.panel(p);
                 // SAFETY: rows `r0..r0 + rows` of `y` (checked above); the members' panel
                 // ranges are disjoint, so no element is reached twice.
                 let yp = unsafe { chunk_mut(out, r0..r0 + rows) };
                 panel_gemv(data, x, yp);
+            };
+            let mine = first(member)..first(member + 1);
+            if backwards {
+                mine.rev().for_each(&mut panel);
+            } else {
+                mine.for_each(&mut panel);
             }
         };
         team::share(members, &job);

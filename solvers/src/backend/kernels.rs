@@ -42,6 +42,35 @@ macro_rules! multiversion {
     };
 }
 
+/// How many columns ahead the matrix-vector kernels ask for a panel's data. A panel is read
+/// once per product, from L2 (a 200 x 200 `f32` matrix does not fit in L1); the hardware's
+/// own prefetch leaves the kernel waiting on it. Asking 12 columns (about 2 kB) ahead took a
+/// Kim step's 400 products from 0.71 to 0.64 ms (4 to 32 measured; 8-16 alike).
+const PREFETCH_COLUMNS: usize = 12;
+
+/// Asks for the `bytes` bytes from `p` to be brought into L1 (on x86-64; a no-op
+/// elsewhere). `p` may point past its slice: a prefetch reads nothing and never faults.
+#[inline(always)]
+fn prefetch_l1<T>(p: *const T, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let p = p as *const i8;
+        let mut o = 0;
+        while o < bytes {
+            // SAFETY: a prefetch is a hint: it reads no memory the program sees and does
+            // not fault, whatever the address.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    p.wrapping_add(o),
+                )
+            };
+            o += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, bytes);
+}
+
 /// `y = A x` for the first `LOAD` rows of one row panel `A` of `MR` rows (column-major,
 /// `MR x k`, `panel.len() = MR k`), writing `y.len() <= LOAD` rows: two interleaved
 /// accumulators over the columns (even and odd), summed at the end. A panel with fewer
@@ -58,6 +87,12 @@ macro_rules! panel_gemv {
                 let (mut a0, mut a1) = ([0.0 as $t; LOAD], [0.0 as $t; LOAD]);
                 let mut j = 0;
                 while j + 1 < k {
+                    for c in [j, j + 1] {
+                        prefetch_l1(
+                            panel.as_ptr().wrapping_add((c + PREFETCH_COLUMNS) * MR),
+                            LOAD * std::mem::size_of::<$t>(),
+                        );
+                    }
                     let (x0, x1) = (x[j], x[j + 1]);
                     let c0 = &panel[j * MR..j * MR + LOAD];
                     let c1 = &panel[(j + 1) * MR..(j + 1) * MR + LOAD];
