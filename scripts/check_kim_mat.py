@@ -7,10 +7,12 @@ would, and checks it against the run's params.safetensors:
   N x 1 logical; N, som_N, b_out, tr scalars; losses 1 x tr; activation a string;
 - W_eff = (w @ m) * som_m (the spiking code's formula) equals the run's W_eff;
 - tau = sigmoid(taus_gaus) (taus[1] - taus[0]) + taus[0] equals the run's taus;
-- w_out, b_out, w_in equal the run's; exc = not inh; m's diagonal is +1 / -1 by exc / inh.
+- w_out, b_out, w_in equal the run's; exc = not inh; m's diagonal is +1 / -1 by exc / inh;
+- structure.json's spectral radius is NumPy's for that W_eff.
 Exits non-zero with a message on any mismatch.
 """
 import glob
+import json
 import sys
 
 import numpy as np
@@ -55,6 +57,11 @@ check(np.array_equal(np.diag(m["m"]), np.where(inh, -1.0, 1.0)), "diag(m) = +1 e
 check(np.array_equal(inh, p["signs"] < 0), "inh matches the run's signs")
 check(not np.any(m["w"] < 0), "w is relu'd (the original saves relu(W))")
 check(inh.sum() > 0, "the network has inhibitory units")
+with open(f"{run}/structure.json") as f:
+    radius = json.load(f)["spectral_radius"]
+expected = np.abs(np.linalg.eigvals(w_eff)).max()
+check(abs(radius - expected) <= 1e-5 * expected,
+      f"structure.json's spectral radius {radius} is NumPy's {expected}")
 if fail:
     sys.exit(f"{len(fail)} checks failed")
 print(f"{mats[0]}: all checks passed (N = {N}, {tr} trials)")

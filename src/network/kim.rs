@@ -258,6 +258,8 @@ impl KimConfig {
         let sd =
             (ms.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / ms.len().max(1) as f64).sqrt();
         let nonzero = weff.data.iter().filter(|w| w.as_f64() != 0.0).count();
+        let eff: Vec<f64> = weff.data.iter().map(|w| w.as_f64()).collect();
+        let radius = neurode_models::spectral_radius(self.n, &eff);
         json!({
             "N": self.n,
             "excitatory": self.n - n_inh,
@@ -267,6 +269,7 @@ impl KimConfig {
                        "min": ms.iter().copied().fold(f64::INFINITY, f64::min),
                        "max": ms.iter().copied().fold(f64::NEG_INFINITY, f64::max)},
             "connections": nonzero,
+            "spectral_radius": radius,
             "activation": self.act.name(),
         })
     }
