@@ -2,8 +2,10 @@
 //! (`T` = 200 steps), `N` = 200, Euler `dt` = 1 step, per-step noise, RMSE loss, the
 //! discrete adjoint, one Adam update (acceptance 4 of the Kim issue: batch 1, f32, at most
 //! 1 ms on the 2-core development machine). Reports f32 and f64, batch 1 and 32, the median
-//! over interleaved rounds, the part of a step spent generating its trial (input and
-//! noise), and, at batch 1, the time of the step's 400 matrix-vector products alone.
+//! over interleaved rounds, and the time to generate a batch's trials (input and noise). At
+//! batch 1 the trainer draws the next trial on a helper thread while a step runs
+//! (`training.prefetch`), so the bench also reports the step with everything on one
+//! thread, and the time of the step's 400 matrix-vector products alone.
 //!
 //! `cargo bench --bench kim_step` (add `-- --rounds 21` for more rounds).
 
@@ -237,27 +239,44 @@ fn main() {
         cfg.precision = Precision::F32;
         let mut a = Trainer::<f32>::new(&cfg).expect("trainer");
         let mut b = Trainer::<f64>::new(&cfg).expect("trainer");
+        // At batch 1 the next trial is drawn on a helper thread (`training.prefetch`);
+        // this one draws it in place, on the one thread.
+        let mut one = cfg.clone();
+        one.training.prefetch = false;
+        let mut c = Trainer::<f32>::new(&one).expect("trainer");
         // Warm up (first steps allocate the solver's buffers).
         time_steps(&mut a, 2);
         time_steps(&mut b, 2);
+        time_steps(&mut c, 2);
         let (mut t32, mut t64, mut g32, mut p32) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut t1 = Vec::new();
         for _ in 0..rounds {
             t32.push(time_steps(&mut a, steps));
             t64.push(time_steps(&mut b, steps));
             g32.push(time_trials::<f32>(&cfg, steps));
             if batch == 1 {
+                t1.push(time_steps(&mut c, steps));
                 p32.push(time_products(200, 200, steps));
             }
         }
         let (m32, m64, mg) = (median(t32), median(t64), median(g32));
+        let ahead = if a.prefetching() {
+            ", the next trial drawn on a helper thread meanwhile"
+        } else {
+            ""
+        };
         println!(
-            "batch {batch:2} ({} worker thread{}): f32 {m32:.3} ms/step (of which trial + noise generation {mg:.3} ms), f64 {m64:.3} ms/step",
+            "batch {batch:2} ({} worker thread{}{ahead}): f32 {m32:.3} ms/step, f64 {m64:.3} ms/step (trial + noise generation alone: {mg:.3} ms)",
             cfg.training.threads,
             if cfg.training.threads == 1 { "" } else { "s" }
         );
         if batch == 1 {
             println!(
-                "  of which the floor: its 400 matrix-vector products (200 x 200, f32) alone take {:.3} ms",
+                "  all on one thread (prefetch = false): f32 {:.3} ms/step",
+                median(t1)
+            );
+            println!(
+                "  the floor: the step's 400 matrix-vector products (200 x 200, f32) alone take {:.3} ms",
                 median(p32)
             );
             println!(

@@ -171,6 +171,10 @@ pub struct TrainingConfig {
     /// Worker threads; the batch is split among them (results depend on this number, not
     /// on the machine).
     pub threads: usize,
+    /// With one worker thread and a spare core: draw the next batch's trials and noise on
+    /// a helper thread while the current batch trains (the same bits as drawing them in
+    /// place; a batch depends only on the seed and the iteration).
+    pub prefetch: bool,
 }
 
 impl Default for TrainingConfig {
@@ -192,6 +196,7 @@ impl Default for TrainingConfig {
             cosine_decay: false,
             cosine_alpha: 0.01,
             threads: 2,
+            prefetch: true,
         }
     }
 }

@@ -42,8 +42,9 @@ pub fn sweep(
 ) -> Vec<SeedResult> {
     let next = Mutex::new(0usize);
     let results = Mutex::new(Vec::with_capacity(seeds.len()));
+    let at_once = parallel.clamp(1, seeds.len().max(1));
     std::thread::scope(|s| {
-        for _ in 0..parallel.clamp(1, seeds.len().max(1)) {
+        for _ in 0..at_once {
             s.spawn(|| loop {
                 let i = {
                     let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
@@ -54,6 +55,8 @@ pub fn sweep(
                 let Some(&seed) = seeds.get(i) else { break };
                 let mut c = cfg.clone();
                 c.seed = seed;
+                // Seeds side by side already keep the cores busy.
+                c.training.prefetch &= at_once == 1;
                 let r = match c.precision {
                     Precision::F32 => one::<f32>(&c),
                     Precision::F64 => one::<f64>(&c),

@@ -19,14 +19,17 @@ use std::path::Path;
 use neurode_models::Readout;
 use neurode_solvers::derive_seed;
 use neurode_solvers::{
-    integrate, recycle, reused_zeros, Checkpoints, Cpu, Differentiable, Integrate, Real,
-    SolveError, Stepper, VectorField,
+    integrate, recycle, reused_zeros, Checkpoints, Cpu, Differentiable, Integrate,
+    PiecewiseConstant, Real, SolveError, Stepper, VectorField,
 };
 
 use crate::config::{LossKind, StepperName, TrainConfig, Validation};
+
+mod prefetch;
 use crate::io::{read_safetensors, write_safetensors, IoError, NamedArray};
 use crate::network::{initial_states, noise_signals, with_net, Net, Role};
 use crate::tasks::{Target, Task, TaskSpec, TrialBatch};
+use prefetch::{training_batch, Ahead, Prefetch};
 
 /// Errors of a training run.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +207,8 @@ pub struct Trainer<T: Real> {
     /// The iteration at which the stop rule was met.
     stopped: Option<usize>,
     val: TrialBatch<T>,
+    /// Draws the next training batch while this one trains.
+    ahead: Ahead<T>,
 }
 
 const STREAM_INIT: u64 = 0;
@@ -253,6 +258,7 @@ impl<T: Real> Trainer<T> {
             best: None,
             stopped: None,
             val,
+            ahead: Ahead::new(),
         })
     }
 
@@ -312,6 +318,11 @@ impl<T: Real> Trainer<T> {
     pub fn config(&self) -> &TrainConfig {
         &self.cfg
     }
+    /// Whether the next batches are drawn on a helper thread (`training.prefetch`; known
+    /// after the first step).
+    pub fn prefetching(&self) -> bool {
+        self.ahead.running()
+    }
 
     /// Copies `theta` into every worker and the readout.
     fn load_theta(&mut self) {
@@ -325,9 +336,11 @@ impl<T: Real> Trainer<T> {
     }
 
     /// Loss, accuracy and (with `grad`) the gradient of the mean loss over `trials`.
+    /// `noise`: the trials' noise, drawn ahead (one worker only); `None`: drawn here.
     fn evaluate_batch(
         &mut self,
         trials: &TrialBatch<T>,
+        noise: Option<Vec<PiecewiseConstant<T>>>,
         grad: Option<&mut Vec<T>>,
     ) -> Result<Evaluation, TrainError> {
         let threads = self.workers.len().min(trials.len()).max(1);
@@ -343,8 +356,9 @@ impl<T: Real> Trainer<T> {
             iteration: self.iteration,
         };
         let results: Vec<Result<Chunk<T>, TrainError>> = if threads == 1 {
-            vec![run_chunk(&job, &mut self.workers[0], 0..total)]
+            vec![run_chunk(&job, &mut self.workers[0], 0..total, noise)]
         } else {
+            debug_assert!(noise.is_none(), "noise is drawn ahead for one worker only");
             let job = &job;
             std::thread::scope(|s| {
                 let handles: Vec<_> = self.workers[..threads]
@@ -353,7 +367,7 @@ impl<T: Real> Trainer<T> {
                     .map(|(k, net)| {
                         let lo = (k * per).min(total);
                         let hi = ((k + 1) * per).min(total);
-                        s.spawn(move || run_chunk(job, net, lo..hi))
+                        s.spawn(move || run_chunk(job, net, lo..hi, None))
                     })
                     .collect();
                 handles
@@ -422,13 +436,13 @@ impl<T: Real> Trainer<T> {
         trials: &TrialBatch<T>,
     ) -> Result<(f64, Vec<T>), TrainError> {
         let mut grad = Vec::new();
-        let ev = self.evaluate_batch(trials, Some(&mut grad))?;
+        let ev = self.evaluate_batch(trials, None, Some(&mut grad))?;
         Ok((ev.loss, grad))
     }
 
     /// Loss, accuracy and readouts of `trials` (no gradient).
     pub fn evaluate(&mut self, trials: &TrialBatch<T>) -> Result<Evaluation, TrainError> {
-        self.evaluate_batch(trials, None)
+        self.evaluate_batch(trials, None, None)
     }
 
     /// Replaces all trainable parameters ([`theta`](Self::theta) layout).
@@ -457,10 +471,10 @@ impl<T: Real> Trainer<T> {
         if self.cfg.training.validation == Validation::Fresh {
             let seed = derive_seed(self.cfg.seed, &[STREAM_VAL, self.iteration as u64]);
             let batch = self.cfg.task.batch(seed, 0, self.cfg.training.n_val_trials);
-            return self.evaluate_batch(&batch, None);
+            return self.evaluate_batch(&batch, None, None);
         }
         let val = std::mem::take(&mut self.val);
-        let r = self.evaluate_batch(&val, None);
+        let r = self.evaluate_batch(&val, None, None);
         self.val = val;
         r
     }
@@ -468,7 +482,7 @@ impl<T: Real> Trainer<T> {
     /// Evaluates `n` fresh trials of the stream `seed` (not used in training).
     pub fn evaluate_fresh(&mut self, seed: u64, n: usize) -> Result<Evaluation, TrainError> {
         let batch = self.cfg.task.batch(seed, 0, n);
-        self.evaluate_batch(&batch, None)
+        self.evaluate_batch(&batch, None, None)
     }
 
     /// One training iteration; returns its metrics row (validation filled in at validation
@@ -476,13 +490,20 @@ impl<T: Real> Trainer<T> {
     pub fn step(&mut self) -> Result<Metrics, TrainError> {
         let it = self.iteration;
         let bs = self.cfg.training.batch_size;
-        let trials = self.cfg.task.batch(
-            derive_seed(self.cfg.seed, &[STREAM_TRAIN]),
-            (it * bs) as u64,
-            bs,
-        );
+        let stream = derive_seed(self.cfg.seed, &[STREAM_TRAIN]);
+        let (cfg, dim, t_end) = (&self.cfg, self.workers[0].dim(), self.spec.t_end);
+        let ahead = self.ahead.get(|| Prefetch::start(cfg, stream, dim, t_end));
+        let (trials, noise) = match ahead.and_then(|p| p.take(it)) {
+            Some(d) => (d.trials, Some(d.noise)),
+            None => (training_batch(&self.cfg.task, stream, it, bs), None),
+        };
+        if it + 1 < self.total_iterations() {
+            if let Some(p) = self.ahead.get(|| None) {
+                p.ask(it + 1);
+            }
+        }
         let mut grad = Vec::new();
-        let ev = self.evaluate_batch(&trials, Some(&mut grad))?;
+        let ev = self.evaluate_batch(&trials, noise, Some(&mut grad))?;
         if !ev.loss.is_finite() {
             return Err(TrainError::NonFinite {
                 iteration: it,
@@ -494,7 +515,9 @@ impl<T: Real> Trainer<T> {
                 *g = T::zero();
             }
         }
-        clip_global_norm(&mut grad, self.cfg.training.grad_clip);
+        if self.cfg.training.grad_clip > 0.0 {
+            clip_global_norm(&mut grad, self.cfg.training.grad_clip);
+        }
         let total = self.total_iterations();
         let lr = learning_rate(&self.cfg, it, total);
         self.adam.step(&mut self.theta, &grad, lr, &self.mask);
@@ -774,9 +797,23 @@ pub fn bind_trials<T: Real>(
     trials: &TrialBatch<T>,
     range: std::ops::Range<usize>,
 ) -> Result<Option<Vec<T>>, TrainError> {
+    bind_trials_with(cfg, spec, net, trials, range, None)
+}
+
+/// [`bind_trials`] with the trials' noise drawn ahead (`None`: drawn here).
+fn bind_trials_with<T: Real>(
+    cfg: &TrainConfig,
+    spec: &TaskSpec,
+    net: &mut Net<T>,
+    trials: &TrialBatch<T>,
+    range: std::ops::Range<usize>,
+    noise: Option<Vec<PiecewiseConstant<T>>>,
+) -> Result<Option<Vec<T>>, TrainError> {
     let draws = cfg.model.draws();
     let seeds = trials.seeds.get(range.clone()).unwrap_or(&[]);
-    let noise = noise_signals(&draws, net.dim(), spec.t_end, seeds, net.input_weights());
+    let noise = noise.unwrap_or_else(|| {
+        noise_signals(&draws, net.dim(), spec.t_end, seeds, net.input_weights())
+    });
     net.bind(trials.inputs[range].to_vec(), noise)?;
     Ok(initial_states(&draws, net.dim(), seeds))
 }
@@ -949,6 +986,7 @@ fn run_chunk<T: Real>(
     job: &Job<'_, T>,
     net: &mut Net<T>,
     range: std::ops::Range<usize>,
+    noise: Option<Vec<PiecewiseConstant<T>>>,
 ) -> Result<Chunk<T>, TrainError> {
     let n = net.dim();
     let nf = net.n_params();
@@ -960,7 +998,7 @@ fn run_chunk<T: Real>(
             accepted: 0,
         });
     }
-    let x0 = bind_trials(job.cfg, job.spec, net, job.trials, range.clone())?;
+    let x0 = bind_trials_with(job.cfg, job.spec, net, job.trials, range.clone(), noise)?;
     let net: &Net<T> = net;
     with_net!(net, f => chunk_of(job, f, x0, range))
 }

@@ -650,3 +650,56 @@ fn sweep_applies_the_command_line_options() {
         "{err}"
     );
 }
+
+/// Drawing the next batch on a helper thread (`training.prefetch`, one worker) gives the
+/// same bits as drawing it in place: parameters, per-trial losses and validations over 250
+/// steps of a noisy Kim network, with and without SOM units, in f32 and f64. Needs two
+/// cores for the helper to start (CI has two); with one the test says so and checks nothing.
+#[test]
+fn prefetched_batches_train_the_same_bits() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        println!("skipped: one core, so training draws its batches in place");
+        return;
+    }
+    fn run<T: neurode_solvers::Real>(cfg: &TrainConfig, prefetch: bool) -> (Vec<T>, Vec<f64>) {
+        let mut cfg = cfg.clone();
+        cfg.training.prefetch = prefetch;
+        let mut tr = Trainer::<T>::new(&cfg).unwrap();
+        while !tr.finished() {
+            tr.step().unwrap();
+        }
+        assert_eq!(tr.prefetching(), prefetch);
+        let mut record = tr.losses().to_vec();
+        record.extend(tr.metrics().iter().filter_map(|m| m.val_loss));
+        (tr.theta().to_vec(), record)
+    }
+    for (path, som) in [("configs/kim_go_nogo.toml", 0), ("configs/kim_xor.toml", 3)] {
+        let mut cfg = TrainConfig::load(path).unwrap();
+        let ModelConfig::Kim(m) = &mut cfg.model else {
+            panic!("{path} is a Kim config")
+        };
+        m.n = 24;
+        m.som_n = som;
+        cfg.training.n_train_trials = 250;
+        cfg.training.eval_every = 100;
+        cfg.training.n_val_trials = 20;
+        assert_eq!(cfg.training.threads, 1);
+        let (a, b) = (run::<f32>(&cfg, true), run::<f32>(&cfg, false));
+        assert!(
+            a.0.iter()
+                .zip(&b.0)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{path}"
+        );
+        assert_eq!(a.1, b.1, "{path}");
+        assert_eq!(a.1.len(), 253, "{path}: 250 losses and 3 validations");
+        let (a, b) = (run::<f64>(&cfg, true), run::<f64>(&cfg, false));
+        assert!(
+            a.0.iter()
+                .zip(&b.0)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{path}"
+        );
+        assert_eq!(a.1, b.1, "{path}");
+    }
+}
