@@ -24,11 +24,11 @@ use neurode_solvers::{
 };
 
 use crate::config::{LossKind, StepperName, TrainConfig, Validation};
-
-mod prefetch;
 use crate::io::{read_safetensors, write_safetensors, IoError, NamedArray};
 use crate::network::{initial_states, noise_signals, with_net, Net, Role};
 use crate::tasks::{Target, Task, TaskSpec, TrialBatch};
+
+mod prefetch;
 use prefetch::{training_batch, Ahead, Prefetch};
 
 /// Errors of a training run.
@@ -490,18 +490,20 @@ impl<T: Real> Trainer<T> {
     pub fn step(&mut self) -> Result<Metrics, TrainError> {
         let it = self.iteration;
         let bs = self.cfg.training.batch_size;
+        let total = self.total_iterations();
         let stream = derive_seed(self.cfg.seed, &[STREAM_TRAIN]);
         let (cfg, dim, t_end) = (&self.cfg, self.workers[0].dim(), self.spec.t_end);
-        let ahead = self.ahead.get(|| Prefetch::start(cfg, stream, dim, t_end));
-        let (trials, noise) = match ahead.and_then(|p| p.take(it)) {
-            Some(d) => (d.trials, Some(d.noise)),
-            None => (training_batch(&self.cfg.task, stream, it, bs), None),
-        };
-        if it + 1 < self.total_iterations() {
-            if let Some(p) = self.ahead.get(|| None) {
+        let mut drawn = None;
+        if let Some(p) = self.ahead.get(|| Prefetch::start(cfg, stream, dim, t_end)) {
+            drawn = p.take(it);
+            if it + 1 < total {
                 p.ask(it + 1);
             }
         }
+        let (trials, noise) = match drawn {
+            Some(d) => (d.trials, Some(d.noise)),
+            None => (training_batch(&self.cfg.task, stream, it, bs), None),
+        };
         let mut grad = Vec::new();
         let ev = self.evaluate_batch(&trials, noise, Some(&mut grad))?;
         if !ev.loss.is_finite() {
@@ -518,7 +520,6 @@ impl<T: Real> Trainer<T> {
         if self.cfg.training.grad_clip > 0.0 {
             clip_global_norm(&mut grad, self.cfg.training.grad_clip);
         }
-        let total = self.total_iterations();
         let lr = learning_rate(&self.cfg, it, total);
         self.adam.step(&mut self.theta, &grad, lr, &self.mask);
         self.load_theta();

@@ -258,8 +258,12 @@ impl KimConfig {
         let sd =
             (ms.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / ms.len().max(1) as f64).sqrt();
         let nonzero = weff.data.iter().filter(|w| w.as_f64() != 0.0).count();
-        let eff: Vec<f64> = weff.data.iter().map(|w| w.as_f64()).collect();
-        let radius = neurode_models::spectral_radius(self.n, &eff);
+        // A dense eigensolve is O(N³): skipped (null) above N = 2000, where it would take
+        // seconds at the end of every run.
+        let radius = (self.n <= 2000).then(|| {
+            let eff: Vec<f64> = weff.data.iter().map(|w| w.as_f64()).collect();
+            neurode_models::spectral_radius(self.n, &eff)
+        });
         json!({
             "N": self.n,
             "excitatory": self.n - n_inh,
