@@ -350,3 +350,58 @@ fn multi_region_rnn_vjps_match_finite_differences() {
         check(&rnn, &[0.5, 1.5], &x, 11);
     }
 }
+
+/// Trained time constants on the two other ways a connectivity gives the gradient's row
+/// sums `Σ_c v_ic (W h_c)_i`: a dense `W` without Dale's law (read off `V Hᵀ`, like the
+/// masked one above) and the low-rank `W` (the trait's default, one more product). Both
+/// pass the dot-product test, gathered or not.
+#[test]
+fn trained_time_constants_vjps_match_finite_differences() {
+    use neurode_models::{Dale, LeakyRnn, LowRankInit, LowRankRnn, TimeConstants};
+    let n = 10;
+    let mut rng = Normal::new(21);
+    let bounded = |rng: &mut Normal| TimeConstants::Bounded {
+        g: randn(rng, n),
+        min: 0.5,
+        max: 3.0,
+    };
+    let w = randn(&mut rng, n * n);
+    let none = vec![false; n];
+    let dense = LeakyRnn::new(
+        Dale::new(n, w, &none, &none, false).unwrap(),
+        1.0,
+        1,
+        vec![0.0; n],
+    )
+    .and_then(|m| m.with_time_constants(bounded(&mut rng)))
+    .unwrap();
+    let init = LowRankInit {
+        n,
+        ..LowRankInit::default()
+    };
+    let (low, _) = LowRankRnn::<f64>::random(&init, 3).unwrap();
+    let low = low.with_time_constants(bounded(&mut rng)).unwrap();
+    let x = randn(&mut rng, 3 * n);
+    check(&dense, &[0.5, 1.5, 2.0], &x, 22);
+    check(&low, &[0.5, 1.5, 2.0], &x, 23);
+    // Gathered over two calls: twice the plain gradient.
+    let v = randn(&mut rng, 3 * n);
+    let t = [0.5, 1.5, 2.0];
+    let cols = Columns::new(&t);
+    let mut r = vec![0.0; dense.residual_len() * 3];
+    dense.residuals(cols, &x, &mut r);
+    let mut plain = vec![0.0; dense.n_params()];
+    let mut with = plain.clone();
+    dense.vjp_params(cols, &x, &v, &mut plain, &mut dense.workspace(3));
+    let mut ws = dense.workspace(3);
+    dense.vjp_params_with(cols, &x, &r, &v, &mut with, &mut ws);
+    dense.vjp_params_with(cols, &x, &r, &v, &mut with, &mut ws);
+    dense.vjp_params_finish(&mut with, &mut ws);
+    for (k, (&p, &w)) in plain.iter().zip(&with).enumerate() {
+        assert!(
+            (2.0 * p - w).abs() <= 1e-12 * p.abs().max(1.0),
+            "{k}: {w} vs 2 x {p}"
+        );
+    }
+    assert!(plain[plain.len() - n..].iter().any(|&g| g != 0.0));
+}

@@ -33,6 +33,32 @@ pub trait Connectivity<T: Real>: Clone + Send + Sync {
     fn apply_t(&self, v: &[T], out: &mut [T], s: &mut Self::Scratch);
     /// `out += alpha · ∂(Σ_c v_cᵀ W h_c)/∂θ_W`: the parameter gradient of `tr(Vᵀ W H)`.
     fn vjp(&self, alpha: T, v: &[T], h: &[T], out: &mut [T], s: &mut Self::Scratch);
+    /// As [`vjp`](Self::vjp), and also `rows[i] += alpha · Σ_c v_ic (W h_c)_i`: the row
+    /// sums of `W ⊙ alpha V Hᵀ`, which the gradient of trained time constants needs. `z`
+    /// is scratch as long as `v`. The default forms `W H` (one more product, `n² cols`
+    /// multiply-adds); a dense `W` reads the sums off the `V Hᵀ` its `vjp` forms anyway
+    /// (`n²`).
+    #[allow(clippy::too_many_arguments)]
+    fn vjp_row_sums(
+        &self,
+        alpha: T,
+        v: &[T],
+        h: &[T],
+        out: &mut [T],
+        rows: &mut [T],
+        z: &mut [T],
+        s: &mut Self::Scratch,
+    ) {
+        self.vjp(alpha, v, h, out, s);
+        let n = self.n();
+        let z = &mut z[..v.len()];
+        self.apply(h, z, s);
+        for (vc, zc) in v.chunks_exact(n).zip(z.chunks_exact(n)) {
+            for ((r, &vi), &zi) in rows.iter_mut().zip(vc).zip(zc) {
+                *r += alpha * (vi * zi);
+            }
+        }
+    }
     /// Named blocks of `θ_W`, offsets from 0.
     fn param_views(&self) -> Vec<ParamView>;
     /// Copies `θ_W` into `out`.
@@ -443,6 +469,7 @@ impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
                 h: Vec::new(),
                 y: Vec::new(),
                 z: Vec::new(),
+                rows: vec![T::zero(); if self.tau.n_params() > 0 { n } else { 0 }],
             },
         }
     }
@@ -575,9 +602,9 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         out: &mut [T],
         ws: &mut Self::Workspace,
     ) {
-        let LeakyWorkspace { h, g, z, s, .. } = ws;
+        let LeakyWorkspace { h, g, z, s, def } = ws;
         let h = self.activate(x, h);
-        self.vjp_params_h(cols, x, h, v, out, g, z, s);
+        self.vjp_params_h(cols, x, h, v, out, g, z, &mut def.rows, s);
     }
     fn vjp_params_with(
         &self,
@@ -595,7 +622,7 @@ impl<T: Real, W: Connectivity<T>> VjpParams for LeakyRnn<T, W> {
         let cap = def.cap;
         if m > cap {
             self.flush(out, def, s);
-            return self.vjp_params_h(cols, x, h, v, out, g, z, s);
+            return self.vjp_params_h(cols, x, h, v, out, g, z, &mut def.rows, s);
         }
         if def.cols + m > cap {
             self.flush(out, def, s);
@@ -683,7 +710,7 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         }
     }
 
-    /// The parameter VJP given `h = φ(x)`; `g` and `z` are scratch.
+    /// The parameter VJP given `h = φ(x)`; `g`, `z` and `rows` are scratch.
     #[allow(clippy::too_many_arguments)]
     fn vjp_params_h(
         &self,
@@ -694,25 +721,30 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         out: &mut [T],
         g: &mut [T],
         z: &mut [T],
+        rows: &mut [T],
         s: &mut W::Scratch,
     ) {
         let n = self.w.n();
         let (vs, alpha) = self.scaled(v, g);
-        self.w.vjp(alpha, vs, h, &mut out[..self.w.n_params()], s);
         self.drive_and_bias_vjp(cols, vs, alpha, out);
-        if self.tau.n_params() > 0 {
-            // z = W φ(x) + B u + b - x, column by column.
-            let z = &mut z[..x.len()];
-            self.w.apply(h, z, s);
-            for (c, zc) in z.chunks_exact_mut(n).enumerate() {
-                let xc = &x[c * n..(c + 1) * n];
-                let d = self.drive_of(cols, c);
-                for (i, zi) in zc.iter_mut().enumerate() {
-                    *zi = *zi + d.map_or(T::zero(), |d| d[i]) - xc[i];
-                }
-            }
-            self.tau_vjp(vs, z, out);
+        let nw = self.w.n_params();
+        if self.tau.n_params() == 0 {
+            return self.w.vjp(alpha, vs, h, &mut out[..nw], s);
         }
+        let rows = &mut rows[..n];
+        rows.fill(T::zero());
+        self.w
+            .vjp_row_sums(alpha, vs, h, &mut out[..nw], rows, &mut z[..x.len()], s);
+        // Less `alpha Σ_c v_ic y_ic`, `y = x - (B u + b)`.
+        for (c, vc) in vs.chunks_exact(n).enumerate() {
+            let xc = &x[c * n..(c + 1) * n];
+            let d = self.drive_of(cols, c);
+            for (i, r) in rows.iter_mut().enumerate() {
+                let y = xc[i] - d.map_or(T::zero(), |d| d[i]);
+                *r -= alpha * (vc[i] * y);
+            }
+        }
+        self.tau_vjp(rows, out);
     }
 
     /// `dB += (V / τ) Uᵀ`, `db += Σ V / τ`: the parameter VJP's small parts, done at once.
@@ -746,23 +778,20 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         }
     }
 
-    /// `dg_i += Σ_c (v_ic / τ_i) z_ic · (-σ(g_i)(1 - σ(g_i))(max - min) / τ_i)` (that is,
-    /// `v_ic ∂f_ic/∂g_i` with `∂f_i/∂τ_i = -z_i / τ_i²`), given `vs = V / τ` and `z`.
-    fn tau_vjp(&self, vs: &[T], z: &[T], out: &mut [T]) {
+    /// `dg_i += a_i · (-σ(g_i)(1 - σ(g_i))(max - min) / τ_i)` given
+    /// `a_i = Σ_c (v_ic / τ_i) z_ic` with `z = W φ(x) + B u + b - x` (that is,
+    /// `Σ_c v_ic ∂f_ic/∂g_i`, as `∂f_i/∂τ_i = -z_i / τ_i²`).
+    fn tau_vjp(&self, a: &[T], out: &mut [T]) {
         let TimeConstants::Bounded { g: tg, min, max } = &self.tau else {
             return;
         };
         let n = self.w.n();
         let o = out.len() - n;
         let span = *max - *min;
-        for (i, dg) in out[o..].iter_mut().enumerate() {
+        for (i, (dg, &ai)) in out[o..].iter_mut().zip(a).enumerate() {
             let sg = sigmoid(tg[i]);
             let k = -self.inv_tau[i] * sg * (T::one() - sg) * span;
-            let mut acc = T::zero();
-            for (vc, zc) in vs.chunks_exact(n).zip(z.chunks_exact(n)) {
-                acc += vc[i] * zc[i];
-            }
-            *dg += k * acc;
+            *dg += k * ai;
         }
     }
 
@@ -771,21 +800,22 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         if d.cols == 0 {
             return;
         }
-        let len = d.cols * self.w.n();
-        self.w.vjp(
-            d.alpha,
-            &d.v[..len],
-            &d.h[..len],
-            &mut out[..self.w.n_params()],
-            s,
-        );
-        if self.tau.n_params() > 0 {
-            let z = &mut d.z[..len];
-            self.w.apply(&d.h[..len], z, s);
-            for (zi, &yi) in z.iter_mut().zip(&d.y[..len]) {
-                *zi -= yi;
+        let n = self.w.n();
+        let len = d.cols * n;
+        let (v, h, ow) = (&d.v[..len], &d.h[..len], &mut out[..self.w.n_params()]);
+        if self.tau.n_params() == 0 {
+            self.w.vjp(d.alpha, v, h, ow, s);
+        } else {
+            let rows = &mut d.rows[..n];
+            rows.fill(T::zero());
+            self.w
+                .vjp_row_sums(d.alpha, v, h, ow, rows, &mut d.z[..len], s);
+            for (vc, yc) in v.chunks_exact(n).zip(d.y[..len].chunks_exact(n)) {
+                for ((r, &vi), &yi) in rows.iter_mut().zip(vc).zip(yc) {
+                    *r -= d.alpha * (vi * yi);
+                }
             }
-            self.tau_vjp(&d.v[..len], z, out);
+            self.tau_vjp(&d.rows[..n], out);
         }
         d.cols = 0;
     }
@@ -803,6 +833,8 @@ pub struct Deferred<T: Real> {
     h: Vec<T>,
     y: Vec<T>,
     z: Vec<T>,
+    /// Per unit, the time constants' gradient sums (trained time constants only).
+    rows: Vec<T>,
 }
 
 impl<T: Real> Deferred<T> {
