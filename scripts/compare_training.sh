@@ -3,8 +3,9 @@
 # 174e4c3, the commit before the centre was rebuilt) and compares the final parameters and
 # the final validation accuracy per context:
 #   bash scripts/compare_training.sh [config] [rev]
-# Needs Python with numpy and safetensors. Takes two trainings' time (about 4 min each for
-# the default config on 2 cores).
+# Needs Python with numpy and safetensors. Takes two trainings' time (about 4-11 min each
+# for the default config on 2 cores) and a build of the base revision (reused with
+# BASE_TARGET=dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cfg=${1:-configs/lowrank_context_switch.toml}
@@ -13,9 +14,13 @@ work=$(mktemp -d)
 base="$work/base"
 trap 'git worktree remove --force "$base" >/dev/null 2>&1 || true' EXIT
 git worktree add --detach "$base" "$rev" >/dev/null
-# Configs are tagged by model and task since the pipeline became generic; the base revision
-# knows one model and one task and no `kind` keys.
-grep -v '^kind = ' "$cfg" >"$work/base.toml"
+# Configs are tagged by model and task since the pipeline became generic; a base revision
+# from before knows one model and one task and no `kind` keys.
+if git grep -q 'start with `kind`' "$rev" -- src/config.rs; then
+    cp "$cfg" "$work/base.toml"
+else
+    grep -v '^kind = ' "$cfg" >"$work/base.toml"
+fi
 (cd "$base" && CARGO_TARGET_DIR="${BASE_TARGET:-$work/target}" cargo run --quiet --release -- \
     train "$work/base.toml" --quiet --out "$work/run_base" >/dev/null)
 cargo run --quiet --release -- train "$cfg" --quiet --out "$work/run_head" >/dev/null
