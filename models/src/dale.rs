@@ -386,7 +386,7 @@ impl<T: Real> Connectivity<T> for Dale<T> {
         h: &[T],
         out: &mut [T],
         rows: &mut [T],
-        _z: &mut [T],
+        _z: &mut Vec<T>,
         s: &mut DaleScratch<T>,
     ) {
         let n = self.n;

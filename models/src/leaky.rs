@@ -35,9 +35,10 @@ pub trait Connectivity<T: Real>: Clone + Send + Sync {
     fn vjp(&self, alpha: T, v: &[T], h: &[T], out: &mut [T], s: &mut Self::Scratch);
     /// As [`vjp`](Self::vjp), and also `rows[i] += alpha · Σ_c v_ic (W h_c)_i`: the row
     /// sums of `W ⊙ alpha V Hᵀ`, which the gradient of trained time constants needs. `z`
-    /// is scratch as long as `v`. The default forms `W H` (one more product, `n² cols`
-    /// multiply-adds); a dense `W` reads the sums off the `V Hᵀ` its `vjp` forms anyway
-    /// (`n²`).
+    /// is scratch, grown to the length of `v` when it is shorter (once: the caller keeps
+    /// it). The default forms `W H` in it (one more product, `n² cols` multiply-adds); a
+    /// dense `W` reads the sums off the `V Hᵀ` its `vjp` forms anyway (`n²`) and leaves
+    /// `z` alone.
     #[allow(clippy::too_many_arguments)]
     fn vjp_row_sums(
         &self,
@@ -46,11 +47,14 @@ pub trait Connectivity<T: Real>: Clone + Send + Sync {
         h: &[T],
         out: &mut [T],
         rows: &mut [T],
-        z: &mut [T],
+        z: &mut Vec<T>,
         s: &mut Self::Scratch,
     ) {
         self.vjp(alpha, v, h, out, s);
         let n = self.n();
+        if z.len() < v.len() {
+            z.resize(v.len(), T::zero());
+        }
         let z = &mut z[..v.len()];
         self.apply(h, z, s);
         for (vc, zc) in v.chunks_exact(n).zip(z.chunks_exact(n)) {
@@ -720,28 +724,49 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         v: &[T],
         out: &mut [T],
         g: &mut [T],
-        z: &mut [T],
+        z: &mut Vec<T>,
         rows: &mut [T],
         s: &mut W::Scratch,
     ) {
         let n = self.w.n();
         let (vs, alpha) = self.scaled(v, g);
         self.drive_and_bias_vjp(cols, vs, alpha, out);
-        let nw = self.w.n_params();
+        // `y = x - (B u + b)`, column by column.
+        let y = |c: usize| (&x[c * n..(c + 1) * n], self.drive_of(cols, c));
+        self.weights_vjp(alpha, vs, h, y, out, rows, z, s);
+    }
+
+    /// `θ_W += α (W's map of V Hᵀ)`, and with trained time constants their gradient from
+    /// `a_i = Σ_c α v_ic ((W h_c)_i - y_ic)` (see [`tau_vjp`]), column `c` of
+    /// `y = x - (B u + b)` given by `y(c)` as `x_c` and `B u_c + b` (`None`: zero); `rows`
+    /// and `z` are scratch.
+    ///
+    /// [`tau_vjp`]: Self::tau_vjp
+    #[allow(clippy::too_many_arguments)]
+    fn weights_vjp<'y>(
+        &self,
+        alpha: T,
+        vs: &[T],
+        h: &[T],
+        y: impl Fn(usize) -> (&'y [T], Option<&'y [T]>),
+        out: &mut [T],
+        rows: &mut [T],
+        z: &mut Vec<T>,
+        s: &mut W::Scratch,
+    ) {
+        let n = self.w.n();
+        let ow = &mut out[..self.w.n_params()];
         if self.tau.n_params() == 0 {
-            return self.w.vjp(alpha, vs, h, &mut out[..nw], s);
+            return self.w.vjp(alpha, vs, h, ow, s);
         }
         let rows = &mut rows[..n];
         rows.fill(T::zero());
-        self.w
-            .vjp_row_sums(alpha, vs, h, &mut out[..nw], rows, &mut z[..x.len()], s);
-        // Less `alpha Σ_c v_ic y_ic`, `y = x - (B u + b)`.
+        self.w.vjp_row_sums(alpha, vs, h, ow, rows, z, s);
         for (c, vc) in vs.chunks_exact(n).enumerate() {
-            let xc = &x[c * n..(c + 1) * n];
-            let d = self.drive_of(cols, c);
+            let (xc, d) = y(c);
             for (i, r) in rows.iter_mut().enumerate() {
-                let y = xc[i] - d.map_or(T::zero(), |d| d[i]);
-                *r -= alpha * (vc[i] * y);
+                let yi = xc[i] - d.map_or(T::zero(), |d| d[i]);
+                *r -= alpha * (vc[i] * yi);
             }
         }
         self.tau_vjp(rows, out);
@@ -802,21 +827,18 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
         }
         let n = self.w.n();
         let len = d.cols * n;
-        let (v, h, ow) = (&d.v[..len], &d.h[..len], &mut out[..self.w.n_params()]);
-        if self.tau.n_params() == 0 {
-            self.w.vjp(d.alpha, v, h, ow, s);
-        } else {
-            let rows = &mut d.rows[..n];
-            rows.fill(T::zero());
-            self.w
-                .vjp_row_sums(d.alpha, v, h, ow, rows, &mut d.z[..len], s);
-            for (vc, yc) in v.chunks_exact(n).zip(d.y[..len].chunks_exact(n)) {
-                for ((r, &vi), &yi) in rows.iter_mut().zip(vc).zip(yc) {
-                    *r -= d.alpha * (vi * yi);
-                }
-            }
-            self.tau_vjp(&d.rows[..n], out);
-        }
+        let Deferred {
+            alpha,
+            v,
+            h,
+            y,
+            z,
+            rows,
+            ..
+        } = d;
+        // `y` is stored whole (`x - (B u + b)`).
+        let y = |c: usize| (&y[c * n..(c + 1) * n], None);
+        self.weights_vjp(*alpha, &v[..len], &h[..len], y, out, rows, z, s);
         d.cols = 0;
     }
 }
@@ -832,14 +854,15 @@ pub struct Deferred<T: Real> {
     v: Vec<T>,
     h: Vec<T>,
     y: Vec<T>,
+    /// Scratch of [`Connectivity::vjp_row_sums`], grown by a connectivity that needs it.
     z: Vec<T>,
     /// Per unit, the time constants' gradient sums (trained time constants only).
     rows: Vec<T>,
 }
 
 impl<T: Real> Deferred<T> {
-    /// Makes room for `cap` columns of `n` (with the time constants' `y` and `z` when
-    /// `tau`) on first use, in memory kept from the previous gradient: a state VJP's
+    /// Makes room for `cap` columns of `n` (with the time constants' `y` when `tau`) on
+    /// first use, in memory kept from the previous gradient: a state VJP's
     /// workspace never needs it, and a fresh `n x cap` block per gradient costs its page
     /// faults.
     fn reserve(&mut self, n: usize, tau: bool) {
@@ -850,7 +873,6 @@ impl<T: Real> Deferred<T> {
         }
         if tau && self.y.len() < len {
             self.y = reused_zeros(len);
-            self.z = reused_zeros(len);
         }
     }
 }
