@@ -15,7 +15,9 @@
 //! - [`MultiRegionRnn`]: mRNNTorch's multi-region RNNs, assembled from regions and
 //!   connections by a [`RegionBuilder`] (masked, signed [`Dale`] connectivity).
 //!
-//! The LIF mean-field equations arrive with the issue that builds them.
+//! - [`meanfield`]: the LIF mean field of VectorialNeuroModulators: the Siegert transfer
+//!   function with the synaptic shift, the rate dynamics [`meanfield::LifMeanField`], every
+//!   fixed point with its stability, implicit-function gradients and sweeps.
 //!
 //! ```
 //! use neurode_models::{LowRankInit, LowRankRnn, PiecewiseConstant};
@@ -38,8 +40,10 @@ mod dale;
 mod kim;
 mod leaky;
 mod lowrank;
+pub mod meanfield;
 mod readout;
 mod regions;
+mod stability;
 
 pub use dale::{Dale, DaleScratch, Rectifier};
 pub use kim::{KimInit, KimRateRnn, WeightDist};
@@ -51,6 +55,7 @@ pub use regions::{
     spectral_radius, Connection, InputRegion, MultiRegionRnn, RecurrentRegion, RegionBuilder,
     RegionSettings, Regions, Sign,
 };
+pub use stability::{eigenvalues, EigenError, Stability};
 
 /// Errors of model construction: what is wrong, and what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
