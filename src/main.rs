@@ -43,10 +43,74 @@ enum Command {
     Sweep(SweepArgs),
     /// Evaluate a trained run on fresh seeded trials: accuracy overall and per condition.
     Eval(EvalArgs),
+    /// The LIF mean field of a config (TOML, or the original's YAML): every fixed point
+    /// with its stability label and eigenvalues, printed and written to fixed_points.json;
+    /// with --sweep, every fixed point of every value of one parameter (sweep.csv,
+    /// sweep.npz, sweep.json, bifurcation.png).
+    Meanfield(MeanfieldArgs),
     /// Find the fixed points of a trained run's network per input condition, with their
     /// stability, and draw its flow field; writes fixed_points.json (and .npz),
     /// eigenvalues.json, flow_field.png and spectrum.png into <run-dir>/analysis.
     Analyze(AnalyzeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct MeanfieldArgs {
+    /// The config: configs/meanfield_two_pop.toml, configs/meanfield_four_pop.toml, or a
+    /// VectorialNeuroModulators mean-field YAML.
+    config: PathBuf,
+    /// Sweep one parameter: key=start:stop:n (n values, both ends included) or
+    /// key=v1,v2,...; the key is a network parameter, optionally indexed (threshold[0],
+    /// j_matrix[0,1]). Without a value: the config's [sweep] section.
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    sweep: Option<String>,
+    /// How the sweep's values act: replace (the original's `new`), shift or scale.
+    #[arg(long, default_value = "replace")]
+    mode: String,
+    /// Change a network parameter before solving: --set threshold[0]=5 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Output folder (default: runs/<config stem>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the peer benchmark's problem file here (with --sweep; see
+    /// benches/external/compare_meanfield.sh).
+    #[arg(long)]
+    problems: Option<PathBuf>,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn meanfield(a: &MeanfieldArgs) -> Result<(), String> {
+    let opts = neurode::meanfield::MeanFieldOptions {
+        config: a.config.clone(),
+        sweep: a.sweep.as_ref().map(|s| (!s.is_empty()).then(|| s.clone())),
+        mode: Some(a.mode.clone()),
+        set: a.set.clone(),
+        out: a.out.clone(),
+        problems: a.problems.clone(),
+        threads: a.threads,
+    };
+    let bar = if a.quiet || a.sweep.is_none() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} parameter sets  {elapsed} (eta {eta})")
+            .expect("a valid template"),
+    );
+    let report = neurode::meanfield::run(&opts, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    neurode::meanfield::print(&report, std::io::stdout().lock()).map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args, Debug)]
@@ -387,6 +451,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train(a),
         Command::Sweep(a) => sweep(a),
         Command::Analyze(a) => analyze(a),
+        Command::Meanfield(a) => meanfield(a),
         Command::Eval(a) => run::evaluate(&a.run_dir, a.trials, a.seed)
             .map(|j| println!("{}", serde_json::to_string_pretty(&j).expect("json")))
             .map_err(|e| e.to_string()),

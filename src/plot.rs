@@ -333,3 +333,72 @@ pub fn spectrum(path: &Path, points: &[(Vec<(f64, f64)>, bool)]) -> Result<(), S
     }
     root.present().map_err(err(path))
 }
+
+/// One point of a bifurcation picture: `(parameter value, rate, population, stable)`.
+pub type BranchPoint = (f64, f64, usize, bool);
+
+/// `bifurcation.png`: the rates of every fixed point against the swept parameter, one
+/// colour per population, filled dots for stable points and open circles for unstable ones
+/// (saddles included).
+pub fn bifurcation(
+    path: &Path,
+    parameter: &str,
+    populations: usize,
+    points: &[BranchPoint],
+) -> Result<(), String> {
+    font();
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64, 1.0f64);
+    for &(x, y, _, _) in points {
+        (x0, x1, y1) = (x0.min(x), x1.max(x), y1.max(y));
+        y0 = y0.min(y);
+    }
+    if x0.partial_cmp(&x1) != Some(std::cmp::Ordering::Less) {
+        (x0, x1) = (x0 - 0.5, x0 + 0.5);
+    }
+    let pad = 0.03 * (x1 - x0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("fixed points against {parameter} (filled: stable, open: unstable)"),
+            ("sans-serif", 20),
+        )
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0 - pad..x1 + pad, y0..y1 * 1.05)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(parameter)
+        .y_desc("rate (Hz)")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for pop in 0..populations {
+        let c = COLORS[pop % COLORS.len()];
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| p.2 == pop)
+                    .map(|&(x, y, _, stable)| {
+                        let style = if stable {
+                            c.filled()
+                        } else {
+                            c.stroke_width(1)
+                        };
+                        Circle::new((x, y), if stable { 2 } else { 3 }, style)
+                    }),
+            )
+            .map_err(|e| e.to_string())?
+            .label(format!("population {pop}"))
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(err(path))
+}

@@ -177,6 +177,29 @@ fn quadrature_is_exact_on_polynomials_and_the_integral_matches_its_closed_form()
         (transfer::erfcx_integral(0.0, xx + h) - transfer::erfcx_integral(0.0, xx - h)) / (2.0 * h);
     let erfcx3 = 0.17900115118138998; // erfcx(3), scipy.special.erfcx
     assert!(rel(d, erfcx3) < 1e-8, "{d} vs {erfcx3}");
+    // The tabulated antiderivative against the quadrature it is built from, over short and
+    // long intervals from 0 to beyond the table's end (x = 1e4).
+    let mut rng = neurode_solvers::Normal::new(5);
+    for _ in 0..2000 {
+        let a = (rng.uniform() * 11.0 - 2.0).exp() - 0.13;
+        let a = a.max(0.0);
+        let b = a + (rng.uniform() * 12.0 - 6.0).exp();
+        let (fast, slow) = (
+            transfer::erfcx_integral(a, b),
+            transfer::erfcx_integral_quadrature(a, b),
+        );
+        // The reference places its nodes in t = ln(1 + x): over a short t-range far out, the
+        // rounding of t (about 1e-16 t) is a relative error of the range itself.
+        let (ta, tb) = (a.ln_1p(), b.ln_1p());
+        let tol = 1e-13 + 1e-15 * tb / (tb - ta);
+        assert!(
+            rel(fast, slow) < tol,
+            "∫ erfcx on [{a}, {b}]: {fast:e} vs {slow:e}"
+        );
+    }
+    let (far, x) = (transfer::erfcx_antiderivative(4e4), 1e4);
+    let want = transfer::erfcx_antiderivative(x) + transfer::erfcx_integral_quadrature(x, 4e4);
+    assert!(rel(far, want) < 1e-14, "{far} vs {want}");
     // The scaled Siegert integral deep above threshold keeps its exponent apart.
     let (it, e) = transfer::siegert_integral(20.0, 30.0);
     assert_eq!(e, 900.0);

@@ -269,6 +269,29 @@ impl Newton {
         }
     }
 
+    /// One more full Newton step from a converged `x` (whose residual is `r` and whose
+    /// Jacobian is in `self.jac`), kept if it lowers the residual: quadratic convergence
+    /// takes a point within the tolerance down to round-off.
+    fn polish(&mut self, set: &MeanFieldParams, x: &mut [f64], fixed: &[bool], r: f64) {
+        let n = self.n;
+        for (d, g) in self.delta.iter_mut().zip(&self.g) {
+            *d = -g;
+        }
+        if r == 0.0 || !lu_solve(n, &mut self.jac, &mut self.piv, &mut self.delta) {
+            return;
+        }
+        for ((t, xi), d) in self.trial.iter_mut().zip(&*x).zip(&self.delta) {
+            *t = (xi + d).max(0.0);
+        }
+        set.rates(&self.trial, &mut self.gt, &mut self.scratch);
+        for ((g, t), hold) in self.gt.iter_mut().zip(&self.trial).zip(fixed) {
+            *g = if *hold { 0.0 } else { *g - t };
+        }
+        if max_abs(&self.gt) < r {
+            x.copy_from_slice(&self.trial);
+        }
+    }
+
     /// Newton on `g(ν) = Φ(ν) − ν` from `x` (overwritten by the last iterate), with the
     /// populations in `fixed` held where they are.
     fn run(
@@ -296,6 +319,7 @@ impl Newton {
                 return NewtonEnd::Failed("the residual is not finite");
             }
             if r <= opts.tol * max_abs(x).max(1.0) {
+                self.polish(set, x, fixed, r);
                 return NewtonEnd::Converged(it);
             }
             if it == opts.max_newton {
@@ -461,8 +485,8 @@ enum Attempt {
 /// Every fixed point of every set from its starts (`starts[s]` for set `s`), as one batch:
 /// Newton from every start on the option's threads, one batched relaxation (Tsit5 on
 /// [`LifMeanField`]) of the starts where Newton failed, Newton again from where they
-/// relaxed to; then deduplication and stability. `progress(k)` is called with the number of
-/// sets finished so far (from the calling thread, after each phase).
+/// relaxed to; then deduplication and stability. `progress(k)` is called (from the worker
+/// threads) with the number of sets whose Newton phase has finished.
 pub fn solve(
     sets: &[MeanFieldParams],
     starts: &[Vec<Vec<f64>>],
@@ -481,9 +505,10 @@ pub fn solve(
     }
     let n = sets[0].n();
     let no_hold = vec![false; n];
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let mut attempts: Vec<Vec<Attempt>> = parallel(sets.len(), opts, |s| {
         let mut newton = Newton::new(n);
-        starts[s]
+        let list = starts[s]
             .iter()
             .map(|x0| {
                 let mut x = x0.clone();
@@ -499,12 +524,12 @@ pub fn solve(
                     },
                 }
             })
-            .collect()
+            .collect();
+        progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        list
     });
-    progress(sets.len() / 2);
     relax_misses(sets, &mut attempts, opts)?;
     let out = parallel(sets.len(), opts, |s| collect(&sets[s], &attempts[s], opts));
-    progress(sets.len());
     out.into_iter().collect()
 }
 

@@ -13,15 +13,18 @@
 //!
 //! # How the integral is computed
 //!
-//! - Below zero, the integrand is `√π erfcx(|u|)`: smooth, between `√π` and `1/|u|`. It is
-//!   integrated by Gauss–Legendre quadrature in `t = ln(1 + |u|)`, in which it varies
-//!   slowly for any `|u|` (it falls like `1/|u|`), on panels of width at most
-//!   [`PANEL`]. `erfcx` comes from the `errorfunctions` crate (a port of S. G. Johnson's
-//!   Faddeeva package, accurate to machine precision at every argument), so no asymptotic
-//!   series is needed far below threshold.
+//! - Below zero, the integrand is `√π erfcx(|u|)`: smooth, between `√π` and `1/|u|`. Its
+//!   integral is the difference of the antiderivative `E(x) = ∫_0^x erfcx`
+//!   ([`erfcx_antiderivative`]), tabulated once as Chebyshev expansions in `t = ln(1 + x)`
+//!   (in which the integrand varies slowly for any `x`: it falls like `1/x`) from
+//!   Gauss–Legendre quadrature ([`erfcx_integral_quadrature`], panels of width at most
+//!   [`PANEL`]), with the integrated asymptotic series beyond `x = 10⁴`; a short interval is
+//!   one Gauss–Legendre panel instead, so that nothing cancels. `erfcx` comes from the
+//!   `errorfunctions` crate (a port of S. G. Johnson's Faddeeva package, accurate to
+//!   machine precision at every argument).
 //! - Above zero, `√π e^{u²}(1 + erf u) = √π (2e^{u²} − erfcx(u))`: the first term
 //!   integrates in closed form through Dawson's function `D` (`∫ e^{u²} = D(u) e^{u²}`), the
-//!   second by the same quadrature. The whole integral is carried as `Ĩ e^{max(y_θ,0)²}`,
+//!   second through `E` as well. The whole integral is carried as `Ĩ e^{max(y_θ,0)²}`,
 //!   so that deep below threshold (`y_θ` up to about 26, where `Φ` underflows) nothing
 //!   overflows and `Φ` keeps its relative precision (1e-41 Hz in the tests).
 //!
@@ -152,8 +155,30 @@ pub fn siegert_integral(a: f64, b: f64) -> (f64, f64) {
     (above + below * (-e).exp(), e)
 }
 
-/// `∫_{x0}^{x1} erfcx(x) dx` for `0 ≤ x0 ≤ x1`, by Gauss–Legendre panels in `t = ln(1 + x)`.
+/// `∫_{x0}^{x1} erfcx(x) dx` for `0 ≤ x0 ≤ x1`: a short interval (at most `0.1 (1 + x0)`)
+/// by one Gauss–Legendre panel, a longer one as `E(x1) − E(x0)` of the tabulated
+/// antiderivative [`erfcx_antiderivative`].
 pub fn erfcx_integral(x0: f64, x1: f64) -> f64 {
+    if x1 <= x0 {
+        return 0.0;
+    }
+    if x1 - x0 <= 0.1 * (1.0 + x0) {
+        let (nodes, weights) = gauss_legendre();
+        let (mid, half) = (0.5 * (x0 + x1), 0.5 * (x1 - x0));
+        let sum: f64 = nodes
+            .iter()
+            .zip(weights)
+            .map(|(&z, &w)| w * (mid + half * z).erfcx())
+            .sum();
+        return half * sum;
+    }
+    erfcx_antiderivative(x1) - erfcx_antiderivative(x0)
+}
+
+/// `∫_{x0}^{x1} erfcx(x) dx` for `0 ≤ x0 ≤ x1` by Gauss–Legendre panels in
+/// `t = ln(1 + x)` (width at most [`PANEL`]): the reference that the table of
+/// [`erfcx_antiderivative`] is built from and tested against.
+pub fn erfcx_integral_quadrature(x0: f64, x1: f64) -> f64 {
     let (t0, t1) = (x0.ln_1p(), x1.ln_1p());
     if t1 <= t0 {
         return 0.0;
@@ -173,6 +198,87 @@ pub fn erfcx_integral(x0: f64, x1: f64) -> f64 {
         sum += part;
     }
     0.5 * h * sum
+}
+
+/// Width in `t = ln(1 + x)` of a panel of the antiderivative's table.
+const TABLE_PANEL: f64 = 0.25;
+/// Chebyshev degree per panel.
+const TABLE_DEGREE: usize = 16;
+/// The table covers `x ≤ TABLE_X`; above it the asymptotic series of `erfcx` is integrated.
+const TABLE_X: f64 = 1.0e4;
+
+/// `E(x) = ∫_0^x erfcx(t) dt` for `x ≥ 0`: a table of Chebyshev expansions in
+/// `t = ln(1 + x)` (panels of width 0.25, degree 16, built once from
+/// [`erfcx_integral_quadrature`]) up to `x = 10⁴`, and beyond it
+/// `E(X) + (ln(x/X) + 1/(4x²) − 1/(4X²) − 3/(32x⁴) + 3/(32X⁴)) / √π` from
+/// `erfcx(x) = (1 − 1/(2x²) + 3/(4x⁴) − …)/(√π x)`. Written here because no crate offers
+/// it; it turns the transfer function's quadrature (dozens of `erfcx` calls) into two
+/// table look-ups.
+pub fn erfcx_antiderivative(x: f64) -> f64 {
+    let table = antiderivative_table();
+    if x > TABLE_X {
+        let big = |y: f64| {
+            let y2 = 1.0 / (y * y);
+            y.ln() + 0.25 * y2 - 3.0 / 32.0 * y2 * y2
+        };
+        return table.at_end + (big(x) - big(TABLE_X)) / PI.sqrt();
+    }
+    let t = x.ln_1p();
+    let k = ((t / TABLE_PANEL) as usize).min(table.panels.len() - 1);
+    let s = 2.0 * (t - k as f64 * TABLE_PANEL) / TABLE_PANEL - 1.0;
+    let c = &table.panels[k];
+    // Clenshaw.
+    let (mut b1, mut b2) = (0.0, 0.0);
+    for &ck in c[1..].iter().rev() {
+        let b0 = 2.0 * s * b1 - b2 + ck;
+        b2 = b1;
+        b1 = b0;
+    }
+    s * b1 - b2 + c[0]
+}
+
+struct Table {
+    panels: Vec<[f64; TABLE_DEGREE + 1]>,
+    at_end: f64,
+}
+
+fn antiderivative_table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let t_end = TABLE_X.ln_1p();
+        let count = (t_end / TABLE_PANEL).ceil() as usize;
+        let m = TABLE_DEGREE + 1;
+        let mut panels = Vec::with_capacity(count);
+        let mut start_value = 0.0;
+        for k in 0..count {
+            let t0 = k as f64 * TABLE_PANEL;
+            let x0 = t0.exp_m1();
+            // Values at the Chebyshev points of the first kind, then their coefficients.
+            let vals: Vec<f64> = (0..m)
+                .map(|j| {
+                    let s = (PI * (j as f64 + 0.5) / m as f64).cos();
+                    let x = (t0 + 0.5 * TABLE_PANEL * (s + 1.0)).exp_m1();
+                    start_value + erfcx_integral_quadrature(x0, x)
+                })
+                .collect();
+            let mut c = [0.0; TABLE_DEGREE + 1];
+            for (i, ci) in c.iter_mut().enumerate() {
+                let sum: f64 = vals
+                    .iter()
+                    .enumerate()
+                    .map(|(j, v)| v * (PI * i as f64 * (j as f64 + 0.5) / m as f64).cos())
+                    .sum();
+                *ci = 2.0 * sum / m as f64;
+            }
+            c[0] *= 0.5;
+            panels.push(c);
+            start_value += erfcx_integral_quadrature(x0, (t0 + TABLE_PANEL).exp_m1());
+        }
+        Table {
+            panels,
+            at_end: erfcx_integral_quadrature(0.0, TABLE_X),
+        }
+    })
 }
 
 /// Nodes and weights of the `NODES`-point Gauss–Legendre rule on `[-1, 1]`, computed once
