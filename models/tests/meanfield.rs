@@ -206,23 +206,25 @@ fn quadrature_is_exact_on_polynomials_and_the_integral_matches_its_closed_form()
     assert!(it.is_finite() && it > 0.0);
 }
 
-fn readme_example() -> MeanFieldParams {
-    MeanFieldParams::new(2, |p| {
-        Some(match p {
-            Param::C => vec![1.0],
-            Param::J => vec![0.1],
-            Param::JExt => vec![2.3],
-            Param::CExt => vec![320.0],
-            Param::NuExt => vec![7.0],
-            Param::TauM => vec![0.02],
-            Param::TauS => vec![0.005],
-            Param::Threshold => vec![1.5, 0.75],
-            Param::Reset => vec![0.0],
-            Param::TauRef => vec![0.005],
-            Param::Tau => return None,
-        })
+/// The original's README example, parameter by parameter (`None`: the default).
+fn readme_values(p: Param) -> Option<Vec<f64>> {
+    Some(match p {
+        Param::C => vec![1.0],
+        Param::J => vec![0.1],
+        Param::JExt => vec![2.3],
+        Param::CExt => vec![320.0],
+        Param::NuExt => vec![7.0],
+        Param::TauM => vec![0.02],
+        Param::TauS => vec![0.005],
+        Param::Threshold => vec![1.5, 0.75],
+        Param::Reset => vec![0.0],
+        Param::TauRef => vec![0.005],
+        Param::Tau => return None,
     })
-    .unwrap()
+}
+
+fn readme_example() -> MeanFieldParams {
+    MeanFieldParams::new(2, readme_values).unwrap()
 }
 
 /// The original's four-population template (`configs/meanfield_four_pop.toml`).
@@ -547,6 +549,9 @@ fn vjps_of_the_rate_field_pass_the_dot_product_test() {
         let mut s = four_pop();
         s.apply(&Target::parse("nu_ext").unwrap(), Mode::Shift, 1.5)
             .unwrap();
+        // Rate time constants other than 1 scale every derivative of the field.
+        s.apply(&Target::parse("tau_rate[1]").unwrap(), Mode::Replace, 2.5)
+            .unwrap();
         s
     }];
     let field = LifMeanField::<f64>::new(sets).unwrap();
@@ -642,17 +647,9 @@ fn relaxation_reaches_the_fixed_point_and_solver_gradients_agree() {
 /// Bad input: a typed error that names the key, nothing changed, no panic.
 #[test]
 fn bad_input_gets_an_error_that_names_the_key() {
-    let base = |p: Param| -> Option<Vec<f64>> {
-        Some(match p {
-            Param::C => vec![1.0],
-            Param::J => vec![0.1],
-            Param::JExt => vec![2.3],
-            Param::CExt => vec![320.0],
-            Param::NuExt => vec![7.0],
-            Param::TauM => vec![0.02],
-            Param::Threshold => vec![1.5, 0.75],
-            _ => return None,
-        })
+    let base = |p: Param| match p {
+        Param::TauS | Param::Reset | Param::TauRef => None,
+        p => readme_values(p),
     };
     let with = |key: Param, v: Vec<f64>| {
         MeanFieldParams::new(2, |p| if p == key { Some(v.clone()) } else { base(p) }).unwrap_err()

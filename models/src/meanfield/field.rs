@@ -63,6 +63,9 @@ pub struct MeanFieldWorkspace {
     out: Vec<f64>,
     scratch: Vec<f64>,
     locals: Vec<Local>,
+    // Per population: ∂f_i/∂μ_i · τm_i and ∂f_i/∂σ_i² · τm_i (with the 1/τ_i).
+    a: Vec<f64>,
+    b: Vec<f64>,
 }
 
 impl<T: Real> LifMeanField<T> {
@@ -120,11 +123,20 @@ impl<T: Real> LifMeanField<T> {
         }
     }
 
-    fn column_locals(&self, set: usize, x: &[T], ws: &mut MeanFieldWorkspace) {
+    /// The slopes of column `x` of set `set` into `ws.a`, `ws.b`:
+    /// `∂f_i/∂ν_j = −δ_ij/τ_i + a_i (C⊙J)_ij + b_i (C⊙J²)_ij`, with the rates in `ws.nu`.
+    fn column_slopes(&self, set: usize, x: &[T], ws: &mut MeanFieldWorkspace) -> &MeanFieldParams {
         for (d, v) in ws.nu.iter_mut().zip(x) {
             *d = v.as_f64();
         }
-        self.sets[set].locals(&ws.nu, &mut ws.locals, &mut ws.scratch);
+        let s = &self.sets[set];
+        s.locals(&ws.nu, &mut ws.locals, &mut ws.scratch);
+        let (tau, tau_m) = (s.values(Param::Tau), s.values(Param::TauM));
+        for (i, l) in ws.locals.iter().enumerate() {
+            ws.a[i] = l.response.d_mu * tau_m[i] / tau[i];
+            ws.b[i] = l.response.d_sigma * l.dsigma_dvar * tau_m[i] / tau[i];
+        }
+        s
     }
 }
 
@@ -151,6 +163,8 @@ impl<T: Real> VectorField for LifMeanField<T> {
             out: vec![0.0; n],
             scratch: vec![0.0; 2 * n],
             locals: vec![Local::default(); n],
+            a: vec![0.0; n],
+            b: vec![0.0; n],
         }
     }
 
@@ -192,19 +206,14 @@ impl<T: Real> VjpState for LifMeanField<T> {
     ) {
         let n = self.n;
         for (c, (set, _)) in cols.iter().enumerate() {
-            self.column_locals(set, &x[c * n..(c + 1) * n], ws);
-            let s = &self.sets[set];
-            let (tau, tau_m) = (s.values(Param::Tau), s.values(Param::TauM));
+            let s = self.column_slopes(set, &x[c * n..(c + 1) * n], ws);
+            let tau = s.values(Param::Tau);
             let vc = &v[c * n..(c + 1) * n];
             for j in 0..n {
                 let mut acc = -vc[j].as_f64() / tau[j];
-                for i in 0..n {
-                    let l = &ws.locals[i];
-                    let w = vc[i].as_f64() / tau[i] * tau_m[i];
+                for (i, vi) in vc.iter().enumerate() {
                     let k = i + j * n;
-                    acc += w
-                        * (l.response.d_mu * s.cj()[k]
-                            + l.response.d_sigma * l.dsigma_dvar * s.cj2()[k]);
+                    acc += vi.as_f64() * (ws.a[i] * s.cj()[k] + ws.b[i] * s.cj2()[k]);
                 }
                 out[c * n + j] += T::from_f64(acc);
             }
@@ -223,19 +232,17 @@ impl<T: Real> JvpState for LifMeanField<T> {
     ) {
         let n = self.n;
         for (c, (set, _)) in cols.iter().enumerate() {
-            self.column_locals(set, &x[c * n..(c + 1) * n], ws);
-            let s = &self.sets[set];
-            let (tau, tau_m) = (s.values(Param::Tau), s.values(Param::TauM));
+            let s = self.column_slopes(set, &x[c * n..(c + 1) * n], ws);
+            let tau = s.values(Param::Tau);
             let vc = &v[c * n..(c + 1) * n];
             for i in 0..n {
-                let l = &ws.locals[i];
                 let (mut dm, mut dv) = (0.0, 0.0);
                 for (j, vj) in vc.iter().enumerate() {
                     dm += s.cj()[i + j * n] * vj.as_f64();
                     dv += s.cj2()[i + j * n] * vj.as_f64();
                 }
-                let d = tau_m[i] * (l.response.d_mu * dm + l.response.d_sigma * l.dsigma_dvar * dv);
-                out[c * n + i] = T::from_f64((d - vc[i].as_f64()) / tau[i]);
+                let d = ws.a[i] * dm + ws.b[i] * dv - vc[i].as_f64() / tau[i];
+                out[c * n + i] = T::from_f64(d);
             }
         }
     }
@@ -310,20 +317,15 @@ impl<T: Real> VjpParams for LifMeanField<T> {
         let n = self.n;
         let per = self.params_per_set();
         for (c, (set, _)) in cols.iter().enumerate() {
-            self.column_locals(set, &x[c * n..(c + 1) * n], ws);
-            let s = &self.sets[set];
+            let s = self.column_slopes(set, &x[c * n..(c + 1) * n], ws);
             let val = |p: Param| s.values(p);
-            let (tau, tau_m) = (val(Param::Tau), val(Param::TauM));
             let (je, ce, ne) = (val(Param::JExt), val(Param::CExt), val(Param::NuExt));
             let (cm, jm) = (val(Param::C), val(Param::J));
             let base = set * per;
             let vc = &v[c * n..(c + 1) * n];
             for i in 0..n {
-                let l = &ws.locals[i];
-                let w = vc[i].as_f64() / tau[i];
-                // ∂f_i/∂μ_i and ∂f_i/∂σ_i² per unit of w.
-                let a = l.response.d_mu * tau_m[i];
-                let b = l.response.d_sigma * l.dsigma_dvar * tau_m[i];
+                let w = vc[i].as_f64();
+                let (a, b) = (ws.a[i], ws.b[i]);
                 for j in 0..n {
                     let k = i + j * n;
                     let g = w * cm[k] * ws.nu[j] * (a + 2.0 * b * jm[k]);
@@ -332,7 +334,8 @@ impl<T: Real> VjpParams for LifMeanField<T> {
                 let o = base + n * n;
                 out[o + i] += T::from_f64(w * ce[i] * ne[i] * (a + 2.0 * b * je[i]));
                 out[o + n + i] += T::from_f64(w * je[i] * ce[i] * (a + b * je[i]));
-                out[o + 2 * n + i] += T::from_f64(w * l.response.d_threshold);
+                let d_threshold = ws.locals[i].response.d_threshold / val(Param::Tau)[i];
+                out[o + 2 * n + i] += T::from_f64(w * d_threshold);
             }
         }
     }
