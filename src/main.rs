@@ -61,12 +61,14 @@ struct MeanfieldArgs {
     config: PathBuf,
     /// Sweep one parameter: key=start:stop:n (n values, both ends included) or
     /// key=v1,v2,...; the key is a network parameter, optionally indexed (threshold[0],
-    /// j_matrix[0,1]). Without a value: the config's [sweep] section.
+    /// j_matrix[0,1]). Without a value: the config's [sweep] section. Twice: the grid of
+    /// two parameters (multistability.png instead of bifurcation.png).
     #[arg(long, num_args = 0..=1, default_missing_value = "")]
-    sweep: Option<String>,
-    /// How the sweep's values act: replace (the original's `new`), shift or scale.
-    #[arg(long, default_value = "replace")]
-    mode: String,
+    sweep: Vec<String>,
+    /// How the sweep's values act: replace (the original's `new`, default), shift or scale;
+    /// once for every sweep or once per sweep.
+    #[arg(long)]
+    mode: Vec<String>,
     /// Change a network parameter before solving: --set threshold[0]=5 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -88,14 +90,14 @@ struct MeanfieldArgs {
 fn meanfield(a: &MeanfieldArgs) -> Result<(), String> {
     let opts = neurode::meanfield::MeanFieldOptions {
         config: a.config.clone(),
-        sweep: a.sweep.as_ref().map(|s| (!s.is_empty()).then(|| s.clone())),
-        mode: Some(a.mode.clone()),
+        sweeps: a.sweep.clone(),
+        modes: a.mode.clone(),
         set: a.set.clone(),
         out: a.out.clone(),
         problems: a.problems.clone(),
         threads: a.threads,
     };
-    let bar = if a.quiet || a.sweep.is_none() {
+    let bar = if a.quiet || a.sweep.is_empty() {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(0)

@@ -402,3 +402,60 @@ pub fn bifurcation(
         .map_err(|e| e.to_string())?;
     root.present().map_err(err(path))
 }
+
+/// `multistability.png`: a two-parameter sweep's grid, each cell shaded by its number of
+/// stable fixed points (white: none, light to dark: one, two, three or more) and labelled
+/// with it.
+pub fn stability_map(
+    path: &Path,
+    names: [&str; 2],
+    axes: [&[f64]; 2],
+    stable_counts: &[i64],
+) -> Result<(), String> {
+    font();
+    let root = BitMapBackend::new(path, (900, 700)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let edges = |v: &[f64]| -> Vec<f64> {
+        if v.len() == 1 {
+            return vec![v[0] - 0.5, v[0] + 0.5];
+        }
+        let mut e = vec![v[0] - 0.5 * (v[1] - v[0])];
+        e.extend(v.windows(2).map(|w| 0.5 * (w[0] + w[1])));
+        e.push(v[v.len() - 1] + 0.5 * (v[v.len() - 1] - v[v.len() - 2]));
+        e
+    };
+    let (ex, ey) = (edges(axes[0]), edges(axes[1]));
+    let (x0, x1) = (ex[0].min(ex[ex.len() - 1]), ex[0].max(ex[ex.len() - 1]));
+    let (y0, y1) = (ey[0].min(ey[ey.len() - 1]), ey[0].max(ey[ey.len() - 1]));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "stable fixed points per set (white 0, light 1, mid 2, dark 3 or more)",
+            ("sans-serif", 20),
+        )
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(names[0])
+        .y_desc(names[1])
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let ny = axes[1].len();
+    let shade = |c: i64| match c {
+        0 => RGBColor(255, 255, 255),
+        1 => RGBColor(198, 219, 239),
+        2 => RGBColor(107, 174, 214),
+        _ => RGBColor(33, 113, 181),
+    };
+    chart
+        .draw_series(stable_counts.iter().enumerate().map(|(k, &c)| {
+            let (i, j) = (k / ny, k % ny);
+            Rectangle::new([(ex[i], ey[j]), (ex[i + 1], ey[j + 1])], shade(c).filled())
+        }))
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(err(path))
+}

@@ -473,3 +473,43 @@ sweep:
   sweep_vals: [0, 30, 0.5]
   read_vals_as: range
 ";
+
+/// The grid of two parameters: where cluster 0 of the template is bistable.
+#[test]
+fn a_grid_of_two_parameters_maps_multistability() {
+    let grid = scratch("grid");
+    let g = grid.to_str().unwrap();
+    let text = ok(&[
+        "meanfield",
+        "configs/meanfield_four_pop.toml",
+        "--sweep",
+        "nu_ext=3:12:6",
+        "--sweep",
+        "j_matrix[0,0]=0.3:0.8:5",
+        "--out",
+        g,
+        "--quiet",
+    ]);
+    assert!(text.contains("nu_ext x j_matrix[0,0]: 30 values"), "{text}");
+    assert!(grid.join("multistability.png").metadata().unwrap().len() > 100);
+    let sj = json(&grid.join("sweep.json"));
+    assert_eq!(sj["shape"], serde_json::json!([6, 5]));
+    let m = sj["multistable_sets"].as_u64().unwrap();
+    assert!(m > 0 && m < 30, "{sj}");
+    let csv = std::fs::read_to_string(grid.join("sweep.csv")).unwrap();
+    assert!(
+        csv.starts_with("value_index,nu_ext,j_matrix[0,0],point,"),
+        "{csv}"
+    );
+    let err = fails(&[
+        "meanfield",
+        "configs/meanfield_four_pop.toml",
+        "--sweep",
+        "nu_ext=3:12:6",
+        "--sweep",
+        "j_ext=0:1:2",
+        "--sweep",
+        "theta=1:2:2",
+    ]);
+    assert!(err.contains("the grid of two"), "{err}");
+}

@@ -738,7 +738,8 @@ fn bad_input_gets_an_error_that_names_the_key() {
     let sw = Sweep::parse("tau_m=0.02:-0.02:3", Mode::Replace).unwrap();
     let e = sw.sets(&readme_example()).unwrap_err();
     assert!(
-        e.to_string().contains("sweep value 1: replaced by 0"),
+        e.to_string()
+            .contains("sweep of tau_membrane, value 1: replaced by 0"),
         "{e}"
     );
 }
@@ -793,7 +794,7 @@ fn a_sweep_finds_every_fixed_point_of_every_set() {
     );
     let sw = Sweep::parse("nu_ext=0:40:15", Mode::Replace).unwrap();
     let opts = SolveOptions::default();
-    let res = sweep(&base, &sw, &[], &opts, &|_| {}).unwrap();
+    let res = sweep(&base, std::slice::from_ref(&sw), &[], &opts, &|_| {}).unwrap();
     assert_eq!(res.solutions.len(), 15);
     let counts: Vec<usize> = res.solutions.iter().map(|s| s.points.len()).collect();
     assert!(
@@ -833,6 +834,17 @@ fn a_sweep_finds_every_fixed_point_of_every_set() {
         // Every start is accounted for.
         assert!(res.solutions[k].outcomes.len() >= res.starts[k].len());
     }
+    // A grid of two parameters: row-major, the last axis fastest, each set its values.
+    let axes = [
+        Sweep::parse("nu_ext=3:8:3", Mode::Replace).unwrap(),
+        Sweep::parse("j[0,0]=0.30:0.36:4", Mode::Replace).unwrap(),
+    ];
+    let grid = sweep(&base, &axes, &[], &opts, &|_| {}).unwrap();
+    assert_eq!(grid.sets.len(), 12);
+    assert_eq!(grid.coords[5], vec![5.5, 0.32]);
+    assert_eq!(grid.sets[5].values(Param::NuExt)[0], 5.5);
+    assert!((grid.sets[5].entry(Param::J, 0, 0) - 0.32).abs() < 1e-15);
+    assert!(grid.solutions.iter().all(|s| !s.points.is_empty()));
     // The original's `new` mode: replacing really changes the parameter.
     let sw = Sweep::parse("j_ext[1]=0.5,1.0", Mode::Replace).unwrap();
     let sets = sw.sets(&readme_example()).unwrap();

@@ -24,11 +24,12 @@ pub use config::{ConfigError, MeanFieldConfig, Values};
 pub struct MeanFieldOptions {
     /// The config (TOML, or the original's YAML).
     pub config: PathBuf,
-    /// `Some(None)`: the config's `[sweep]`; `Some(Some(spec))`: `key=start:stop:n` or
-    /// `key=v1,v2,…`.
-    pub sweep: Option<Option<String>>,
-    /// The sweep mode for a `spec` sweep (`replace`, `shift`, `scale`).
-    pub mode: Option<String>,
+    /// Swept parameters, one or two (a grid): `key=start:stop:n` or `key=v1,v2,…`; an empty
+    /// string is the config's `[sweep]`.
+    pub sweeps: Vec<String>,
+    /// The mode of each sweep given as a spec (`replace`, `shift`, `scale`); one mode
+    /// serves every sweep; none: `replace`.
+    pub modes: Vec<String>,
     /// `key=value` changes of the network (`threshold[0]=5`).
     pub set: Vec<String>,
     /// Output folder (default `runs/<config stem>`).
@@ -159,34 +160,56 @@ pub fn run(
         .out
         .clone()
         .unwrap_or_else(|| Path::new("runs").join(&stem));
-    let sweep_spec = match &opts.sweep {
-        None => None,
-        Some(None) => Some(match &cfg.sweep {
-            Some(s) => cfg.config_sweep(s)?,
-            None => {
-                return Err(MeanFieldRunError::Option {
-                    option: "sweep",
-                    value: String::new(),
-                    hint: format!(
-                        "{} has no [sweep] section; give one as --sweep key=start:stop:n",
-                        opts.config.display()
-                    ),
-                })
+    if opts.sweeps.len() > 2 {
+        return Err(MeanFieldRunError::Option {
+            option: "sweep",
+            value: opts.sweeps.join(" "),
+            hint: "sweep one parameter, or the grid of two (--sweep twice)".into(),
+        });
+    }
+    if opts.modes.len() > 1 && opts.modes.len() != opts.sweeps.len() {
+        return Err(MeanFieldRunError::Option {
+            option: "mode",
+            value: opts.modes.join(" "),
+            hint: format!(
+                "give one mode for every sweep, or one per sweep ({})",
+                opts.sweeps.len()
+            ),
+        });
+    }
+    let mut axes = Vec::with_capacity(opts.sweeps.len());
+    for (k, spec) in opts.sweeps.iter().enumerate() {
+        axes.push(if spec.is_empty() {
+            match &cfg.sweep {
+                Some(s) => cfg.config_sweep(s)?,
+                None => {
+                    return Err(MeanFieldRunError::Option {
+                        option: "sweep",
+                        value: String::new(),
+                        hint: format!(
+                            "{} has no [sweep] section; give one as --sweep key=start:stop:n",
+                            opts.config.display()
+                        ),
+                    })
+                }
             }
-        }),
-        Some(Some(spec)) => {
-            let mode_s = opts.mode.as_deref().unwrap_or("replace");
+        } else {
+            let mode_s = opts
+                .modes
+                .get(k)
+                .or(opts.modes.first())
+                .map_or("replace", |m| m.as_str());
             let mode = Mode::parse(mode_s).ok_or_else(|| MeanFieldRunError::Option {
                 option: "mode",
                 value: mode_s.to_string(),
                 hint: "use replace (or new), shift or scale".into(),
             })?;
-            Some(Sweep::parse(spec, mode)?)
-        }
-    };
+            Sweep::parse(spec, mode)?
+        });
+    }
     std::fs::create_dir_all(&out).map_err(|e| write_err(&out)(e.to_string()))?;
-    match sweep_spec {
-        None => {
+    if axes.is_empty() {
+        {
             let start = Instant::now();
             let starts = default_starts(&base, &given, &solve_opts)?;
             let solution = solve(
@@ -226,34 +249,37 @@ pub fn run(
                 seconds,
             })
         }
-        Some(sw) => {
-            let total = sw.values.len();
-            let start = Instant::now();
-            let result = sweep(&base, &sw, &given, &solve_opts, &|k| progress(k, total))?;
-            let seconds = start.elapsed().as_secs_f64();
-            if let Some((k, s)) = result
-                .solutions
-                .iter()
-                .enumerate()
-                .find(|(_, s)| s.points.is_empty())
-            {
-                return Err(nothing(
-                    s,
-                    &format!("sweep value {k} ({} = {})", sw.target.label(), sw.values[k]),
-                ));
-            }
-            let label = sw.target.label();
-            write_sweep(&out, &result, &label, seconds)?;
-            if let Some(p) = &opts.problems {
-                write_problems(p, &result, &label, seconds)?;
-            }
-            Ok(Report::Sweep {
-                result,
-                label,
-                out,
-                seconds,
-            })
+    } else {
+        let total: usize = axes.iter().map(|a| a.values.len()).product();
+        let start = Instant::now();
+        let result = sweep(&base, &axes, &given, &solve_opts, &|k| progress(k, total))?;
+        let seconds = start.elapsed().as_secs_f64();
+        let label = axes
+            .iter()
+            .map(|a| a.target.label())
+            .collect::<Vec<_>>()
+            .join(" x ");
+        if let Some((k, s)) = result
+            .solutions
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.points.is_empty())
+        {
+            return Err(nothing(
+                s,
+                &format!("set {k} of the sweep ({label} = {:?})", result.coords[k]),
+            ));
         }
+        write_sweep(&out, &result, seconds)?;
+        if let Some(p) = &opts.problems {
+            write_problems(p, &result, &label, seconds)?;
+        }
+        Ok(Report::Sweep {
+            result,
+            label,
+            out,
+            seconds,
+        })
     }
 }
 
@@ -393,52 +419,67 @@ fn write_effective(
     }
 }
 
-/// `sweep.csv`, `sweep.npz`, `sweep.json` and `bifurcation.png`.
-fn write_sweep(
-    out: &Path,
-    r: &SweepResult,
-    label: &str,
-    seconds: f64,
-) -> Result<(), MeanFieldRunError> {
+/// `sweep.csv`, `sweep.npz`, `sweep.json`, and `bifurcation.png` (one parameter) or
+/// `multistability.png` (a grid of two).
+fn write_sweep(out: &Path, r: &SweepResult, seconds: f64) -> Result<(), MeanFieldRunError> {
     let n = r.sets[0].n();
-    let mut csv = String::from("value_index,value,point,stability,max_real");
+    let d = r.axes.len();
+    let names: Vec<String> = r.axes.iter().map(|a| a.target.label()).collect();
+    let mut csv = format!("value_index,{},point,stability,max_real", names.join(","));
     for i in 0..n {
         csv.push_str(&format!(",nu_{i}"));
     }
     csv.push('\n');
-    let (mut vi, mut val, mut stable, mut maxre, mut rates) =
+    let (mut set_index, mut coords, mut stable, mut maxre, mut rates) =
         (vec![], vec![], vec![], vec![], vec![]);
     let mut labels = vec![];
-    for (k, (v, s)) in r.values.iter().zip(&r.solutions).enumerate() {
+    for (k, (c, s)) in r.coords.iter().zip(&r.solutions).enumerate() {
         for (pi, p) in s.points.iter().enumerate() {
-            let mr = p.eigenvalues.first().map_or(f64::NAN, |e| e.0);
-            csv.push_str(&format!("{k},{v},{pi},{},{mr:.10e}", p.stability.label()));
+            // Eigenvalues come by decreasing real part.
+            let mr = p.eigenvalues.first().map_or(0.0, |e| e.0);
+            let cs: Vec<String> = c.iter().map(|v| v.to_string()).collect();
+            csv.push_str(&format!(
+                "{k},{},{pi},{},{mr:.10e}",
+                cs.join(","),
+                p.stability.label()
+            ));
             for x in &p.rates {
                 csv.push_str(&format!(",{x:.12e}"));
             }
             csv.push('\n');
-            vi.push(k as i64);
-            val.push(*v);
+            set_index.push(k as i64);
+            coords.extend_from_slice(c);
             stable.push(u8::from(p.stability.is_stable()));
             maxre.push(mr);
             rates.extend_from_slice(&p.rates);
             labels.push(p.stability);
         }
     }
+    let rows = set_index.len();
     let p = out.join("sweep.csv");
     crate::io::write_atomic(&p, csv.as_bytes()).map_err(|e| write_err(&p)(e.to_string()))?;
+    let stable_counts: Vec<i64> = r
+        .solutions
+        .iter()
+        .map(|s| s.points.iter().filter(|p| p.stability.is_stable()).count() as i64)
+        .collect();
     let p = out.join("sweep.npz");
-    let rows = vi.len();
     let npz = || -> Result<(), String> {
         let file = File::create(&p).map_err(|e| e.to_string())?;
         let mut w = NpzWriter::new(file);
         let e = |e: ndarray_npy::WriteNpzError| e.to_string();
-        w.add_array("values", &Array1::from(r.values.clone()))
+        for (k, a) in r.axes.iter().enumerate() {
+            w.add_array(format!("axis_{k}"), &Array1::from(a.values.clone()))
+                .map_err(e)?;
+        }
+        let shape: Vec<usize> = r.axes.iter().map(|a| a.values.len()).collect();
+        let counts = ndarray::ArrayD::from_shape_vec(shape, stable_counts.clone())
+            .map_err(|e| e.to_string())?;
+        w.add_array("stable_count", &counts).map_err(e)?;
+        w.add_array("set_index", &Array1::from(set_index.clone()))
             .map_err(e)?;
-        w.add_array("value_index", &Array1::from(vi.clone()))
-            .map_err(e)?;
-        w.add_array("value", &Array1::from(val.clone()))
-            .map_err(e)?;
+        let c = Array2::from_shape_vec((rows, d), coords.clone()).map_err(|e| e.to_string())?;
+        w.add_array("coords", &c).map_err(e)?;
         w.add_array("stable", &Array1::from(stable.clone()))
             .map_err(e)?;
         w.add_array("max_real", &Array1::from(maxre.clone()))
@@ -456,25 +497,37 @@ fn write_sweep(
     write_json(
         &out.join("sweep.json"),
         &json!({
-            "parameter": label,
-            "values": r.values.len(),
+            "parameters": names,
+            "shape": r.axes.iter().map(|a| a.values.len()).collect::<Vec<_>>(),
+            "sets": r.sets.len(),
             "fixed_points": rows,
             "stable": count(&|l| l.is_stable()),
+            "multistable_sets": stable_counts.iter().filter(|c| **c > 1).count(),
             "failed_starts": failures,
             "starts_per_set": r.starts.first().map_or(0, |s| s.len()),
             "continuation_passes": r.continuation_passes,
             "seconds": seconds,
         }),
     )?;
-    let (val, rates, stable) = (&val, &rates, &stable);
-    let series: Vec<crate::plot::BranchPoint> = (0..rows)
-        .flat_map(|row| {
-            (0..n).map(move |pop| (val[row], rates[row * n + pop], pop, stable[row] == 1))
-        })
-        .collect();
-    let p = out.join("bifurcation.png");
-    crate::plot::bifurcation(&p, label, n, &series).map_err(|e| write_err(&p)(e))?;
-    Ok(())
+    if d == 1 {
+        let (coords, rates, stable) = (&coords, &rates, &stable);
+        let series: Vec<crate::plot::BranchPoint> = (0..rows)
+            .flat_map(|row| {
+                (0..n).map(move |pop| (coords[row], rates[row * n + pop], pop, stable[row] == 1))
+            })
+            .collect();
+        let p = out.join("bifurcation.png");
+        crate::plot::bifurcation(&p, &names[0], n, &series).map_err(|e| write_err(&p)(e))
+    } else {
+        let p = out.join("multistability.png");
+        crate::plot::stability_map(
+            &p,
+            [&names[0], &names[1]],
+            [&r.axes[0].values, &r.axes[1].values],
+            &stable_counts,
+        )
+        .map_err(|e| write_err(&p)(e))
+    }
 }
 
 /// The problem file of `benches/external/meanfield_original.py`: every set's keyword
@@ -518,7 +571,7 @@ fn write_problems(
         path,
         &json!({
             "commit_note": "written by neurode meanfield --problems; the original is VectorialNeuroModulators at 4d271c6",
-            "sweep": {"key": label, "values": r.values},
+            "sweep": {"key": label, "values": r.coords},
             "sets": sets,
             "ours": {
                 "seconds": seconds,
@@ -607,14 +660,19 @@ pub fn print(report: &Report, mut w: impl Write) -> std::io::Result<()> {
                 .filter(|s| s.points.iter().filter(|p| p.stability.is_stable()).count() > 1)
                 .count();
             let failed: usize = result.solutions.iter().map(|s| s.failures()).sum();
+            let picture = if result.axes.len() == 1 {
+                "bifurcation.png"
+            } else {
+                "multistability.png"
+            };
             writeln!(
                 w,
                 "{label}: {} values, {points} fixed points ({stable} stable), {multi} values multistable, {failed} starts unconverged, in {seconds:.3} s",
-                result.values.len()
+                result.sets.len()
             )?;
             writeln!(
                 w,
-                "wrote {}, sweep.npz, sweep.json, bifurcation.png",
+                "wrote {}, sweep.npz, sweep.json, {picture}",
                 out.join("sweep.csv").display()
             )
         }

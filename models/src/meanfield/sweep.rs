@@ -88,42 +88,50 @@ impl Sweep {
 
     /// The parameter sets: `base` with each value applied. An invalid set names its value.
     pub fn sets(&self, base: &MeanFieldParams) -> Result<Vec<MeanFieldParams>, MeanFieldError> {
-        self.values
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| {
+        (0..self.values.len())
+            .map(|k| {
                 let mut s = base.clone();
-                s.apply(&self.target, self.mode, v).map_err(|e| match e {
-                    MeanFieldError::Invalid {
-                        key,
-                        value,
-                        requirement,
-                    } => MeanFieldError::Invalid {
-                        key,
-                        value,
-                        requirement: format!(
-                            "{requirement} (sweep value {k}: {} {v})",
-                            match self.mode {
-                                Mode::Replace => "replaced by",
-                                Mode::Shift => "shifted by",
-                                Mode::Scale => "scaled by",
-                            }
-                        ),
-                    },
-                    e => e,
-                })?;
+                self.apply(&mut s, k)?;
                 Ok(s)
             })
             .collect()
+    }
+
+    /// Applies value `k` to `set`; an error names the value.
+    fn apply(&self, set: &mut MeanFieldParams, k: usize) -> Result<(), MeanFieldError> {
+        let v = self.values[k];
+        set.apply(&self.target, self.mode, v).map_err(|e| match e {
+            MeanFieldError::Invalid {
+                key,
+                value,
+                requirement,
+            } => MeanFieldError::Invalid {
+                key,
+                value,
+                requirement: format!(
+                    "{requirement} (sweep of {}, value {k}: {} {v})",
+                    self.target.label(),
+                    match self.mode {
+                        Mode::Replace => "replaced by",
+                        Mode::Shift => "shifted by",
+                        Mode::Scale => "scaled by",
+                    }
+                ),
+            },
+            e => e,
+        })
     }
 }
 
 /// The result of a sweep.
 #[derive(Debug, Clone)]
 pub struct SweepResult {
-    /// The swept values.
-    pub values: Vec<f64>,
-    /// The parameter sets, one per value.
+    /// The swept parameters: one axis, or two for a grid.
+    pub axes: Vec<Sweep>,
+    /// The values of every set, one per axis (sets in row-major order: the last axis
+    /// varies fastest).
+    pub coords: Vec<Vec<f64>>,
+    /// The parameter sets.
     pub sets: Vec<MeanFieldParams>,
     /// The starts every set was solved from before continuation.
     pub starts: Vec<Vec<Vec<f64>>>,
@@ -133,17 +141,60 @@ pub struct SweepResult {
     pub continuation_passes: usize,
 }
 
-/// Runs a sweep: the sets of `sweep` on `base`, each from [`default_starts`] with
-/// `given` starts, solved as one batch; then up to three continuation passes, each starting
-/// every set from the neighbouring sets' points that it lacks.
+/// Runs a sweep over one parameter, or over the grid of two: every set of `axes` on
+/// `base`, each from [`default_starts`] with `given` starts, solved as one batch; then up
+/// to three continuation passes, each starting every set from its grid neighbours' points
+/// that it lacks.
 pub fn sweep(
     base: &MeanFieldParams,
-    sweep: &Sweep,
+    axes: &[Sweep],
     given: &[Vec<f64>],
     opts: &SolveOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<SweepResult, MeanFieldError> {
-    let sets = sweep.sets(base)?;
+    if axes.is_empty() || axes.len() > 2 {
+        return Err(MeanFieldError::EmptySweep {
+            spec: format!("{} parameters", axes.len()),
+            why: "sweep one parameter or the grid of two".into(),
+        });
+    }
+    let shape: Vec<usize> = axes.iter().map(|a| a.values.len()).collect();
+    let total: usize = shape.iter().product();
+    let index = |mut s: usize| -> Vec<usize> {
+        let mut idx = vec![0; shape.len()];
+        for d in (0..shape.len()).rev() {
+            idx[d] = s % shape[d];
+            s /= shape[d];
+        }
+        idx
+    };
+    let flat = |idx: &[usize]| idx.iter().zip(&shape).fold(0, |acc, (i, n)| acc * n + i);
+    let mut sets = Vec::with_capacity(total);
+    let mut coords = Vec::with_capacity(total);
+    for s in 0..total {
+        let idx = index(s);
+        let mut set = base.clone();
+        for (axis, &k) in axes.iter().zip(&idx) {
+            axis.apply(&mut set, k)?;
+        }
+        sets.push(set);
+        coords.push(axes.iter().zip(&idx).map(|(a, &k)| a.values[k]).collect());
+    }
+    let neighbours = |s: usize| -> Vec<usize> {
+        let idx = index(s);
+        let mut out = Vec::new();
+        for d in 0..shape.len() {
+            for step in [-1i64, 1] {
+                let k = idx[d] as i64 + step;
+                if k >= 0 && (k as usize) < shape[d] {
+                    let mut j = idx.clone();
+                    j[d] = k as usize;
+                    out.push(flat(&j));
+                }
+            }
+        }
+        out
+    };
     let starts = sets
         .iter()
         .map(|s| default_starts(s, given, opts))
@@ -155,7 +206,7 @@ pub fn sweep(
         for s in 0..sets.len() {
             let own = &solutions[s].points;
             let mut mine = Vec::new();
-            for nb in [s.wrapping_sub(1), s + 1] {
+            for nb in neighbours(s) {
                 let Some(sol) = solutions.get(nb) else {
                     continue;
                 };
@@ -199,7 +250,8 @@ pub fn sweep(
     }
     progress(sets.len());
     Ok(SweepResult {
-        values: sweep.values.clone(),
+        axes: axes.to_vec(),
+        coords,
         sets,
         starts,
         solutions,
