@@ -215,6 +215,15 @@ fn edited(name: &str, from: &str, edit: &dyn Fn(&str) -> String) -> PathBuf {
 
 const TWO: &str = "configs/meanfield_two_pop.toml";
 
+/// A bad-input case: its name, the edit of the config's text, extra arguments, and what
+/// the error must say.
+type Case = (
+    &'static str,
+    Box<dyn Fn(&str) -> String>,
+    &'static [&'static str],
+    &'static str,
+);
+
 /// Bad input as a new user would try it: each a clear error naming the key.
 #[test]
 fn bad_input_is_a_clear_error() {
@@ -229,7 +238,7 @@ fn bad_input_is_a_clear_error() {
         args.extend_from_slice(extra);
         fails(&args)
     };
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>, &[&str], &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "tau0",
             Box::new(|t: &str| {
