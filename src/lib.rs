@@ -43,6 +43,7 @@ pub mod config;
 pub mod export;
 pub mod io;
 pub mod mat;
+pub mod metrics;
 pub mod network;
 pub mod plot;
 pub mod regions;

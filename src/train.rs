@@ -29,6 +29,7 @@ use crate::network::{initial_states, noise_signals, with_net, Net, Role};
 use crate::tasks::{Target, Task, TaskSpec, TrialBatch};
 
 mod prefetch;
+pub use crate::metrics::Metrics;
 use prefetch::{training_batch, Ahead, Prefetch};
 
 /// Errors of a training run.
@@ -69,27 +70,6 @@ pub enum TrainError {
         /// What does not fit.
         message: String,
     },
-}
-
-/// One row of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Metrics {
-    /// Iterations done.
-    pub iteration: usize,
-    /// Loss of the last training batch.
-    pub train_loss: f64,
-    /// Accuracy of the last training batch.
-    pub train_accuracy: f64,
-    /// Validation loss (at validation iterations).
-    pub val_loss: Option<f64>,
-    /// Validation accuracy.
-    pub val_accuracy: Option<f64>,
-    /// Validation accuracy per condition.
-    pub val_condition_accuracy: Option<Vec<f64>>,
-    /// Learning rate used at this iteration.
-    pub learning_rate: f64,
-    /// Mean accepted solver steps per trial of the training batch.
-    pub steps_per_trial: f64,
 }
 
 /// Result of evaluating a batch.
