@@ -32,18 +32,14 @@ use ndarray_npy::NpzWriter;
 use neurode_solvers::{derive_seed, Normal, Real};
 use serde_json::json;
 
-use crate::analysis::{
-    find_fixed_points, flow_field, pca_plane, FixedPointOptions, FixedPoints, FlowField, Plane,
-    Probe,
-};
+use crate::analysis::{pca_plane, FixedPointOptions, FixedPoints, FlowField, Plane, Probe};
 use crate::config::{Precision, TrainConfig};
 use crate::io::{write_atomic, IoError};
-use crate::network::ModelConfig;
-use crate::network::{with_net, Net};
+use crate::network::{Capability, KindError, Net, TaskModel};
 use crate::plot;
 use crate::run::RunError;
 use crate::tasks::{grid, Task};
-use crate::train::{bind_trials, solver, Trainer};
+use crate::train::{bind_trials, solve_spec, Trainer};
 
 /// What to analyse and how.
 #[derive(Debug, Clone)]
@@ -170,6 +166,10 @@ fn analyze_as<T: Real>(
     out: &Path,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Analysis, RunError> {
+    let model = cfg
+        .model
+        .require::<T>(Capability::Analyze)
+        .map_err(crate::train::TrainError::from)?;
     let mut tr = Trainer::<T>::new(cfg)?;
     tr.load_params_file(&opts.run_dir.join("params.safetensors"))?;
     let spec = tr.spec().clone();
@@ -187,14 +187,9 @@ fn analyze_as<T: Real>(
         .into_iter()
         .map(T::from_f64)
         .collect();
-    let sol = with_net!(&net, f => {
-        let mut s = solver(cfg, f, spec.t_end, times.clone());
-        if let Some(x0) = x0.clone() {
-            s = s.x0(x0);
-        }
-        s.run()
-    })
-    .map_err(|e| RunError::Dir(format!("simulating the trials failed: {e}")))?;
+    let sol = net
+        .solve(&solve_spec(cfg, spec.t_end, times.clone(), x0))
+        .map_err(|e| RunError::Dir(format!("simulating the trials failed: {e}")))?;
     let k_traj = times.len();
     let mut states = Vec::with_capacity(n * k_traj * batch.len());
     for b in 0..batch.len() {
@@ -231,7 +226,7 @@ fn analyze_as<T: Real>(
             ));
         }
     }
-    let free = restricted_units(cfg, opts)?;
+    let free = restricted_units(cfg, opts).map_err(crate::train::TrainError::from)?;
     // The state of the held units per group: zero (cancelled) or the group's mean final
     // state.
     let held_state = |trials: &[usize]| -> Vec<f64> {
@@ -264,7 +259,8 @@ fn analyze_as<T: Real>(
             }
         }
         bases.push(base);
-        let found = with_net!(&net, f => find_fixed_points(f, &probe, &group_inits, &opts.finder))
+        let found = net
+            .fixed_points(&probe, &group_inits, &opts.finder)
             .map_err(|e| RunError::Dir(format!("fixed-point search, group {gi}: {e}")))?;
         let ro: Vec<f64> = found
             .points
@@ -293,7 +289,7 @@ fn analyze_as<T: Real>(
     })?;
     write_results(out, &results)?;
     // 4. Flow fields and spectra.
-    let planes = planes(&net, &results, n, &states, free.as_deref())?;
+    let planes = planes(model, &net, &results, n, &states, free.as_deref())?;
     let mut panels = Vec::new();
     for (gi, g) in results.iter().enumerate().take(8) {
         let plane = &planes[gi];
@@ -331,9 +327,9 @@ fn analyze_as<T: Real>(
             ..Probe::new(g.trials[0], spec.t_end)
         };
         let base = free.as_ref().map(|_| bases[gi].as_slice());
-        let ff: FlowField =
-            with_net!(&net, f => flow_field(f, &probe, plane, x_range, y_range, opts.grid, base))
-                .map_err(|e| RunError::Dir(format!("flow field, group {gi}: {e}")))?;
+        let ff: FlowField = net
+            .flow_field(&probe, plane, x_range, y_range, opts.grid, base)
+            .map_err(|e| RunError::Dir(format!("flow field, group {gi}: {e}")))?;
         let title = match g.label {
             Some(l) => format!("{} (label {l:+})", g.condition),
             None => g.condition.clone(),
@@ -360,9 +356,10 @@ fn analyze_as<T: Real>(
     })
 }
 
-/// The plane of each group: the low-rank network's `κ` plane through `B u`, or the
-/// principal components of all trajectories.
+/// The plane of each group: the kind's own plane through `B u` (the low-rank network's `κ`
+/// plane), or the principal components of all trajectories.
 fn planes<T: Real>(
+    model: &dyn TaskModel<T>,
     net: &Net<T>,
     groups: &[GroupResult],
     n: usize,
@@ -379,33 +376,24 @@ fn planes<T: Real>(
         let pca = pca_plane(n, &masked).map_err(bad)?;
         return Ok(vec![pca; groups.len()]);
     }
-    if let Net::LowRank(f) = net {
-        let c = f.connectivity();
-        if c.rank() >= 2 {
-            let m: Vec<f64> = c.m().iter().map(|v| v.as_f64()).collect();
-            let b: Vec<f64> = f.input_weights().iter().map(|v| v.as_f64()).collect();
-            return groups
-                .iter()
-                .map(|g| {
-                    let center: Vec<f64> = (0..n)
-                        .map(|i| {
-                            g.input
-                                .iter()
-                                .enumerate()
-                                .map(|(c, u)| b[i + c * n] * u)
-                                .sum()
-                        })
-                        .collect();
-                    Plane::new(
-                        center,
-                        m[..n].to_vec(),
-                        m[n..2 * n].to_vec(),
-                        ["kappa1", "kappa2"],
-                    )
-                    .map_err(bad)
-                })
-                .collect();
-        }
+    if let Some(axes) = model.flow_axes(net) {
+        let b: Vec<f64> = net.input_weights().iter().map(|v| v.as_f64()).collect();
+        return groups
+            .iter()
+            .map(|g| {
+                let center: Vec<f64> = (0..n)
+                    .map(|i| {
+                        g.input
+                            .iter()
+                            .enumerate()
+                            .map(|(c, u)| b[i + c * n] * u)
+                            .sum()
+                    })
+                    .collect();
+                let [e1, e2] = axes.axes.clone();
+                Plane::new(center, e1, e2, axes.names).map_err(bad)
+            })
+            .collect();
     }
     let pca = pca_plane(n, states).map_err(bad)?;
     Ok(vec![pca; groups.len()])
@@ -527,28 +515,14 @@ fn write_results(out: &Path, groups: &[GroupResult]) -> Result<(), RunError> {
 fn restricted_units(
     cfg: &TrainConfig,
     opts: &AnalyzeOptions,
-) -> Result<Option<Vec<usize>>, RunError> {
+) -> Result<Option<Vec<usize>>, KindError> {
     if opts.regions.is_empty() {
         return Ok(None);
     }
-    let ModelConfig::Multiregion(m) = &cfg.model else {
-        return Err(RunError::Dir(format!(
-            "--regions needs a multi-region network; this run's model is `{}`",
-            cfg.model.kind()
-        )));
-    };
-    let layout = m
-        .regions
-        .as_ref()
-        .ok_or_else(|| RunError::Dir("the run's config has no regions".into()))?
-        .builder()
-        .map_err(|e| RunError::Dir(format!("the run's regions: {e}")))?
-        .layout();
-    let names: Vec<&str> = opts.regions.iter().map(String::as_str).collect();
-    let mut units = layout
-        .units(&names)
-        .map_err(|e| RunError::Dir(format!("--regions: {e}")))?;
-    units.sort_unstable();
-    units.dedup();
-    Ok(Some(units))
+    match cfg.model.kind().region_units(&opts.regions) {
+        Some(units) => units.map(Some),
+        None => Err(KindError::NoRegions {
+            kind: cfg.model.name(),
+        }),
+    }
 }

@@ -39,6 +39,9 @@ pub enum RunError {
     /// The run's config.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The model kind cannot do what was asked, or its own export failed.
+    #[error(transparent)]
+    Kind(#[from] crate::network::KindError),
     /// A plot could not be drawn.
     #[error("{0}")]
     Plot(String),
@@ -173,7 +176,7 @@ fn per_condition(
 fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary, RunError> {
     let cfg = tr.config();
     let meta = |kind: &str| {
-        cfg.model
+        tr.model()
             .metadata()
             .into_iter()
             .chain([("kind".to_string(), kind.to_string())])
@@ -193,14 +196,14 @@ fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary,
     }
     let conditions = tr.spec().conditions.clone();
     write_metrics(dir, tr.metrics(), &conditions)?;
-    let structure = cfg.model.structure(&tr.param_arrays(tr.theta()));
+    let structure = tr.model().structure(&tr.param_arrays(tr.theta()));
     write_json(&dir.join("structure.json"), &structure)?;
     let last_val = tr.metrics().iter().rev().find(|m| m.val_accuracy.is_some());
     let steps: Vec<f64> = tr.metrics().iter().map(|m| m.steps_per_trial).collect();
-    let mat = crate::export::write_mat_export(tr, dir)?;
+    let exported = crate::export::write_kind_exports(tr, dir)?;
     let json = json!({
         "name": cfg.name,
-        "model": cfg.model.kind(),
+        "model": cfg.model.name(),
         "task": cfg.task.kind(),
         "iterations": tr.iteration(),
         "trials": tr.iteration() * cfg.training.batch_size,
@@ -222,7 +225,7 @@ fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary,
         }),
         "best": tr.best().map(|(acc, it, _)| json!({"iteration": it, "val_accuracy": acc})),
         "mean_steps_per_trial": steps.iter().sum::<f64>() / steps.len().max(1) as f64,
-        "mat_file": mat.map(|p| p.display().to_string()),
+        "mat_file": exported.first().map(|p| p.display().to_string()),
     });
     write_json(&dir.join("summary.json"), &json)?;
     plot::training_curves(&dir.join("training.png"), tr.metrics(), &conditions)

@@ -17,11 +17,11 @@ use neurode_solvers::{derive_seed, Real};
 
 use crate::config::{Precision, TrainConfig};
 use crate::io::IoError;
-use crate::network::with_net;
+use crate::network::{Capability, SolveSpec};
 use crate::plot::{self, Series};
 use crate::run::RunError;
 use crate::tasks::{grid, Task};
-use crate::train::{bind_trials, solver, Trainer};
+use crate::train::{bind_trials, solve_spec, Trainer};
 
 /// What to simulate and where to write it.
 #[derive(Debug, Clone)]
@@ -99,6 +99,9 @@ fn simulate_as<T: Real>(
     out: &Path,
     opts: &SimulateOptions,
 ) -> Result<Simulated, RunError> {
+    cfg.model
+        .require::<T>(Capability::Simulate)
+        .map_err(crate::train::TrainError::from)?;
     let mut tr = Trainer::<T>::new(cfg)?;
     if let Some(p) = params {
         tr.load_params_file(p)?;
@@ -118,14 +121,12 @@ fn simulate_as<T: Real>(
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let sol = with_net!(&rnn, f => {
-        let mut b = solver(cfg, f, spec.t_end, times.clone()).threads(threads);
-        if let Some(x0) = x0 {
-            b = b.x0(x0);
-        }
-        b.run()
-    })
-    .map_err(|e| RunError::Dir(format!("the simulation failed: {e}")))?;
+    let sol = rnn
+        .solve(&SolveSpec {
+            threads,
+            ..solve_spec(cfg, spec.t_end, times.clone(), x0)
+        })
+        .map_err(|e| RunError::Dir(format!("the simulation failed: {e}")))?;
 
     let (n, nt, nb) = (rnn.dim(), times.len(), opts.trials);
     let ch = rnn.n_in();

@@ -1,12 +1,16 @@
-//! The low-rank RNN in a run: its `[model]` table, what it trains and exports.
+//! The low-rank RNN kind (`[model] kind = "lowrank"`): its `[model]` table, what it trains
+//! and exports, and its flow-field plane (the `κ` plane of its `m` vectors).
 
 use neurode_models::{LowRankInit, LowRankRnn, ModelError, Readout};
 use neurode_solvers::Real;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Net, Role};
 use crate::io::NamedArray;
+use crate::network::field::Net;
+use crate::network::kind::{
+    check_non_negative, set_by_key, FlowAxes, Invalid, ModelKind, Role, SetError, TaskModel,
+};
 
 /// The low-rank RNN (see `neurode_models::LowRankRnn`): `[model] kind = "lowrank"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,9 +61,27 @@ impl Default for LowRankConfig {
     }
 }
 
-impl LowRankConfig {
-    pub(super) fn validate(&self) -> Result<(), (String, String)> {
-        let err = |k: &str, msg: String| Err((k.to_string(), msg));
+impl ModelKind for LowRankConfig {
+    fn title(&self) -> &'static str {
+        "the low-rank RNN"
+    }
+    fn units(&self) -> usize {
+        self.n
+    }
+    fn set(&mut self, key: &str, value: toml::Value) -> Result<(), SetError> {
+        set_by_key(self, key, value)
+    }
+    // C, Cᵀ panels per worker (shared), parameters and Adam: ~ 3 n² + small.
+    fn memory_estimate(&self, workers: usize) -> f64 {
+        let n = self.n as f64;
+        let bytes = 8.0;
+        bytes * (3.0 * n * n + (6.0 + workers as f64) * n * (2.0 * self.rank as f64 + 8.0))
+    }
+    fn task_model<T: Real>(&self) -> Option<&dyn TaskModel<T>> {
+        Some(self)
+    }
+    fn validate(&self) -> Result<(), Invalid> {
+        let err = |k: &str, msg: String| Err(Invalid::new(k, msg));
         if self.n == 0 {
             return err("n", "N = 0: the network needs at least one unit".into());
         }
@@ -72,19 +94,17 @@ impl LowRankConfig {
                 format!("tau = {}: must be a positive number of ms", self.tau),
             );
         }
-        super::check_non_negative(&[
+        check_non_negative(&[
             ("m_init_std", self.m_init_std),
             ("n_init_std", self.n_init_std),
             ("b_init_std", self.b_init_std),
             ("w_init_std", self.w_init_std),
         ])
     }
+}
 
-    pub(super) fn build<T: Real>(
-        &self,
-        seed: u64,
-        n_in: usize,
-    ) -> Result<(Net<T>, Readout<T>), ModelError> {
+impl<T: Real> TaskModel<T> for LowRankConfig {
+    fn build(&self, seed: u64, n_in: usize) -> Result<(Net<T>, Readout<T>), ModelError> {
         let init = LowRankInit {
             n: self.n,
             rank: self.rank,
@@ -97,10 +117,10 @@ impl LowRankConfig {
             w_std: self.w_init_std,
         };
         let (rnn, readout) = LowRankRnn::random(&init, seed)?;
-        Ok((Net::LowRank(rnn), readout))
+        Ok((Net::new(rnn), readout))
     }
 
-    pub(super) fn trainable(&self, name: &str) -> bool {
+    fn trainable(&self, name: &str) -> bool {
         match name {
             "M" => self.train_m,
             "N" => self.train_n,
@@ -110,11 +130,8 @@ impl LowRankConfig {
     }
 
     /// Row-major `C` (fixed), `M`, `N`, `B`, `w`, `b`.
-    pub(super) fn arrays<T: Real>(
-        &self,
-        rnn: &LowRankRnn<T>,
-        theta: &[T],
-    ) -> Vec<(NamedArray<T>, Role)> {
+    fn arrays(&self, net: &Net<T>, theta: &[T]) -> Vec<(NamedArray<T>, Role)> {
+        let rnn = own_network(net);
         let (n, r) = (self.n, self.rank);
         let n_in = rnn.n_in();
         let nr = n * r;
@@ -154,6 +171,39 @@ impl LowRankConfig {
             ),
         ]
     }
+
+    fn metadata(&self) -> Vec<(String, String)> {
+        vec![
+            ("format".into(), "neurode low-rank RNN".into()),
+            ("layout".into(), "row-major; W = g C + M N^T / N".into()),
+            ("g".into(), self.g.to_string()),
+            ("tau".into(), self.tau.to_string()),
+        ]
+    }
+
+    fn structure(&self, arrays: &[NamedArray<T>]) -> serde_json::Value {
+        structure_summary(arrays, self.n, self.rank)
+    }
+
+    /// The `κ` plane spanned by `m1`, `m2` (rank 2 and up).
+    fn flow_axes(&self, net: &Net<T>) -> Option<FlowAxes> {
+        let c = own_network(net).connectivity();
+        if c.rank() < 2 {
+            return None;
+        }
+        let n = self.n;
+        let m: Vec<f64> = c.m().iter().map(|v| v.as_f64()).collect();
+        Some(FlowAxes {
+            axes: [m[..n].to_vec(), m[n..2 * n].to_vec()],
+            names: ["kappa1", "kappa2"],
+        })
+    }
+}
+
+/// The low-rank RNN of a network this kind built.
+fn own_network<T: Real>(net: &Net<T>) -> &LowRankRnn<T> {
+    net.downcast_ref()
+        .expect("a network is built by its own config's kind")
 }
 
 /// Norms, cosine overlaps and the singular values of `M Nᵀ / N` of trained low-rank
