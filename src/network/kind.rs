@@ -274,3 +274,56 @@ pub trait TaskModel<T: Real>: Sync {
         Ok(Vec::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct Table {
+        n: usize,
+        taus: Vec<f64>,
+    }
+
+    #[test]
+    fn a_kind_without_a_capability_is_refused_with_its_command() {
+        let e = KindError::Unsupported {
+            kind: "meanfield",
+            capability: Capability::Train,
+            instead: Some("neurode meanfield"),
+        };
+        assert_eq!(
+            e.to_string(),
+            "model kind `meanfield` cannot be trained; use `neurode meanfield`"
+        );
+    }
+
+    #[test]
+    fn set_by_key_sets_a_key_and_names_an_unknown_or_bad_one() {
+        let mut t = Table::default();
+        set_by_key(
+            &mut t,
+            "taus",
+            toml::Value::Array(vec![4.into(), 20.5.into()]),
+        )
+        .unwrap();
+        set_by_key(&mut t, "n", 7.into()).unwrap();
+        assert_eq!(
+            t,
+            Table {
+                n: 7,
+                taus: vec![4.0, 20.5]
+            }
+        );
+        assert_eq!(
+            set_by_key(&mut t, "m", 1.into()),
+            Err(SetError::Unknown { key: "m".into() })
+        );
+        assert!(matches!(
+            set_by_key(&mut t, "n", "many".into()),
+            Err(SetError::Value { key, .. }) if key == "n"
+        ));
+        assert_eq!(t.n, 7);
+    }
+}
