@@ -39,7 +39,8 @@ use crate::network::{Capability, KindError, Net, TaskModel};
 use crate::plot;
 use crate::run::RunError;
 use crate::tasks::{grid, Task};
-use crate::train::{bind_trials, solve_spec, Trainer};
+use crate::train::{bind_trials, solve_spec};
+use crate::trained::RunNetwork;
 
 /// What to analyse and how.
 #[derive(Debug, Clone)]
@@ -133,25 +134,26 @@ pub fn analyze(
     progress: &dyn Fn(usize, usize),
 ) -> Result<Analysis, RunError> {
     let dir = &opts.run_dir;
-    let cfg = TrainConfig::load(dir.join("config.toml")).map_err(|e| {
-        RunError::Dir(format!(
-            "{e} ({} is not a run directory written by `neurode train`)",
-            dir.display()
-        ))
+    let cfg = TrainConfig::load(dir.join("config.toml")).map_err(|source| RunError::NotARun {
+        path: dir.clone(),
+        source,
     })?;
     if opts.trials == 0 || opts.inits == 0 {
-        return Err(RunError::Dir(
-            "--trials and --inits must be at least 1".into(),
-        ));
+        let option = if opts.trials == 0 {
+            "--trials"
+        } else {
+            "--inits"
+        };
+        return Err(RunError::option(option, "must be at least 1"));
     }
     if opts.grid < 2 {
-        return Err(RunError::Dir("--grid must be at least 2".into()));
+        return Err(RunError::option("--grid", "must be at least 2"));
     }
     if !(opts.init_noise.is_finite() && opts.init_noise >= 0.0) {
-        return Err(RunError::Dir(format!(
-            "--init-noise must be >= 0 (got {})",
-            opts.init_noise
-        )));
+        return Err(RunError::option(
+            "--init-noise",
+            format!("must be >= 0 (got {})", opts.init_noise),
+        ));
     }
     let out = opts.out.clone().unwrap_or_else(|| dir.join("analysis"));
     match cfg.precision {
@@ -166,21 +168,17 @@ fn analyze_as<T: Real>(
     out: &Path,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Analysis, RunError> {
-    let model = cfg
-        .model
-        .require::<T>(Capability::Analyze)
-        .map_err(crate::train::TrainError::from)?;
-    let mut tr = Trainer::<T>::new(cfg)?;
-    tr.load_params_file(&opts.run_dir.join("params.safetensors"))?;
-    let spec = tr.spec().clone();
-    let readout = tr.readout().clone();
+    let model = cfg.model.require::<T>(Capability::Analyze)?;
+    let params = opts.run_dir.join("params.safetensors");
+    let RunNetwork { mut net, readout } =
+        RunNetwork::<T>::load(cfg, Capability::Analyze, Some(&params))?;
+    let spec = cfg.task.spec();
     let batch = cfg
         .task
         .batch::<T>(derive_seed(opts.seed, &[6]), 0, opts.trials);
     // 1. Trajectories, as in training (noise on).
-    let mut net: Net<T> = tr.network().clone();
     let x0 = bind_trials(cfg, &spec, &mut net, &batch, 0..batch.len())
-        .map_err(|e| RunError::Dir(format!("the task's inputs do not fit the network: {e}")))?;
+        .map_err(|e| RunError::Inputs(Box::new(e)))?;
     let n = net.dim();
     let n_save = 50u64;
     let times: Vec<T> = grid(spec.t_end / n_save as f64, 1, n_save)
@@ -189,7 +187,10 @@ fn analyze_as<T: Real>(
         .collect();
     let sol = net
         .solve(&solve_spec(cfg, spec.t_end, times.clone(), x0))
-        .map_err(|e| RunError::Dir(format!("simulating the trials failed: {e}")))?;
+        .map_err(|e| RunError::Solve {
+            what: "simulating the trials",
+            message: e.to_string(),
+        })?;
     let k_traj = times.len();
     let mut states = Vec::with_capacity(n * k_traj * batch.len());
     for b in 0..batch.len() {
@@ -209,7 +210,7 @@ fn analyze_as<T: Real>(
     }
     // The field without noise, one bound trial per batch trial.
     net.bind(batch.inputs.clone(), Vec::new())
-        .map_err(|e| RunError::Dir(format!("binding the inputs failed: {e}")))?;
+        .map_err(RunError::Bind)?;
     // Initial states: sampled saved states plus noise.
     let sd = {
         let m = states.iter().sum::<f64>() / states.len() as f64;
@@ -226,7 +227,7 @@ fn analyze_as<T: Real>(
             ));
         }
     }
-    let free = restricted_units(cfg, opts).map_err(crate::train::TrainError::from)?;
+    let free = restricted_units(cfg, opts)?;
     // The state of the held units per group: zero (cancelled) or the group's mean final
     // state.
     let held_state = |trials: &[usize]| -> Vec<f64> {
@@ -261,7 +262,10 @@ fn analyze_as<T: Real>(
         bases.push(base);
         let found = net
             .fixed_points(&probe, &group_inits, &opts.finder)
-            .map_err(|e| RunError::Dir(format!("fixed-point search, group {gi}: {e}")))?;
+            .map_err(|source| RunError::Analysis {
+                step: format!("fixed-point search, group {gi}"),
+                source,
+            })?;
         let ro: Vec<f64> = found
             .points
             .iter()
@@ -329,7 +333,10 @@ fn analyze_as<T: Real>(
         let base = free.as_ref().map(|_| bases[gi].as_slice());
         let ff: FlowField = net
             .flow_field(&probe, plane, x_range, y_range, opts.grid, base)
-            .map_err(|e| RunError::Dir(format!("flow field, group {gi}: {e}")))?;
+            .map_err(|source| RunError::Analysis {
+                step: format!("flow field, group {gi}"),
+                source,
+            })?;
         let title = match g.label {
             Some(l) => format!("{} (label {l:+})", g.condition),
             None => g.condition.clone(),
@@ -366,7 +373,10 @@ fn planes<T: Real>(
     states: &[f64],
     free: Option<&[usize]>,
 ) -> Result<Vec<Plane>, RunError> {
-    let bad = |e: crate::analysis::AnalysisError| RunError::Dir(format!("analysis plane: {e}"));
+    let bad = |source| RunError::Analysis {
+        step: "analysis plane".into(),
+        source,
+    };
     if let Some(free) = free {
         // Principal components of the free units' activity (zero on the held units).
         let mut masked = vec![0.0; states.len()];

@@ -45,9 +45,66 @@ pub enum RunError {
     /// A plot could not be drawn.
     #[error("{0}")]
     Plot(String),
-    /// The run directory does not fit the request.
-    #[error("{0}")]
-    Dir(String),
+    /// A command-line option out of range.
+    #[error("{option} {message}")]
+    Option {
+        /// The option (`--trials`).
+        option: &'static str,
+        /// What it must be (`must be at least 1`), with the value given.
+        message: String,
+    },
+    /// The path is not a run directory (its `config.toml` does not load).
+    #[error("{source} ({} is not a run directory written by `neurode train`)", .path.display())]
+    NotARun {
+        /// The path given.
+        path: PathBuf,
+        /// Why its config does not load.
+        source: crate::config::ConfigError,
+    },
+    /// `--resume` on a directory without a checkpoint.
+    #[error("nothing to resume in {}: it has no checkpoint.safetensors. Run without --resume to start this run", .path.display())]
+    NothingToResume {
+        /// The run directory.
+        path: PathBuf,
+    },
+    /// A fresh run into a directory that holds one.
+    #[error("{} already holds a run; pass --resume to continue it, --out DIR for a new run, or delete the directory", .path.display())]
+    Occupied {
+        /// The run directory.
+        path: PathBuf,
+    },
+    /// The task's trials do not fit the network.
+    #[error("the task's inputs do not fit the network: {0}")]
+    Inputs(Box<TrainError>),
+    /// Binding inputs to the network failed.
+    #[error("binding the inputs failed: {0}")]
+    Bind(#[from] neurode_models::ModelError),
+    /// A solve of `simulate` or `analyze` failed.
+    #[error("{what} failed: {message}")]
+    Solve {
+        /// What was solved.
+        what: &'static str,
+        /// The solver's message.
+        message: String,
+    },
+    /// A step of the analysis failed.
+    #[error("{step}: {source}")]
+    Analysis {
+        /// The step (`fixed-point search, group 2`).
+        step: String,
+        /// What went wrong.
+        source: crate::analysis::AnalysisError,
+    },
+}
+
+impl RunError {
+    /// The error of an option out of range.
+    pub(crate) fn option(option: &'static str, message: impl Into<String>) -> Self {
+        RunError::Option {
+            option,
+            message: message.into(),
+        }
+    }
 }
 
 /// The checkpoint file of a run directory.
@@ -97,18 +154,16 @@ fn train_as<T: Real>(
     let ckpt = checkpoint_path(dir);
     let mut trainer = if resume {
         if !ckpt.exists() {
-            return Err(RunError::Dir(format!(
-                "nothing to resume in {}: it has no checkpoint.safetensors. Run without --resume to start this run",
-                dir.display()
-            )));
+            return Err(RunError::NothingToResume {
+                path: dir.to_path_buf(),
+            });
         }
         Trainer::<T>::resume(cfg, &ckpt)?
     } else {
         if ckpt.exists() || dir.join("summary.json").exists() {
-            return Err(RunError::Dir(format!(
-                "{} already holds a run; pass --resume to continue it, --out DIR for a new run, or delete the directory",
-                dir.display()
-            )));
+            return Err(RunError::Occupied {
+                path: dir.to_path_buf(),
+            });
         }
         std::fs::create_dir_all(dir).map_err(fs("cannot create run directory", dir))?;
         Trainer::<T>::new(cfg)?
@@ -248,8 +303,10 @@ fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary,
 /// stream `seed` (never used in training); writes and returns `eval.json`.
 pub fn evaluate(dir: &Path, n: usize, seed: u64) -> Result<serde_json::Value, RunError> {
     let cfg_path = dir.join("config.toml");
-    let cfg = TrainConfig::load(&cfg_path)
-        .map_err(|e| RunError::Dir(format!("{e} (is {} a run directory?)", dir.display())))?;
+    let cfg = TrainConfig::load(&cfg_path).map_err(|source| RunError::NotARun {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     match cfg.precision {
         Precision::F64 => evaluate_as::<f64>(&cfg, dir, n, seed),
         Precision::F32 => evaluate_as::<f32>(&cfg, dir, n, seed),
@@ -263,7 +320,7 @@ fn evaluate_as<T: Real>(
     seed: u64,
 ) -> Result<serde_json::Value, RunError> {
     if n == 0 {
-        return Err(RunError::Dir("--trials must be at least 1".into()));
+        return Err(RunError::option("--trials", "must be at least 1"));
     }
     let mut tr = Trainer::<T>::new(cfg)?;
     tr.load_params_file(&dir.join("params.safetensors"))?;

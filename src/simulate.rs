@@ -21,7 +21,8 @@ use crate::network::{Capability, SolveSpec};
 use crate::plot::{self, Series};
 use crate::run::RunError;
 use crate::tasks::{grid, Task};
-use crate::train::{bind_trials, solve_spec, Trainer};
+use crate::train::{bind_trials, solve_spec};
+use crate::trained::RunNetwork;
 
 /// What to simulate and where to write it.
 #[derive(Debug, Clone)]
@@ -57,25 +58,24 @@ pub struct Simulated {
 /// Runs a simulation (see the [module docs](self)).
 pub fn simulate(opts: &SimulateOptions) -> Result<Simulated, RunError> {
     if opts.trials == 0 {
-        return Err(RunError::Dir("--trials must be at least 1".into()));
+        return Err(RunError::option("--trials", "must be at least 1"));
     }
     if !(opts.dt_save.is_finite() && opts.dt_save > 0.0) {
-        return Err(RunError::Dir(format!(
-            "--dt-save must be a positive number of ms (got {})",
-            opts.dt_save
-        )));
+        return Err(RunError::option(
+            "--dt-save",
+            format!("must be a positive number of ms (got {})", opts.dt_save),
+        ));
     }
     if opts.threads == Some(0) {
-        return Err(RunError::Dir("--threads must be at least 1".into()));
+        return Err(RunError::option("--threads", "must be at least 1"));
     }
     let src = &opts.source;
     let (cfg, params, default_out) = if src.is_dir() {
-        let cfg = TrainConfig::load(src.join("config.toml")).map_err(|e| {
-            RunError::Dir(format!(
-                "{e} ({} is a folder but not a run directory written by `neurode train`)",
-                src.display()
-            ))
-        })?;
+        let cfg =
+            TrainConfig::load(src.join("config.toml")).map_err(|source| RunError::NotARun {
+                path: src.clone(),
+                source,
+            })?;
         (
             cfg,
             Some(src.join("params.safetensors")),
@@ -99,20 +99,16 @@ fn simulate_as<T: Real>(
     out: &Path,
     opts: &SimulateOptions,
 ) -> Result<Simulated, RunError> {
-    cfg.model
-        .require::<T>(Capability::Simulate)
-        .map_err(crate::train::TrainError::from)?;
-    let mut tr = Trainer::<T>::new(cfg)?;
-    if let Some(p) = params {
-        tr.load_params_file(p)?;
-    }
-    let spec = tr.spec().clone();
+    let RunNetwork {
+        net: mut rnn,
+        readout: ro,
+    } = RunNetwork::<T>::load(cfg, Capability::Simulate, params)?;
+    let spec = cfg.task.spec();
     let batch = cfg
         .task
         .batch::<T>(derive_seed(opts.seed, &[5]), 0, opts.trials);
-    let mut rnn = tr.network().clone();
     let x0 = bind_trials(cfg, &spec, &mut rnn, &batch, 0..batch.len())
-        .map_err(|e| RunError::Dir(format!("the task's inputs do not fit the network: {e}")))?;
+        .map_err(|e| RunError::Inputs(Box::new(e)))?;
     let steps = (spec.t_end / opts.dt_save + 1e-9).floor() as u64;
     let times: Vec<T> = grid(opts.dt_save, 0, steps)
         .into_iter()
@@ -126,11 +122,13 @@ fn simulate_as<T: Real>(
             threads,
             ..solve_spec(cfg, spec.t_end, times.clone(), x0)
         })
-        .map_err(|e| RunError::Dir(format!("the simulation failed: {e}")))?;
+        .map_err(|e| RunError::Solve {
+            what: "the simulation",
+            message: e.to_string(),
+        })?;
 
     let (n, nt, nb) = (rnn.dim(), times.len(), opts.trials);
     let ch = rnn.n_in();
-    let ro = tr.readout();
     let mut states = Array3::<f64>::zeros((nb, nt, n));
     let mut inputs = Array3::<f64>::zeros((nb, nt, ch));
     let mut readout = Array2::<f64>::zeros((nb, nt));

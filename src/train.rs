@@ -25,6 +25,7 @@ use crate::io::{read_safetensors, write_safetensors, IoError, NamedArray};
 use crate::network::{
     initial_states, noise_signals, Capability, KindError, Net, Role, SolveSpec, TaskModel,
 };
+use crate::params::{self, ParamFileError};
 use crate::tasks::{Target, Task, TaskSpec, TrialBatch};
 
 mod prefetch;
@@ -64,7 +65,7 @@ pub enum TrainError {
     /// A parameter vector that does not fit the model.
     #[error("parameters: {0}; pass a vector in the layout of Trainer::theta")]
     Theta(String),
-    /// A checkpoint that does not fit the config.
+    /// A checkpoint or parameter file that does not fit the config.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {
         /// The file.
@@ -72,6 +73,15 @@ pub enum TrainError {
         /// What does not fit.
         message: String,
     },
+}
+
+impl From<ParamFileError> for TrainError {
+    fn from(e: ParamFileError) -> Self {
+        TrainError::Checkpoint {
+            path: e.path,
+            message: e.message,
+        }
+    }
 }
 
 /// Result of evaluating a batch.
@@ -193,7 +203,6 @@ pub struct Trainer<T: Real> {
     ahead: Ahead<T>,
 }
 
-const STREAM_INIT: u64 = 0;
 const STREAM_TRAIN: u64 = 1;
 const STREAM_VAL: u64 = 2;
 
@@ -202,14 +211,9 @@ impl<T: Real> Trainer<T> {
     pub fn new(cfg: &TrainConfig) -> Result<Self, TrainError> {
         let spec = cfg.task.spec();
         let model = cfg.model.require::<T>(Capability::Train)?;
-        let (net, readout) =
-            model.build(derive_seed(cfg.seed, &[STREAM_INIT]), spec.channels.len())?;
-        let nf = net.n_params();
+        let (net, readout) = model.build(params::init_seed(cfg.seed), spec.channels.len())?;
         let n = net.dim();
-        let mut theta = vec![T::zero(); nf + n + 1];
-        net.params(&mut theta[..nf]);
-        theta[nf..nf + n].copy_from_slice(&readout.w);
-        theta[nf + n] = readout.b;
+        let theta = params::gather(&net, &readout);
         let mut mask = Vec::with_capacity(theta.len());
         for v in net.param_views() {
             mask.extend(model.trainable_entries(&v.name, v.len()));
@@ -328,12 +332,10 @@ impl<T: Real> Trainer<T> {
     /// Copies `theta` into every worker and the readout.
     fn load_theta(&mut self) {
         let nf = self.workers[0].n_params();
-        let n = self.workers[0].dim();
         for w in &mut self.workers {
             w.set_params(&self.theta[..nf]);
         }
-        self.readout.w.copy_from_slice(&self.theta[nf..nf + n]);
-        self.readout.b = self.theta[nf + n];
+        params::set_readout(&self.theta, nf, &mut self.readout);
     }
 
     /// Loss, accuracy and (with `grad`) the gradient of the mean loss over `trials`.
@@ -589,46 +591,8 @@ impl<T: Real> Trainer<T> {
         arrays: &[NamedArray<T>],
         origin: &str,
     ) -> Result<(), TrainError> {
-        let bad = |m: String| TrainError::Checkpoint {
-            path: origin.to_string(),
-            message: m,
-        };
-        let want = self.arrays(&self.theta);
-        let mut theta = Vec::with_capacity(self.theta.len());
-        for (w, role) in &want {
-            if *role == Role::Derived {
-                continue;
-            }
-            let a = arrays
-                .iter()
-                .find(|a| a.name == w.name)
-                .ok_or_else(|| bad(format!("array {} is missing", w.name)))?;
-            if a.shape != w.shape {
-                return Err(bad(format!(
-                    "array {} has shape {:?}, the config's model {:?}",
-                    w.name, a.shape, w.shape
-                )));
-            }
-            if *role == Role::Fixed {
-                if a.data != w.data {
-                    return Err(bad(format!("its fixed array {} is not the one this config's seed draws; evaluate it with the config it was trained with", w.name)));
-                }
-                continue;
-            }
-            if a.shape.len() == 2 {
-                theta.extend(a.to_col_major());
-            } else {
-                theta.extend(&a.data);
-            }
-        }
-        if theta.len() != self.theta.len() {
-            return Err(bad(format!(
-                "its arrays hold {} parameters, the config's model {}",
-                theta.len(),
-                self.theta.len()
-            )));
-        }
-        self.theta = theta;
+        self.theta =
+            params::from_arrays(self.model(), &self.workers[0], &self.theta, arrays, origin)?;
         self.load_theta();
         Ok(())
     }
