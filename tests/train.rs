@@ -7,8 +7,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use neurode::config::{ConfigError, TrainConfig};
-use neurode::io::{load_lowrank, read_safetensors, write_safetensors, NamedArray};
+use neurode::io::{read_safetensors, write_safetensors, NamedArray};
 use neurode::models::LowRankRnn;
+use neurode::network::load_lowrank;
 use neurode::network::ModelConfig;
 use neurode::run;
 use neurode::train::Trainer;

@@ -98,7 +98,12 @@ pub fn set_by_key<C: Serialize + DeserializeOwned>(
         Err(e) if e.to_string().contains("unknown field") => Err(SetError::Unknown {
             key: key.to_string(),
         }),
-        Err(e) => Err(value_err(e.to_string().trim_end().to_string())),
+        Err(e) => Err(value_err(
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
     }
 }
 

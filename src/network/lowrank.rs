@@ -1,12 +1,15 @@
 //! The low-rank RNN kind (`[model] kind = "lowrank"`): its `[model]` table, what it trains
-//! and exports, and its flow-field plane (the `κ` plane of its `m` vectors).
+//! and exports, its flow-field plane (the `κ` plane of its `m` vectors), and
+//! [`load_lowrank`], which reads such a network from a parameter file.
+
+use std::path::Path;
 
 use neurode_models::{LowRankInit, LowRankRnn, ModelError, Readout};
 use neurode_solvers::Real;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::io::NamedArray;
+use crate::io::{read_npz, read_safetensors, IoError, Metadata, NamedArray};
 use crate::network::field::Net;
 use crate::network::kind::{
     check_non_negative, set_by_key, FlowAxes, Invalid, ModelKind, Role, SetError, TaskModel,
@@ -284,4 +287,106 @@ pub fn structure_summary<T: Real>(
         "overlaps": overlaps,
         "low_rank_singular_values": sv,
     })
+}
+
+/// Loads a low-rank RNN and its readout from a parameter file: arrays `C` (`N x N`), `M`,
+/// `N` (`N x R`), `B` (`N x inputs`), `w` (`N`), `b` (one value), the gain `g` and the time
+/// constant `tau`. Any published network in this layout plugs in.
+///
+/// - `*.npz` (NumPy): everything is an array, `g` and `tau` too, e.g.
+///   `np.savez("net.npz", C=C, M=M, N=N, B=B, w=w, b=b, g=0.8, tau=1.0)`.
+/// - anything else is read as safetensors (row-major), with `g` and `tau` in the file's
+///   metadata, as `neurode train` writes `params.safetensors`.
+///
+/// # Errors
+/// A missing array or scalar, a shape that does not fit, or an unreadable file: the
+/// message names the file and the array.
+pub fn load_lowrank<T: Real>(path: &Path) -> Result<(LowRankRnn<T>, Readout<T>), IoError> {
+    use neurode_models::LowRank;
+    let is_npz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    let (arrays, meta) = if is_npz {
+        (read_npz::<T>(path)?, Metadata::new())
+    } else {
+        read_safetensors::<T>(path)?
+    };
+    let get = |name: &str, dims: usize| -> Result<&NamedArray<T>, IoError> {
+        let a = arrays
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| IoError::format(path, format!("array {name} is missing")))?;
+        if a.shape.len() != dims {
+            return Err(IoError::format(
+                path,
+                format!(
+                    "array {name} has shape {:?}; expected {dims} dimensions",
+                    a.shape
+                ),
+            ));
+        }
+        Ok(a)
+    };
+    let scalar = |k: &str| -> Result<T, IoError> {
+        if is_npz {
+            return match arrays.iter().find(|a| a.name == k).map(|a| &a.data[..]) {
+                Some(&[v]) => Ok(v),
+                _ => Err(IoError::format(
+                    path,
+                    format!("array `{k}` is missing or not one value; save it with the arrays ({k}=...)"),
+                )),
+            };
+        }
+        meta.get(k)
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(T::from_f64)
+            .ok_or_else(|| {
+                IoError::format(
+                    path,
+                    format!(
+                        "metadata `{k}` is missing or not a number; add it to the file's metadata"
+                    ),
+                )
+            })
+    };
+    let (c, m, nv, b, w) = (
+        get("C", 2)?,
+        get("M", 2)?,
+        get("N", 2)?,
+        get("B", 2)?,
+        get("w", 1)?,
+    );
+    let n = c.shape[0];
+    let r = m.shape[1];
+    if w.data.len() != n {
+        return Err(IoError::format(
+            path,
+            format!("array w has {} values but C is {n} x {n}", w.data.len()),
+        ));
+    }
+    let bias = match get("b", 1)?.data[..] {
+        [v] => v,
+        ref d => {
+            return Err(IoError::format(
+                path,
+                format!(
+                    "array b has {} values; the readout bias is one value",
+                    d.len()
+                ),
+            ))
+        }
+    };
+    let model = |e: neurode_models::ModelError| IoError::format(path, e.to_string());
+    let conn = LowRank::new(
+        n,
+        r,
+        scalar("g")?,
+        c.to_col_major(),
+        m.to_col_major(),
+        nv.to_col_major(),
+    )
+    .map_err(model)?;
+    let rnn = LowRankRnn::new(conn, scalar("tau")?, b.shape[1], b.to_col_major()).map_err(model)?;
+    let readout = Readout::new(w.data.clone(), bias).map_err(model)?;
+    Ok((rnn, readout))
 }

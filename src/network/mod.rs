@@ -48,6 +48,6 @@ pub use kind::{
     set_by_key, Capability, FlowAxes, Invalid, KindError, ModelKind, Role, SetError, TaskModel,
     TrainedRun,
 };
-pub use lowrank::{structure_summary, LowRankConfig};
+pub use lowrank::{load_lowrank, structure_summary, LowRankConfig};
 pub use multiregion::{MultiRegionConfig, RegionActivation};
 pub use registry::{kinds_with_key, ModelConfig, KIND_NAMES};
