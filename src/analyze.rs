@@ -38,6 +38,7 @@ use crate::io::{write_atomic, IoError};
 use crate::network::{Capability, KindError, Net, TaskModel};
 use crate::plot;
 use crate::run::RunError;
+use crate::run_dir::{self, RunDir};
 use crate::tasks::{grid, Task};
 use crate::train::{bind_trials, solve_spec};
 use crate::trained::RunNetwork;
@@ -134,10 +135,7 @@ pub fn analyze(
     progress: &dyn Fn(usize, usize),
 ) -> Result<Analysis, RunError> {
     let dir = &opts.run_dir;
-    let cfg = TrainConfig::load(dir.join("config.toml")).map_err(|source| RunError::NotARun {
-        path: dir.clone(),
-        source,
-    })?;
+    let (run, cfg) = RunDir::open(dir)?;
     if opts.trials == 0 || opts.inits == 0 {
         let option = if opts.trials == 0 {
             "--trials"
@@ -155,7 +153,7 @@ pub fn analyze(
             format!("must be >= 0 (got {})", opts.init_noise),
         ));
     }
-    let out = opts.out.clone().unwrap_or_else(|| dir.join("analysis"));
+    let out = opts.out.clone().unwrap_or_else(|| run.file("analysis"));
     match cfg.precision {
         Precision::F64 => analyze_as::<f64>(&cfg, opts, &out, progress),
         Precision::F32 => analyze_as::<f32>(&cfg, opts, &out, progress),
@@ -169,7 +167,7 @@ fn analyze_as<T: Real>(
     progress: &dyn Fn(usize, usize),
 ) -> Result<Analysis, RunError> {
     let model = cfg.model.require::<T>(Capability::Analyze)?;
-    let params = opts.run_dir.join("params.safetensors");
+    let params = opts.run_dir.join(run_dir::PARAMS);
     let RunNetwork { mut net, readout } =
         RunNetwork::<T>::load(cfg, Capability::Analyze, Some(&params))?;
     let spec = cfg.task.spec();

@@ -49,6 +49,8 @@ pub mod params;
 pub mod plot;
 pub mod regions;
 pub mod run;
+pub mod run_dir;
+pub mod run_error;
 pub mod simulate;
 pub mod sweep;
 pub mod tasks;

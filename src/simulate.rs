@@ -20,6 +20,7 @@ use crate::io::IoError;
 use crate::network::{Capability, SolveSpec};
 use crate::plot::{self, Series};
 use crate::run::RunError;
+use crate::run_dir::{self, RunDir};
 use crate::tasks::{grid, Task};
 use crate::train::{bind_trials, solve_spec};
 use crate::trained::RunNetwork;
@@ -71,16 +72,8 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Simulated, RunError> {
     }
     let src = &opts.source;
     let (cfg, params, default_out) = if src.is_dir() {
-        let cfg =
-            TrainConfig::load(src.join("config.toml")).map_err(|source| RunError::NotARun {
-                path: src.clone(),
-                source,
-            })?;
-        (
-            cfg,
-            Some(src.join("params.safetensors")),
-            src.join("simulation"),
-        )
+        let (run, cfg) = RunDir::open(src)?;
+        (cfg, Some(run.file(run_dir::PARAMS)), run.file("simulation"))
     } else {
         let cfg = TrainConfig::load(src)?;
         let out = Path::new("simulations").join(&cfg.name);
