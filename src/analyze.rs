@@ -6,7 +6,7 @@
 //! 2. Trials are grouped by the input in force at the end of the trial (one group per
 //!    distinct input: per context and stimulus for the contextual switch task). For each
 //!    group the network, with that input held constant and no noise, is searched for fixed
-//!    and slow points ([`find_fixed_points`]) from states sampled from all trajectories,
+//!    and slow points ([`find_fixed_points`](crate::analysis::find_fixed_points)) from states sampled from all trajectories,
 //!    plus a little noise.
 //! 3. Each point gets its readout, eigenvalues and stability label.
 //!

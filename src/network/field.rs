@@ -76,8 +76,8 @@ impl<T: Real> SolveSpec<T> {
     }
 }
 
-/// What the app does with a network, whatever its model kind (see the [module
-/// docs](self)).
+/// What the app does with a network, whatever its model kind: its parameters, inputs and
+/// solves, implemented once for every [`LeakyRnn`](neurode_models::LeakyRnn).
 pub trait Field<T: Real>: fmt::Debug + Send + Sync {
     /// Units.
     fn dim(&self) -> usize;

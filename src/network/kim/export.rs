@@ -74,7 +74,7 @@ pub fn mat_file_name(k: &KimConfig, task: &TaskConfig, t: [u64; 7]) -> String {
     )
 }
 
-/// The variables of the export (see the [module docs](self)).
+/// The variables of the export: the table in `src/network/kim/export.rs`.
 pub fn mat_variables<T: Real>(
     k: &KimConfig,
     rnn: &KimRateRnn<T>,

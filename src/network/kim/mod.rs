@@ -75,7 +75,7 @@ impl<T: Real> TaskModel<T> for KimConfig {
     fn structure(&self, arrays: &[NamedArray<T>]) -> serde_json::Value {
         KimConfig::structure(self, arrays)
     }
-    /// `Task_<task>_N_<N>_Taus_<min>_<max>_Act_<act>_<timestamp>.mat` ([`export`]).
+    /// `Task_<task>_N_<N>_Taus_<min>_<max>_Act_<act>_<timestamp>.mat` (`kim/export.rs`).
     fn export(&self, run: &TrainedRun<'_, T>, dir: &Path) -> Result<Vec<PathBuf>, KindError> {
         Ok(vec![export::write_mat_export(
             self,
