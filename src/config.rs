@@ -330,9 +330,7 @@ impl TrainConfig {
         let err = |k: &str, msg: String| Err(Invalid::new(k, msg));
         let model = self.model.kind();
         model.validate().map_err(|e| e.under("model"))?;
-        self.task
-            .validate()
-            .map_err(|(k, msg)| Invalid::new(k, msg).under("task"))?;
+        self.task.validate().map_err(|e| e.under("task"))?;
         let s = &self.solver;
         let spec = self.task.spec();
         model

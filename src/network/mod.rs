@@ -15,14 +15,14 @@
 //!      table as a `--set key=value` override), `memory_estimate`; optionally `draws`,
 //!      `check_solver`, `resolve`, `region_units`, `own_command`;
 //!    - each capability it has, returning itself from the capability's getter:
-//!      ```ignore
+//!      ```text
 //!      fn task_model<T: Real>(&self) -> Option<&dyn TaskModel<T>> { Some(self) }
 //!      ```
 //!      with `impl<T: Real> TaskModel<T> for MyConfig { ... }` (build the network, which
 //!      parameters train, its arrays, metadata and structure summary; optionally its
 //!      flow-field plane and its own export files).
 //! 2. Add one line to the `kinds!` call in `src/network/registry.rs`:
-//!    ```ignore
+//!    ```text
 //!    /// My model ([`MyConfig`]).
 //!    Mykind(crate::mykind::MyConfig) = "mykind",
 //!    ```
