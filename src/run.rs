@@ -24,6 +24,7 @@ use neurode_solvers::{derive_seed, Real};
 use serde_json::json;
 
 use crate::config::{Precision, TrainConfig};
+use crate::network::Capability;
 use crate::run_dir::{self, RunDir};
 pub use crate::run_error::RunError;
 use crate::train::{example_traces, Trainer};
@@ -189,6 +190,7 @@ fn evaluate_as<T: Real>(
     if n == 0 {
         return Err(RunError::option("--trials", "must be at least 1"));
     }
+    cfg.model.require::<T>(Capability::Evaluate)?;
     let mut tr = Trainer::<T>::new(cfg)?;
     tr.load_params_file(&run.file(run_dir::PARAMS))?;
     let ev = tr.evaluate_fresh(derive_seed(seed, &[3]), n)?;
