@@ -43,6 +43,7 @@ pub mod config;
 pub mod export;
 pub mod invalid;
 pub mod io;
+pub mod kind;
 pub mod mat;
 pub mod metrics;
 pub mod network;

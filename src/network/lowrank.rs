@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::io::{read_npz, read_safetensors, IoError, Metadata, NamedArray};
-use crate::network::field::Net;
-use crate::network::kind::{
+use crate::kind::Net;
+use crate::kind::{
     check_non_negative, set_by_key, FlowAxes, Invalid, ModelKind, Role, SetError, TaskModel,
 };
 

@@ -7,8 +7,11 @@
 //!
 //! # Adding a model kind
 //!
-//! 1. Write its module (e.g. `src/network/mykind.rs`, or a module of its own elsewhere in
-//!    the crate) with its `[model]` table, a serde struct with `deny_unknown_fields` and
+//! 1. Write its module (e.g. `src/mykind.rs` with `pub mod mykind;` in `lib.rs`, or
+//!    `src/network/mykind.rs`), which takes the traits from [`crate::kind`] (not from
+//!    `crate::network`, whose registry uses the kind's module: that would be an import
+//!    circle), with its
+//!    `[model]` table, a serde struct with `deny_unknown_fields` and
 //!    a `Default` (the keys of the config file), and implement for it:
 //!    - [`ModelKind`]: `title`, `units`, `validate` (an [`Invalid`] naming the key),
 //!      `set` (one line: [`set_by_key`]`(self, key, value)`, which gives every key of the
@@ -33,21 +36,16 @@
 //! be trained; use `neurode meanfield`" ([`KindError::Unsupported`]), and so do `eval`,
 //! `simulate` and `analyze`.
 
-mod draws;
-mod field;
 mod kim;
-mod kind;
 mod lowrank;
 mod multiregion;
 mod registry;
 
-pub use draws::{initial_states, noise_signals, TrialDraws};
-pub use field::{Field, Net, SolveSpec, Stepping};
-pub use kim::{mat_file_name, mat_variables, KimActivation, KimConfig, KimWeights};
-pub use kind::{
-    set_by_key, Capability, FlowAxes, Invalid, KindError, ModelKind, Role, SetError, TaskModel,
-    TrainedRun,
+pub use crate::kind::{
+    initial_states, noise_signals, set_by_key, Capability, Field, FlowAxes, Invalid, KindError,
+    ModelKind, Net, Role, SetError, SolveSpec, Stepping, TaskModel, TrainedRun, TrialDraws,
 };
+pub use kim::{mat_file_name, mat_variables, KimActivation, KimConfig, KimWeights};
 pub use lowrank::{load_lowrank, structure_summary, LowRankConfig};
 pub use multiregion::{MultiRegionConfig, RegionActivation};
 pub use registry::{kinds_with_key, ModelConfig, KIND_NAMES};

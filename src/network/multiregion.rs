@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::io::NamedArray;
-use crate::network::draws::TrialDraws;
-use crate::network::field::Net;
-use crate::network::kind::{
+use crate::kind::Net;
+use crate::kind::TrialDraws;
+use crate::kind::{
     check_non_negative, set_by_key, Invalid, KindError, ModelKind, Role, SetError, TaskModel,
 };
 use crate::regions::RegionFile;

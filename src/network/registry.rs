@@ -6,9 +6,9 @@ use neurode_solvers::Real;
 use serde::{Deserialize, Serialize};
 
 use super::kim::KimConfig;
-use super::kind::{Capability, KindError, ModelKind, SetError, TaskModel};
 use super::lowrank::LowRankConfig;
 use super::multiregion::MultiRegionConfig;
+use crate::kind::{Capability, KindError, ModelKind, SetError, TaskModel};
 
 /// Makes [`ModelConfig`] from `Variant(ConfigType) = "kind name"` lines.
 macro_rules! kinds {

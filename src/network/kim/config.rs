@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::io::NamedArray;
-use crate::network::field::Net;
-use crate::network::kind::{check_non_negative, Invalid, Role};
+use crate::kind::Net;
+use crate::kind::{check_non_negative, Invalid, Role};
 
 /// Activation of the Kim et al. rate RNN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

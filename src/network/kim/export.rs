@@ -28,8 +28,8 @@ use neurode_models::KimRateRnn;
 use neurode_solvers::Real;
 
 use super::config::KimConfig;
+use crate::kind::TrainedRun;
 use crate::mat::{write_mat, MatError, MatValue};
-use crate::network::kind::TrainedRun;
 use crate::tasks::TaskConfig;
 
 /// Writes the MATLAB export of a Kim et al. rate RNN run into `dir`; returns its path.

@@ -13,9 +13,9 @@ pub use config::{KimActivation, KimConfig, KimWeights};
 pub use export::{mat_file_name, mat_variables};
 
 use crate::io::NamedArray;
-use crate::network::draws::TrialDraws;
-use crate::network::field::Net;
-use crate::network::kind::{
+use crate::kind::Net;
+use crate::kind::TrialDraws;
+use crate::kind::{
     set_by_key, Invalid, KindError, ModelKind, Role, SetError, TaskModel, TrainedRun,
 };
 

@@ -1,11 +1,20 @@
 //! What a model kind is to the app: [`ModelKind`] (every kind: its `[model]` table's
 //! checks, size, memory, per-trial draws, `--set` overrides) and the capability
 //! [`TaskModel`] (a network with a readout run on a task's trials: what `train`, `eval`,
-//! `simulate` and `analyze` need). A kind implements the capabilities it has and answers
-//! the others' getters with `None`; the commands then refuse it with
+//! `simulate` and `analyze` need), with what they use: the network object [`Net`]
+//! ([`Field`]) and the per-trial draws. A kind implements the capabilities it has and
+//! answers the others' getters with `None`; the commands then refuse it with
 //! [`KindError::Unsupported`].
 //!
-//! See [`crate::network`] for how to add a kind.
+//! These traits sit below the kinds and their registry ([`crate::network`]), so a kind's
+//! module anywhere in the crate uses them (`use crate::kind::...`) without an import
+//! circle. See [`crate::network`] for how to add a kind.
+
+mod draws;
+mod field;
+
+pub use draws::{initial_states, noise_signals, TrialDraws};
+pub use field::{Field, Net, SolveSpec, Stepping};
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +23,6 @@ use neurode_solvers::Real;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::draws::TrialDraws;
-use super::field::Net;
 pub use crate::invalid::{check_non_negative, Invalid};
 use crate::io::NamedArray;
 use crate::mat::MatError;
@@ -164,7 +171,7 @@ pub struct FlowAxes {
 }
 
 /// Every model kind: the `[model]` table of one kind (`kind = "..."`), registered in
-/// [`ModelConfig`](super::ModelConfig).
+/// [`ModelConfig`](crate::network::ModelConfig).
 pub trait ModelKind: std::fmt::Debug + Send + Sync {
     /// The kind in words (`the Kim et al. (2019) rate RNN`), for messages.
     fn title(&self) -> &'static str;
@@ -213,7 +220,7 @@ pub trait ModelKind: std::fmt::Debug + Send + Sync {
 
 /// A network with a readout, run on a task's trials: trained, evaluated, simulated and
 /// analysed by the generic pipeline. The parameter vector `θ` of a run is the field's
-/// parameters (its [`param_views`](super::Field::param_views) in order), then the readout
+/// parameters (its [`param_views`](Field::param_views) in order), then the readout
 /// weights, then the readout bias.
 pub trait TaskModel<T: Real>: Sync {
     /// The network and readout of `seed` for `n_in` input channels.
