@@ -51,7 +51,7 @@ fn time_steps<T: Real>(tr: &mut Trainer<T>, steps: usize) -> f64 {
 fn time_trials<T: Real>(cfg: &TrainConfig, steps: usize) -> f64 {
     let start = Instant::now();
     let spec = cfg.task.spec();
-    let draws = cfg.model.draws();
+    let draws = cfg.model.kind().draws();
     for i in 0..steps {
         let b = cfg.task.batch::<T>(7, i as u64, cfg.training.batch_size);
         let noise =

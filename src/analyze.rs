@@ -6,7 +6,7 @@
 //! 2. Trials are grouped by the input in force at the end of the trial (one group per
 //!    distinct input: per context and stimulus for the contextual switch task). For each
 //!    group the network, with that input held constant and no noise, is searched for fixed
-//!    and slow points ([`find_fixed_points`]) from states sampled from all trajectories,
+//!    and slow points ([`find_fixed_points`](crate::analysis::find_fixed_points)) from states sampled from all trajectories,
 //!    plus a little noise.
 //! 3. Each point gets its readout, eigenvalues and stability label.
 //!
@@ -32,18 +32,16 @@ use ndarray_npy::NpzWriter;
 use neurode_solvers::{derive_seed, Normal, Real};
 use serde_json::json;
 
-use crate::analysis::{
-    find_fixed_points, flow_field, pca_plane, FixedPointOptions, FixedPoints, FlowField, Plane,
-    Probe,
-};
+use crate::analysis::{pca_plane, FixedPointOptions, FixedPoints, FlowField, Plane, Probe};
 use crate::config::{Precision, TrainConfig};
 use crate::io::{write_atomic, IoError};
-use crate::network::ModelConfig;
-use crate::network::{with_net, Net};
+use crate::network::{Capability, KindError, Net, TaskModel};
 use crate::plot;
 use crate::run::RunError;
+use crate::run_dir::{self, RunDir};
 use crate::tasks::{grid, Task};
-use crate::train::{bind_trials, solver, Trainer};
+use crate::train::{bind_trials, solve_spec};
+use crate::trained::RunNetwork;
 
 /// What to analyse and how.
 #[derive(Debug, Clone)]
@@ -137,27 +135,25 @@ pub fn analyze(
     progress: &dyn Fn(usize, usize),
 ) -> Result<Analysis, RunError> {
     let dir = &opts.run_dir;
-    let cfg = TrainConfig::load(dir.join("config.toml")).map_err(|e| {
-        RunError::Dir(format!(
-            "{e} ({} is not a run directory written by `neurode train`)",
-            dir.display()
-        ))
-    })?;
+    let (run, cfg) = RunDir::open(dir)?;
     if opts.trials == 0 || opts.inits == 0 {
-        return Err(RunError::Dir(
-            "--trials and --inits must be at least 1".into(),
-        ));
+        let option = if opts.trials == 0 {
+            "--trials"
+        } else {
+            "--inits"
+        };
+        return Err(RunError::option(option, "must be at least 1"));
     }
     if opts.grid < 2 {
-        return Err(RunError::Dir("--grid must be at least 2".into()));
+        return Err(RunError::option("--grid", "must be at least 2"));
     }
     if !(opts.init_noise.is_finite() && opts.init_noise >= 0.0) {
-        return Err(RunError::Dir(format!(
-            "--init-noise must be >= 0 (got {})",
-            opts.init_noise
-        )));
+        return Err(RunError::option(
+            "--init-noise",
+            format!("must be >= 0 (got {})", opts.init_noise),
+        ));
     }
-    let out = opts.out.clone().unwrap_or_else(|| dir.join("analysis"));
+    let out = opts.out.clone().unwrap_or_else(|| run.file("analysis"));
     match cfg.precision {
         Precision::F64 => analyze_as::<f64>(&cfg, opts, &out, progress),
         Precision::F32 => analyze_as::<f32>(&cfg, opts, &out, progress),
@@ -170,31 +166,29 @@ fn analyze_as<T: Real>(
     out: &Path,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Analysis, RunError> {
-    let mut tr = Trainer::<T>::new(cfg)?;
-    tr.load_params_file(&opts.run_dir.join("params.safetensors"))?;
-    let spec = tr.spec().clone();
-    let readout = tr.readout().clone();
+    let model = cfg.model.require::<T>(Capability::Analyze)?;
+    let params = opts.run_dir.join(run_dir::PARAMS);
+    let RunNetwork { mut net, readout } =
+        RunNetwork::<T>::load(cfg, Capability::Analyze, Some(&params))?;
+    let spec = cfg.task.spec();
     let batch = cfg
         .task
         .batch::<T>(derive_seed(opts.seed, &[6]), 0, opts.trials);
     // 1. Trajectories, as in training (noise on).
-    let mut net: Net<T> = tr.network().clone();
     let x0 = bind_trials(cfg, &spec, &mut net, &batch, 0..batch.len())
-        .map_err(|e| RunError::Dir(format!("the task's inputs do not fit the network: {e}")))?;
+        .map_err(|e| RunError::Inputs(Box::new(e)))?;
     let n = net.dim();
     let n_save = 50u64;
     let times: Vec<T> = grid(spec.t_end / n_save as f64, 1, n_save)
         .into_iter()
         .map(T::from_f64)
         .collect();
-    let sol = with_net!(&net, f => {
-        let mut s = solver(cfg, f, spec.t_end, times.clone());
-        if let Some(x0) = x0.clone() {
-            s = s.x0(x0);
-        }
-        s.run()
-    })
-    .map_err(|e| RunError::Dir(format!("simulating the trials failed: {e}")))?;
+    let sol = net
+        .solve(&solve_spec(cfg, spec.t_end, times.clone(), x0))
+        .map_err(|e| RunError::Solve {
+            what: "simulating the trials",
+            message: e.to_string(),
+        })?;
     let k_traj = times.len();
     let mut states = Vec::with_capacity(n * k_traj * batch.len());
     for b in 0..batch.len() {
@@ -214,7 +208,7 @@ fn analyze_as<T: Real>(
     }
     // The field without noise, one bound trial per batch trial.
     net.bind(batch.inputs.clone(), Vec::new())
-        .map_err(|e| RunError::Dir(format!("binding the inputs failed: {e}")))?;
+        .map_err(RunError::Bind)?;
     // Initial states: sampled saved states plus noise.
     let sd = {
         let m = states.iter().sum::<f64>() / states.len() as f64;
@@ -264,8 +258,12 @@ fn analyze_as<T: Real>(
             }
         }
         bases.push(base);
-        let found = with_net!(&net, f => find_fixed_points(f, &probe, &group_inits, &opts.finder))
-            .map_err(|e| RunError::Dir(format!("fixed-point search, group {gi}: {e}")))?;
+        let found = net
+            .fixed_points(&probe, &group_inits, &opts.finder)
+            .map_err(|source| RunError::Analysis {
+                step: format!("fixed-point search, group {gi}"),
+                source,
+            })?;
         let ro: Vec<f64> = found
             .points
             .iter()
@@ -293,7 +291,7 @@ fn analyze_as<T: Real>(
     })?;
     write_results(out, &results)?;
     // 4. Flow fields and spectra.
-    let planes = planes(&net, &results, n, &states, free.as_deref())?;
+    let planes = planes(model, &net, &results, n, &states, free.as_deref())?;
     let mut panels = Vec::new();
     for (gi, g) in results.iter().enumerate().take(8) {
         let plane = &planes[gi];
@@ -331,9 +329,12 @@ fn analyze_as<T: Real>(
             ..Probe::new(g.trials[0], spec.t_end)
         };
         let base = free.as_ref().map(|_| bases[gi].as_slice());
-        let ff: FlowField =
-            with_net!(&net, f => flow_field(f, &probe, plane, x_range, y_range, opts.grid, base))
-                .map_err(|e| RunError::Dir(format!("flow field, group {gi}: {e}")))?;
+        let ff: FlowField = net
+            .flow_field(&probe, plane, x_range, y_range, opts.grid, base)
+            .map_err(|source| RunError::Analysis {
+                step: format!("flow field, group {gi}"),
+                source,
+            })?;
         let title = match g.label {
             Some(l) => format!("{} (label {l:+})", g.condition),
             None => g.condition.clone(),
@@ -360,16 +361,20 @@ fn analyze_as<T: Real>(
     })
 }
 
-/// The plane of each group: the low-rank network's `κ` plane through `B u`, or the
-/// principal components of all trajectories.
+/// The plane of each group: the kind's own plane through `B u` (the low-rank network's `κ`
+/// plane), or the principal components of all trajectories.
 fn planes<T: Real>(
+    model: &dyn TaskModel<T>,
     net: &Net<T>,
     groups: &[GroupResult],
     n: usize,
     states: &[f64],
     free: Option<&[usize]>,
 ) -> Result<Vec<Plane>, RunError> {
-    let bad = |e: crate::analysis::AnalysisError| RunError::Dir(format!("analysis plane: {e}"));
+    let bad = |source| RunError::Analysis {
+        step: "analysis plane".into(),
+        source,
+    };
     if let Some(free) = free {
         // Principal components of the free units' activity (zero on the held units).
         let mut masked = vec![0.0; states.len()];
@@ -379,33 +384,24 @@ fn planes<T: Real>(
         let pca = pca_plane(n, &masked).map_err(bad)?;
         return Ok(vec![pca; groups.len()]);
     }
-    if let Net::LowRank(f) = net {
-        let c = f.connectivity();
-        if c.rank() >= 2 {
-            let m: Vec<f64> = c.m().iter().map(|v| v.as_f64()).collect();
-            let b: Vec<f64> = f.input_weights().iter().map(|v| v.as_f64()).collect();
-            return groups
-                .iter()
-                .map(|g| {
-                    let center: Vec<f64> = (0..n)
-                        .map(|i| {
-                            g.input
-                                .iter()
-                                .enumerate()
-                                .map(|(c, u)| b[i + c * n] * u)
-                                .sum()
-                        })
-                        .collect();
-                    Plane::new(
-                        center,
-                        m[..n].to_vec(),
-                        m[n..2 * n].to_vec(),
-                        ["kappa1", "kappa2"],
-                    )
-                    .map_err(bad)
-                })
-                .collect();
-        }
+    if let Some(axes) = model.flow_axes(net) {
+        let b: Vec<f64> = net.input_weights().iter().map(|v| v.as_f64()).collect();
+        return groups
+            .iter()
+            .map(|g| {
+                let center: Vec<f64> = (0..n)
+                    .map(|i| {
+                        g.input
+                            .iter()
+                            .enumerate()
+                            .map(|(c, u)| b[i + c * n] * u)
+                            .sum()
+                    })
+                    .collect();
+                let [e1, e2] = axes.axes.clone();
+                Plane::new(center, e1, e2, axes.names).map_err(bad)
+            })
+            .collect();
     }
     let pca = pca_plane(n, states).map_err(bad)?;
     Ok(vec![pca; groups.len()])
@@ -527,28 +523,14 @@ fn write_results(out: &Path, groups: &[GroupResult]) -> Result<(), RunError> {
 fn restricted_units(
     cfg: &TrainConfig,
     opts: &AnalyzeOptions,
-) -> Result<Option<Vec<usize>>, RunError> {
+) -> Result<Option<Vec<usize>>, KindError> {
     if opts.regions.is_empty() {
         return Ok(None);
     }
-    let ModelConfig::Multiregion(m) = &cfg.model else {
-        return Err(RunError::Dir(format!(
-            "--regions needs a multi-region network; this run's model is `{}`",
-            cfg.model.kind()
-        )));
-    };
-    let layout = m
-        .regions
-        .as_ref()
-        .ok_or_else(|| RunError::Dir("the run's config has no regions".into()))?
-        .builder()
-        .map_err(|e| RunError::Dir(format!("the run's regions: {e}")))?
-        .layout();
-    let names: Vec<&str> = opts.regions.iter().map(String::as_str).collect();
-    let mut units = layout
-        .units(&names)
-        .map_err(|e| RunError::Dir(format!("--regions: {e}")))?;
-    units.sort_unstable();
-    units.dedup();
-    Ok(Some(units))
+    match cfg.model.kind().region_units(&opts.regions) {
+        Some(units) => units.map(Some),
+        None => Err(KindError::NoRegions {
+            kind: cfg.model.name(),
+        }),
+    }
 }

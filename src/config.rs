@@ -1,13 +1,14 @@
 //! Run configurations in TOML: unknown keys are rejected and every error names the key (and
 //! its line where the file has one). A config is tagged by model and task:
-//! `[model] kind = "lowrank" | "kim"`, `[task] kind = "contextual_switch" | "go_nogo" |
-//! "xor" | "mante"`; the other keys of each table are that model's or task's settings.
+//! `[model] kind = "lowrank" | "kim" | "multiregion"` (the kinds of
+//! [`ModelConfig`]'s registry), `[task] kind = "contextual_switch" | "go_nogo" | "xor" |
+//! "mante"`; the other keys of each table are that model's or task's settings.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::network::ModelConfig;
+use crate::network::{kinds_with_key, Invalid, ModelConfig, SetError, Stepping, KIND_NAMES};
 use crate::tasks::{Task, TaskConfig};
 
 /// Errors of loading or checking a configuration.
@@ -45,15 +46,15 @@ pub enum ConfigError {
     },
 }
 
-/// The error of an out-of-range `key` of the config `text` read from `origin`.
-fn invalid(origin: &str, text: &str, key: String, message: String) -> ConfigError {
+/// The error of an out-of-range key of the config `text` read from `origin`.
+fn invalid(origin: &str, text: &str, e: Invalid) -> ConfigError {
     ConfigError::Invalid {
         path: origin.to_string(),
-        line: line_of(text, &key)
+        line: line_of(text, &e.key)
             .map(|l| format!(" (line {l})"))
             .unwrap_or_default(),
-        key,
-        message,
+        key: e.key,
+        message: e.message,
     }
 }
 
@@ -121,6 +122,29 @@ pub struct SolverConfig {
     pub rtol: f64,
     /// Tsit5 absolute tolerance.
     pub atol: f64,
+}
+
+impl SolverConfig {
+    /// How the solves of a run step.
+    pub fn stepping(&self) -> Stepping {
+        match self.stepper {
+            StepperName::Euler => Stepping::Euler {
+                dt: self.dt.unwrap_or(0.1),
+            },
+            StepperName::Tsit5 => Stepping::Tsit5 {
+                rtol: self.rtol,
+                atol: self.atol,
+                dt0: self.dt,
+            },
+        }
+    }
+    /// The step of a fixed-step Euler solver (`None` for an adaptive one).
+    pub fn euler_dt(&self) -> Option<f64> {
+        match self.stepper {
+            StepperName::Euler => self.dt,
+            StepperName::Tsit5 => None,
+        }
+    }
 }
 
 impl Default for SolverConfig {
@@ -216,8 +240,8 @@ pub struct TrainConfig {
     /// `f64` (default) or `f32`.
     #[serde(default)]
     pub precision: Precision,
-    /// The model (`kind` = `lowrank` or `kim`; without a `[model]` table the low-rank RNN's
-    /// defaults).
+    /// The model (`kind` = one of [`KIND_NAMES`]; without a `[model]` table the
+    /// low-rank RNN's defaults).
     #[serde(default)]
     pub model: ModelConfig,
     /// The task (`kind` = `contextual_switch`, `go_nogo`, `xor` or `mante`; without a
@@ -244,15 +268,17 @@ impl TrainConfig {
             path: p.display().to_string(),
             source,
         })?;
-        let mut cfg = Self::parse(&text, &p.display().to_string())?;
-        // A region file is read now and kept inline (a run's config.toml stands alone).
-        if let ModelConfig::Multiregion(m) = &mut cfg.model {
-            let dir = p.parent().unwrap_or(Path::new("."));
-            let origin = p.display().to_string();
-            m.resolve(dir)
-                .map_err(|e| invalid(&origin, &text, "model.regions_file".into(), e))?;
-            cfg.validate()
-                .map_err(|(key, message)| invalid(&origin, &text, key, message))?;
+        let origin = p.display().to_string();
+        let mut cfg = Self::parse(&text, &origin)?;
+        // Files the model names (a region file) are read now and kept inline (a run's
+        // config.toml stands alone).
+        let before = cfg.model.clone();
+        cfg.model
+            .kind_mut()
+            .resolve(p.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| invalid(&origin, &text, e.under("model")))?;
+        if cfg.model != before {
+            cfg.validate().map_err(|e| invalid(&origin, &text, e))?;
         }
         Ok(cfg)
     }
@@ -267,25 +293,30 @@ impl TrainConfig {
                 .nth(1)
                 .and_then(|r| r.split('`').next())
             {
-                if let Some(line) = text.lines().position(|l| {
-                    l.split_once('=').is_some_and(|(k, _)| k.trim() == key)
-                }) {
+                if let Some(line) = text
+                    .lines()
+                    .position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+                {
                     message.push_str(&format!("\n(`{key}` is on line {})", line + 1));
                 }
             }
             if message.contains("missing field `kind`") {
-                message.push_str(
-                    "\n[model] and [task] start with `kind`: [model] kind = \"lowrank\", \"kim\" or \"multiregion\"; \
-                     [task] kind = \"contextual_switch\", \"go_nogo\", \"xor\" or \"mante\"",
-                );
+                message.push_str(&format!(
+                    "\n[model] and [task] start with `kind`: [model] kind = {}; \
+                         [task] kind = \"contextual_switch\", \"go_nogo\", \"xor\" or \"mante\"",
+                    KIND_NAMES
+                        .iter()
+                        .map(|k| format!("\"{k}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
             ConfigError::Parse {
                 path: origin.to_string(),
                 message,
             }
         })?;
-        cfg.validate()
-            .map_err(|(key, message)| invalid(origin, text, key, message))?;
+        cfg.validate().map_err(|e| invalid(origin, text, e))?;
         Ok(cfg)
     }
 
@@ -294,41 +325,17 @@ impl TrainConfig {
         self.training.n_train_trials / self.training.batch_size.max(1)
     }
 
-    /// Range checks; the error is `(dotted key, message)`.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let err = |k: &str, msg: String| Err((k.to_string(), msg));
-        self.model
-            .validate()
-            .map_err(|(k, msg)| (format!("model.{k}"), msg))?;
-        self.task
-            .validate()
-            .map_err(|(k, msg)| (format!("task.{k}"), msg))?;
+    /// Range checks; the error names the dotted key.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let err = |k: &str, msg: String| Err(Invalid::new(k, msg));
+        let model = self.model.kind();
+        model.validate().map_err(|e| e.under("model"))?;
+        self.task.validate().map_err(|e| e.under("task"))?;
         let s = &self.solver;
         let spec = self.task.spec();
-        if let ModelConfig::Multiregion(m) = &self.model {
-            let noisy = m.noise_rec > 0.0 || m.noise_inp > 0.0;
-            if noisy && !(s.stepper == StepperName::Euler && s.dt == Some(m.noise_dt)) {
-                return err(
-                    "model.noise_dt",
-                    format!(
-                        "the noise is drawn once per noise_dt = {} with the original's scaling: \
-                         use [solver] stepper = \"euler\" with dt = noise_dt",
-                        m.noise_dt
-                    ),
-                );
-            }
-            let euler_at_tau = s.stepper == StepperName::Euler && s.dt == Some(m.tau);
-            if m.elman && !euler_at_tau {
-                return err(
-                    "model.elman",
-                    format!(
-                        "the Elman update is Euler with dt = tau: set [solver] stepper = \"euler\" \
-                         and dt = {} (or make tau the step)",
-                        m.tau
-                    ),
-                );
-            }
-        }
+        model
+            .check_solver(s.euler_dt())
+            .map_err(|e| e.under("model"))?;
         match (s.stepper, s.dt) {
             (StepperName::Euler, None) => {
                 return err("solver.dt", "Euler needs a step: set dt (e.g. 0.1)".into())
@@ -444,27 +451,32 @@ impl TrainConfig {
     }
 }
 
-/// Command-line overrides of a config: the knobs of the Kim et al. original's `main.py`
-/// (`--N`, `--P_inh`, ...) and the run's seed. `None` leaves the config's value.
+/// Command-line overrides of a config: `--set key=value` for any key of the `[model]`
+/// table, the knobs of the Kim et al. original's `main.py` (`--N`, `--P_inh`, ...: aliases
+/// of `--set` keys), the training's trial count and loss, and the run's seed. `None` (or
+/// nothing to set) leaves the config's value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
-    /// Units (`model.n`, any model).
+    /// `--set key=value`: keys of the `[model]` table (`model.` in front is optional),
+    /// values in TOML (`4`, `[4, 20]`, `true`, `"softplus"`; a bare word is a string).
+    pub set: Vec<(String, String)>,
+    /// `--N`: `model.n`.
     pub n: Option<usize>,
-    /// `model.p_inh` (Kim).
+    /// `--P_inh`: `model.p_inh`.
     pub p_inh: Option<f64>,
-    /// `model.p_rec` (Kim).
+    /// `--P_rec`: `model.p_rec`.
     pub p_rec: Option<f64>,
-    /// `model.som_n` (Kim).
+    /// `--som_N`: `model.som_n`.
     pub som_n: Option<usize>,
-    /// `model.gain` (Kim).
+    /// `--gain`: `model.gain`.
     pub gain: Option<f64>,
-    /// `model.apply_dale` (Kim).
+    /// `--apply_dale`: `model.apply_dale`.
     pub apply_dale: Option<bool>,
-    /// `model.act` (Kim): `sigmoid`, `clipped_relu` or `softplus`.
+    /// `--act`: `model.act` (`sigmoid`, `clipped_relu` or `softplus`).
     pub act: Option<String>,
     /// `training.loss`: `mse`, `bce`, `rmse` (or `l2`), `l1`.
     pub loss_fn: Option<String>,
-    /// `model.taus` (Kim): one value or min and max, in steps.
+    /// `--decay_taus`: `model.taus` (one value or min and max, in steps).
     pub decay_taus: Option<Vec<f64>>,
     /// `training.n_train_trials`: the maximum number of training trials.
     pub n_trials: Option<usize>,
@@ -472,9 +484,71 @@ pub struct Overrides {
     pub seed: Option<u64>,
 }
 
+/// One override of a `[model]` key: the key, its value, and the option that gave it.
+struct ModelSetting {
+    key: String,
+    value: toml::Value,
+    from: String,
+}
+
+impl Overrides {
+    /// The `[model]` keys these overrides set, in order: the aliases, then `--set`.
+    fn model_settings(&self) -> Vec<ModelSetting> {
+        use toml::Value;
+        let one = |key: &str, from: &str, value: Option<Value>| {
+            value.map(|value| ModelSetting {
+                key: key.into(),
+                value,
+                from: from.into(),
+            })
+        };
+        let int = |v: Option<usize>| v.map(|v| Value::Integer(v as i64));
+        let float = |v: Option<f64>| v.map(Value::Float);
+        let aliases = [
+            one("n", "--N", int(self.n)),
+            one("p_inh", "--P_inh", float(self.p_inh)),
+            one("p_rec", "--P_rec", float(self.p_rec)),
+            one("som_n", "--som_N", int(self.som_n)),
+            one("gain", "--gain", float(self.gain)),
+            one(
+                "apply_dale",
+                "--apply_dale",
+                self.apply_dale.map(Value::Boolean),
+            ),
+            one("act", "--act", self.act.clone().map(Value::String)),
+            one(
+                "taus",
+                "--decay_taus",
+                self.decay_taus
+                    .as_ref()
+                    .map(|t| Value::Array(t.iter().copied().map(Value::Float).collect())),
+            ),
+        ];
+        let sets = self.set.iter().map(|(k, v)| {
+            let key = k.strip_prefix("model.").unwrap_or(k).trim().to_string();
+            ModelSetting {
+                from: format!("--set {key}"),
+                key,
+                value: toml_value(v),
+            }
+        });
+        aliases.into_iter().flatten().chain(sets).collect()
+    }
+}
+
+/// A command-line value as TOML (`4`, `[4, 20]`, `true`, `"x"`), or the text itself as a
+/// string where it is not TOML (`softplus`).
+fn toml_value(text: &str) -> toml::Value {
+    format!("v = {text}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.trim().to_string()))
+}
+
 impl TrainConfig {
-    /// Applies command-line overrides and checks the result; the error names the option,
-    /// and leaves the config as it was.
+    /// Applies command-line overrides and checks the result; the error names the key and
+    /// the option, and leaves the config as it was.
     pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
         let mut c = self.clone();
         c.apply_unchecked(o)?;
@@ -483,81 +557,44 @@ impl TrainConfig {
     }
 
     fn apply_unchecked(&mut self, o: &Overrides) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: String| ConfigError::Invalid {
+        let bad = |key: String, from: &str, message: String| ConfigError::Invalid {
             path: "command line".into(),
-            key: key.into(),
-            line: String::new(),
+            key,
+            line: format!(" (from {from})"),
             message,
         };
-        let kind = self.model.kind();
-        let kim_only = |opt: &str| {
-            bad(
-                opt,
-                format!(
-                    "{opt} is a setting of the Kim et al. rate RNN; this config's model is `{kind}`"
-                ),
-            )
-        };
-        if let Some(n) = o.n {
-            match &mut self.model {
-                ModelConfig::Lowrank(m) => m.n = n,
-                ModelConfig::Kim(m) => m.n = n,
-                ModelConfig::Multiregion(_) => {
+        let settings = o.model_settings();
+        for s in &settings {
+            let kind = self.model.name();
+            let title = self.model.kind().title();
+            match self.model.kind_mut().set(&s.key, s.value.clone()) {
+                Ok(()) => {}
+                Err(SetError::Unknown { key }) => {
+                    let others = kinds_with_key(&key, &s.value);
+                    let hint = if others.is_empty() {
+                        "see the keys of its [model] table".to_string()
+                    } else {
+                        format!("it is a setting of {}", others.join(", "))
+                    };
                     return Err(bad(
-                        "--N",
-                        "a multi-region network's size is its regions': edit the region file"
-                            .into(),
-                    ))
+                        format!("model.{key}"),
+                        &s.from,
+                        format!("not a setting of model kind `{kind}` ({title}); {hint}"),
+                    ));
+                }
+                Err(SetError::Value { key, message }) => {
+                    return Err(bad(format!("model.{key}"), &s.from, message))
                 }
             }
-        }
-        let kim_set = o.p_inh.is_some()
-            || o.p_rec.is_some()
-            || o.som_n.is_some()
-            || o.gain.is_some()
-            || o.apply_dale.is_some()
-            || o.act.is_some()
-            || o.decay_taus.is_some();
-        match &mut self.model {
-            ModelConfig::Kim(m) => {
-                if let Some(v) = o.p_inh {
-                    m.p_inh = v;
-                }
-                if let Some(v) = o.p_rec {
-                    m.p_rec = v;
-                }
-                if let Some(v) = o.som_n {
-                    m.som_n = v;
-                }
-                if let Some(v) = o.gain {
-                    m.gain = v;
-                }
-                if let Some(v) = o.apply_dale {
-                    m.apply_dale = v;
-                }
-                if let Some(a) = &o.act {
-                    m.act = toml::Value::String(a.clone()).try_into().map_err(|_| {
-                        bad(
-                            "--act",
-                            format!("`{a}`: use sigmoid, clipped_relu or softplus"),
-                        )
-                    })?;
-                }
-                if let Some(t) = &o.decay_taus {
-                    m.taus = t.clone();
-                }
-            }
-            ModelConfig::Lowrank(_) | ModelConfig::Multiregion(_) if kim_set => {
-                return Err(kim_only(
-                    "--P_inh/--P_rec/--som_N/--gain/--apply_dale/--act/--decay_taus",
-                ))
-            }
-            ModelConfig::Lowrank(_) | ModelConfig::Multiregion(_) => {}
         }
         if let Some(l) = &o.loss_fn {
-            self.training.loss = toml::Value::String(l.clone())
-                .try_into()
-                .map_err(|_| bad("--loss_fn", format!("`{l}`: use mse, bce, rmse (l2) or l1")))?;
+            self.training.loss = toml::Value::String(l.clone()).try_into().map_err(|_| {
+                bad(
+                    "training.loss".into(),
+                    "--loss_fn",
+                    format!("`{l}`: use mse, bce, rmse (l2) or l1"),
+                )
+            })?;
         }
         if let Some(n) = o.n_trials {
             self.training.n_train_trials = n;
@@ -565,31 +602,31 @@ impl TrainConfig {
         if let Some(s) = o.seed {
             self.seed = s;
         }
-        self.validate().map_err(|(key, message)| {
+        self.validate().map_err(|e| {
             // The option that set the key, where one did.
-            let given = [
-                ("model.n", "--N", o.n.is_some()),
-                ("model.p_inh", "--P_inh", o.p_inh.is_some()),
-                ("model.p_rec", "--P_rec", o.p_rec.is_some()),
-                ("model.som_n", "--som_N", o.som_n.is_some()),
-                ("model.gain", "--gain", o.gain.is_some()),
-                ("model.taus", "--decay_taus", o.decay_taus.is_some()),
+            let model_keys = settings
+                .iter()
+                .map(|s| (format!("model.{}", s.key), s.from.clone()));
+            let training = [
                 ("training.loss", "--loss_fn", o.loss_fn.is_some()),
                 (
                     "training.n_train_trials",
                     "--n_trials",
                     o.n_trials.is_some(),
                 ),
-            ];
-            let line = given
-                .iter()
-                .find(|(k, _, set)| *set && *k == key)
-                .map_or(String::new(), |(_, opt, _)| format!(" (from {opt})"));
+            ]
+            .into_iter()
+            .filter(|(_, _, set)| *set)
+            .map(|(k, f, _)| (k.to_string(), f.to_string()));
+            let line = model_keys
+                .chain(training)
+                .find(|(k, _)| *k == e.key)
+                .map_or(String::new(), |(_, from)| format!(" (from {from})"));
             ConfigError::Invalid {
                 path: "with the command-line options".into(),
-                key,
+                key: e.key,
                 line,
-                message,
+                message: e.message,
             }
         })
     }
@@ -600,7 +637,7 @@ pub const MAX_STEPS: usize = neurode_solvers::DEFAULT_MAX_STEPS;
 
 impl TrainConfig {
     /// The loss must fit the task's targets.
-    fn check_loss(&self) -> Result<(), (String, String)> {
+    fn check_loss(&self) -> Result<(), Invalid> {
         let trial = self.task.trial::<f64>(0, 0);
         let trace = matches!(trial.target, crate::tasks::Target::Trace { .. });
         let loss = self.training.loss;
@@ -613,8 +650,8 @@ impl TrainConfig {
             return Ok(());
         }
         let name = format!("{loss:?}").to_lowercase();
-        Err((
-            "training.loss".into(),
+        Err(Invalid::new(
+            "training.loss",
             if trace {
                 format!("`{name}` needs a target that is one value per trial; task `{}` has trace targets: use rmse, l1 or mse", self.task.kind())
             } else {
@@ -624,19 +661,19 @@ impl TrainConfig {
     }
 
     /// Refuses a run that would not fit in memory, before anything is allocated.
-    fn check_memory(&self) -> Result<(), (String, String)> {
+    fn check_memory(&self) -> Result<(), Invalid> {
         let spec = self.task.spec();
         let t = &self.training;
         let n = self.model.n() as f64;
-        let draws = self.model.draws();
+        let draws = self.model.kind().draws();
         let noise_steps = if draws.noise_sd > 0.0 {
             spec.t_end / draws.noise_dt
         } else {
             0.0
         };
         if noise_steps > crate::tasks::MAX_SAMPLES as f64 {
-            return Err((
-                "model.noise_dt".into(),
+            return Err(Invalid::new(
+                "model.noise_dt",
                 format!(
                     "noise_dt = {} makes {noise_steps:.3e} noise steps in a trial of length {}; \
                      at most {} are allowed: use a noise step of at least {}",
@@ -651,11 +688,11 @@ impl TrainConfig {
         let saves =
             8.0 * n * spec.loss_times.len() as f64 * t.batch_size.max(t.n_val_trials) as f64;
         let noise = 8.0 * n * noise_steps * t.batch_size.max(t.n_val_trials) as f64;
-        let bytes = self.model.memory_estimate(t.threads) + 2.0 * saves + noise;
+        let bytes = self.model.kind().memory_estimate(t.threads) + 2.0 * saves + noise;
         let limit = memory_limit();
         if bytes > limit {
-            return Err((
-                "model.n".into(),
+            return Err(Invalid::new(
+                "model.n",
                 format!(
                     "N = {} needs about {:.1} GiB (parameters, optimiser state, saved states of \
                      {} trials at {} loss times), more than this machine's {:.1} GiB: use a \

@@ -273,36 +273,41 @@ fn sweep(a: &SweepArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The original's knobs, shared by `train` and `sweep`: each overrides the config's
-/// setting.
+/// Overrides of the config's model settings, shared by `train` and `sweep`: `--set
+/// key=value` for any key of the `[model]` table, and the Kim et al. original's knobs,
+/// aliases of `--set` keys (`--N` is `--set n=`, `--P_inh` is `--set p_inh=`, ...).
 #[derive(clap::Args, Debug)]
 struct Knobs {
-    /// Units N (any model).
+    /// Set a key of the config's [model] table, e.g. `--set n=300`, `--set taus=[4,25]`,
+    /// `--set act=softplus` (repeatable); the error names the key.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = key_value)]
+    set: Vec<(String, String)>,
+    /// Units N (`--set n=`).
     #[arg(long = "N", alias = "n", value_name = "N")]
     n: Option<usize>,
-    /// Probability of an inhibitory unit (Kim).
+    /// Probability of an inhibitory unit (Kim; `--set p_inh=`).
     #[arg(long = "P_inh", alias = "p-inh")]
     p_inh: Option<f64>,
-    /// Connection probability (Kim).
+    /// Connection probability (Kim; `--set p_rec=`).
     #[arg(long = "P_rec", alias = "p-rec")]
     p_rec: Option<f64>,
-    /// SOM units (Kim).
+    /// SOM units (Kim; `--set som_n=`).
     #[arg(long = "som_N", alias = "som-n")]
     som_n: Option<usize>,
-    /// Gain of the initial weights (Kim).
+    /// Gain of the initial weights (Kim; `--set gain=`).
     #[arg(long)]
     gain: Option<f64>,
-    /// Dale's law, true or false (Kim).
+    /// Dale's law, true or false (Kim; `--set apply_dale=`).
     #[arg(long = "apply_dale", alias = "apply-dale")]
     apply_dale: Option<bool>,
-    /// Activation: sigmoid, clipped_relu or softplus (Kim).
+    /// Activation: sigmoid, clipped_relu or softplus (Kim; `--set act=`).
     #[arg(long)]
     act: Option<String>,
     /// Loss: rmse (the original's l2), l1, mse or bce.
     #[arg(long = "loss_fn", alias = "loss-fn")]
     loss_fn: Option<String>,
     /// Synaptic decay time constants in steps of 5 ms: one value (fixed) or min and max
-    /// (trained) (Kim).
+    /// (trained) (Kim; `--set taus=`).
     #[arg(long = "decay_taus", alias = "decay-taus", num_args = 1..=2)]
     decay_taus: Option<Vec<f64>>,
     /// The maximum number of training trials.
@@ -314,6 +319,7 @@ impl Knobs {
     /// The overrides these options give, with `seed`.
     fn overrides(&self, seed: Option<u64>) -> Overrides {
         Overrides {
+            set: self.set.clone(),
             n: self.n,
             p_inh: self.p_inh,
             p_rec: self.p_rec,
@@ -326,6 +332,16 @@ impl Knobs {
             n_trials: self.n_trials,
             seed,
         }
+    }
+}
+
+/// Parses `key=value` of `--set`.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!(
+            "`{s}`: write KEY=VALUE with a key of the config's [model] table, e.g. n=300"
+        )),
     }
 }
 

@@ -1,4 +1,6 @@
-//! A training run on disk: the run directory, its files, checkpoints and resume.
+//! A training run on disk: training into a run directory (fresh or resumed from its
+//! checkpoint), its final files, and `neurode eval`. The directory and its files are
+//! [`RunDir`]'s, which writes every one of them.
 //!
 //! Written once for every model and task. `runs/<name>/` (or `--out DIR`) holds
 //! `config.toml` (every setting, defaults included), `checkpoint.safetensors` (optimiser
@@ -18,44 +20,23 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use neurode_solvers::Real;
+use neurode_solvers::{derive_seed, Real};
 use serde_json::json;
 
 use crate::config::{Precision, TrainConfig};
-use crate::io::{write_atomic, write_safetensors, IoError};
-use crate::plot;
-use crate::train::{example_traces, ExampleTraces, Metrics, TrainError, Trainer};
-use neurode_solvers::derive_seed;
-
-/// Errors of a run.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// Training failed.
-    #[error(transparent)]
-    Train(#[from] TrainError),
-    /// Files.
-    #[error(transparent)]
-    Io(#[from] IoError),
-    /// The run's config.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// A plot could not be drawn.
-    #[error("{0}")]
-    Plot(String),
-    /// The run directory does not fit the request.
-    #[error("{0}")]
-    Dir(String),
-}
+use crate::network::Capability;
+use crate::run_dir::{self, RunDir};
+pub use crate::run_error::RunError;
+use crate::train::{example_traces, Trainer};
 
 /// The checkpoint file of a run directory.
 pub fn checkpoint_path(dir: &Path) -> PathBuf {
-    dir.join("checkpoint.safetensors")
+    dir.join(run_dir::CHECKPOINT)
 }
 
 /// Where a run of `cfg` goes: `out`, or `runs/<name>`.
 pub fn run_dir(cfg: &TrainConfig, out: Option<&Path>) -> PathBuf {
-    out.map(Path::to_path_buf)
-        .unwrap_or_else(|| Path::new("runs").join(&cfg.name))
+    RunDir::for_config(cfg, out).path().to_path_buf()
 }
 
 /// What a finished run reports.
@@ -73,7 +54,7 @@ pub fn train(
     cfg: &TrainConfig,
     dir: &Path,
     resume: bool,
-    on_step: &mut dyn FnMut(usize, usize, &Metrics),
+    on_step: &mut dyn FnMut(usize, usize, &crate::metrics::Metrics),
 ) -> Result<RunSummary, RunError> {
     match cfg.precision {
         Precision::F64 => train_as::<f64>(cfg, dir, resume, on_step),
@@ -81,41 +62,21 @@ pub fn train(
     }
 }
 
-fn fs<'p>(action: &'static str, p: &'p Path) -> impl FnOnce(std::io::Error) -> IoError + 'p {
-    move |e| IoError::fs(action, p, e)
-}
-
 fn train_as<T: Real>(
     cfg: &TrainConfig,
     dir: &Path,
     resume: bool,
-    on_step: &mut dyn FnMut(usize, usize, &Metrics),
+    on_step: &mut dyn FnMut(usize, usize, &crate::metrics::Metrics),
 ) -> Result<RunSummary, RunError> {
-    let ckpt = checkpoint_path(dir);
-    let mut trainer = if resume {
-        if !ckpt.exists() {
-            return Err(RunError::Dir(format!(
-                "nothing to resume in {}: it has no checkpoint.safetensors. Run without --resume to start this run",
-                dir.display()
-            )));
-        }
-        Trainer::<T>::resume(cfg, &ckpt)?
+    let (run, mut trainer) = if resume {
+        let run = RunDir::resume(dir)?;
+        let trainer = Trainer::<T>::resume(cfg, &run.file(run_dir::CHECKPOINT))?;
+        (run, trainer)
     } else {
-        if ckpt.exists() || dir.join("summary.json").exists() {
-            return Err(RunError::Dir(format!(
-                "{} already holds a run; pass --resume to continue it, --out DIR for a new run, or delete the directory",
-                dir.display()
-            )));
-        }
-        std::fs::create_dir_all(dir).map_err(fs("cannot create run directory", dir))?;
-        Trainer::<T>::new(cfg)?
+        let run = RunDir::create(dir)?;
+        (run, Trainer::<T>::new(cfg)?)
     };
-    write_atomic(
-        &dir.join("config.toml"),
-        toml::to_string(cfg)
-            .expect("a config serialises")
-            .as_bytes(),
-    )?;
+    run.write_config(cfg)?;
     let start = Instant::now();
     let total = trainer.total_iterations();
     let save_every = cfg.training.save_every;
@@ -123,38 +84,13 @@ fn train_as<T: Real>(
         let row = trainer.step()?;
         on_step(trainer.iteration(), total, &row);
         if save_every > 0 && trainer.iteration() % save_every == 0 {
-            trainer.save_checkpoint(&ckpt)?;
-            write_metrics(dir, trainer.metrics(), &trainer.spec().conditions)?;
+            run.write_checkpoint(&trainer)?;
+            run.write_metrics(trainer.metrics(), &trainer.spec().conditions)?;
         }
     }
-    trainer.save_checkpoint(&ckpt)?;
+    run.write_checkpoint(&trainer)?;
     let wall = start.elapsed().as_secs_f64();
-    finish(&trainer, dir, wall)
-}
-
-fn write_metrics(dir: &Path, rows: &[Metrics], conditions: &[&str]) -> Result<(), IoError> {
-    let mut s = String::from("iteration,train_loss,train_accuracy,val_loss,val_accuracy");
-    for c in conditions {
-        s.push_str(&format!(",val_{c}_accuracy"));
-    }
-    s.push_str(",learning_rate,steps_per_trial\n");
-    let opt = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
-    for r in rows {
-        let c = r.val_condition_accuracy.clone().unwrap_or_default();
-        s.push_str(&format!(
-            "{},{},{},{},{}",
-            r.iteration,
-            r.train_loss,
-            r.train_accuracy,
-            opt(r.val_loss),
-            opt(r.val_accuracy),
-        ));
-        for k in 0..conditions.len() {
-            s.push_str(&format!(",{}", opt(c.get(k).copied())));
-        }
-        s.push_str(&format!(",{},{}\n", r.learning_rate, r.steps_per_trial));
-    }
-    write_atomic(&dir.join("metrics.csv"), s.as_bytes())
+    finish(&trainer, &run, wall)
 }
 
 /// `{"<prefix><condition>_accuracy": value}` for every condition of the task.
@@ -170,37 +106,33 @@ fn per_condition(
         .collect()
 }
 
-fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary, RunError> {
+fn finish<T: Real>(tr: &Trainer<T>, run: &RunDir, wall: f64) -> Result<RunSummary, RunError> {
     let cfg = tr.config();
     let meta = |kind: &str| {
-        cfg.model
+        tr.model()
             .metadata()
             .into_iter()
             .chain([("kind".to_string(), kind.to_string())])
             .collect()
     };
-    write_safetensors(
-        &dir.join("params.safetensors"),
-        &tr.param_arrays(tr.theta()),
-        meta("final"),
-    )?;
+    run.write_params(run_dir::PARAMS, &tr.param_arrays(tr.theta()), meta("final"))?;
     if let Some((_, _, best)) = tr.best() {
-        write_safetensors(
-            &dir.join("best.safetensors"),
+        run.write_params(
+            run_dir::BEST,
             &tr.param_arrays(best),
             meta("best validation accuracy"),
         )?;
     }
     let conditions = tr.spec().conditions.clone();
-    write_metrics(dir, tr.metrics(), &conditions)?;
-    let structure = cfg.model.structure(&tr.param_arrays(tr.theta()));
-    write_json(&dir.join("structure.json"), &structure)?;
+    run.write_metrics(tr.metrics(), &conditions)?;
+    let structure = tr.model().structure(&tr.param_arrays(tr.theta()));
+    run.write_json(run_dir::STRUCTURE, &structure)?;
     let last_val = tr.metrics().iter().rev().find(|m| m.val_accuracy.is_some());
     let steps: Vec<f64> = tr.metrics().iter().map(|m| m.steps_per_trial).collect();
-    let mat = crate::export::write_mat_export(tr, dir)?;
+    let exported = run.write_kind_exports(tr)?;
     let json = json!({
         "name": cfg.name,
-        "model": cfg.model.kind(),
+        "model": cfg.model.name(),
         "task": cfg.task.kind(),
         "iterations": tr.iteration(),
         "trials": tr.iteration() * cfg.training.batch_size,
@@ -222,21 +154,19 @@ fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary,
         }),
         "best": tr.best().map(|(acc, it, _)| json!({"iteration": it, "val_accuracy": acc})),
         "mean_steps_per_trial": steps.iter().sum::<f64>() / steps.len().max(1) as f64,
-        "mat_file": mat.map(|p| p.display().to_string()),
+        "mat_file": exported.first().map(|p| p.display().to_string()),
     });
-    write_json(&dir.join("summary.json"), &json)?;
-    plot::training_curves(&dir.join("training.png"), tr.metrics(), &conditions)
-        .map_err(RunError::Plot)?;
+    run.write_json(run_dir::SUMMARY, &json)?;
+    run.write_training_plot(tr.metrics(), &conditions)?;
     let traces = example_traces(tr, derive_seed(cfg.seed, &[4]))?;
-    example_plots(
-        dir,
+    run.write_example_plots(
         "",
         &traces,
         "example trials (after training)",
         tr.spec().time_unit,
     )?;
     Ok(RunSummary {
-        dir: dir.to_path_buf(),
+        dir: run.path().to_path_buf(),
         json,
     })
 }
@@ -244,29 +174,28 @@ fn finish<T: Real>(tr: &Trainer<T>, dir: &Path, wall: f64) -> Result<RunSummary,
 /// Evaluates the trained parameters of run directory `dir` on `n` fresh trials of the
 /// stream `seed` (never used in training); writes and returns `eval.json`.
 pub fn evaluate(dir: &Path, n: usize, seed: u64) -> Result<serde_json::Value, RunError> {
-    let cfg_path = dir.join("config.toml");
-    let cfg = TrainConfig::load(&cfg_path)
-        .map_err(|e| RunError::Dir(format!("{e} (is {} a run directory?)", dir.display())))?;
+    let (run, cfg) = RunDir::open(dir)?;
     match cfg.precision {
-        Precision::F64 => evaluate_as::<f64>(&cfg, dir, n, seed),
-        Precision::F32 => evaluate_as::<f32>(&cfg, dir, n, seed),
+        Precision::F64 => evaluate_as::<f64>(&cfg, &run, n, seed),
+        Precision::F32 => evaluate_as::<f32>(&cfg, &run, n, seed),
     }
 }
 
 fn evaluate_as<T: Real>(
     cfg: &TrainConfig,
-    dir: &Path,
+    run: &RunDir,
     n: usize,
     seed: u64,
 ) -> Result<serde_json::Value, RunError> {
     if n == 0 {
-        return Err(RunError::Dir("--trials must be at least 1".into()));
+        return Err(RunError::option("--trials", "must be at least 1"));
     }
+    cfg.model.require::<T>(Capability::Evaluate)?;
     let mut tr = Trainer::<T>::new(cfg)?;
-    tr.load_params_file(&dir.join("params.safetensors"))?;
+    tr.load_params_file(&run.file(run_dir::PARAMS))?;
     let ev = tr.evaluate_fresh(derive_seed(seed, &[3]), n)?;
     let mut json = json!({
-        "run": dir.display().to_string(),
+        "run": run.path().display().to_string(),
         "trials": n,
         "seed": seed,
         "loss": ev.loss,
@@ -280,45 +209,8 @@ fn evaluate_as<T: Real>(
             &ev.condition_accuracy,
         ));
     }
-    write_json(&dir.join("eval.json"), &json)?;
+    run.write_json(run_dir::EVAL, &json)?;
     let traces = example_traces(&tr, derive_seed(seed, &[4]))?;
-    example_plots(dir, "eval_", &traces, "fresh trials", tr.spec().time_unit)?;
+    run.write_example_plots("eval_", &traces, "fresh trials", tr.spec().time_unit)?;
     Ok(json)
-}
-
-/// `<prefix>readout.png` (readout traces of the example trials) and `<prefix>latent.png`
-/// (their state-space trajectories on the first two principal components; skipped when
-/// the states do not vary).
-fn example_plots(
-    dir: &Path,
-    prefix: &str,
-    traces: &ExampleTraces,
-    what: &str,
-    spec_unit: &str,
-) -> Result<(), RunError> {
-    plot::lines(
-        &dir.join(format!("{prefix}readout.png")),
-        &format!("readout of {what}"),
-        &format!("t ({})", spec_unit),
-        "readout y",
-        &traces.readout,
-    )
-    .map_err(RunError::Plot)?;
-    let Some([e1, e2]) = traces.explained else {
-        return Ok(());
-    };
-    plot::lines(
-        &dir.join(format!("{prefix}latent.png")),
-        &format!("state-space trajectories of {what}"),
-        &format!("PC1 ({:.1} % of variance)", 100.0 * e1),
-        &format!("PC2 ({:.1} % of variance)", 100.0 * e2),
-        &traces.latent,
-    )
-    .map_err(RunError::Plot)
-}
-
-/// Writes `value` as pretty-printed JSON, crash-safely.
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), IoError> {
-    let text = serde_json::to_string_pretty(value).expect("a JSON value always serialises");
-    write_atomic(path, text.as_bytes())
 }

@@ -17,11 +17,13 @@ use neurode_solvers::{derive_seed, Real};
 
 use crate::config::{Precision, TrainConfig};
 use crate::io::IoError;
-use crate::network::with_net;
+use crate::network::{Capability, SolveSpec};
 use crate::plot::{self, Series};
 use crate::run::RunError;
+use crate::run_dir::{self, RunDir};
 use crate::tasks::{grid, Task};
-use crate::train::{bind_trials, solver, Trainer};
+use crate::train::{bind_trials, solve_spec};
+use crate::trained::RunNetwork;
 
 /// What to simulate and where to write it.
 #[derive(Debug, Clone)]
@@ -57,30 +59,21 @@ pub struct Simulated {
 /// Runs a simulation (see the [module docs](self)).
 pub fn simulate(opts: &SimulateOptions) -> Result<Simulated, RunError> {
     if opts.trials == 0 {
-        return Err(RunError::Dir("--trials must be at least 1".into()));
+        return Err(RunError::option("--trials", "must be at least 1"));
     }
     if !(opts.dt_save.is_finite() && opts.dt_save > 0.0) {
-        return Err(RunError::Dir(format!(
-            "--dt-save must be a positive number of ms (got {})",
-            opts.dt_save
-        )));
+        return Err(RunError::option(
+            "--dt-save",
+            format!("must be a positive number of ms (got {})", opts.dt_save),
+        ));
     }
     if opts.threads == Some(0) {
-        return Err(RunError::Dir("--threads must be at least 1".into()));
+        return Err(RunError::option("--threads", "must be at least 1"));
     }
     let src = &opts.source;
     let (cfg, params, default_out) = if src.is_dir() {
-        let cfg = TrainConfig::load(src.join("config.toml")).map_err(|e| {
-            RunError::Dir(format!(
-                "{e} ({} is a folder but not a run directory written by `neurode train`)",
-                src.display()
-            ))
-        })?;
-        (
-            cfg,
-            Some(src.join("params.safetensors")),
-            src.join("simulation"),
-        )
+        let (run, cfg) = RunDir::open(src)?;
+        (cfg, Some(run.file(run_dir::PARAMS)), run.file("simulation"))
     } else {
         let cfg = TrainConfig::load(src)?;
         let out = Path::new("simulations").join(&cfg.name);
@@ -99,17 +92,16 @@ fn simulate_as<T: Real>(
     out: &Path,
     opts: &SimulateOptions,
 ) -> Result<Simulated, RunError> {
-    let mut tr = Trainer::<T>::new(cfg)?;
-    if let Some(p) = params {
-        tr.load_params_file(p)?;
-    }
-    let spec = tr.spec().clone();
+    let RunNetwork {
+        net: mut rnn,
+        readout: ro,
+    } = RunNetwork::<T>::load(cfg, Capability::Simulate, params)?;
+    let spec = cfg.task.spec();
     let batch = cfg
         .task
         .batch::<T>(derive_seed(opts.seed, &[5]), 0, opts.trials);
-    let mut rnn = tr.network().clone();
     let x0 = bind_trials(cfg, &spec, &mut rnn, &batch, 0..batch.len())
-        .map_err(|e| RunError::Dir(format!("the task's inputs do not fit the network: {e}")))?;
+        .map_err(|e| RunError::Inputs(Box::new(e)))?;
     let steps = (spec.t_end / opts.dt_save + 1e-9).floor() as u64;
     let times: Vec<T> = grid(opts.dt_save, 0, steps)
         .into_iter()
@@ -118,18 +110,18 @@ fn simulate_as<T: Real>(
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let sol = with_net!(&rnn, f => {
-        let mut b = solver(cfg, f, spec.t_end, times.clone()).threads(threads);
-        if let Some(x0) = x0 {
-            b = b.x0(x0);
-        }
-        b.run()
-    })
-    .map_err(|e| RunError::Dir(format!("the simulation failed: {e}")))?;
+    let sol = rnn
+        .solve(&SolveSpec {
+            threads,
+            ..solve_spec(cfg, spec.t_end, times.clone(), x0)
+        })
+        .map_err(|e| RunError::Solve {
+            what: "the simulation",
+            message: e.to_string(),
+        })?;
 
     let (n, nt, nb) = (rnn.dim(), times.len(), opts.trials);
     let ch = rnn.n_in();
-    let ro = tr.readout();
     let mut states = Array3::<f64>::zeros((nb, nt, n));
     let mut inputs = Array3::<f64>::zeros((nb, nt, ch));
     let mut readout = Array2::<f64>::zeros((nb, nt));

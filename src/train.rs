@@ -18,17 +18,18 @@ use std::path::Path;
 
 use neurode_models::Readout;
 use neurode_solvers::derive_seed;
-use neurode_solvers::{
-    integrate, recycle, reused_zeros, Checkpoints, Cpu, Differentiable, Integrate,
-    PiecewiseConstant, Real, SolveError, Stepper, VectorField,
-};
+use neurode_solvers::{recycle, reused_zeros, Cpu, PiecewiseConstant, Real, Solution, SolveError};
 
-use crate::config::{LossKind, StepperName, TrainConfig, Validation};
+use crate::config::{LossKind, TrainConfig, Validation};
 use crate::io::{read_safetensors, write_safetensors, IoError, NamedArray};
-use crate::network::{initial_states, noise_signals, with_net, Net, Role};
+use crate::network::{
+    initial_states, noise_signals, Capability, KindError, Net, Role, SolveSpec, TaskModel,
+};
+use crate::params::{self, ParamFileError};
 use crate::tasks::{Target, Task, TaskSpec, TrialBatch};
 
 mod prefetch;
+pub use crate::metrics::Metrics;
 use prefetch::{training_batch, Ahead, Prefetch};
 
 /// Errors of a training run.
@@ -37,6 +38,9 @@ pub enum TrainError {
     /// The model could not be built.
     #[error("model: {0}")]
     Model(#[from] neurode_models::ModelError),
+    /// The model kind cannot do what was asked.
+    #[error(transparent)]
+    Kind(#[from] KindError),
     /// A solve failed; the trial and time are in the message.
     #[error("iteration {iteration}: the solve of batch trial {trial} failed: {message}. Try a smaller dt, tighter tolerances or a smaller learning rate")]
     Solve {
@@ -61,7 +65,7 @@ pub enum TrainError {
     /// A parameter vector that does not fit the model.
     #[error("parameters: {0}; pass a vector in the layout of Trainer::theta")]
     Theta(String),
-    /// A checkpoint that does not fit the config.
+    /// A checkpoint or parameter file that does not fit the config.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {
         /// The file.
@@ -71,25 +75,13 @@ pub enum TrainError {
     },
 }
 
-/// One row of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Metrics {
-    /// Iterations done.
-    pub iteration: usize,
-    /// Loss of the last training batch.
-    pub train_loss: f64,
-    /// Accuracy of the last training batch.
-    pub train_accuracy: f64,
-    /// Validation loss (at validation iterations).
-    pub val_loss: Option<f64>,
-    /// Validation accuracy.
-    pub val_accuracy: Option<f64>,
-    /// Validation accuracy per condition.
-    pub val_condition_accuracy: Option<Vec<f64>>,
-    /// Learning rate used at this iteration.
-    pub learning_rate: f64,
-    /// Mean accepted solver steps per trial of the training batch.
-    pub steps_per_trial: f64,
+impl From<ParamFileError> for TrainError {
+    fn from(e: ParamFileError) -> Self {
+        TrainError::Checkpoint {
+            path: e.path,
+            message: e.message,
+        }
+    }
 }
 
 /// Result of evaluating a batch.
@@ -211,7 +203,6 @@ pub struct Trainer<T: Real> {
     ahead: Ahead<T>,
 }
 
-const STREAM_INIT: u64 = 0;
 const STREAM_TRAIN: u64 = 1;
 const STREAM_VAL: u64 = 2;
 
@@ -219,21 +210,16 @@ impl<T: Real> Trainer<T> {
     /// A fresh run from a checked config.
     pub fn new(cfg: &TrainConfig) -> Result<Self, TrainError> {
         let spec = cfg.task.spec();
-        let (net, readout) = cfg
-            .model
-            .build::<T>(derive_seed(cfg.seed, &[STREAM_INIT]), spec.channels.len())?;
-        let nf = net.n_params();
+        let model = cfg.model.require::<T>(Capability::Train)?;
+        let (net, readout) = model.build(params::init_seed(cfg.seed), spec.channels.len())?;
         let n = net.dim();
-        let mut theta = vec![T::zero(); nf + n + 1];
-        net.params(&mut theta[..nf]);
-        theta[nf..nf + n].copy_from_slice(&readout.w);
-        theta[nf + n] = readout.b;
+        let theta = params::gather(&net, &readout);
         let mut mask = Vec::with_capacity(theta.len());
         for v in net.param_views() {
-            mask.extend(cfg.model.trainable_entries(&v.name, v.len()));
+            mask.extend(model.trainable_entries(&v.name, v.len()));
         }
-        mask.extend(std::iter::repeat_n(cfg.model.trainable("readout_w"), n));
-        mask.push(cfg.model.trainable("readout_b"));
+        mask.extend(std::iter::repeat_n(model.trainable("readout_w"), n));
+        mask.push(model.trainable("readout_b"));
         let t = &cfg.training;
         let val = match t.validation {
             Validation::Fixed => {
@@ -318,6 +304,25 @@ impl<T: Real> Trainer<T> {
     pub fn config(&self) -> &TrainConfig {
         &self.cfg
     }
+    /// The run's model kind, as the training sees it.
+    pub fn model(&self) -> &dyn TaskModel<T> {
+        self.cfg
+            .model
+            .task_model::<T>()
+            .expect("a trainer is built only for a kind with a TaskModel")
+    }
+    /// The run as a kind's own exports see it.
+    pub fn trained_run(&self) -> crate::network::TrainedRun<'_, T> {
+        crate::network::TrainedRun {
+            net: self.network(),
+            task: &self.cfg.task,
+            theta: &self.theta,
+            theta0: &self.theta0,
+            losses: &self.losses,
+            metrics: &self.metrics,
+            trials: self.iteration * self.cfg.training.batch_size,
+        }
+    }
     /// Whether the next batches are drawn on a helper thread (`training.prefetch`; known
     /// after the first step).
     pub fn prefetching(&self) -> bool {
@@ -327,12 +332,10 @@ impl<T: Real> Trainer<T> {
     /// Copies `theta` into every worker and the readout.
     fn load_theta(&mut self) {
         let nf = self.workers[0].n_params();
-        let n = self.workers[0].dim();
         for w in &mut self.workers {
             w.set_params(&self.theta[..nf]);
         }
-        self.readout.w.copy_from_slice(&self.theta[nf..nf + n]);
-        self.readout.b = self.theta[nf + n];
+        params::set_readout(&self.theta, nf, &mut self.readout);
     }
 
     /// Loss, accuracy and (with `grad`) the gradient of the mean loss over `trials`.
@@ -564,7 +567,7 @@ impl<T: Real> Trainer<T> {
     /// Named arrays of parameters `theta` for a parameter file (row-major), with what each
     /// is to the run.
     pub fn arrays(&self, theta: &[T]) -> Vec<(NamedArray<T>, Role)> {
-        self.cfg.model.arrays(&self.workers[0], theta)
+        self.model().arrays(&self.workers[0], theta)
     }
 
     /// Named arrays of parameters `theta` (row-major; the fixed and derived arrays
@@ -588,46 +591,8 @@ impl<T: Real> Trainer<T> {
         arrays: &[NamedArray<T>],
         origin: &str,
     ) -> Result<(), TrainError> {
-        let bad = |m: String| TrainError::Checkpoint {
-            path: origin.to_string(),
-            message: m,
-        };
-        let want = self.arrays(&self.theta);
-        let mut theta = Vec::with_capacity(self.theta.len());
-        for (w, role) in &want {
-            if *role == Role::Derived {
-                continue;
-            }
-            let a = arrays
-                .iter()
-                .find(|a| a.name == w.name)
-                .ok_or_else(|| bad(format!("array {} is missing", w.name)))?;
-            if a.shape != w.shape {
-                return Err(bad(format!(
-                    "array {} has shape {:?}, the config's model {:?}",
-                    w.name, a.shape, w.shape
-                )));
-            }
-            if *role == Role::Fixed {
-                if a.data != w.data {
-                    return Err(bad(format!("its fixed array {} is not the one this config's seed draws; evaluate it with the config it was trained with", w.name)));
-                }
-                continue;
-            }
-            if a.shape.len() == 2 {
-                theta.extend(a.to_col_major());
-            } else {
-                theta.extend(&a.data);
-            }
-        }
-        if theta.len() != self.theta.len() {
-            return Err(bad(format!(
-                "its arrays hold {} parameters, the config's model {}",
-                theta.len(),
-                self.theta.len()
-            )));
-        }
-        self.theta = theta;
+        self.theta =
+            params::from_arrays(self.model(), &self.workers[0], &self.theta, arrays, origin)?;
         self.load_theta();
         Ok(())
     }
@@ -764,28 +729,21 @@ fn solve_error<T: Real>(e: SolveError<T>, iteration: usize, lo: usize) -> TrainE
     }
 }
 
-/// The configured solve of `field` over `[0, t_end]`, saving at `times`, on one thread: the
-/// training splits its batch over `training.threads` workers itself, each calling this.
-pub fn solver<'a, F: VectorField>(
+/// The configured solve over `[0, t_end]`, saving at `times`, from `x0` (`None`: the
+/// field's own), on one thread: the training splits its batch over `training.threads`
+/// workers itself, each calling this.
+pub fn solve_spec<T: Real>(
     cfg: &TrainConfig,
-    field: &'a F,
     t_end: f64,
-    times: Vec<F::Scalar>,
-) -> Integrate<'a, F> {
-    let s = &cfg.solver;
-    let f = <F::Scalar as Real>::from_f64;
-    let b = integrate(field, (f(0.0), f(t_end)))
-        .save_at(times)
-        .threads(1);
-    match s.stepper {
-        StepperName::Euler => b.stepper(Stepper::Euler).fixed_dt(f(s.dt.unwrap_or(0.1))),
-        StepperName::Tsit5 => {
-            let b = b.tolerances(f(s.rtol), f(s.atol));
-            match s.dt {
-                Some(dt) => b.dt0(f(dt)),
-                None => b,
-            }
-        }
+    times: Vec<T>,
+    x0: Option<Vec<T>>,
+) -> SolveSpec<T> {
+    SolveSpec {
+        stepping: cfg.solver.stepping(),
+        t_end,
+        times,
+        x0,
+        threads: 1,
     }
 }
 
@@ -810,7 +768,7 @@ fn bind_trials_with<T: Real>(
     range: std::ops::Range<usize>,
     noise: Option<Vec<PiecewiseConstant<T>>>,
 ) -> Result<Option<Vec<T>>, TrainError> {
-    let draws = cfg.model.draws();
+    let draws = cfg.model.kind().draws();
     let seeds = trials.seeds.get(range.clone()).unwrap_or(&[]);
     let noise = noise.unwrap_or_else(|| {
         noise_signals(&draws, net.dim(), spec.t_end, seeds, net.input_weights())
@@ -865,14 +823,9 @@ pub fn example_traces<T: Real>(tr: &Trainer<T>, seed: u64) -> Result<ExampleTrac
         .into_iter()
         .map(T::from_f64)
         .collect();
-    let sol = with_net!(&net, f => {
-        let mut b = solver(cfg, f, spec.t_end, times);
-        if let Some(x0) = x0 {
-            b = b.x0(x0);
-        }
-        b.run()
-    })
-    .map_err(|e| solve_error(e, tr.iteration(), 0))?;
+    let sol = net
+        .solve(&solve_spec(cfg, spec.t_end, times, x0))
+        .map_err(|e| solve_error(e, tr.iteration(), 0))?;
     let ro = tr.readout();
     let n = net.dim();
     let nt = sol.ts().len();
@@ -1000,14 +953,13 @@ fn run_chunk<T: Real>(
         });
     }
     let x0 = bind_trials_with(job.cfg, job.spec, net, job.trials, range.clone(), noise)?;
-    let net: &Net<T> = net;
-    with_net!(net, f => chunk_of(job, f, x0, range))
+    chunk_of(job, net, x0, range)
 }
 
-/// [`run_chunk`] on the network's field, its trials bound.
-fn chunk_of<T: Real, F: Differentiable<Scalar = T> + Sync>(
+/// [`run_chunk`] on the network, its trials bound.
+fn chunk_of<T: Real>(
     job: &Job<'_, T>,
-    field: &F,
+    field: &Net<T>,
     x0: Option<Vec<T>>,
     range: std::ops::Range<usize>,
 ) -> Result<Chunk<T>, TrainError> {
@@ -1026,60 +978,70 @@ fn chunk_of<T: Real, F: Differentiable<Scalar = T> + Sync>(
     let nf = field.n_params();
     let times: Vec<T> = spec.loss_times.iter().map(|&t| T::from_f64(t)).collect();
     let k = times.len();
-    let mut b = solver(cfg, field, spec.t_end, times);
-    if let Some(x0) = x0 {
-        b = b.x0(x0);
-    }
-    let (sol, tape) = if want_grad {
-        let (sol, tape) = b
-            .checkpoints(Checkpoints::default())
-            .run_with_gradient()
-            .map_err(|e| solve_error(e, iteration, lo))?;
-        (sol, Some(tape))
-    } else {
-        (b.run().map_err(|e| solve_error(e, iteration, lo))?, None)
-    };
-    let accepted = (0..batch).map(|j| sol.trial_stats(j).accepted).sum();
-    // The rates of every saved state at once (for the readout and its backward).
-    let states = sol.states();
-    let mut rates = reused_zeros::<T>(states.len());
-    readout.rates_into(states, &mut rates);
-    let rate = |i: usize, j: usize| &rates[(i * batch + j) * n..(i * batch + j + 1) * n];
-    // Readout at the loss times and dL/dy per trial.
-    let mut outputs = Vec::with_capacity(batch);
-    let mut dy = Vec::with_capacity(batch);
-    let mut loss = 0.0;
-    for j in 0..batch {
-        let y: Vec<f64> = (0..k)
-            .map(|i| readout.output_of_rates(rate(i, j)).as_f64())
-            .collect();
-        let (l, d) = trial_loss(cfg.training.loss, &y, &trials.targets[lo + j], total as f64);
-        loss += l;
-        outputs.push(y);
-        dy.push(d);
-    }
+    let solve = solve_spec(cfg, spec.t_end, times, x0);
     let mut grad = vec![T::zero(); nf + n + 1];
-    if let Some(tape) = tape {
-        let mut dl = vec![T::zero(); sol.states().len()];
-        let (dw, db) = grad[nf..].split_at_mut(n);
-        let mut dbias = T::zero();
-        for i in 0..k {
-            for (j, d) in dy.iter().enumerate() {
-                if d[i] == 0.0 {
-                    continue;
-                }
-                let o = (i * batch + j) * n;
-                let (x, dyi) = (sol.state(i, j), T::from_f64(d[i]));
-                dbias += readout.backward_of_rates(x, rate(i, j), dyi, &mut dl[o..o + n], dw);
-            }
+    let mut accepted = 0;
+    let mut outputs = Vec::with_capacity(batch);
+    let mut loss = 0.0;
+    // The rates of every saved state (for the readout and its backward), kept until the
+    // backward pass is done.
+    let mut kept_rates = None;
+    // Readouts, losses and (with the gradient) the readout's gradient and dL/dstates.
+    let mut readout_pass = |sol: &Solution<T>| -> Vec<T> {
+        accepted = (0..batch).map(|j| sol.trial_stats(j).accepted).sum();
+        let states = sol.states();
+        let mut rates = reused_zeros::<T>(states.len());
+        readout.rates_into(states, &mut rates);
+        let rate = |i: usize, j: usize| &rates[(i * batch + j) * n..(i * batch + j + 1) * n];
+        // Readout at the loss times and dL/dy per trial.
+        let mut dy = Vec::with_capacity(batch);
+        for j in 0..batch {
+            let y: Vec<f64> = (0..k)
+                .map(|i| readout.output_of_rates(rate(i, j)).as_f64())
+                .collect();
+            let (l, d) = trial_loss(cfg.training.loss, &y, &trials.targets[lo + j], total as f64);
+            loss += l;
+            outputs.push(y);
+            dy.push(d);
         }
-        db[0] = dbias;
-        let g = tape
-            .backward(&dl)
+        let mut dl = Vec::new();
+        if want_grad {
+            dl = vec![T::zero(); sol.states().len()];
+            let (dw, db) = grad[nf..].split_at_mut(n);
+            let mut dbias = T::zero();
+            for i in 0..k {
+                for (j, d) in dy.iter().enumerate() {
+                    if d[i] == 0.0 {
+                        continue;
+                    }
+                    let o = (i * batch + j) * n;
+                    let (x, dyi) = (sol.state(i, j), T::from_f64(d[i]));
+                    dbias += readout.backward_of_rates(x, rate(i, j), dyi, &mut dl[o..o + n], dw);
+                }
+            }
+            db[0] = dbias;
+        }
+        kept_rates = Some(rates);
+        dl
+    };
+    let param_grad = if want_grad {
+        let (_, g) = field
+            .solve_with_gradient(&solve, &mut readout_pass)
             .map_err(|e| solve_error(e, iteration, lo))?;
-        grad[..nf].copy_from_slice(&g.params);
+        Some(g)
+    } else {
+        let sol = field
+            .solve(&solve)
+            .map_err(|e| solve_error(e, iteration, lo))?;
+        readout_pass(&sol);
+        None
+    };
+    if let Some(g) = param_grad {
+        grad[..nf].copy_from_slice(&g);
     }
-    recycle(rates);
+    if let Some(rates) = kept_rates {
+        recycle(rates);
+    }
     Ok(Chunk {
         loss,
         outputs,

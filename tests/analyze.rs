@@ -94,7 +94,7 @@ fn analyze_finds_true_fixed_points_of_a_trained_run() {
                 .collect();
             assert_eq!(x.len(), n);
             let mut f = vec![0.0; n];
-            let Net::LowRank(field) = &net else {
+            let Some(field) = net.downcast_ref::<neurode::models::LowRankRnn<f64>>() else {
                 panic!("the sanity run is a low-rank network")
             };
             let mut ws = field.workspace(1);

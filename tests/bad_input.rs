@@ -153,3 +153,75 @@ fn kim_settings_out_of_range_name_the_key() {
         .to_string();
     assert!(e.contains("--act") && e.contains("sigmoid"), "{e}");
 }
+
+/// `--set key=value` sets any key of the config's `[model]` table (the Kim knobs are its
+/// aliases: the same config either way); a key the kind does not have, or a value that
+/// does not fit, is refused with the key and the option named, the config left as it was.
+#[test]
+fn set_overrides_name_the_key_and_the_option() {
+    let set = |pairs: &[(&str, &str)]| Overrides {
+        set: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Overrides::default()
+    };
+    let mut by_set = load(KIM[0]);
+    by_set
+        .apply(&set(&[
+            ("taus", "[4, 25]"),
+            ("model.act", "softplus"),
+            ("n", "60"),
+        ]))
+        .unwrap();
+    let mut by_alias = load(KIM[0]);
+    by_alias
+        .apply(&Overrides {
+            decay_taus: Some(vec![4.0, 25.0]),
+            act: Some("softplus".into()),
+            n: Some(60),
+            ..Overrides::default()
+        })
+        .unwrap();
+    assert_eq!(by_set, by_alias);
+    assert_ne!(by_set, load(KIM[0]));
+
+    let mut cfg = load(KIM[0]);
+    let before = cfg.clone();
+    let e = cfg
+        .apply(&set(&[("tau_max", "30")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`model.tau_max`") && e.contains("--set tau_max") && e.contains("`kim`"),
+        "{e}"
+    );
+    let e = cfg
+        .apply(&set(&[("p_rec", "\"dense\"")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`model.p_rec`") && e.contains("--set p_rec"),
+        "{e}"
+    );
+    let e = cfg
+        .apply(&set(&[("p_rec", "1.5")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("model.p_rec") && e.contains("(from --set p_rec)"),
+        "{e}"
+    );
+    assert_eq!(cfg, before);
+
+    // The CLI: a bad key exits with the message.
+    let out = Command::new(env!("CARGO_BIN_EXE_neurode"))
+        .args(["train", LOWRANK, "--set", "p_inh=0.3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("`model.p_inh`") && err.contains("Kim"),
+        "{err}"
+    );
+}

@@ -388,8 +388,8 @@ fn mante_scoring() {
 
 /// The key a failed check names.
 #[track_caller]
-fn key(r: Result<(), (&'static str, String)>) -> &'static str {
-    r.expect_err("the check should fail").0
+fn key(r: Result<(), neurode::invalid::Invalid>) -> String {
+    r.expect_err("the check should fail").key
 }
 
 #[test]

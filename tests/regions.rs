@@ -771,7 +771,7 @@ fn recurrent_and_input_noise_have_the_original_scales() {
         .replace("noise_dt = 1.0", "noise_dt = 10.0\nnoise_inp = 0.01")
         .replace("dt = 1.0\n", "dt = 10.0\n");
     let cfg = neurode::config::TrainConfig::parse(&text, "noise.toml").unwrap();
-    let d = cfg.model.draws();
+    let d = cfg.model.kind().draws();
     assert!((d.noise_sd - 0.004_472_136_0).abs() < 1e-10, "{d:?}");
     assert!((d.input_noise_sd - 0.004_472_136_0).abs() < 1e-10, "{d:?}");
     assert_eq!(d.noise_dt, 10.0);

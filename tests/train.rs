@@ -7,8 +7,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use neurode::config::{ConfigError, TrainConfig};
-use neurode::io::{load_lowrank, read_safetensors, write_safetensors, NamedArray};
-use neurode::network::{ModelConfig, Net};
+use neurode::io::{read_safetensors, write_safetensors, NamedArray};
+use neurode::models::LowRankRnn;
+use neurode::network::load_lowrank;
+use neurode::network::ModelConfig;
 use neurode::run;
 use neurode::train::Trainer;
 use neurode_solvers::VectorField;
@@ -299,7 +301,7 @@ fn parameter_file_is_plain_safetensors() {
     }
     // Row-major: C[0, 1] in the file is the model's C(0, 1).
     let t = Trainer::<f64>::new(&cfg).unwrap();
-    let Net::LowRank(lr) = t.network() else {
+    let Some(lr) = t.network().downcast_ref::<LowRankRnn<f64>>() else {
         panic!("a low-rank config")
     };
     let c = lr.connectivity().bulk();
@@ -326,7 +328,7 @@ fn parameter_file_is_plain_safetensors() {
         );
         out
     };
-    let Net::LowRank(trained_net) = trained.network() else {
+    let Some(trained_net) = trained.network().downcast_ref::<LowRankRnn<f64>>() else {
         panic!("a low-rank config")
     };
     assert_eq!(rhs(&net), rhs(trained_net));

@@ -19,69 +19,10 @@ use std::sync::Arc;
 
 use neurode_solvers::{recycle, reused_zeros, Backend, Cpu, Panels, ParamView, Real, Transpose};
 
-use crate::leaky::{check_finite, check_len, Connectivity};
+use crate::checks::{check_finite, check_len, check_signed_mask};
+use crate::leaky::Connectivity;
+use crate::rectifier::Rectifier;
 use crate::ModelError;
-
-/// How the raw weights become magnitudes under Dale's law.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rectifier {
-    /// `max(W, 0)` (Kim et al. 2019): a weight pushed below zero is pruned.
-    Relu,
-    /// `|W|` (mRNNTorch): the magnitude of any weight counts.
-    Abs,
-    /// `W` as it is (no Dale's law; the mask alone applies).
-    Identity,
-}
-
-impl Rectifier {
-    /// `rect(w)`.
-    pub(crate) fn apply<T: Real>(self, w: T) -> T {
-        match self {
-            Rectifier::Relu => w.max(T::zero()),
-            Rectifier::Abs => w.abs(),
-            Rectifier::Identity => w,
-        }
-    }
-    /// `rect(raw) ⊙ s`, elementwise.
-    pub(crate) fn masked<'a, T: Real>(
-        self,
-        raw: &'a [T],
-        s: &'a [T],
-    ) -> impl Iterator<Item = T> + 'a {
-        raw.iter().zip(s).map(move |(&w, &m)| self.apply(w) * m)
-    }
-
-    /// `out += d ⊙ rect'(raw) ⊙ s`: a gradient with respect to the effective weights
-    /// mapped to the raw ones.
-    pub(crate) fn add_masked_slope<T: Real>(self, d: &[T], raw: &[T], s: &[T], out: &mut [T]) {
-        let slope = raw.iter().zip(s);
-        match self {
-            // The Kim et al. network's hot path, kept branch-light.
-            Rectifier::Relu => {
-                for ((o, &dk), (&w, &m)) in out.iter_mut().zip(d).zip(slope) {
-                    *o += dk * if w > T::zero() { m } else { T::zero() };
-                }
-            }
-            r => {
-                for ((o, &dk), (&w, &m)) in out.iter_mut().zip(d).zip(slope) {
-                    *o += dk * (r.slope(w) * m);
-                }
-            }
-        }
-    }
-
-    /// The derivative (0 at a kink).
-    pub(crate) fn slope<T: Real>(self, w: T) -> T {
-        match self {
-            Rectifier::Relu if w > T::zero() => T::one(),
-            Rectifier::Relu => T::zero(),
-            Rectifier::Abs if w > T::zero() => T::one(),
-            Rectifier::Abs if w < T::zero() => -T::one(),
-            Rectifier::Abs => T::zero(),
-            Rectifier::Identity => T::one(),
-        }
-    }
-}
 
 /// `W_eff = rect(W) ⊙ S`, `n x n`, with `W` trainable: `rect` a [`Rectifier`] and `S` a
 /// fixed signed mask (`S[i, j] = sign_j M[i, j]`), or `W` itself without a mask. Kim et
@@ -112,27 +53,6 @@ fn product<T: Real>(a: &Panels<T>, n: usize, h: &[T], out: &mut [T]) {
         Cpu.gemv_panels(a, h, out);
     } else {
         Cpu.gemm_panels(a, cols, T::one(), h, n, T::zero(), out, n);
-    }
-}
-
-/// Checks that the signed mask `s` (`rows` rows, column-major) holds only `-1`, `0` and
-/// `1`; the error names the entry of `what`.
-pub(crate) fn check_signed_mask<T: Real>(
-    what: &str,
-    s: &[T],
-    rows: usize,
-) -> Result<(), ModelError> {
-    match s
-        .iter()
-        .position(|&v| v != T::zero() && v.abs() != T::one())
-    {
-        Some(k) => Err(ModelError::Shape(format!(
-            "{what} entry ({}, {}) is {}: every entry must be -1, 0 or 1",
-            k % rows.max(1),
-            k / rows.max(1),
-            s[k]
-        ))),
-        None => Ok(()),
     }
 }
 

@@ -12,7 +12,8 @@
 use neurode_solvers::{recycle, reused_zeros, Real, VectorField, VjpParams, VjpState};
 use neurode_solvers::{Activation, Backend, Columns, Cpu, JvpState, ParamView, PiecewiseConstant};
 
-use crate::dale::{check_signed_mask, Rectifier};
+use crate::checks::{check_finite, check_len, check_signed_mask};
+use crate::rectifier::Rectifier;
 use crate::ModelError;
 
 /// The recurrent weights `W` (`n x n`) of a leaky rate network, in a model's own
@@ -413,31 +414,6 @@ impl<T: Real, W: Connectivity<T>> LeakyRnn<T, W> {
 
 fn inv<T: Real>(tau: &TimeConstants<T>) -> Vec<T> {
     tau.values().into_iter().map(|t| T::one() / t).collect()
-}
-
-pub(crate) fn check_len<T>(
-    name: &str,
-    v: &[T],
-    expected: usize,
-    shape: &str,
-) -> Result<(), ModelError> {
-    if v.len() != expected {
-        return Err(ModelError::Shape(format!(
-            "{name} has {} entries but must be {shape} ({expected} entries)",
-            v.len()
-        )));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_finite<T: Real>(name: &str, v: &[T]) -> Result<(), ModelError> {
-    match v.iter().position(|x| !x.is_finite()) {
-        Some(i) => Err(ModelError::Shape(format!(
-            "{name}[{i}] is {}: every entry must be finite",
-            v[i]
-        ))),
-        None => Ok(()),
-    }
 }
 
 impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {

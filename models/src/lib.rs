@@ -36,21 +36,24 @@
 
 #![warn(missing_docs)]
 
+mod checks;
 mod dale;
 mod kim;
 mod leaky;
 mod lowrank;
 pub mod meanfield;
 mod readout;
+mod rectifier;
 mod regions;
 mod stability;
 
-pub use dale::{Dale, DaleScratch, Rectifier};
+pub use dale::{Dale, DaleScratch};
 pub use kim::{KimInit, KimRateRnn, WeightDist};
 pub use leaky::{Connectivity, Deferred, LeakyRnn, LeakyWorkspace, TimeConstants};
 pub use lowrank::{LowRank, LowRankInit, LowRankRnn, LowRankScratch};
 pub use neurode_solvers::{Activation, PiecewiseConstant, Real, VectorField};
 pub use readout::{dphi, phi, Readout};
+pub use rectifier::Rectifier;
 pub use regions::{
     spectral_radius, Connection, InputRegion, MultiRegionRnn, RecurrentRegion, RegionBuilder,
     RegionSettings, Regions, Sign,

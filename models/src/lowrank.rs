@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use neurode_solvers::{derive_seed, Backend, Cpu, Normal, Panels, ParamView, Real, Transpose};
 
-use crate::leaky::{check_len, Connectivity, LeakyRnn};
+use crate::checks::check_len;
+use crate::leaky::{Connectivity, LeakyRnn};
 use crate::readout::Readout;
 use crate::ModelError;
 

@@ -35,7 +35,7 @@ impl<T: Real> Readout<T> {
                 "the readout needs at least one weight".into(),
             ));
         }
-        crate::leaky::check_finite("readout weights", &w)?;
+        crate::checks::check_finite("readout weights", &w)?;
         if !b.is_finite() {
             return Err(ModelError::invalid(
                 "readout bias",

@@ -32,8 +32,9 @@ use std::ops::Range;
 
 use neurode_solvers::{derive_seed, Activation, Normal, Real};
 
-use crate::dale::{Dale, Rectifier};
+use crate::dale::Dale;
 use crate::leaky::LeakyRnn;
+use crate::rectifier::Rectifier;
 use crate::ModelError;
 
 /// A multi-region RNN: the leaky rate core over masked, signed dense connectivity (the

@@ -1,12 +1,19 @@
-//! The low-rank RNN in a run: its `[model]` table, what it trains and exports.
+//! The low-rank RNN kind (`[model] kind = "lowrank"`): its `[model]` table, what it trains
+//! and exports, its flow-field plane (the `κ` plane of its `m` vectors), and
+//! [`load_lowrank`], which reads such a network from a parameter file.
+
+use std::path::Path;
 
 use neurode_models::{LowRankInit, LowRankRnn, ModelError, Readout};
 use neurode_solvers::Real;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Net, Role};
-use crate::io::NamedArray;
+use crate::io::{read_npz, read_safetensors, IoError, Metadata, NamedArray};
+use crate::kind::Net;
+use crate::kind::{
+    check_non_negative, set_by_key, FlowAxes, Invalid, ModelKind, Role, SetError, TaskModel,
+};
 
 /// The low-rank RNN (see `neurode_models::LowRankRnn`): `[model] kind = "lowrank"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,9 +64,27 @@ impl Default for LowRankConfig {
     }
 }
 
-impl LowRankConfig {
-    pub(super) fn validate(&self) -> Result<(), (String, String)> {
-        let err = |k: &str, msg: String| Err((k.to_string(), msg));
+impl ModelKind for LowRankConfig {
+    fn title(&self) -> &'static str {
+        "the low-rank RNN"
+    }
+    fn units(&self) -> usize {
+        self.n
+    }
+    fn set(&mut self, key: &str, value: toml::Value) -> Result<(), SetError> {
+        set_by_key(self, key, value)
+    }
+    // C, Cᵀ panels per worker (shared), parameters and Adam: ~ 3 n² + small.
+    fn memory_estimate(&self, workers: usize) -> f64 {
+        let n = self.n as f64;
+        let bytes = 8.0;
+        bytes * (3.0 * n * n + (6.0 + workers as f64) * n * (2.0 * self.rank as f64 + 8.0))
+    }
+    fn task_model<T: Real>(&self) -> Option<&dyn TaskModel<T>> {
+        Some(self)
+    }
+    fn validate(&self) -> Result<(), Invalid> {
+        let err = |k: &str, msg: String| Err(Invalid::new(k, msg));
         if self.n == 0 {
             return err("n", "N = 0: the network needs at least one unit".into());
         }
@@ -72,19 +97,17 @@ impl LowRankConfig {
                 format!("tau = {}: must be a positive number of ms", self.tau),
             );
         }
-        super::check_non_negative(&[
+        check_non_negative(&[
             ("m_init_std", self.m_init_std),
             ("n_init_std", self.n_init_std),
             ("b_init_std", self.b_init_std),
             ("w_init_std", self.w_init_std),
         ])
     }
+}
 
-    pub(super) fn build<T: Real>(
-        &self,
-        seed: u64,
-        n_in: usize,
-    ) -> Result<(Net<T>, Readout<T>), ModelError> {
+impl<T: Real> TaskModel<T> for LowRankConfig {
+    fn build(&self, seed: u64, n_in: usize) -> Result<(Net<T>, Readout<T>), ModelError> {
         let init = LowRankInit {
             n: self.n,
             rank: self.rank,
@@ -97,10 +120,10 @@ impl LowRankConfig {
             w_std: self.w_init_std,
         };
         let (rnn, readout) = LowRankRnn::random(&init, seed)?;
-        Ok((Net::LowRank(rnn), readout))
+        Ok((Net::new(rnn), readout))
     }
 
-    pub(super) fn trainable(&self, name: &str) -> bool {
+    fn trainable(&self, name: &str) -> bool {
         match name {
             "M" => self.train_m,
             "N" => self.train_n,
@@ -110,11 +133,8 @@ impl LowRankConfig {
     }
 
     /// Row-major `C` (fixed), `M`, `N`, `B`, `w`, `b`.
-    pub(super) fn arrays<T: Real>(
-        &self,
-        rnn: &LowRankRnn<T>,
-        theta: &[T],
-    ) -> Vec<(NamedArray<T>, Role)> {
+    fn arrays(&self, net: &Net<T>, theta: &[T]) -> Vec<(NamedArray<T>, Role)> {
+        let rnn = own_network(net);
         let (n, r) = (self.n, self.rank);
         let n_in = rnn.n_in();
         let nr = n * r;
@@ -154,6 +174,39 @@ impl LowRankConfig {
             ),
         ]
     }
+
+    fn metadata(&self) -> Vec<(String, String)> {
+        vec![
+            ("format".into(), "neurode low-rank RNN".into()),
+            ("layout".into(), "row-major; W = g C + M N^T / N".into()),
+            ("g".into(), self.g.to_string()),
+            ("tau".into(), self.tau.to_string()),
+        ]
+    }
+
+    fn structure(&self, arrays: &[NamedArray<T>]) -> serde_json::Value {
+        structure_summary(arrays, self.n, self.rank)
+    }
+
+    /// The `κ` plane spanned by `m1`, `m2` (rank 2 and up).
+    fn flow_axes(&self, net: &Net<T>) -> Option<FlowAxes> {
+        let c = own_network(net).connectivity();
+        if c.rank() < 2 {
+            return None;
+        }
+        let n = self.n;
+        let m: Vec<f64> = c.m().iter().map(|v| v.as_f64()).collect();
+        Some(FlowAxes {
+            axes: [m[..n].to_vec(), m[n..2 * n].to_vec()],
+            names: ["kappa1", "kappa2"],
+        })
+    }
+}
+
+/// The low-rank RNN of a network this kind built.
+fn own_network<T: Real>(net: &Net<T>) -> &LowRankRnn<T> {
+    net.downcast_ref()
+        .expect("a network is built by its own config's kind")
 }
 
 /// Norms, cosine overlaps and the singular values of `M Nᵀ / N` of trained low-rank
@@ -234,4 +287,106 @@ pub fn structure_summary<T: Real>(
         "overlaps": overlaps,
         "low_rank_singular_values": sv,
     })
+}
+
+/// Loads a low-rank RNN and its readout from a parameter file: arrays `C` (`N x N`), `M`,
+/// `N` (`N x R`), `B` (`N x inputs`), `w` (`N`), `b` (one value), the gain `g` and the time
+/// constant `tau`. Any published network in this layout plugs in.
+///
+/// - `*.npz` (NumPy): everything is an array, `g` and `tau` too, e.g.
+///   `np.savez("net.npz", C=C, M=M, N=N, B=B, w=w, b=b, g=0.8, tau=1.0)`.
+/// - anything else is read as safetensors (row-major), with `g` and `tau` in the file's
+///   metadata, as `neurode train` writes `params.safetensors`.
+///
+/// # Errors
+/// A missing array or scalar, a shape that does not fit, or an unreadable file: the
+/// message names the file and the array.
+pub fn load_lowrank<T: Real>(path: &Path) -> Result<(LowRankRnn<T>, Readout<T>), IoError> {
+    use neurode_models::LowRank;
+    let is_npz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    let (arrays, meta) = if is_npz {
+        (read_npz::<T>(path)?, Metadata::new())
+    } else {
+        read_safetensors::<T>(path)?
+    };
+    let get = |name: &str, dims: usize| -> Result<&NamedArray<T>, IoError> {
+        let a = arrays
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| IoError::format(path, format!("array {name} is missing")))?;
+        if a.shape.len() != dims {
+            return Err(IoError::format(
+                path,
+                format!(
+                    "array {name} has shape {:?}; expected {dims} dimensions",
+                    a.shape
+                ),
+            ));
+        }
+        Ok(a)
+    };
+    let scalar = |k: &str| -> Result<T, IoError> {
+        if is_npz {
+            return match arrays.iter().find(|a| a.name == k).map(|a| &a.data[..]) {
+                Some(&[v]) => Ok(v),
+                _ => Err(IoError::format(
+                    path,
+                    format!("array `{k}` is missing or not one value; save it with the arrays ({k}=...)"),
+                )),
+            };
+        }
+        meta.get(k)
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(T::from_f64)
+            .ok_or_else(|| {
+                IoError::format(
+                    path,
+                    format!(
+                        "metadata `{k}` is missing or not a number; add it to the file's metadata"
+                    ),
+                )
+            })
+    };
+    let (c, m, nv, b, w) = (
+        get("C", 2)?,
+        get("M", 2)?,
+        get("N", 2)?,
+        get("B", 2)?,
+        get("w", 1)?,
+    );
+    let n = c.shape[0];
+    let r = m.shape[1];
+    if w.data.len() != n {
+        return Err(IoError::format(
+            path,
+            format!("array w has {} values but C is {n} x {n}", w.data.len()),
+        ));
+    }
+    let bias = match get("b", 1)?.data[..] {
+        [v] => v,
+        ref d => {
+            return Err(IoError::format(
+                path,
+                format!(
+                    "array b has {} values; the readout bias is one value",
+                    d.len()
+                ),
+            ))
+        }
+    };
+    let model = |e: neurode_models::ModelError| IoError::format(path, e.to_string());
+    let conn = LowRank::new(
+        n,
+        r,
+        scalar("g")?,
+        c.to_col_major(),
+        m.to_col_major(),
+        nv.to_col_major(),
+    )
+    .map_err(model)?;
+    let rnn = LowRankRnn::new(conn, scalar("tau")?, b.shape[1], b.to_col_major()).map_err(model)?;
+    let readout = Readout::new(w.data.clone(), bias).map_err(model)?;
+    Ok((rnn, readout))
 }

@@ -1,5 +1,6 @@
-//! The multi-region RNN (mRNNTorch) in a run: its `[model]` table, what it trains, draws
-//! per trial and exports.
+//! The multi-region RNN kind (mRNNTorch; `[model] kind = "multiregion"`): its `[model]`
+//! table, what it trains, draws per trial and exports, and its regions for `neurode
+//! analyze --regions`.
 //!
 //! The regions come from a region file (`regions_file`, mRNNTorch's JSON or its TOML
 //! form, read when the config is loaded) or inline (`[model.regions]`, the same keys).
@@ -12,8 +13,12 @@ use neurode_solvers::{derive_seed, Normal, Real, VectorField, VjpParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Net, Role};
 use crate::io::NamedArray;
+use crate::kind::Net;
+use crate::kind::TrialDraws;
+use crate::kind::{
+    check_non_negative, set_by_key, Invalid, KindError, ModelKind, Role, SetError, TaskModel,
+};
 use crate::regions::RegionFile;
 
 /// Activation of a multi-region network (mRNNTorch's names).
@@ -158,7 +163,7 @@ impl MultiRegionConfig {
 
     /// Per unit, whether its tonic input is trained: `train_bias` for every unit when set,
     /// else its region's `learnable_bias` (`None` before the regions are read).
-    pub(super) fn bias_flags(&self) -> Option<Vec<bool>> {
+    fn bias_flags(&self) -> Option<Vec<bool>> {
         let flags = self.layout()?.learnable_bias();
         Some(match self.train_bias {
             Some(t) => vec![t; flags.len()],
@@ -166,15 +171,15 @@ impl MultiRegionConfig {
         })
     }
 
-    pub(super) fn validate(&self) -> Result<(), (String, String)> {
-        let err = |k: &str, msg: String| Err((k.to_string(), msg));
+    fn check(&self) -> Result<(), Invalid> {
+        let err = |k: &str, msg: String| Err(Invalid::new(k, msg));
         if !(self.tau.is_finite() && self.tau > 0.0) {
             return err(
                 "tau",
                 format!("tau = {}: must be a positive time", self.tau),
             );
         }
-        super::check_non_negative(&[("noise_rec", self.noise_rec), ("noise_inp", self.noise_inp)])?;
+        check_non_negative(&[("noise_rec", self.noise_rec), ("noise_inp", self.noise_inp)])?;
         if !(self.noise_dt.is_finite() && self.noise_dt > 0.0) {
             return err(
                 "noise_dt",
@@ -217,12 +222,12 @@ impl MultiRegionConfig {
         };
         // The entries are checked here; the weights are drawn (and the spectral radius
         // scaled) when the network is built, after the memory check.
-        let b = regions.builder().map_err(|e| (key.to_string(), e))?;
+        let b = regions.builder().map_err(|e| Invalid::new(key, e))?;
         b.check_complete()
-            .map_err(|e| (key.to_string(), e.to_string()))
+            .map_err(|e| Invalid::new(key, e.to_string()))
     }
 
-    pub(super) fn build<T: Real>(
+    fn build_network<T: Real>(
         &self,
         seed: u64,
         n_in: usize,
@@ -241,7 +246,7 @@ impl MultiRegionConfig {
             .map(|_| T::from_f64(rng.sample() / (n as f64).sqrt()))
             .collect();
         let readout = Readout::rates(w_out, T::zero(), self.act.activation())?;
-        Ok((Net::MultiRegion(rnn), readout))
+        Ok((Net::new(rnn), readout))
     }
 
     /// The network and its region layout for `seed`.
@@ -253,7 +258,7 @@ impl MultiRegionConfig {
         b.finalize(&self.settings(), derive_seed(seed, &[0]))
     }
 
-    pub(super) fn trainable(&self, name: &str) -> bool {
+    fn trainable(&self, name: &str) -> bool {
         match name {
             "W" => self.train_w,
             "B" => self.train_w_in,
@@ -264,8 +269,8 @@ impl MultiRegionConfig {
         }
     }
 
-    pub(super) fn draws(&self) -> super::TrialDraws {
-        super::TrialDraws {
+    fn trial_draws(&self) -> TrialDraws {
+        TrialDraws {
             x0_sd: 0.0,
             noise_sd: (2.0 * self.noise_dt / self.tau).sqrt() * self.noise_rec,
             noise_dt: self.noise_dt,
@@ -275,11 +280,7 @@ impl MultiRegionConfig {
 
     /// Row-major `W` (raw), `w_in` (raw), `bias` (tonic input), `w_out`, `b_out` (θ);
     /// `signed_mask` (fixed); `W_eff`, `w_in_eff` (derived).
-    pub(super) fn arrays<T: Real>(
-        &self,
-        rnn: &MultiRegionRnn<T>,
-        theta: &[T],
-    ) -> Vec<(NamedArray<T>, Role)> {
+    fn arrays<T: Real>(&self, rnn: &MultiRegionRnn<T>, theta: &[T]) -> Vec<(NamedArray<T>, Role)> {
         let n = rnn.dim();
         let n_in = rnn.n_in();
         let nf = rnn.n_params();
@@ -321,7 +322,7 @@ impl MultiRegionConfig {
         ]
     }
 
-    pub(super) fn structure<T: Real>(&self, arrays: &[NamedArray<T>]) -> serde_json::Value {
+    fn structure<T: Real>(&self, arrays: &[NamedArray<T>]) -> serde_json::Value {
         let get = |name: &str| arrays.iter().find(|a| a.name == name);
         let (Some(mask), Some(weff)) = (get("signed_mask"), get("W_eff")) else {
             return json!({"error": "the parameter arrays of a multi-region RNN are incomplete"});
@@ -346,5 +347,121 @@ impl MultiRegionConfig {
             "nonzero_effective_weights": weff.data.iter().filter(|v| v.as_f64() != 0.0).count(),
             "activation": format!("{:?}", self.act).to_lowercase(),
         })
+    }
+}
+
+impl ModelKind for MultiRegionConfig {
+    fn title(&self) -> &'static str {
+        "the multi-region RNN (mRNNTorch)"
+    }
+    fn units(&self) -> usize {
+        self.n()
+    }
+    fn validate(&self) -> Result<(), Invalid> {
+        self.check()
+    }
+    fn check_solver(&self, euler_dt: Option<f64>) -> Result<(), Invalid> {
+        let noisy = self.noise_rec > 0.0 || self.noise_inp > 0.0;
+        if noisy && euler_dt != Some(self.noise_dt) {
+            return Err(Invalid::new(
+                "noise_dt",
+                format!(
+                    "the noise is drawn once per noise_dt = {} with the original's scaling: \
+                     use [solver] stepper = \"euler\" with dt = noise_dt",
+                    self.noise_dt
+                ),
+            ));
+        }
+        if self.elman && euler_dt != Some(self.tau) {
+            return Err(Invalid::new(
+                "elman",
+                format!(
+                    "the Elman update is Euler with dt = tau: set [solver] stepper = \"euler\" \
+                     and dt = {} (or make tau the step)",
+                    self.tau
+                ),
+            ));
+        }
+        Ok(())
+    }
+    fn resolve(&mut self, config_dir: &Path) -> Result<(), Invalid> {
+        MultiRegionConfig::resolve(self, config_dir).map_err(|e| Invalid::new("regions_file", e))
+    }
+    fn set(&mut self, key: &str, value: toml::Value) -> Result<(), SetError> {
+        if key == "n" {
+            return Err(SetError::Value {
+                key: key.into(),
+                message: "a multi-region network's size is its regions': edit the region file"
+                    .into(),
+            });
+        }
+        set_by_key(self, key, value)
+    }
+    // W, W_eff, both panels, the VJP scratch per worker, Adam (2), best copy.
+    fn memory_estimate(&self, workers: usize) -> f64 {
+        let n = self.n() as f64;
+        let bytes = 8.0;
+        bytes * n * n * (8.0 + 2.0 * workers as f64)
+    }
+    fn draws(&self) -> TrialDraws {
+        self.trial_draws()
+    }
+    fn region_units(&self, names: &[String]) -> Option<Result<Vec<usize>, KindError>> {
+        let units = || -> Result<Vec<usize>, String> {
+            let layout = self
+                .regions
+                .as_ref()
+                .ok_or_else(|| "the run's config has no regions".to_string())?
+                .builder()
+                .map_err(|e| format!("the run's regions: {e}"))?
+                .layout();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut units = layout.units(&names).map_err(|e| e.to_string())?;
+            units.sort_unstable();
+            units.dedup();
+            Ok(units)
+        };
+        Some(units().map_err(KindError::Regions))
+    }
+    fn task_model<T: Real>(&self) -> Option<&dyn TaskModel<T>> {
+        Some(self)
+    }
+}
+
+impl<T: Real> TaskModel<T> for MultiRegionConfig {
+    fn build(&self, seed: u64, n_in: usize) -> Result<(Net<T>, Readout<T>), ModelError> {
+        self.build_network(seed, n_in)
+    }
+    fn trainable(&self, name: &str) -> bool {
+        MultiRegionConfig::trainable(self, name)
+    }
+    /// The tonic input follows each region's `learnable_bias` (or `train_bias`).
+    fn trainable_entries(&self, name: &str, len: usize) -> Vec<bool> {
+        let whole = || vec![MultiRegionConfig::trainable(self, name); len];
+        if name != "bias" {
+            return whole();
+        }
+        self.bias_flags()
+            .filter(|f| f.len() == len)
+            .unwrap_or_else(whole)
+    }
+    fn arrays(&self, net: &Net<T>, theta: &[T]) -> Vec<(NamedArray<T>, Role)> {
+        let rnn: &MultiRegionRnn<T> = net
+            .downcast_ref()
+            .expect("a network is built by its own config's kind");
+        MultiRegionConfig::arrays(self, rnn, theta)
+    }
+    fn metadata(&self) -> Vec<(String, String)> {
+        vec![
+            ("format".into(), "neurode multi-region RNN (mRNNTorch)".into()),
+            (
+                "layout".into(),
+                "row-major, rows = destination; W_eff = |W| * signed_mask (Dale) or W * signed_mask; bias = tonic input".into(),
+            ),
+            ("tau".into(), self.tau.to_string()),
+        ]
+    }
+    fn structure(&self, arrays: &[NamedArray<T>]) -> serde_json::Value {
+        MultiRegionConfig::structure(self, arrays)
     }
 }

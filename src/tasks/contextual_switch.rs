@@ -13,6 +13,7 @@ use neurode_solvers::{PiecewiseConstant, Real};
 use serde::{Deserialize, Serialize};
 
 use super::{grid, mean_has_sign, Epoch, Target, Task, TaskSpec, Trial};
+use crate::invalid::Invalid;
 
 /// Settings of the contextual switch task (the reference defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,19 +56,22 @@ impl Default for ContextualSwitch {
 
 impl ContextualSwitch {
     /// Checks the settings; the error names the key and what to do.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let pos = |k: &'static str, v: f64| -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let pos = |k: &'static str, v: f64| -> Result<(), Invalid> {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err((k, format!("{k} = {v}: must be a positive number of ms")))
+                Err(Invalid::new(
+                    k,
+                    format!("{k} = {v}: must be a positive number of ms"),
+                ))
             }
         };
         pos("t_stim", self.t_stim)?;
         pos("t_avg", self.t_avg)?;
         pos("sample_dt", self.sample_dt)?;
         if !(self.t_burn.is_finite() && self.t_burn >= 0.0) {
-            return Err((
+            return Err(Invalid::new(
                 "t_burn",
                 format!("t_burn = {}: must be >= 0 ms", self.t_burn),
             ));
@@ -75,7 +79,7 @@ impl ContextualSwitch {
         // The loss window and the noise bins are sampled every `sample_dt`.
         let samples = self.t_stim.max(self.t_avg) / self.sample_dt;
         if samples > super::MAX_SAMPLES as f64 {
-            return Err((
+            return Err(Invalid::new(
                 "sample_dt",
                 format!(
                     "sample_dt = {} is too fine for a {} ms stimulus: {samples:.3e} samples \
@@ -88,7 +92,7 @@ impl ContextualSwitch {
             ));
         }
         if self.sample_dt > self.t_avg {
-            return Err((
+            return Err(Invalid::new(
                 "sample_dt",
                 format!(
                     "sample_dt = {} is longer than the averaging window t_avg = {}: no sample \
@@ -98,7 +102,7 @@ impl ContextualSwitch {
             ));
         }
         if self.t_avg > self.t_stim {
-            return Err((
+            return Err(Invalid::new(
                 "t_avg",
                 format!(
                     "t_avg = {} exceeds t_stim = {}: average within the stimulus period",
@@ -107,7 +111,7 @@ impl ContextualSwitch {
             ));
         }
         if !(self.stim_std.is_finite() && self.stim_std >= 0.0) {
-            return Err((
+            return Err(Invalid::new(
                 "stim_std",
                 format!("stim_std = {}: must be >= 0", self.stim_std),
             ));
@@ -118,7 +122,7 @@ impl ContextualSwitch {
             ("stim_mean_abs", self.stim_mean_abs),
         ] {
             if !v.is_finite() {
-                return Err((k, format!("{k} = {v}: must be finite")));
+                return Err(Invalid::new(k, format!("{k} = {v}: must be finite")));
             }
         }
         Ok(())

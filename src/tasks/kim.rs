@@ -34,19 +34,17 @@ use neurode_solvers::{PiecewiseConstant, Real};
 use serde::{Deserialize, Serialize};
 
 use super::{grid, Epoch, Target, Task, TaskSpec, Trial};
+use crate::invalid::Invalid;
 
 /// The reference string of the three tasks.
 const REFERENCE: &str = "Kim, Li & Sejnowski (2019), PNAS 116(45):22811-22820; \
                          TensorFlow code rkim35/spikeRNN (rate/model.py, rate/main.py)";
 
-/// A config error: the key and the message.
-type ConfigError = (&'static str, String);
-
 /// Checks that a trial length fits: at least two steps (one output), at most
 /// [`super::MAX_SAMPLES`].
-fn check_t_steps(t_steps: usize) -> Result<(), ConfigError> {
+fn check_t_steps(t_steps: usize) -> Result<(), Invalid> {
     if !(2..=super::MAX_SAMPLES).contains(&t_steps) {
-        return Err((
+        return Err(Invalid::new(
             "t_steps",
             format!(
                 "t_steps = {t_steps}: a trial needs between 2 and {} steps",
@@ -58,27 +56,33 @@ fn check_t_steps(t_steps: usize) -> Result<(), ConfigError> {
 }
 
 /// Checks that a count of steps is positive.
-fn check_positive_steps(key: &'static str, v: usize) -> Result<(), ConfigError> {
+fn check_positive_steps(key: &'static str, v: usize) -> Result<(), Invalid> {
     if v == 0 {
-        return Err((key, format!("{key} = 0: must be at least 1 step")));
+        return Err(Invalid::new(
+            key,
+            format!("{key} = 0: must be at least 1 step"),
+        ));
     }
     Ok(())
 }
 
 /// Checks that a threshold is a positive finite number.
-fn check_threshold(key: &'static str, v: f64) -> Result<(), ConfigError> {
+fn check_threshold(key: &'static str, v: f64) -> Result<(), Invalid> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err((key, format!("{key} = {v}: must be a positive number")))
+        Err(Invalid::new(
+            key,
+            format!("{key} = {v}: must be a positive number"),
+        ))
     }
 }
 
 /// Checks that a window ending at step `end` (exclusive) lies inside the trial, whose last
 /// time is `t_steps - 1`.
-fn check_ends_in_trial(key: &'static str, end: usize, t_steps: usize) -> Result<(), ConfigError> {
+fn check_ends_in_trial(key: &'static str, end: usize, t_steps: usize) -> Result<(), Invalid> {
     if end > t_steps - 1 {
-        return Err((
+        return Err(Invalid::new(
             key,
             format!(
                 "{key}: the window ends at step {end}, after the end of the trial \
@@ -232,7 +236,7 @@ impl Default for GoNogo {
 
 impl GoNogo {
     /// Checks the settings; the error names the key and what to do.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         check_t_steps(self.t_steps)?;
         check_positive_steps("stim_dur", self.stim_dur)?;
         check_ends_in_trial(
@@ -241,7 +245,7 @@ impl GoNogo {
             self.t_steps,
         )?;
         if self.response_from >= self.t_steps - 1 {
-            return Err((
+            return Err(Invalid::new(
                 "response_from",
                 format!(
                     "response_from = {}: the response window must hold at least one of the \
@@ -253,7 +257,7 @@ impl GoNogo {
             ));
         }
         if self.response_from < self.stim_on {
-            return Err((
+            return Err(Invalid::new(
                 "response_from",
                 format!(
                     "response_from = {} precedes the stimulus onset stim_on = {}",
@@ -375,13 +379,13 @@ impl Xor {
     }
 
     /// Checks the settings; the error names the key and what to do.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         check_t_steps(self.t_steps)?;
         check_positive_steps("stim_dur", self.stim_dur)?;
         let second_end = self.second_on().saturating_add(self.stim_dur);
         check_ends_in_trial("stim_dur", second_end, self.t_steps)?;
         if self.target_off <= self.target_on {
-            return Err((
+            return Err(Invalid::new(
                 "target_off",
                 format!(
                     "target_off = {} must come after target_on = {}",
@@ -390,7 +394,7 @@ impl Xor {
             ));
         }
         if self.target_off > self.t_steps - 1 {
-            return Err((
+            return Err(Invalid::new(
                 "target_off",
                 format!(
                     "target_off = {}: the target window must end within the {} outputs",
@@ -400,7 +404,7 @@ impl Xor {
             ));
         }
         if self.target_on < self.second_on() {
-            return Err((
+            return Err(Invalid::new(
                 "target_on",
                 format!(
                     "target_on = {} precedes the onset of the second stimulus ({})",
@@ -410,7 +414,7 @@ impl Xor {
             ));
         }
         if self.eval_from >= self.target_off {
-            return Err((
+            return Err(Invalid::new(
                 "eval_from",
                 format!(
                     "eval_from = {}: the scoring window must overlap the target window \
@@ -533,12 +537,12 @@ impl Default for Mante {
 
 impl Mante {
     /// Checks the settings; the error names the key and what to do.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         check_t_steps(self.t_steps)?;
         check_positive_steps("stim_dur", self.stim_dur)?;
         let stim_end = self.stim_on.saturating_add(self.stim_dur);
         if stim_end >= self.t_steps - 1 {
-            return Err((
+            return Err(Invalid::new(
                 "stim_dur",
                 format!(
                     "the stimulus ends at step {stim_end}, leaving no output for the response \
@@ -548,19 +552,19 @@ impl Mante {
             ));
         }
         if !(self.offset.is_finite() && self.offset > 0.0) {
-            return Err((
+            return Err(Invalid::new(
                 "offset",
                 format!("offset = {}: must be a positive number", self.offset),
             ));
         }
         if !(self.noise_sd.is_finite() && self.noise_sd >= 0.0) {
-            return Err((
+            return Err(Invalid::new(
                 "noise_sd",
                 format!("noise_sd = {}: must be >= 0", self.noise_sd),
             ));
         }
         if self.eval_last == 0 || self.eval_last > self.t_steps - 1 {
-            return Err((
+            return Err(Invalid::new(
                 "eval_last",
                 format!(
                     "eval_last = {}: must be between 1 and the number of outputs ({})",

@@ -15,6 +15,8 @@ pub mod kim;
 use neurode_solvers::{derive_seed, PiecewiseConstant, Real};
 use serde::{Deserialize, Serialize};
 
+use crate::invalid::Invalid;
+
 pub use contextual_switch::ContextualSwitch;
 pub use kim::{GoNogo, Mante, Xor};
 
@@ -182,8 +184,8 @@ macro_rules! each_task {
 }
 
 impl TaskConfig {
-    /// Checks the settings; the error is `(key, message)`.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    /// Checks the settings; the error names the key.
+    pub fn validate(&self) -> Result<(), Invalid> {
         each_task!(self, t => t.validate())
     }
     /// The task's name as written in configs (`kind`).

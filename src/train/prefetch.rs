@@ -48,7 +48,7 @@ impl<T: Real> Prefetch<T> {
     /// model draws no noise, or its noise goes through the trained input weights.
     pub(super) fn start(cfg: &TrainConfig, stream: u64, dim: usize, t_end: f64) -> Option<Self> {
         let t = &cfg.training;
-        let draws: TrialDraws = cfg.model.draws();
+        let draws: TrialDraws = cfg.model.kind().draws();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if !t.prefetch
             || t.threads != 1

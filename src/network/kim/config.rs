@@ -1,13 +1,14 @@
-//! The Kim et al. (2019) rate RNN in a run: its `[model]` table (the original's knobs, same
-//! names and defaults), what it trains, draws per trial and exports.
+//! The `[model]` table of the Kim et al. (2019) rate RNN (the original's knobs, same names
+//! and defaults), its checks, its network, and its arrays and summary for a run's files.
 
 use neurode_models::{Activation, KimInit, KimRateRnn, ModelError, Readout, WeightDist};
 use neurode_solvers::Real;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Net, Role};
 use crate::io::NamedArray;
+use crate::kind::Net;
+use crate::kind::{check_non_negative, Invalid, Role};
 
 /// Activation of the Kim et al. rate RNN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -137,8 +138,8 @@ impl KimConfig {
         }
     }
 
-    pub(super) fn validate(&self) -> Result<(), (String, String)> {
-        let err = |k: &str, msg: String| Err((k.to_string(), msg));
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        let err = |k: &str, msg: String| Err(Invalid::new(k, msg));
         if let Err(e) = self.init(1).check() {
             let key = match &e {
                 ModelError::Invalid { name, .. } => name.to_lowercase(),
@@ -146,7 +147,7 @@ impl KimConfig {
             };
             return err(&key, e.to_string());
         }
-        super::check_non_negative(&[("noise_sd", self.noise_sd), ("x0_sd", self.x0_sd)])?;
+        check_non_negative(&[("noise_sd", self.noise_sd), ("x0_sd", self.x0_sd)])?;
         if !(self.noise_dt.is_finite() && self.noise_dt > 0.0) {
             return err(
                 "noise_dt",
@@ -159,13 +160,13 @@ impl KimConfig {
         Ok(())
     }
 
-    pub(super) fn build<T: Real>(
+    pub(super) fn build_network<T: Real>(
         &self,
         seed: u64,
         n_in: usize,
     ) -> Result<(Net<T>, Readout<T>), ModelError> {
         let (rnn, readout) = KimRateRnn::random(&self.init(n_in), seed)?;
-        Ok((Net::Kim(rnn), readout))
+        Ok((Net::new(rnn), readout))
     }
 
     pub(super) fn trainable(&self, name: &str) -> bool {
