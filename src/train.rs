@@ -540,7 +540,7 @@ impl<T: Real> Trainer<T> {
         };
         let t = &self.cfg.training;
         let (eval_every, log_every) = (t.eval_every, t.log_every);
-        let validate_now = self.iteration % eval_every == 0 || self.iteration == total;
+        let validate_now = self.iteration.is_multiple_of(eval_every) || self.iteration == total;
         if validate_now {
             let v = self.validate()?;
             row.val_loss = Some(v.loss);
@@ -558,7 +558,7 @@ impl<T: Real> Trainer<T> {
                 self.stopped = Some(self.iteration);
             }
         }
-        if validate_now || self.iteration % log_every == 0 || self.iteration == 1 {
+        if validate_now || self.iteration.is_multiple_of(log_every) || self.iteration == 1 {
             self.metrics.push(row.clone());
         }
         Ok(row)

@@ -680,7 +680,7 @@ impl Regions {
     /// column-major `act`, as a `len x cols` column-major matrix.
     pub fn activity<T: Real>(&self, act: &[T], names: &[&str]) -> Result<Vec<T>, ModelError> {
         let h = self.n_rec();
-        if h == 0 || act.len() % h != 0 {
+        if h == 0 || !act.len().is_multiple_of(h) {
             return Err(ModelError::Shape(format!(
                 "activity has {} entries, not a multiple of the {h} recurrent units",
                 act.len()
@@ -727,7 +727,7 @@ impl Regions {
         ld: usize,
     ) -> Result<Vec<T>, ModelError> {
         let need = cols.iter().max().map_or(0, |&c| (c + 1) * ld);
-        if w.len() < need || w.len() % ld.max(1) != 0 {
+        if w.len() < need || !w.len().is_multiple_of(ld.max(1)) {
             return Err(ModelError::Shape(format!(
                 "the weight matrix has {} entries; it must have {ld} rows and at least {} \
                  columns",

@@ -97,7 +97,7 @@ impl Plane {
 /// The plane of the top two principal components of `states` (`dim x K`, column-major,
 /// K >= 3): through their mean.
 pub fn pca_plane(dim: usize, states: &[f64]) -> Result<Plane, AnalysisError> {
-    if dim < 2 || states.len() % dim != 0 || states.len() / dim < 3 {
+    if dim < 2 || !states.len().is_multiple_of(dim) || states.len() / dim < 3 {
         return Err(AnalysisError::Input(format!(
             "principal components need at least 3 states of at least 2 units ({} values, {dim} \
              units)",

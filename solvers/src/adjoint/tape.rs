@@ -51,7 +51,7 @@ impl<T: Real> CheckpointStore<T> {
     /// fresh slot); `None` when `idx` is not a checkpoint.
     fn place(&mut self, idx: usize) -> Option<usize> {
         loop {
-            if idx % self.stride != 0 {
+            if !idx.is_multiple_of(self.stride) {
                 return None;
             }
             let j = idx / self.stride;
@@ -114,7 +114,7 @@ impl<T: Real> CheckpointStore<T> {
 
     /// Whether recording step index `idx` thins the checkpoints.
     fn thins(&self, idx: usize) -> bool {
-        idx % self.stride == 0 && self.cap.is_some_and(|cap| idx / self.stride >= cap)
+        idx.is_multiple_of(self.stride) && self.cap.is_some_and(|cap| idx / self.stride >= cap)
     }
 
     /// Number of states allocated.
@@ -125,7 +125,9 @@ impl<T: Real> CheckpointStore<T> {
     /// Whether recording step index `idx` allocates a new slot.
     fn needs_slot(&self, idx: usize) -> bool {
         let j = idx / self.stride;
-        idx % self.stride == 0 && j >= self.slots.len() && self.cap.is_none_or(|cap| j < cap)
+        idx.is_multiple_of(self.stride)
+            && j >= self.slots.len()
+            && self.cap.is_none_or(|cap| j < cap)
     }
 }
 

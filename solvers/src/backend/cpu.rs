@@ -550,7 +550,7 @@ impl<T: Real> Backend<T> for Cpu {
         // One time constant per unit: whole columns of `inv_tau.len()` units.
         let dim = inv_tau.len();
         assert!(
-            dim > 0 && len % dim == 0,
+            dim > 0 && len.is_multiple_of(dim),
             "leak_vjp: out is not whole columns"
         );
         let op = SendPtr(out.as_mut_ptr());
@@ -1182,7 +1182,7 @@ mod tests {
             // Per-unit time constants and a direct term on columns divisible by 3.
             let inv: Vec<T> = (0..dim).map(|i| val::<T>(i, 23).abs() + T::one()).collect();
             let e: Vec<T> = (0..dim).map(|i| val(i, 29)).collect();
-            let direct = |b: usize| (b % 3 == 0).then_some(&e[..]);
+            let direct = |b: usize| b.is_multiple_of(3).then_some(&e[..]);
             let mut c = y.clone();
             Cpu.leak(dim, &x, &input, &inv, &direct, &mut c);
             for (i, &ci) in c.iter().enumerate() {
