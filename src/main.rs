@@ -247,6 +247,10 @@ fn sweep(a: &SweepArgs) -> Result<(), String> {
     if a.seeds == 0 {
         return Err("--seeds must be at least 1".into());
     }
+    // A kind that cannot train is refused before any seed runs.
+    cfg.model
+        .require::<f64>(neurode::kind::Capability::Train)
+        .map_err(|e| e.to_string())?;
     let seeds: Vec<u64> = (1..=a.seeds).collect();
     let parallel = a
         .parallel
@@ -258,13 +262,19 @@ fn sweep(a: &SweepArgs) -> Result<(), String> {
         eprintln!(
             "seed {}: {} ({:.1} s)",
             r.seed,
-            r.trials_to_criterion.map_or_else(
-                || "criterion not met".to_string(),
-                |t| format!("{t} trials to criterion")
-            ),
+            match (&r.error, r.trials_to_criterion) {
+                (Some(e), _) => format!("failed: {e}"),
+                (None, Some(t)) => format!("{t} trials to criterion"),
+                (None, None) => "criterion not met".to_string(),
+            },
             r.wall_seconds
         );
     });
+    if let Some(e) = results.iter().find_map(|r| r.error.as_ref()) {
+        if results.iter().all(|r| r.error.is_some()) {
+            return Err(format!("every seed failed; the first: {e}"));
+        }
+    }
     println!("{}", neurode::sweep::table(&cfg.name, &results));
     if let Some(p) = &a.json {
         let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;

@@ -522,3 +522,36 @@ fn a_grid_of_two_parameters_maps_multistability() {
     ]);
     assert!(err.contains("the grid of two"), "{err}");
 }
+
+/// The mean field is a model kind of the app (`[model] kind = "meanfield"`): its settings
+/// are checked like any kind's, and the commands it cannot serve refuse it, naming its own.
+#[test]
+fn the_generic_commands_refuse_the_mean_field_kind_naming_its_command() {
+    let text = std::fs::read_to_string("configs/lowrank_context_switch_sanity.toml").unwrap();
+    let (a, b) = (text.find("[model]").unwrap(), text.find("[task]").unwrap());
+    let model = "[model]\nkind = \"meanfield\"\nn_clusters = 2\nc_matrix = 1.0\nj_matrix = 0.1\nj_ext = 2.3\nc_ext = 320\nnu_ext = 7.0\ntau_membrane = 0.02\nthreshold = [1.5, 0.75]\n\n";
+    let dir = scratch("kind");
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, format!("{}{model}{}", &text[..a], &text[b..])).unwrap();
+    let c = cfg.to_str().unwrap();
+    let out = dir.join("run");
+    let o = out.to_str().unwrap();
+    for (args, verb) in [
+        (vec!["train", c, "--out", o], "be trained"),
+        (vec!["simulate", c, "--out", o], "be simulated on a task"),
+        (vec!["sweep", c], "be trained"),
+    ] {
+        let err = fails(&args);
+        assert!(
+            err.contains(&format!(
+                "model kind `meanfield` cannot {verb}; use `neurode meanfield`"
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    let err = fails(&["train", c, "--set", "tau_membrane=0"]);
+    assert!(
+        err.contains("`model.tau_membrane[0]`") && err.contains("must be finite and > 0"),
+        "{err}"
+    );
+}

@@ -89,6 +89,41 @@ pub struct Network {
     pub tau_rate: Option<Values>,
 }
 
+impl Network {
+    /// The parameter set.
+    pub fn params(&self) -> Result<MeanFieldParams, MeanFieldError> {
+        let net = self;
+        let n = net.n_clusters;
+        let mut err = None;
+        let set = MeanFieldParams::new(n, |p| {
+            let v = match p {
+                Param::C => Some(&net.c_matrix),
+                Param::J => Some(&net.j_matrix),
+                Param::JExt => Some(&net.j_ext),
+                Param::CExt => Some(&net.c_ext),
+                Param::NuExt => Some(&net.nu_ext),
+                Param::TauM => Some(&net.tau_membrane),
+                Param::TauS => net.tau_synaptic.as_ref(),
+                Param::Threshold => Some(&net.threshold),
+                Param::Reset => net.reset_voltage.as_ref(),
+                Param::TauRef => net.tau_refractory.as_ref(),
+                Param::Tau => net.tau_rate.as_ref(),
+            }?;
+            match v.flat(p.name(), n) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    err.get_or_insert(e);
+                    Some(vec![])
+                }
+            }
+        });
+        match err {
+            Some(e) => Err(e),
+            None => set,
+        }
+    }
+}
+
 /// `runner.simple`: the starts.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -293,35 +328,7 @@ impl MeanFieldConfig {
 
     /// The parameter set of `[network]`.
     pub fn params(&self) -> Result<MeanFieldParams, MeanFieldError> {
-        let net = &self.network;
-        let n = net.n_clusters;
-        let mut err = None;
-        let set = MeanFieldParams::new(n, |p| {
-            let v = match p {
-                Param::C => Some(&net.c_matrix),
-                Param::J => Some(&net.j_matrix),
-                Param::JExt => Some(&net.j_ext),
-                Param::CExt => Some(&net.c_ext),
-                Param::NuExt => Some(&net.nu_ext),
-                Param::TauM => Some(&net.tau_membrane),
-                Param::TauS => net.tau_synaptic.as_ref(),
-                Param::Threshold => Some(&net.threshold),
-                Param::Reset => net.reset_voltage.as_ref(),
-                Param::TauRef => net.tau_refractory.as_ref(),
-                Param::Tau => net.tau_rate.as_ref(),
-            }?;
-            match v.flat(p.name(), n) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    err.get_or_insert(e);
-                    Some(vec![])
-                }
-            }
-        });
-        match err {
-            Some(e) => Err(e),
-            None => set,
-        }
+        self.network.params()
     }
 
     /// The starts of `runner.simple.nu_init` (none if absent).

@@ -3,6 +3,7 @@
 //! problem file of the peer benchmark (`benches/external/compare_meanfield.sh`).
 
 mod config;
+mod kind;
 
 use std::fs::File;
 use std::io::Write;
@@ -17,7 +18,7 @@ use neurode_models::meanfield::{
 };
 use serde_json::{json, Value};
 
-pub use config::{ConfigError, MeanFieldConfig, Values};
+pub use config::{ConfigError, MeanFieldConfig, Network, Values};
 
 /// What `neurode meanfield` is asked to do.
 #[derive(Debug, Clone, Default)]

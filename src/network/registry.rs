@@ -64,6 +64,8 @@ kinds! {
     Kim(KimConfig) = "kim",
     /// A multi-region RNN, mRNNTorch ([`MultiRegionConfig`]).
     Multiregion(MultiRegionConfig) = "multiregion",
+    /// The LIF mean field ([`Network`](crate::meanfield::Network)).
+    Meanfield(crate::meanfield::Network) = "meanfield",
 }
 
 impl Default for ModelConfig {
