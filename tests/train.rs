@@ -244,15 +244,24 @@ fn fails_with(args: &[&str]) -> String {
     err
 }
 
-/// Every shipped config parses and passes its checks.
+/// Every shipped config parses and passes its checks: a training config, or a mean-field
+/// config (`neurode meanfield`; its populations in a `[network]` table).
 #[test]
 fn shipped_configs_load() {
+    let mut meanfield = 0;
     for f in std::fs::read_dir("configs").unwrap() {
         let p = f.unwrap().path();
         if p.extension().is_some_and(|e| e == "toml") {
-            TrainConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            let text: toml::Table = toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            if text.contains_key("network") {
+                neurode::meanfield::MeanFieldConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                meanfield += 1;
+            } else {
+                TrainConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            }
         }
     }
+    assert_eq!(meanfield, 2);
 }
 
 /// `params.safetensors` is plain safetensors: an 8-byte little-endian header length, a
