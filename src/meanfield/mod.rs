@@ -227,6 +227,7 @@ pub fn run(
             let effective_rows = match (&cfg.runner.mode, &cfg.runner.effective) {
                 (Some(m), Some(e)) if m == "effective" => Some(write_effective(
                     &out.join("effective.csv"),
+                    &opts.config,
                     &base,
                     e,
                     &solve_opts,
@@ -344,14 +345,15 @@ fn outcome_json(start: &[f64], o: &StartOutcome) -> Value {
 /// The effective-response grid as CSV: focus rates, then Φ of every population.
 fn write_effective(
     path: &Path,
+    config: &Path,
     set: &MeanFieldParams,
     e: &config::Effective,
     opts: &neurode_models::meanfield::SolveOptions,
 ) -> Result<usize, MeanFieldRunError> {
     let bad = |key: &str, hint: String| {
         MeanFieldRunError::Config(ConfigError::Setting {
-            path: "runner.effective".into(),
-            key: key.into(),
+            path: config.display().to_string(),
+            key: format!("runner.effective.{key}"),
             value: String::new(),
             hint,
         })

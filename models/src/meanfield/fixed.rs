@@ -579,7 +579,7 @@ fn relax_misses(
         .allow_failures(true)
         .threads(threads(opts, who.len()))
         .run()
-        .map_err(|e| MeanFieldError::Numerics(format!("the relaxation fallback failed: {e}")))?;
+        .map_err(|e| MeanFieldError::Relaxation(e.to_string()))?;
     let n = sets[0].n();
     let no_hold = vec![false; n];
     let mut newton = Newton::new(n);
@@ -643,7 +643,7 @@ fn collect(
     for &o in &order {
         let rates = roots[o].clone();
         field.jacobian(0, &rates, &mut jac);
-        let ev = eigenvalues(n, &jac).map_err(|e| MeanFieldError::Numerics(e.to_string()))?;
+        let ev = eigenvalues(n, &jac)?;
         set.rates(&rates, &mut scratch.0, &mut scratch.1);
         let residual = max_abs(
             &scratch
@@ -797,9 +797,11 @@ pub fn effective_response(
     let mut newton = Newton::new(n);
     let start = x.clone();
     if let NewtonEnd::Failed(reason) = newton.run(set, &mut x, &hold, opts) {
-        return Err(MeanFieldError::Numerics(format!(
-            "the ambient populations did not converge from {start:?} with the focus rates {focus_rates:?} ({reason}); try another ambient_nu_init"
-        )));
+        return Err(MeanFieldError::AmbientNotConverged {
+            start,
+            focus_rates: focus_rates.to_vec(),
+            reason,
+        });
     }
     let mut phi = vec![0.0; n];
     set.rates(&x, &mut phi, &mut vec![0.0; 2 * n]);

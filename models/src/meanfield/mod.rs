@@ -124,7 +124,20 @@ pub enum MeanFieldError {
         /// What was being solved.
         what: &'static str,
     },
-    /// Numerical trouble (an eigen-solver, an integration).
+    /// The ambient populations of an effective response did not converge.
+    #[error("mean field: the ambient populations did not converge from {start:?} with the focus rates {focus_rates:?} ({reason}); try another ambient_nu_init")]
+    AmbientNotConverged {
+        /// The combined starting rates.
+        start: Vec<f64>,
+        /// The focus populations' rates.
+        focus_rates: Vec<f64>,
+        /// Why Newton stopped.
+        reason: &'static str,
+    },
+    /// The eigen-solver did not converge on a fixed point's Jacobian.
     #[error("mean field: {0}")]
-    Numerics(String),
+    Eigen(#[from] crate::stability::EigenError),
+    /// The relaxation fallback's integration failed.
+    #[error("mean field: the relaxation fallback failed: {0}")]
+    Relaxation(String),
 }
