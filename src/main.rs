@@ -20,7 +20,9 @@ use neurode::run;
                   al. 2019 rate RNN on go/no-go, XOR and Mante); `neurode eval <run-dir>` \
                   evaluates a trained run on fresh trials; `neurode simulate <config or run-dir>` \
                   saves its trajectories on fresh trials (.npz for NumPy, and a plot); `neurode \
-                  analyze <run-dir>` finds its fixed points and draws its flow field."
+                  analyze <run-dir>` finds its fixed points and draws its flow field; `neurode \
+                  meanfield <config>` finds every fixed point of a LIF mean field \
+                  (configs/meanfield_*.toml) and sweeps its parameters."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,8 +47,8 @@ enum Command {
     Eval(EvalArgs),
     /// The LIF mean field of a config (TOML, or the original's YAML): every fixed point
     /// with its stability label and eigenvalues, printed and written to fixed_points.json;
-    /// with --sweep, every fixed point of every value of one parameter (sweep.csv,
-    /// sweep.npz, sweep.json, bifurcation.png).
+    /// with --sweep, every fixed point of every value of one parameter or of a grid of two
+    /// (sweep.csv, sweep.npz, sweep.json, bifurcation.png or multistability.png).
     Meanfield(MeanfieldArgs),
     /// Find the fixed points of a trained run's network per input condition, with their
     /// stability, and draw its flow field; writes fixed_points.json (and .npz),
