@@ -502,7 +502,9 @@ impl Overrides {
                 from: from.into(),
             })
         };
-        let int = |v: Option<usize>| v.map(|v| Value::Integer(v as i64));
+        // Beyond i64 a count is no size anyway: saturate, and the kind's check names it.
+        let int =
+            |v: Option<usize>| v.map(|v| Value::Integer(i64::try_from(v).unwrap_or(i64::MAX)));
         let float = |v: Option<f64>| v.map(Value::Float);
         let aliases = [
             one("n", "--N", int(self.n)),

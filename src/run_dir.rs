@@ -1,7 +1,7 @@
 //! A run directory, the one owner of its files: every file of a run (`neurode train`,
-//! `neurode eval`) is written through a [`RunDir`], under the names below, crash-safely
-//! (write-then-rename); the commands that read a run (`eval`, `simulate`, `analyze`) open
-//! it here too.
+//! `neurode eval`) is written through a [`RunDir`], under the names below, the data files
+//! crash-safely (write-then-rename; the PNG plots are drawn in place); the commands that
+//! read a run (`eval`, `simulate`, `analyze`) open it here too.
 //!
 //! | file | written by |
 //! |---|---|

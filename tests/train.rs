@@ -708,3 +708,15 @@ fn prefetched_batches_train_the_same_bits() {
         }
     }
 }
+
+/// `--set regions_file=...` would name a file that is never read (the regions come with the
+/// config): it is refused, naming the key and where to change it.
+#[test]
+fn set_refuses_a_region_file_after_the_config_is_read() {
+    for key in ["regions_file=other.json", "n=10"] {
+        let err = fails_with(&["train", "configs/multiregion_go_nogo.toml", "--set", key]);
+        let name = key.split('=').next().unwrap();
+        assert!(err.contains(&format!("`model.{name}`")), "{err}");
+        assert!(err.contains("edit"), "{err}");
+    }
+}

@@ -29,6 +29,14 @@ use crate::mat::MatError;
 use crate::metrics::Metrics;
 use crate::tasks::TaskConfig;
 
+/// Bytes a run of a dense `n x n` connectivity needs at least with `workers` workers: `W`,
+/// `W_eff`, both packed panels, the VJP scratch per worker, Adam's two moments and the best
+/// copy, in `f64`. Shared by the kinds whose weights are a dense masked matrix.
+pub fn dense_memory_estimate(n: usize, workers: usize) -> f64 {
+    let n = n as f64;
+    8.0 * n * n * (8.0 + 2.0 * workers as f64)
+}
+
 /// Errors of a `--set key=value` override of a kind's setting.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SetError {
@@ -125,8 +133,8 @@ pub enum KindError {
     /// `--regions` names that do not fit the run's regions.
     #[error("--regions: {0}")]
     Regions(String),
-    /// A kind's own export failed.
-    #[error("export: {0}")]
+    /// A kind's own export (the Kim network's MATLAB file) failed.
+    #[error("MATLAB export: {0}")]
     Export(#[from] MatError),
 }
 

@@ -395,13 +395,20 @@ impl ModelKind for MultiRegionConfig {
                     .into(),
             });
         }
+        // The regions were read from the config's file before any override: a new file
+        // named here would never be read.
+        if key == "regions_file" || key == "regions" {
+            return Err(SetError::Value {
+                key: key.into(),
+                message: "the regions are read with the config: edit `regions_file` (or \
+                          [model.regions]) in the config file"
+                    .into(),
+            });
+        }
         set_by_key(self, key, value)
     }
-    // W, W_eff, both panels, the VJP scratch per worker, Adam (2), best copy.
     fn memory_estimate(&self, workers: usize) -> f64 {
-        let n = self.n() as f64;
-        let bytes = 8.0;
-        bytes * n * n * (8.0 + 2.0 * workers as f64)
+        crate::kind::dense_memory_estimate(self.n(), workers)
     }
     fn draws(&self) -> TrialDraws {
         self.trial_draws()

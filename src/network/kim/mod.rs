@@ -34,9 +34,7 @@ impl ModelKind for KimConfig {
     }
     // W, W_eff, both panels, the VJP scratch per worker, Adam (2), best copy.
     fn memory_estimate(&self, workers: usize) -> f64 {
-        let n = self.n as f64;
-        let bytes = 8.0;
-        bytes * n * n * (8.0 + 2.0 * workers as f64)
+        crate::kind::dense_memory_estimate(self.n, workers)
     }
     fn draws(&self) -> TrialDraws {
         TrialDraws {
