@@ -269,6 +269,18 @@ impl Newton {
         }
     }
 
+    /// The trial point `max(x + λ δ, 0)` into `self.trial` and its residual (zero for held
+    /// populations) into `self.gt`.
+    fn try_step(&mut self, set: &MeanFieldParams, x: &[f64], lambda: f64, fixed: &[bool]) {
+        for ((t, xi), d) in self.trial.iter_mut().zip(x).zip(&self.delta) {
+            *t = (xi + lambda * d).max(0.0);
+        }
+        set.rates(&self.trial, &mut self.gt, &mut self.scratch);
+        for ((g, t), hold) in self.gt.iter_mut().zip(&self.trial).zip(fixed) {
+            *g = if *hold { 0.0 } else { *g - t };
+        }
+    }
+
     /// One more full Newton step from a converged `x` (whose residual is `r` and whose
     /// Jacobian is in `self.jac`), kept if it lowers the residual: quadratic convergence
     /// takes a point within the tolerance down to round-off.
@@ -280,13 +292,7 @@ impl Newton {
         if r == 0.0 || !lu_solve(n, &mut self.jac, &mut self.piv, &mut self.delta) {
             return;
         }
-        for ((t, xi), d) in self.trial.iter_mut().zip(&*x).zip(&self.delta) {
-            *t = (xi + d).max(0.0);
-        }
-        set.rates(&self.trial, &mut self.gt, &mut self.scratch);
-        for ((g, t), hold) in self.gt.iter_mut().zip(&self.trial).zip(fixed) {
-            *g = if *hold { 0.0 } else { *g - t };
-        }
+        self.try_step(set, x, 1.0, fixed);
         if max_abs(&self.gt) < r {
             x.copy_from_slice(&self.trial);
         }
@@ -345,13 +351,7 @@ impl Newton {
             }
             let r2 = dot(&self.g, &self.g);
             loop {
-                for ((t, xi), d) in self.trial.iter_mut().zip(&*x).zip(&self.delta) {
-                    *t = (xi + lambda * d).max(0.0);
-                }
-                set.rates(&self.trial, &mut self.gt, &mut self.scratch);
-                for ((g, t), hold) in self.gt.iter_mut().zip(&self.trial).zip(fixed) {
-                    *g = if *hold { 0.0 } else { *g - t };
-                }
+                self.try_step(set, x, lambda, fixed);
                 let rt2 = dot(&self.gt, &self.gt);
                 if rt2 <= (1.0 - 1e-4 * lambda) * r2 || (lambda < 1e-3 && rt2 < r2) {
                     break;
@@ -639,20 +639,18 @@ fn collect(
     let field = LifMeanField::<f64>::new(vec![set.clone()])?;
     let mut jac = vec![0.0; n * n];
     let mut points = Vec::with_capacity(roots.len());
-    let mut scratch = (vec![0.0; n], vec![0.0; 2 * n]);
+    // max_i |Φ_i(ν) − ν_i|, outside the solve (allocates).
+    let residual = |rates: &[f64]| {
+        let (mut phi, mut scratch) = (vec![0.0; n], vec![0.0; 2 * n]);
+        set.rates(rates, &mut phi, &mut scratch);
+        let g: Vec<f64> = phi.iter().zip(rates).map(|(p, r)| p - r).collect();
+        max_abs(&g)
+    };
     for &o in &order {
         let rates = roots[o].clone();
         field.jacobian(0, &rates, &mut jac);
         let ev = eigenvalues(n, &jac)?;
-        set.rates(&rates, &mut scratch.0, &mut scratch.1);
-        let residual = max_abs(
-            &scratch
-                .0
-                .iter()
-                .zip(&rates)
-                .map(|(p, r)| p - r)
-                .collect::<Vec<_>>(),
-        );
+        let residual = residual(&rates);
         points.push(FixedPoint {
             stability: Stability::of(&ev, opts.stability_tol),
             eigenvalues: ev,
@@ -678,12 +676,8 @@ fn collect(
                 relaxed: *relaxed,
             },
             (Attempt::Miss { rates, .. }, _) | (Attempt::Root { rates, .. }, None) => {
-                let mut g = vec![0.0; n];
-                set.rates(rates, &mut g, &mut scratch.1);
-                let residual =
-                    max_abs(&g.iter().zip(rates).map(|(p, r)| p - r).collect::<Vec<_>>());
                 StartOutcome::Failed {
-                    residual,
+                    residual: residual(rates),
                     rates: rates.clone(),
                     reason: match a {
                         Attempt::Miss { reason, .. } => reason.to_string(),
