@@ -4,6 +4,6 @@
 # (see benches/external/README.md for the virtualenv).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-py=${1:-/work/venv-diffrax/bin/python}
+py=${1:-python3}
 cargo bench --bench p1 -- --summary-only
 "$py" benches/external/p1_diffrax.py --reps 9
