@@ -691,7 +691,7 @@ impl TrainConfig {
             8.0 * n * spec.loss_times.len() as f64 * t.batch_size.max(t.n_val_trials) as f64;
         let noise = 8.0 * n * noise_steps * t.batch_size.max(t.n_val_trials) as f64;
         let bytes = self.model.kind().memory_estimate(t.threads) + 2.0 * saves + noise;
-        let limit = memory_limit();
+        let limit = crate::memory::limit();
         if bytes > limit {
             return Err(Invalid::new(
                 "model.n",
@@ -701,29 +701,15 @@ impl TrainConfig {
                      smaller network, fewer trials per batch or validation, or fewer loss \
                      times",
                     self.model.n(),
-                    bytes / GIB,
+                    bytes / crate::memory::GIB,
                     t.batch_size.max(t.n_val_trials),
                     spec.loss_times.len(),
-                    limit / GIB
+                    limit / crate::memory::GIB
                 ),
             ));
         }
         Ok(())
     }
-}
-
-const GIB: f64 = (1u64 << 30) as f64;
-
-/// This machine's memory (`MemTotal` of /proc/meminfo; 16 GiB where that cannot be read).
-fn memory_limit() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(16.0 * GIB, |kb| kb * 1024.0)
 }
 
 /// The 1-based line of dotted `key` (`section.name`) in TOML `text`, if written there.

@@ -46,6 +46,7 @@ pub mod io;
 pub mod kind;
 pub mod mat;
 pub mod meanfield;
+pub mod memory;
 pub mod metrics;
 pub mod network;
 pub mod params;
