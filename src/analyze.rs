@@ -153,6 +153,7 @@ pub fn analyze(
             format!("must be >= 0 (got {})", opts.init_noise),
         ));
     }
+    check_memory(&cfg, opts)?;
     let out = opts.out.clone().unwrap_or_else(|| run.file("analysis"));
     match cfg.precision {
         Precision::F64 => analyze_as::<f64>(&cfg, opts, &out, progress),
@@ -533,4 +534,40 @@ fn restricted_units(
             kind: cfg.model.name(),
         }),
     }
+}
+
+/// The analysis's largest arrays (the trials' trajectories, the initial states of the
+/// fixed-point search, the flow-field grid) against this machine's memory, before any is
+/// allocated.
+fn check_memory(cfg: &TrainConfig, opts: &AnalyzeOptions) -> Result<(), RunError> {
+    let n = cfg.model.n() as f64;
+    let points = (opts.grid as f64).powi(2);
+    crate::memory::check_parts(&[
+        (
+            opts.trials as f64 * 51.0 * n * 16.0,
+            format!("the trajectories of {} trials (--trials)", opts.trials),
+            "use fewer --trials".into(),
+        ),
+        (
+            opts.inits as f64 * n * 8.0 * 4.0,
+            format!("{} initial states per input (--inits)", opts.inits),
+            "use fewer --inits".into(),
+        ),
+        (
+            points * (n * 8.0 * 4.0 + 64.0),
+            format!(
+                "the flow field's {}x{} grid of N = {} states (--grid)",
+                opts.grid,
+                opts.grid,
+                cfg.model.n()
+            ),
+            "use a smaller --grid (the default is 21)".into(),
+        ),
+        (
+            cfg.model.kind().memory_estimate(1),
+            format!("the network (N = {})", cfg.model.n()),
+            "use a smaller network".into(),
+        ),
+    ])?;
+    Ok(())
 }

@@ -240,13 +240,10 @@ pub struct TrainConfig {
     /// `f64` (default) or `f32`.
     #[serde(default)]
     pub precision: Precision,
-    /// The model (`kind` = one of [`KIND_NAMES`]; without a `[model]` table the
-    /// low-rank RNN's defaults).
-    #[serde(default)]
+    /// The model (`kind` = one of [`KIND_NAMES`]); every config has a `[model]` table.
     pub model: ModelConfig,
-    /// The task (`kind` = `contextual_switch`, `go_nogo`, `xor` or `mante`; without a
-    /// `[task]` table the contextual switch task's defaults).
-    #[serde(default)]
+    /// The task (`kind` = `contextual_switch`, `go_nogo`, `xor` or `mante`); every config
+    /// has a `[task]` table.
     pub task: TaskConfig,
     /// The solver.
     #[serde(default)]
@@ -300,6 +297,21 @@ impl TrainConfig {
                     message.push_str(&format!("\n(`{key}` is on line {})", line + 1));
                 }
             }
+            for (field, table) in [("model", "[model]"), ("task", "[task]")] {
+                if message.contains(&format!("missing field `{field}`")) {
+                    message.push_str(&format!(
+                        "\nthe config has no {table} table; every config names its model and its \
+                         task (a missing table is not filled with defaults): add {table} with \
+                         `kind = ...` (see configs/ for complete configs)"
+                    ));
+                }
+            }
+            // A wrong type inside a tagged table: the parser points at the table's header;
+            // read the table again as its kind's own settings, whose error names the key.
+            if let Some((key, what)) = locate_in_tagged_table(text) {
+                let line = line_of(text, &key).map_or(String::new(), |l| format!(" (line {l})"));
+                message = format!("`{key}`{line}: {what}");
+            }
             if message.contains("missing field `kind`") {
                 message.push_str(&format!(
                     "\n[model] and [task] start with `kind`: [model] kind = {}; \
@@ -328,6 +340,7 @@ impl TrainConfig {
     /// Range checks; the error names the dotted key.
     pub fn validate(&self) -> Result<(), Invalid> {
         let err = |k: &str, msg: String| Err(Invalid::new(k, msg));
+        check_name(&self.name)?;
         let model = self.model.kind();
         model.validate().map_err(|e| e.under("model"))?;
         self.task.validate().map_err(|e| e.under("task"))?;
@@ -359,15 +372,32 @@ impl TrainConfig {
                 )
             }
             (StepperName::Euler, Some(dt)) if spec.t_end / dt > MAX_STEPS as f64 => {
+                let (key, what) = self.task.length_key();
+                // The Kim et al. tasks step once per step of the original: the trial is what
+                // to shorten there.
+                if spec.time_unit.starts_with("step") && dt >= 1.0 {
+                    return err(
+                        &format!("task.{key}"),
+                        format!(
+                            "the trial is {} steps long: {:.3e} Euler steps of dt = {dt}, at \
+                             most {MAX_STEPS} are allowed; shorten the trial ({key})",
+                            spec.t_end,
+                            spec.t_end / dt
+                        ),
+                    );
+                }
                 return err(
                     "solver.dt",
                     format!(
-                        "dt = {dt} makes {:.3e} Euler steps per trial of length {}; at most \
-                         {MAX_STEPS} are allowed: use a larger step",
+                        "dt = {dt} makes {:.3e} Euler steps per trial of length {} {}; at most \
+                         {MAX_STEPS} are allowed: use a larger step (at least {:.3e}) or a \
+                         shorter trial (task.{key}, {what})",
                         spec.t_end / dt,
-                        spec.t_end
+                        spec.t_end,
+                        spec.time_unit,
+                        spec.t_end / MAX_STEPS as f64
                     ),
-                )
+                );
             }
             _ => {}
         }
@@ -428,16 +458,7 @@ impl TrainConfig {
             };
             return err(k, "0: must be at least 1".into());
         }
-        for (k, v) in [
-            ("training.stop_loss_below", t.stop_loss_below),
-            ("training.stop_accuracy_above", t.stop_accuracy_above),
-        ] {
-            if let Some(v) = v {
-                if !v.is_finite() {
-                    return err(k, format!("{v}: must be a finite number (or left out)"));
-                }
-            }
-        }
+        self.check_stop_rule()?;
         if t.threads == 0 || t.threads > t.batch_size {
             return err(
                 "training.threads",
@@ -662,11 +683,76 @@ impl TrainConfig {
         ))
     }
 
+    /// The stop rule must be one that a run can meet.
+    fn check_stop_rule(&self) -> Result<(), Invalid> {
+        let t = &self.training;
+        if let Some(v) = t.stop_loss_below {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Invalid::new(
+                    "training.stop_loss_below",
+                    format!(
+                        "{v}: a loss is never below this; use a positive number (or leave the \
+                         key out to stop on accuracy alone)"
+                    ),
+                ));
+            }
+        }
+        if let Some(v) = t.stop_accuracy_above {
+            if !(v.is_finite() && (0.0..1.0).contains(&v)) {
+                return Err(Invalid::new(
+                    "training.stop_accuracy_above",
+                    format!(
+                        "{v}: an accuracy (a fraction in [0, 1]) is never above this; use a \
+                         fraction below 1, e.g. 0.95 (or leave the key out)"
+                    ),
+                ));
+            }
+        }
+        if t.stop_min_trials > 0 && t.stop_min_trials >= t.n_train_trials {
+            return Err(Invalid::new(
+                "training.stop_min_trials",
+                format!(
+                    "{}: not below n_train_trials = {}, so the run ends before it may stop \
+                     early; raise n_train_trials (--n_trials) above {} or lower \
+                     stop_min_trials (0: no minimum)",
+                    t.stop_min_trials, t.n_train_trials, t.stop_min_trials
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bytes a training run of this config holds: the model's arrays (parameters,
+    /// optimiser state, per-worker scratch) and the trials' (saved states at the loss times in
+    /// every worker, the noise of a batch or of the validation set).
+    pub fn memory_estimate(&self) -> f64 {
+        let (model, trials) = self.memory_parts();
+        model + trials
+    }
+
+    fn memory_parts(&self) -> (f64, f64) {
+        let spec = self.task.spec();
+        let t = &self.training;
+        let n = self.model.n() as f64;
+        let draws = self.model.kind().draws();
+        let noise_steps = if draws.noise_sd > 0.0 {
+            spec.t_end / draws.noise_dt
+        } else {
+            0.0
+        };
+        let held = t.batch_size.max(t.n_val_trials) as f64;
+        let saves = 8.0 * n * spec.loss_times.len() as f64 * held;
+        let noise = 8.0 * n * noise_steps * held;
+        (
+            self.model.kind().memory_estimate(t.threads),
+            2.0 * saves + noise,
+        )
+    }
+
     /// Refuses a run that would not fit in memory, before anything is allocated.
     fn check_memory(&self) -> Result<(), Invalid> {
         let spec = self.task.spec();
         let t = &self.training;
-        let n = self.model.n() as f64;
         let draws = self.model.kind().draws();
         let noise_steps = if draws.noise_sd > 0.0 {
             spec.t_end / draws.noise_dt
@@ -686,13 +772,32 @@ impl TrainConfig {
                 ),
             ));
         }
-        // Saved states of a batch (loss times) in every worker, plus the model's arrays.
-        let saves =
-            8.0 * n * spec.loss_times.len() as f64 * t.batch_size.max(t.n_val_trials) as f64;
-        let noise = 8.0 * n * noise_steps * t.batch_size.max(t.n_val_trials) as f64;
-        let bytes = self.model.kind().memory_estimate(t.threads) + 2.0 * saves + noise;
+        let (model, trials) = self.memory_parts();
+        let bytes = model + trials;
+        let (saves, noise) = (trials, noise_steps);
         let limit = crate::memory::limit();
-        if bytes > limit {
+        if !(bytes <= limit) {
+            // The key to change: the trial count where the trials' states dominate.
+            if model < saves {
+                let (key, count) = if t.n_val_trials >= t.batch_size {
+                    ("training.n_val_trials", t.n_val_trials)
+                } else {
+                    ("training.batch_size", t.batch_size)
+                };
+                return Err(Invalid::new(
+                    key,
+                    format!(
+                        "{count} trials of N = {} units held at once (states at {} loss \
+                         times{}) need about {:.1} GiB, more than this machine's {:.1} GiB: use \
+                         fewer trials",
+                        self.model.n(),
+                        spec.loss_times.len(),
+                        if noise > 0.0 { " and their noise" } else { "" },
+                        bytes / crate::memory::GIB,
+                        limit / crate::memory::GIB
+                    ),
+                ));
+            }
             return Err(Invalid::new(
                 "model.n",
                 format!(
@@ -710,6 +815,64 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// A run's name names its directory `runs/<name>`: one plain path component.
+fn check_name(name: &str) -> Result<(), Invalid> {
+    let bad = if name.trim().is_empty() {
+        Some("is empty")
+    } else if name.contains(['/', '\\']) || Path::new(name).is_absolute() {
+        Some("holds a path separator")
+    } else if name == "." || name == ".." {
+        Some("is a directory reference")
+    } else if name.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else {
+        None
+    };
+    match bad {
+        None => Ok(()),
+        Some(why) => Err(Invalid::new(
+            "name",
+            format!(
+                "name = {name:?} {why}: the run is written to runs/<name>, so the name must be \
+                 one plain file name such as \"my_run\" (choose another folder with --out)"
+            ),
+        )),
+    }
+}
+
+/// The dotted key and the parser's message of the first bad value in the `[model]` or
+/// `[task]` table of config `text`, read as the settings of the table's `kind` (`None` where
+/// the tables read cleanly, or have no known kind).
+fn locate_in_tagged_table(text: &str) -> Option<(String, String)> {
+    let doc: toml::Table = text.parse().ok()?;
+    ["model", "task"].into_iter().find_map(|section| {
+        let mut table = doc.get(section)?.as_table()?.clone();
+        let kind = table.remove("kind")?;
+        let snippet = toml::to_string(&table).ok()?;
+        let result = match section {
+            "model" => ModelConfig::parse_settings(kind.as_str()?, &snippet)?,
+            _ => TaskConfig::parse_settings(kind.as_str()?, &snippet)?,
+        };
+        let e = result.err()?;
+        // The key is the `key = value` line (or `[table]` header) the error's span starts on.
+        let at = e.span().map_or(0, |r| r.start).min(snippet.len());
+        let line = snippet[..at].rsplit('\n').next().unwrap_or("").to_string()
+            + snippet[at..].split('\n').next().unwrap_or("");
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"').to_string())
+            .or_else(|| {
+                let h = line.trim().trim_start_matches('[').trim_end_matches(']');
+                (!h.is_empty()).then(|| h.to_string())
+            })?;
+        let key = key.strip_prefix(&format!("{section}.")).unwrap_or(&key);
+        Some((
+            format!("{section}.{key}"),
+            e.message().trim_end().to_string(),
+        ))
+    })
 }
 
 /// The 1-based line of dotted `key` (`section.name`) in TOML `text`, if written there.

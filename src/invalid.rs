@@ -36,3 +36,23 @@ pub fn check_non_negative(values: &[(&str, f64)]) -> Result<(), Invalid> {
         None => Ok(()),
     }
 }
+
+/// Checks that a fixed Euler step `euler_dt` is no longer than the time constant `tau` of
+/// key `key` (`None`: an adaptive solver, nothing to check). Beyond `tau` each step overshoots
+/// the leak's decay (`x ← x (1 − dt/τ)` changes sign, and grows once `dt > 2τ`): the run
+/// diverges or trains on numerical noise.
+pub fn check_step_within_tau(key: &str, tau: f64, euler_dt: Option<f64>) -> Result<(), Invalid> {
+    match euler_dt {
+        Some(dt) if dt > tau => Err(Invalid::new(
+            key,
+            format!(
+                "{key} = {tau} is shorter than the Euler step dt = {dt}: each step would \
+                 overshoot the decay (and grow without bound once dt > 2 {key}); use a time \
+                 constant of at least the step, a smaller [solver] dt (e.g. {}), or \
+                 stepper = \"tsit5\"",
+                tau / 10.0
+            ),
+        )),
+        _ => Ok(()),
+    }
+}

@@ -260,6 +260,14 @@ fn sweep(a: &SweepArgs) -> Result<(), String> {
     if parallel == 0 {
         return Err("--parallel must be at least 1".into());
     }
+    // Each seed trained at once holds a run's memory.
+    let at_once = parallel.min(seeds.len());
+    neurode::memory::check(
+        cfg.memory_estimate() * at_once as f64,
+        format!("training {at_once} seeds at once"),
+        "use a smaller --parallel or a smaller network",
+    )
+    .map_err(|e| e.to_string())?;
     let results = neurode::sweep::sweep(&cfg, &seeds, parallel, &|r| {
         eprintln!(
             "seed {}: {} ({:.1} s)",
@@ -298,16 +306,16 @@ struct Knobs {
     #[arg(long = "N", alias = "n", value_name = "N")]
     n: Option<usize>,
     /// Probability of an inhibitory unit (Kim; `--set p_inh=`).
-    #[arg(long = "P_inh", alias = "p-inh")]
+    #[arg(long = "P_inh", alias = "p-inh", allow_negative_numbers = true)]
     p_inh: Option<f64>,
     /// Connection probability (Kim; `--set p_rec=`).
-    #[arg(long = "P_rec", alias = "p-rec")]
+    #[arg(long = "P_rec", alias = "p-rec", allow_negative_numbers = true)]
     p_rec: Option<f64>,
     /// SOM units (Kim; `--set som_n=`).
     #[arg(long = "som_N", alias = "som-n")]
     som_n: Option<usize>,
     /// Gain of the initial weights (Kim; `--set gain=`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     gain: Option<f64>,
     /// Dale's law, true or false (Kim; `--set apply_dale=`).
     #[arg(long = "apply_dale", alias = "apply-dale")]
@@ -320,7 +328,12 @@ struct Knobs {
     loss_fn: Option<String>,
     /// Synaptic decay time constants in steps of 5 ms: one value (fixed) or min and max
     /// (trained) (Kim; `--set taus=`).
-    #[arg(long = "decay_taus", alias = "decay-taus", num_args = 1..=2)]
+    #[arg(
+        long = "decay_taus",
+        alias = "decay-taus",
+        num_args = 1..=2,
+        allow_negative_numbers = true
+    )]
     decay_taus: Option<Vec<f64>>,
     /// The maximum number of training trials.
     #[arg(long = "n_trials", alias = "n-trials")]

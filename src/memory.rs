@@ -61,3 +61,26 @@ pub fn check(
         remedy: remedy.into(),
     })
 }
+
+/// [`check`] for work made of parts, each `(bytes, what, remedy)`: the sum is checked, and a
+/// refusal names the largest part and its remedy (the option or key to change).
+///
+/// ```
+/// use neurode::memory::check_parts;
+/// let parts = [
+///     (1e3, "the model".to_string(), "a smaller network".to_string()),
+///     (1e30, "the saved states".to_string(), "use fewer --trials".to_string()),
+/// ];
+/// let e = check_parts(&parts).unwrap_err();
+/// assert!(e.to_string().contains("the saved states") && e.remedy.contains("--trials"));
+/// ```
+pub fn check_parts(parts: &[(f64, String, String)]) -> Result<(), TooLarge> {
+    let total: f64 = parts.iter().map(|p| p.0).sum();
+    let largest = parts
+        .iter()
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or((String::new(), String::new()), |p| {
+            (p.1.clone(), p.2.clone())
+        });
+    check(total, largest.0, largest.1)
+}

@@ -119,9 +119,15 @@ fn units(v: &Option<Value>, at: &str) -> Result<usize, String> {
 }
 
 fn values(v: &Option<Value>, key: &str, at: &str) -> Result<Vec<f64>, String> {
-    let bad = || format!("{at}: {key} must be a number or a list of numbers");
+    let bad = || {
+        format!(
+            "{at}: {key} must be a finite number or a list of finite numbers (NaN and inf are \
+             not; leave the key out for 0)"
+        )
+    };
+    // NaN and inf arrive as `null` (JSON numbers are finite): refused, not read as absent.
     match v {
-        None | Some(Value::Null) => Ok(vec![0.0]),
+        None => Ok(vec![0.0]),
         Some(Value::Number(x)) => Ok(vec![x.as_f64().ok_or_else(bad)?]),
         Some(Value::Array(a)) => a.iter().map(|x| x.as_f64().ok_or_else(bad)).collect(),
         Some(_) => Err(bad()),

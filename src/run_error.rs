@@ -21,6 +21,9 @@ pub enum RunError {
     /// The model kind cannot do what was asked, or its own export failed.
     #[error(transparent)]
     Kind(#[from] crate::network::KindError),
+    /// The work would not fit in this machine's memory.
+    #[error(transparent)]
+    TooLarge(#[from] crate::memory::TooLarge),
     /// A plot could not be drawn.
     #[error("{0}")]
     Plot(String),

@@ -79,6 +79,7 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Simulated, RunError> {
         let out = Path::new("simulations").join(&cfg.name);
         (cfg, None, out)
     };
+    check_memory(&cfg, opts)?;
     let out = opts.out.clone().unwrap_or(default_out);
     match cfg.precision {
         Precision::F64 => simulate_as::<f64>(&cfg, params.as_deref(), &out, opts),
@@ -171,4 +172,48 @@ fn simulate_as<T: Real>(
         times: nt,
         accepted: (0..nb).map(|b| sol.trial_stats(b).accepted).sum(),
     })
+}
+
+/// The simulation's arrays (the solver's saved states and the `.npz`'s, the trials' inputs
+/// and noise, the model) against this machine's memory, before any is allocated.
+fn check_memory(cfg: &TrainConfig, opts: &SimulateOptions) -> Result<(), RunError> {
+    let spec = cfg.task.spec();
+    let (n, trials) = (cfg.model.n() as f64, opts.trials as f64);
+    let times = (spec.t_end / opts.dt_save).floor() + 2.0;
+    let channels = spec.channels.len() as f64;
+    let draws = cfg.model.kind().draws();
+    let noise_steps = if draws.noise_sd > 0.0 {
+        spec.t_end / draws.noise_dt + 1.0
+    } else {
+        0.0
+    };
+    let real = match cfg.precision {
+        Precision::F64 => 8.0,
+        Precision::F32 => 4.0,
+    };
+    let per_time = n * (real + 8.0) + 8.0 * (channels + 1.0);
+    let saved = format!(
+        "{} trials of N = {} units at {times} saved times",
+        opts.trials,
+        cfg.model.n()
+    );
+    let saved_remedy = if times > trials {
+        "use a larger --dt-save (fewer saved times) or fewer --trials"
+    } else {
+        "use fewer --trials (or run several smaller simulations with other --seed values)"
+    };
+    crate::memory::check_parts(&[
+        (trials * times * per_time, saved, saved_remedy.into()),
+        (
+            trials * (noise_steps * n * real + spec.loss_times.len() as f64 * 8.0),
+            format!("the noise of {} trials", opts.trials),
+            "use fewer --trials".into(),
+        ),
+        (
+            cfg.model.kind().memory_estimate(1),
+            format!("the network (N = {})", cfg.model.n()),
+            "use a smaller network".into(),
+        ),
+    ])?;
+    Ok(())
 }

@@ -111,6 +111,14 @@ impl KimInit {
         if !(self.gain.is_finite() && self.gain >= 0.0) {
             return Err(bad("gain", self.gain, "must be finite and >= 0"));
         }
+        if self.som_n > self.n {
+            return Err(bad(
+                "som_N",
+                self.som_n as f64,
+                "more SOM units than units: som_N counts inhibitory units, at most N (and \
+                 about P_inh N are inhibitory)",
+            ));
+        }
         if !self.apply_dale && self.p_inh > 0.0 && self.som_n > 0 {
             return Err(bad(
                 "som_N",

@@ -326,6 +326,20 @@ impl RegionBuilder {
                 "a multi-region network needs at least one recurrent and one input region".into(),
             ));
         }
+        // Each input region carries one of the task's input channels: one that reaches no
+        // unit leaves the network blind to it.
+        if let Some(i) = self
+            .inp
+            .iter()
+            .find(|i| !self.inp_conns.iter().any(|c| !c.zero && c.src == i.name))
+        {
+            return Err(err(format!(
+                "input region `{}` has no input connection to a recurrent region, so its input \
+                 reaches no unit: add an input_connections entry with src_region = \"{}\" \
+                 (zero_connection does not count)",
+                i.name, i.name
+            )));
+        }
         if let Some(r) = self.rec.iter().find(|r| {
             r.parent
                 .as_ref()

@@ -50,6 +50,9 @@ pub enum MeanFieldRunError {
     /// The model or a command-line value.
     #[error("{0}")]
     Model(#[from] MeanFieldError),
+    /// The sweep would not fit in this machine's memory.
+    #[error(transparent)]
+    TooLarge(#[from] crate::memory::TooLarge),
     /// An option.
     #[error("--{option} {value}: {hint}")]
     Option {
@@ -208,6 +211,14 @@ pub fn run(
             Sweep::parse(spec, mode)?
         });
     }
+    // Every set keeps its parameters, starts, fixed points and eigenvalues until written.
+    let sets = axes.iter().map(|a| a.values.len() as f64).product::<f64>();
+    let pops = base.n() as f64;
+    crate::memory::check(
+        sets * 8.0 * (4.0 * pops * pops + 64.0 * pops + 64.0),
+        format!("a sweep of {sets} parameter sets of {pops} populations"),
+        "sweep fewer values (--sweep key=start:stop:n with a smaller n)",
+    )?;
     std::fs::create_dir_all(&out).map_err(|e| write_err(&out)(e.to_string()))?;
     if axes.is_empty() {
         {

@@ -12,7 +12,8 @@ use serde_json::json;
 use crate::io::{read_npz, read_safetensors, IoError, Metadata, NamedArray};
 use crate::kind::Net;
 use crate::kind::{
-    check_non_negative, set_by_key, FlowAxes, Invalid, ModelKind, Role, SetError, TaskModel,
+    check_non_negative, check_step_within_tau, set_by_key, FlowAxes, Invalid, ModelKind, Role,
+    SetError, TaskModel,
 };
 
 /// The low-rank RNN (see `neurode_models::LowRankRnn`): `[model] kind = "lowrank"`.
@@ -83,10 +84,22 @@ impl ModelKind for LowRankConfig {
     fn task_model<T: Real>(&self) -> Option<&dyn TaskModel<T>> {
         Some(self)
     }
+    fn check_solver(&self, euler_dt: Option<f64>) -> Result<(), Invalid> {
+        check_step_within_tau("tau", self.tau, euler_dt)
+    }
     fn validate(&self) -> Result<(), Invalid> {
         let err = |k: &str, msg: String| Err(Invalid::new(k, msg));
         if self.n == 0 {
             return err("n", "N = 0: the network needs at least one unit".into());
+        }
+        if self.rank == 0 || self.rank > self.n {
+            return err(
+                "rank",
+                format!(
+                    "rank = {}: the rank of an N = {} network lies in 1..=N (the paper's is 2)",
+                    self.rank, self.n
+                ),
+            );
         }
         if !(self.g.is_finite()) {
             return err("g", format!("g = {}: must be finite", self.g));

@@ -17,7 +17,8 @@ use crate::io::NamedArray;
 use crate::kind::Net;
 use crate::kind::TrialDraws;
 use crate::kind::{
-    check_non_negative, set_by_key, Invalid, KindError, ModelKind, Role, SetError, TaskModel,
+    check_non_negative, check_step_within_tau, set_by_key, Invalid, KindError, ModelKind, Role,
+    SetError, TaskModel,
 };
 use crate::regions::RegionFile;
 
@@ -372,6 +373,7 @@ impl ModelKind for MultiRegionConfig {
                 ),
             ));
         }
+        check_step_within_tau("tau", self.tau, euler_dt)?;
         if self.elman && euler_dt != Some(self.tau) {
             return Err(Invalid::new(
                 "elman",

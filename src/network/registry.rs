@@ -49,6 +49,14 @@ macro_rules! kinds {
                     $( ModelConfig::$variant(c) => ModelKind::task_model::<T>(c), )+
                 }
             }
+            /// Reads `text` (a `[model]` table without `kind`) as the settings of kind
+            /// `name`: the parser's error names the key (`None` for an unknown kind).
+            pub fn parse_settings(name: &str, text: &str) -> Option<Result<(), toml::de::Error>> {
+                match name {
+                    $( $name => Some(toml::from_str::<$config>(text).map(|_| ())), )+
+                    _ => None,
+                }
+            }
             /// Every kind with its default settings.
             pub fn defaults() -> Vec<ModelConfig> {
                 vec![$( ModelConfig::$variant(<$config>::default()), )+]

@@ -189,6 +189,25 @@ impl TaskConfig {
         each_task!(self, t => t.validate())
     }
     /// The task's name as written in configs (`kind`).
+    /// Reads `text` (a `[task]` table without `kind`) as the settings of task `kind`: the
+    /// parser's error names the key (`None` for an unknown kind).
+    pub fn parse_settings(kind: &str, text: &str) -> Option<Result<(), toml::de::Error>> {
+        Some(match kind {
+            "contextual_switch" => toml::from_str::<ContextualSwitch>(text).map(|_| ()),
+            "go_nogo" => toml::from_str::<GoNogo>(text).map(|_| ()),
+            "xor" => toml::from_str::<Xor>(text).map(|_| ()),
+            "mante" => toml::from_str::<Mante>(text).map(|_| ()),
+            _ => return None,
+        })
+    }
+    /// The key that sets the trial's length, and what it is.
+    pub fn length_key(&self) -> (&'static str, &'static str) {
+        match self {
+            TaskConfig::ContextualSwitch(_) => ("t_stim", "the stimulus period in ms"),
+            _ => ("t_steps", "the trial's steps of 5 ms"),
+        }
+    }
+    /// The task's name as written in configs (`kind`).
     pub fn kind(&self) -> &'static str {
         match self {
             TaskConfig::ContextualSwitch(_) => "contextual_switch",

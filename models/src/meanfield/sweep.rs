@@ -5,6 +5,10 @@ use super::fixed::{default_starts, solve, SetSolution, SolveOptions};
 use super::params::{MeanFieldParams, Mode, Target};
 use super::MeanFieldError;
 
+/// Most values one sweep axis may have (`key=start:stop:n` with a larger `n` is refused
+/// before its values are made).
+pub const MAX_VALUES: usize = 1_000_000;
+
 /// One parameter (or entry) over a list of values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sweep {
@@ -54,6 +58,11 @@ impl Sweep {
             })?;
             if n == 0 {
                 return Err(empty("the count n is 0"));
+            }
+            if n > MAX_VALUES {
+                return Err(empty(&format!(
+                    "the count n = {n} is more than the {MAX_VALUES} values one axis may have"
+                )));
             }
             if n > 1 && a == b {
                 return Err(empty(

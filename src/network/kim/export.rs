@@ -16,7 +16,7 @@
 //! | `taus` | 1 x 2 or 1 x 1 | `[tau_min tau_max]` or `[tau]`, in steps of 5 ms |
 //! | `taus_gaus`, `taus_gaus0` | N x 1 | trained / initial `g` of `tau = sigmoid(g) (max - min) + min` |
 //! | `exc`, `inh` | N x 1 | logical: excitatory / inhibitory units |
-//! | `N`, `som_N` | 1 x 1 | units, SOM units |
+//! | `N`, `som_N` | 1 x 1 | units, SOM units (as drawn: the first `som_N` inhibitory units, fewer where fewer are inhibitory) |
 //! | `losses` | 1 x trials | the training loss of every trial |
 //! | `eval_perf_mean`, `eval_loss_mean` | 1 x evaluations | accuracy and loss of each evaluation |
 //! | `tr` | 1 x 1 | trials trained |
@@ -143,7 +143,10 @@ pub fn mat_variables<T: Real>(
         ),
         col("inh", MatValue::logical_column(inh)),
         col("N", MatValue::scalar(n as f64)),
-        col("som_N", MatValue::scalar(k.som_n as f64)),
+        col(
+            "som_N",
+            MatValue::scalar(conn.som().iter().filter(|&&s| s).count() as f64),
+        ),
         col("losses", MatValue::row(run.losses.to_vec())),
         col(
             "eval_perf_mean",

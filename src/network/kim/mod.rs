@@ -16,7 +16,8 @@ use crate::io::NamedArray;
 use crate::kind::Net;
 use crate::kind::TrialDraws;
 use crate::kind::{
-    set_by_key, Invalid, KindError, ModelKind, Role, SetError, TaskModel, TrainedRun,
+    check_step_within_tau, set_by_key, Invalid, KindError, ModelKind, Role, SetError, TaskModel,
+    TrainedRun,
 };
 
 impl ModelKind for KimConfig {
@@ -28,6 +29,11 @@ impl ModelKind for KimConfig {
     }
     fn validate(&self) -> Result<(), Invalid> {
         self.check()
+    }
+    // The fastest time constant (in steps) against the step.
+    fn check_solver(&self, euler_dt: Option<f64>) -> Result<(), Invalid> {
+        let fastest = self.taus.iter().copied().fold(f64::INFINITY, f64::min);
+        check_step_within_tau("taus", fastest, euler_dt)
     }
     fn set(&mut self, key: &str, value: toml::Value) -> Result<(), SetError> {
         set_by_key(self, key, value)
