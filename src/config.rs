@@ -346,9 +346,6 @@ impl TrainConfig {
         self.task.validate().map_err(|e| e.under("task"))?;
         let s = &self.solver;
         let spec = self.task.spec();
-        model
-            .check_solver(s.euler_dt())
-            .map_err(|e| e.under("model"))?;
         match (s.stepper, s.dt) {
             (StepperName::Euler, None) => {
                 return err("solver.dt", "Euler needs a step: set dt (e.g. 0.1)".into())
@@ -401,6 +398,9 @@ impl TrainConfig {
             }
             _ => {}
         }
+        model
+            .check_solver(s.euler_dt())
+            .map_err(|e| e.under("model"))?;
         if s.stepper == StepperName::Tsit5 {
             for (k, v) in [("solver.rtol", s.rtol), ("solver.atol", s.atol)] {
                 if !(v.is_finite() && v > 0.0) {

@@ -225,3 +225,275 @@ fn set_overrides_name_the_key_and_the_option() {
         "{err}"
     );
 }
+
+/// `text` with `line` added right after the header `[section]`.
+fn add(text: &str, section: &str, line: &str) -> String {
+    text.replacen(
+        &format!("[{section}]\n"),
+        &format!("[{section}]\n{line}\n"),
+        1,
+    )
+}
+
+/// The exit code and stderr of `neurode args` (no panic, no abort).
+fn run_cli(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_neurode"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    (out.status.code(), err)
+}
+
+const MULTIREGION: &str = "configs/multiregion_go_nogo.toml";
+const SANITY: &str = "configs/lowrank_context_switch_sanity.toml";
+
+/// Issue 25, panics: a multi-region `base_firing` or `init` of NaN or inf was read as absent
+/// and then panicked when the run's config.toml was written. Now the region entry is named.
+#[test]
+fn non_finite_region_values_are_refused_naming_the_region_and_key() {
+    for key in ["base_firing", "init"] {
+        for v in ["nan", "inf", "-inf", "[0.1, nan]"] {
+            let e = err_with(MULTIREGION, &|t| {
+                t.replacen(
+                    "name = \"thal\"\n",
+                    &format!("name = \"thal\"\n{key} = {v}\n"),
+                    1,
+                )
+                .replacen(
+                    "base_firing = 0.1\n",
+                    "",
+                    usize::from(key == "base_firing"),
+                )
+            });
+            assert!(
+                e.contains(key) && e.contains("thal") && e.contains("finite"),
+                "{key} = {v}: {e}"
+            );
+        }
+    }
+}
+
+/// Issue 25, aborts: `simulate --dt-save 1e-9`, `simulate --trials 10000000`, `analyze --grid
+/// 100000` and a mean-field sweep of 10^9 values are refused with the estimate and the
+/// option to change, before anything large is allocated.
+#[test]
+fn every_command_checks_memory_before_it_allocates() {
+    let (code, e) = run_cli(&[
+        "simulate",
+        SANITY,
+        "--dt-save",
+        "1e-9",
+        "--out",
+        "/nonexistent/s",
+    ]);
+    assert!(
+        code == Some(1) && e.contains("GiB") && e.contains("--dt-save"),
+        "{e}"
+    );
+    let (code, e) = run_cli(&[
+        "simulate",
+        SANITY,
+        "--trials",
+        "10000000",
+        "--out",
+        "/nonexistent/s",
+    ]);
+    assert!(
+        code == Some(1) && e.contains("GiB") && e.contains("--trials"),
+        "{e}"
+    );
+    let (code, e) = run_cli(&[
+        "meanfield",
+        "configs/meanfield_two_pop.toml",
+        "--sweep",
+        "j_ext=1:3:1000000000",
+        "--out",
+        "/nonexistent/m",
+    ]);
+    assert!(code == Some(1) && e.contains("1000000"), "{e}");
+    let (code, e) = run_cli(&[
+        "meanfield",
+        "configs/meanfield_two_pop.toml",
+        "--sweep",
+        "j_ext=1:3:900000",
+        "--sweep",
+        "nu_ext=1:3:900000",
+        "--out",
+        "/nonexistent/m",
+    ]);
+    assert!(code == Some(1) && e.contains("GiB"), "{e}");
+    let (code, e) = run_cli(&[
+        "sweep",
+        KIM[0],
+        "--N",
+        "20000",
+        "--seeds",
+        "4",
+        "--parallel",
+        "4",
+    ]);
+    assert!(code == Some(1) && e.contains("GiB"), "{e}");
+
+    // analyze needs a trained run: a few iterations of the sanity config.
+    let dir = std::env::temp_dir().join(format!("neurode_mem_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let (code, e) = run_cli(&["train", SANITY, "--n_trials", "32", "--out", d, "--quiet"]);
+    assert_eq!(code, Some(0), "{e}");
+    let (code, e) = run_cli(&["analyze", d, "--grid", "100000", "--quiet"]);
+    assert!(
+        code == Some(1) && e.contains("GiB") && e.contains("--grid"),
+        "{e}"
+    );
+    assert!(!dir.join("analysis").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 25, silent garbage in configs: each of these was accepted and ran.
+#[test]
+fn settings_that_ran_silently_are_refused_naming_the_key() {
+    // Kim som_N larger than N (structure.json and the .mat disagreed).
+    let e = err_with(KIM[0], &|t| set(t, "som_n", "300"));
+    assert!(
+        e.contains("`model.som_n`") && e.contains("at most N"),
+        "{e}"
+    );
+    // Time constants far below the Euler step diverged to 1e119.
+    let e = err_with(LOWRANK, &|t| set(t, "tau", "1e-6"));
+    assert!(e.contains("`model.tau`") && e.contains("dt = 0.1"), "{e}");
+    let e = err_with(SANITY, &|t| set(t, "tau", "0.5"));
+    assert!(e.contains("`model.tau`"), "{e}");
+    let e = err_with(KIM[0], &|t| set(t, "taus", "[0.5, 20.0]"));
+    assert!(
+        e.contains("`model.taus`") && e.contains("Euler step"),
+        "{e}"
+    );
+    let e = err_with(MULTIREGION, &|t| set(t, "tau", "0.5"));
+    assert!(e.contains("`model.tau`"), "{e}");
+    // A rank above the size.
+    for r in ["600", "100000", "0"] {
+        let e = err_with(LOWRANK, &|t| set(t, "rank", r));
+        assert!(
+            e.contains("`model.rank`") && e.contains("1..=N"),
+            "{r}: {e}"
+        );
+    }
+    // Stop rules that cannot be met.
+    let e = err_with(KIM[0], &|t| set(t, "stop_accuracy_above", "2.0"));
+    assert!(e.contains("`training.stop_accuracy_above`"), "{e}");
+    let e = err_with(KIM[0], &|t| set(t, "stop_loss_below", "0.0"));
+    assert!(e.contains("`training.stop_loss_below`"), "{e}");
+    let e = err_with(KIM[0], &|t| set(t, "stop_min_trials", "7000"));
+    assert!(
+        e.contains("`training.stop_min_trials`") && e.contains("n_train_trials = 6000"),
+        "{e}"
+    );
+    // A region file whose input region reaches no unit.
+    let text = std::fs::read_to_string(MULTIREGION).unwrap();
+    let cut = text.find("[[model.regions.input_connections]]").unwrap();
+    let end = text[cut..].find("\n\n").map_or(text.len(), |e| cut + e);
+    let no_input = format!("{}{}", &text[..cut], &text[end..]);
+    assert!(!no_input.contains("input_connections"), "{no_input}");
+    let e = TrainConfig::parse(&no_input, MULTIREGION)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("input region `cue`") && e.contains("input_connections"),
+        "{e}"
+    );
+}
+
+/// Issue 25: a config without `[task]` or `[model]` took the defaults (the sanity config
+/// became a 32 s N = 500 run).
+#[test]
+fn a_missing_model_or_task_table_is_an_error() {
+    let text = std::fs::read_to_string(SANITY).unwrap();
+    let cut = |from: &str, to: &str| {
+        let (a, b) = (text.find(from).unwrap(), text.find(to).unwrap());
+        format!("{}{}", &text[..a], &text[b..])
+    };
+    for (edited, table) in [
+        (cut("[task]", "[solver]"), "[task]"),
+        (cut("[model]", "[task]"), "[model]"),
+    ] {
+        let e = TrainConfig::parse(&edited, SANITY).unwrap_err().to_string();
+        assert!(e.contains(&format!("no {table} table")), "{e}");
+    }
+}
+
+/// Issue 25: run names that would write outside runs/<name>.
+#[test]
+fn a_name_that_is_not_one_file_name_is_refused() {
+    for name in ["\"\"", "\"../escape\"", "\"/tmp/abs\"", "\"a/b\"", "\"..\""] {
+        let e = err_with(SANITY, &|t| set(t, "name", name));
+        assert!(
+            e.contains("`name`") && e.contains("runs/<name>"),
+            "{name}: {e}"
+        );
+    }
+    assert!(TrainConfig::parse(
+        &set(
+            &std::fs::read_to_string(SANITY).unwrap(),
+            "name",
+            "\"ok-name_2\""
+        ),
+        SANITY
+    )
+    .is_ok());
+}
+
+/// Issue 25, misleading messages: each now names the key (and its line) that is wrong.
+#[test]
+fn messages_name_the_key_at_fault() {
+    // A wrong type in [model] or [task] (the parser pointed at the table header).
+    let e = err_with(LOWRANK, &|t| set(t, "n", "\"many\""));
+    assert!(
+        e.contains("`model.n` (line ") && e.contains("invalid type"),
+        "{e}"
+    );
+    let e = err_with(KIM[0], &|t| set(t, "taus", "\"fast\""));
+    assert!(e.contains("`model.taus` (line "), "{e}");
+    let e = err_with(KIM[0], &|t| add(t, "task", "stim_on = \"late\""));
+    assert!(e.contains("`task.stim_on` (line "), "{e}");
+    // A huge validation set or batch blamed model.n.
+    let e = err_with(SANITY, &|t| set(t, "n_val_trials", "100000000"));
+    assert!(
+        e.contains("`training.n_val_trials`") && e.contains("GiB"),
+        "{e}"
+    );
+    let e = err_with(SANITY, &|t| {
+        set(
+            &set(t, "batch_size", "100000000"),
+            "n_train_trials",
+            "100000000",
+        )
+    });
+    assert!(
+        e.contains("`training.batch_size`") && e.contains("GiB"),
+        "{e}"
+    );
+    // Kim stim_on = 500 blamed task.stim_dur (without a line).
+    for task in KIM {
+        let e = err_with(task, &|t| add(t, "task", "stim_on = 500"));
+        assert!(e.contains("`task.stim_on` (line "), "{task}: {e}");
+    }
+    // Kim t_steps = 1000000 told the user to raise solver.dt.
+    let e = err_with(KIM[0], &|t| add(t, "task", "t_steps = 1000000"));
+    assert!(
+        e.contains("`task.t_steps` (line ") && !e.contains("solver.dt"),
+        "{e}"
+    );
+    // --P_inh -0.5 was cut to -0 with a tip about `--`.
+    let (code, e) = run_cli(&["train", KIM[0], "--P_inh", "-0.5"]);
+    assert!(
+        code == Some(1) && e.contains("model.p_inh") && e.contains("-0.5") && e.contains("[0, 1]"),
+        "{e}"
+    );
+    // --act on a low-rank config names --act and the kinds that have it, once each.
+    let (code, e) = run_cli(&["train", LOWRANK, "--act", "softplus"]);
+    assert!(code == Some(1) && e.contains("--act"), "{e}");
+    assert_eq!(e.matches("`kim`").count(), 1, "{e}");
+    assert!(!e.contains("--P_inh") && e.lines().count() <= 2, "{e}");
+}

@@ -207,12 +207,17 @@ fn bad_configs_are_clear_errors() {
     assert!(e.contains("stroop") && e.contains("go_nogo"), "{e}");
     let e = parse_err("name = \"x\"\n[training]\nbatch_size = \"many\"\n");
     assert!(e.contains("batch_size") && e.contains("line 3"), "{e}");
-    let e = parse_err("name = \"x\"\n[model]\nkind = \"lowrank\"\nn = 0\n");
+    let task = "[task]\nkind = \"contextual_switch\"\n";
+    let e = parse_err(&format!(
+        "name = \"x\"\n[model]\nkind = \"lowrank\"\nn = 0\n{task}"
+    ));
     assert!(
         e.contains("`model.n` (line 4)") && e.contains("N = 0"),
         "{e}"
     );
-    let e = parse_err("name = \"x\"\n[solver]\nstepper = \"euler\"\ndt = -0.1\n");
+    let e = parse_err(&format!(
+        "name = \"x\"\n[solver]\nstepper = \"euler\"\ndt = -0.1\n[model]\nkind = \"lowrank\"\n{task}"
+    ));
     assert!(
         e.contains("`solver.dt` (line 4)") && e.contains("positive"),
         "{e}"

@@ -326,6 +326,18 @@ impl RegionBuilder {
                 "a multi-region network needs at least one recurrent and one input region".into(),
             ));
         }
+        if let Some(r) = self.rec.iter().find(|r| {
+            r.parent
+                .as_ref()
+                .is_some_and(|p| self.rec.iter().any(|q| &q.name == p))
+        }) {
+            return Err(err(format!(
+                "recurrent region `{}`: its parent `{}` is itself a region; a parent is a \
+                 group name, not a region",
+                r.name,
+                r.parent.as_deref().unwrap_or_default()
+            )));
+        }
         // Each input region carries one of the task's input channels: one that reaches no
         // unit leaves the network blind to it.
         if let Some(i) = self
@@ -338,18 +350,6 @@ impl RegionBuilder {
                  reaches no unit: add an input_connections entry with src_region = \"{}\" \
                  (zero_connection does not count)",
                 i.name, i.name
-            )));
-        }
-        if let Some(r) = self.rec.iter().find(|r| {
-            r.parent
-                .as_ref()
-                .is_some_and(|p| self.rec.iter().any(|q| &q.name == p))
-        }) {
-            return Err(err(format!(
-                "recurrent region `{}`: its parent `{}` is itself a region; a parent is a \
-                 group name, not a region",
-                r.name,
-                r.parent.as_deref().unwrap_or_default()
             )));
         }
         Ok(())

@@ -309,7 +309,18 @@ impl MeanFieldConfig {
                 hint,
             })?;
         neurode_models::meanfield::default_starts(&set, &self.starts(), &SolveOptions::default())
-            .map_err(model)?;
+            .map_err(|e| match e {
+            // The starts are the config's `runner.simple.nu_init`: name the key.
+            MeanFieldError::AboveCeiling {
+                start, population, ..
+            } => ConfigError::Setting {
+                path: path.to_string(),
+                key: "runner.simple.nu_init".into(),
+                value: format!("start {start}, population {population}"),
+                hint: e.to_string(),
+            },
+            e => model(e),
+        })?;
         if let Some(mode) = &self.runner.mode {
             if !matches!(mode.as_str(), "simple" | "effective") {
                 return Err(ConfigError::Setting {

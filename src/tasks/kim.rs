@@ -78,20 +78,29 @@ fn check_threshold(key: &'static str, v: f64) -> Result<(), Invalid> {
     }
 }
 
-/// Checks that a window ending at step `end` (exclusive) lies inside the trial, whose last
-/// time is `t_steps - 1`.
-fn check_ends_in_trial(key: &'static str, end: usize, t_steps: usize) -> Result<(), Invalid> {
-    if end > t_steps - 1 {
-        return Err(Invalid::new(
-            key,
-            format!(
-                "{key}: the window ends at step {end}, after the end of the trial \
-                 (t_steps - 1 = {}); shorten it or lengthen t_steps",
-                t_steps - 1
-            ),
-        ));
+/// Checks that a window whose end (exclusive) is the sum of `terms` (`(key, steps)`, from
+/// the trial's start: `stim_on`, `stim_dur`, ...) ends by step `last`; the error names the
+/// first key whose term carries the end past it.
+fn check_ends_by(terms: &[(&'static str, usize)], last: usize, what: &str) -> Result<(), Invalid> {
+    let mut end = 0usize;
+    for &(key, v) in terms {
+        end = end.saturating_add(v);
+        if end > last {
+            return Err(Invalid::new(
+                key,
+                format!(
+                    "{key} = {v}: the window then ends at step {end}, after {what} (step \
+                     {last}); lower {key} or lengthen t_steps"
+                ),
+            ));
+        }
     }
     Ok(())
+}
+
+/// [`check_ends_by`] the trial's last time, `t_steps - 1`.
+fn check_ends_in_trial(terms: &[(&'static str, usize)], t_steps: usize) -> Result<(), Invalid> {
+    check_ends_by(terms, t_steps - 1, "the end of the trial (t_steps - 1)")
 }
 
 /// The loss times `1, 2, …, T − 1`.
@@ -240,8 +249,7 @@ impl GoNogo {
         check_t_steps(self.t_steps)?;
         check_positive_steps("stim_dur", self.stim_dur)?;
         check_ends_in_trial(
-            "stim_dur",
-            self.stim_on.saturating_add(self.stim_dur),
+            &[("stim_on", self.stim_on), ("stim_dur", self.stim_dur)],
             self.t_steps,
         )?;
         if self.response_from >= self.t_steps - 1 {
@@ -382,8 +390,15 @@ impl Xor {
     pub fn validate(&self) -> Result<(), Invalid> {
         check_t_steps(self.t_steps)?;
         check_positive_steps("stim_dur", self.stim_dur)?;
-        let second_end = self.second_on().saturating_add(self.stim_dur);
-        check_ends_in_trial("stim_dur", second_end, self.t_steps)?;
+        check_ends_in_trial(
+            &[
+                ("stim_on", self.stim_on),
+                ("stim_dur", self.stim_dur),
+                ("delay", self.delay),
+                ("stim_dur", self.stim_dur),
+            ],
+            self.t_steps,
+        )?;
         if self.target_off <= self.target_on {
             return Err(Invalid::new(
                 "target_off",
@@ -540,17 +555,12 @@ impl Mante {
     pub fn validate(&self) -> Result<(), Invalid> {
         check_t_steps(self.t_steps)?;
         check_positive_steps("stim_dur", self.stim_dur)?;
-        let stim_end = self.stim_on.saturating_add(self.stim_dur);
-        if stim_end >= self.t_steps - 1 {
-            return Err(Invalid::new(
-                "stim_dur",
-                format!(
-                    "the stimulus ends at step {stim_end}, leaving no output for the response \
-                     (the trial has {} outputs); shorten it or lengthen t_steps",
-                    self.t_steps - 1
-                ),
-            ));
-        }
+        // The response needs at least one output after the stimulus.
+        check_ends_by(
+            &[("stim_on", self.stim_on), ("stim_dur", self.stim_dur)],
+            self.t_steps - 2,
+            "the last step that leaves an output for the response (t_steps - 2)",
+        )?;
         if !(self.offset.is_finite() && self.offset > 0.0) {
             return Err(Invalid::new(
                 "offset",
