@@ -422,8 +422,15 @@ impl MeanFieldConfig {
                             "arange({a}, {b}, {step}) is empty: the step must be non-zero and point from start to stop"
                         )));
                     }
-                    let count = ((b - a) / step).ceil() as usize;
-                    (0..count).map(|k| a + step * k as f64).collect()
+                    let count = ((b - a) / step).ceil();
+                    let most = neurode_models::meanfield::MAX_VALUES;
+                    if count > most as f64 {
+                        return Err(empty(format!(
+                            "arange({a}, {b}, {step}) has {count:.3e} values, more than the \
+                             {most} one axis may have: use a larger step"
+                        )));
+                    }
+                    (0..count as usize).map(|k| a + step * k as f64).collect()
                 } else {
                     let spec = format!("{}={}:{}:{}", s.sweep_param, v[0], v[1], v[2]);
                     return Sweep::parse(&spec, mode);

@@ -37,7 +37,7 @@ pub use fixed::{
     SolveOptions, StartOutcome,
 };
 pub use params::{Local, MeanFieldParams, Mode, Param, Target, SIGMA2_FLOOR};
-pub use sweep::{sweep, Sweep, SweepResult};
+pub use sweep::{sweep, Sweep, SweepResult, MAX_VALUES};
 pub use transfer::{Lif, Response};
 
 pub use crate::stability::Stability;
