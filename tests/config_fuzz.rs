@@ -261,6 +261,7 @@ fn mutated_configs_give_clear_errors_or_finite_runs() {
         ..Config::default()
     });
     let start = std::time::Instant::now();
+    let slowest = std::sync::Mutex::new((0.0f64, String::new()));
     let result = runner.run(&(0..cases.len(), 0..muts.len()), |(c, m)| {
         let (ci, path) = &cases[c];
         let (origin, table) = &configs[*ci];
@@ -275,7 +276,17 @@ fn mutated_configs_give_clear_errors_or_finite_runs() {
                 Seg::Index(_) => None,
             })
             .unwrap_or("");
-        check_case(origin, &edited, &file, leaf).map_err(|e| {
+        let t0 = std::time::Instant::now();
+        let r = check_case(origin, &edited, &file, leaf);
+        let secs = t0.elapsed().as_secs_f64();
+        let mut s = slowest.lock().unwrap();
+        if secs > s.0 {
+            *s = (
+                secs,
+                format!("{}: {:?} of {:?}", origin.display(), muts[m], path),
+            );
+        }
+        r.map_err(|e| {
             TestCaseError::fail(format!(
                 "{}: {:?} of {:?}: {e}",
                 origin.display(),
@@ -286,8 +297,10 @@ fn mutated_configs_give_clear_errors_or_finite_runs() {
     });
     std::panic::set_hook(hook);
     let _ = std::fs::remove_dir_all(&dir);
+    let (secs, case) = slowest.into_inner().unwrap();
     println!(
-        "{n_cases} cases over {} keys of {} configs and {} mutations in {:.1} s",
+        "{n_cases} cases over {} keys of {} configs and {} mutations in {:.1} s (slowest \
+         {secs:.2} s: {case})",
         cases.len(),
         configs.len(),
         muts.len(),
