@@ -61,7 +61,7 @@ pub enum RunError {
         entries: String,
     },
     /// The config cannot be saved as the run's `config.toml`.
-    #[error("the config cannot be saved as config.toml: {message}; check the config's values (NaN or inf cannot be saved)")]
+    #[error("the config cannot be saved as config.toml: {message}; check the config's values (a NaN or inf value cannot be saved)")]
     ConfigText {
         /// The serialiser's message.
         message: String,

@@ -67,8 +67,8 @@ fn trained_run() -> &'static Path {
 fn train_into(dir: &Path, extra: &[&str]) -> Output {
     let out = neurode(
         &[
-            &["train", SANITY, "--quiet", "--n_trials", "160"],
-            &["--out", dir.to_str().unwrap()],
+            &["train", SANITY, "--quiet", "--n_trials", "160"][..],
+            &["--out", dir.to_str().unwrap()][..],
             extra,
         ]
         .concat(),
@@ -173,19 +173,22 @@ fn a_run_refused_at_setup_leaves_no_directory() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    fails_clearly(&o, &[]);
+    fails_clearly(&o, &["config.toml"]);
     assert!(!dir.exists(), "{} was left behind", dir.display());
-    // A model that refuses its config (more inputs than the task has) leaves none either.
+    // A network the trainer cannot build (3 input units for the task's 1 channel)
+    // leaves none either.
+    let text = std::fs::read_to_string("configs/multiregion_go_nogo.toml")
+        .unwrap()
+        .replace("name = \"cue\"\nnum_units = 1", "name = \"cue\"\nnum_units = 3");
+    std::fs::write(&cfg, text).unwrap();
     let o = neurode(&[
         "train",
-        SANITY,
+        cfg.to_str().unwrap(),
         "--quiet",
-        "--set",
-        "rank=0",
         "--out",
         dir.to_str().unwrap(),
     ]);
-    fails_clearly(&o, &[]);
+    fails_clearly(&o, &["3 input units"]);
     assert!(!dir.exists(), "{} was left behind", dir.display());
     let _ = std::fs::remove_file(&cfg);
 }
