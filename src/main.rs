@@ -46,20 +46,19 @@ fn stdout_done(r: std::io::Result<()>) {
     }
 }
 
-/// Checks the output paths the command names (`--out`, `--json`, `--problems`) before any
-/// work: a file's directory must exist and take files, a folder must exist or be
-/// creatable. (`eval --out` is checked when written: eval prints its result first.)
+/// Checks the output paths the command names (`--out`, `--problems`) before any work: a
+/// file's directory must exist and take files, a folder must exist or be creatable.
+/// `train --out` and `sweep --json` are checked after their config loads (its errors
+/// first), before any training; `eval --out` when written (eval prints its result first).
 fn check_outputs(command: &Command) -> Result<(), String> {
     use neurode::io::{check_dir_writable, check_file_writable};
     let dir = |p: &Option<PathBuf>| p.as_deref().map_or(Ok(()), check_dir_writable);
     let file = |p: &Option<PathBuf>| p.as_deref().map_or(Ok(()), check_file_writable);
     match command {
         Command::Simulate(a) => dir(&a.out),
-        Command::Train(a) => dir(&a.out),
-        Command::Sweep(a) => file(&a.json),
         Command::Analyze(a) => dir(&a.out),
         Command::Meanfield(a) => dir(&a.out).and_then(|()| file(&a.problems)),
-        Command::Eval(_) => Ok(()),
+        Command::Train(_) | Command::Sweep(_) | Command::Eval(_) => Ok(()),
     }
     .map_err(|e| e.to_string())
 }
@@ -332,6 +331,10 @@ fn sweep(a: &SweepArgs) -> Result<(), String> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if parallel == 0 {
         return Err("--parallel must be at least 1".into());
+    }
+    // Before any seed trains: a results file that cannot be written.
+    if let Some(p) = &a.json {
+        neurode::io::check_file_writable(p).map_err(|e| e.to_string())?;
     }
     let bar = if a.quiet {
         ProgressBar::hidden()
