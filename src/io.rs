@@ -124,11 +124,7 @@ pub fn check_dir_writable(dir: &Path) -> Result<(), IoError> {
         path: dir.to_path_buf(),
         reason,
     };
-    let Some(existing) = dir
-        .ancestors()
-        .map(dir_or_here)
-        .find(|a| a.exists())
-    else {
+    let Some(existing) = dir.ancestors().map(dir_or_here).find(|a| a.exists()) else {
         return Ok(());
     };
     if !existing.is_dir() {

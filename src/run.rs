@@ -285,8 +285,5 @@ pub fn progress_message(m: &crate::metrics::Metrics, last_val: Option<(f64, f64)
     let val = last_val.map_or(String::new(), |(acc, worst)| {
         format!(" val {acc:.3} (min {worst:.3})")
     });
-    format!(
-        "loss {:.3} acc {:.3}{val}",
-        m.train_loss, m.train_accuracy
-    )
+    format!("loss {:.3} acc {:.3}{val}", m.train_loss, m.train_accuracy)
 }

@@ -31,8 +31,8 @@ use crate::tasks::{Target, Task, TaskSpec, TrialBatch};
 mod config_diff;
 mod prefetch;
 
-pub use config_diff::config_differences;
 pub use crate::metrics::Metrics;
+pub use config_diff::config_differences;
 use prefetch::{training_batch, Ahead, Prefetch};
 
 /// Errors of a training run.

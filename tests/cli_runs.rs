@@ -179,7 +179,10 @@ fn a_run_refused_at_setup_leaves_no_directory() {
     // leaves none either.
     let text = std::fs::read_to_string("configs/multiregion_go_nogo.toml")
         .unwrap()
-        .replace("name = \"cue\"\nnum_units = 1", "name = \"cue\"\nnum_units = 3");
+        .replace(
+            "name = \"cue\"\nnum_units = 1",
+            "name = \"cue\"\nnum_units = 3",
+        );
     std::fs::write(&cfg, text).unwrap();
     let o = neurode(&[
         "train",
@@ -342,7 +345,10 @@ fn eval_prints_its_result_before_writing_and_writes_to_out() {
     assert!(o.status.success(), "{}", stderr(&o));
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(good.join("eval.json")).unwrap()).unwrap();
-    assert_eq!(written, serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap());
+    assert_eq!(
+        written,
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+    );
     assert!(good.join("eval_readout.png").exists());
     let _ = std::fs::remove_file(&f);
     let _ = std::fs::remove_dir_all(&good);
@@ -378,7 +384,14 @@ fn simulate_survives_a_closed_stdout() {
 fn simulate_into_an_unwritable_out_is_a_clear_error() {
     let f = a_file("simulate-out-file");
     let out = f.join("sim");
-    let o = neurode(&["simulate", SANITY, "--trials", "2", "--out", out.to_str().unwrap()]);
+    let o = neurode(&[
+        "simulate",
+        SANITY,
+        "--trials",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     fails_clearly(&o, &[out.to_str().unwrap()]);
     let _ = std::fs::remove_file(&f);
 }
@@ -487,7 +500,10 @@ fn sweep_quiet_prints_the_table_and_progress_stays_on_stderr() {
         let o = neurode(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(o.status.success(), "{}", stderr(&o));
         let out = stdout(&o);
-        assert!(out.starts_with("lowrank_context_switch_sanity\n\n| seed |"), "{out}");
+        assert!(
+            out.starts_with("lowrank_context_switch_sanity\n\n| seed |"),
+            "{out}"
+        );
         assert!(out.contains("seeds met the stop rule"), "{out}");
         assert!(!out.contains("it/s") && !out.contains("seed 1:"), "{out}");
         assert!(stderr(&o).contains("seed 1:"), "{}", stderr(&o));
@@ -509,7 +525,13 @@ fn meanfield_bad_arguments_are_clear_errors() {
 #[test]
 fn meanfield_survives_a_closed_stdout() {
     let out = tmp("meanfield-pipe");
-    survives_closed_stdout(&["meanfield", MEANFIELD, "--quiet", "--out", out.to_str().unwrap()]);
+    survives_closed_stdout(&[
+        "meanfield",
+        MEANFIELD,
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let _ = std::fs::remove_dir_all(&out);
 }
 
