@@ -22,6 +22,14 @@ pub enum IoError {
         /// The error.
         source: std::io::Error,
     },
+    /// An output path that cannot be written, found before any work is done.
+    #[error("cannot write {path}: {reason}; choose another path")]
+    Unwritable {
+        /// The output path.
+        path: PathBuf,
+        /// Why not (its directory does not exist, is a file, refuses writes).
+        reason: String,
+    },
     /// The file is not what neurode wrote.
     #[error("{path}: {message}")]
     Format {
@@ -46,6 +54,87 @@ impl IoError {
             message: message.into(),
         }
     }
+}
+
+/// The directory a relative path's parent means (`""` is the current directory).
+fn dir_or_here(p: &Path) -> &Path {
+    if p.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        p
+    }
+}
+
+/// Whether a file can be created in the existing directory `dir`: creates and removes a
+/// probe file there (permissions alone do not say, e.g. for root or read-only mounts).
+fn probe_dir(dir: &Path) -> Result<(), String> {
+    let probe = dir.join(format!(".neurode-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("{} refuses new files ({e})", dir.display())),
+    }
+}
+
+/// Checks, before any work, that the file `path` can be written: its directory exists,
+/// is a directory and takes new files, and `path` is not a directory. Changes nothing.
+pub fn check_file_writable(path: &Path) -> Result<(), IoError> {
+    let unwritable = |reason: String| IoError::Unwritable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if path.is_dir() {
+        return Err(unwritable("it is a directory".into()));
+    }
+    let parent = dir_or_here(path.parent().unwrap_or(Path::new("")));
+    if !parent.exists() {
+        return Err(unwritable(format!(
+            "its directory {} does not exist",
+            parent.display()
+        )));
+    }
+    if !parent.is_dir() {
+        return Err(unwritable(format!(
+            "{} is not a directory",
+            parent.display()
+        )));
+    }
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(|_| ())
+            .map_err(|e| unwritable(format!("it cannot be opened for writing ({e})")));
+    }
+    probe_dir(parent).map_err(unwritable)
+}
+
+/// Checks, before any work, that the directory `dir` exists and takes new files, or can
+/// be created: its nearest existing ancestor is a directory that takes new files. Changes
+/// nothing.
+pub fn check_dir_writable(dir: &Path) -> Result<(), IoError> {
+    let unwritable = |reason: String| IoError::Unwritable {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let Some(existing) = dir.ancestors().map(dir_or_here).find(|a| a.exists()) else {
+        return Ok(());
+    };
+    if !existing.is_dir() {
+        return Err(unwritable(if existing == dir {
+            "it is a file, not a directory".into()
+        } else {
+            format!("{} is a file, not a directory", existing.display())
+        }));
+    }
+    probe_dir(existing).map_err(unwritable)
 }
 
 /// String metadata of a safetensors file.

@@ -9,6 +9,60 @@ use indicatif::{ProgressBar, ProgressStyle};
 use neurode::config::{Overrides, TrainConfig};
 use neurode::run;
 
+/// `println!` through [`out_line`]: a closed stdout (`neurode eval run | head -3`) is a
+/// quiet end of the printing, not a panic.
+macro_rules! outln {
+    ($($t:tt)*) => { out_line(format_args!($($t)*)) };
+}
+
+/// Set once stdout's reader has gone away: nothing more is printed, the command still
+/// finishes its work (eval still writes its files) and exits with success.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes a line to stdout; see [`stdout_done`] for a failed write.
+fn out_line(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut o = std::io::stdout().lock();
+    let r = writeln!(o, "{args}").and_then(|()| o.flush());
+    stdout_done(r);
+}
+
+/// After a write to stdout: a broken pipe (the reader, e.g. `head`, has gone away) stops
+/// further printing quietly, as `head` expects; any other write error ends the command
+/// with a message.
+fn stdout_done(r: std::io::Result<()>) {
+    match r {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Checks the output paths the command names (`--out`, `--problems`) before any work: a
+/// file's directory must exist and take files, a folder must exist or be creatable.
+/// `train --out` and `sweep --json` are checked after their config loads (its errors
+/// first), before any training; `eval --out` when written (eval prints its result first).
+fn check_outputs(command: &Command) -> Result<(), String> {
+    use neurode::io::{check_dir_writable, check_file_writable};
+    let dir = |p: &Option<PathBuf>| p.as_deref().map_or(Ok(()), check_dir_writable);
+    let file = |p: &Option<PathBuf>| p.as_deref().map_or(Ok(()), check_file_writable);
+    match command {
+        Command::Simulate(a) => dir(&a.out),
+        Command::Analyze(a) => dir(&a.out),
+        Command::Meanfield(a) => dir(&a.out).and_then(|()| file(&a.problems)),
+        Command::Train(_) | Command::Sweep(_) | Command::Eval(_) => Ok(()),
+    }
+    .map_err(|e| e.to_string())
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "neurode",
@@ -114,7 +168,8 @@ fn meanfield(a: &MeanfieldArgs) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
-    neurode::meanfield::print(&report, std::io::stdout().lock()).map_err(|e| e.to_string())
+    stdout_done(neurode::meanfield::print(&report, std::io::stdout().lock()));
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -195,7 +250,7 @@ fn analyze(a: &AnalyzeArgs) -> Result<(), String> {
             })
             .collect();
         let label = g.label.map_or(String::new(), |l| format!(", label {l:+}"));
-        println!(
+        outln!(
             "input {i} ({}{label}, u = {:?}): {} point(s): {}",
             g.condition,
             g.input,
@@ -205,13 +260,13 @@ fn analyze(a: &AnalyzeArgs) -> Result<(), String> {
     }
     let checked: Vec<bool> = res.groups.iter().filter_map(|g| g.choice_held()).collect();
     if !checked.is_empty() {
-        println!(
+        outln!(
             "{} of {} input conditions with a +-1 label have a stable fixed point whose readout has the label's sign",
             checked.iter().filter(|&&c| c).count(),
             checked.len()
         );
     }
-    println!("wrote {}", res.out.display());
+    outln!("wrote {}", res.out.display());
     Ok(())
 }
 
@@ -225,6 +280,20 @@ struct EvalArgs {
     /// Seed of the fresh trials.
     #[arg(long, default_value_t = 12345)]
     seed: u64,
+    /// Folder for eval.json and the eval plots (default: the run directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn eval(a: &EvalArgs) -> Result<(), String> {
+    let ev = run::compute_evaluation(&a.run_dir, a.trials, a.seed).map_err(|e| e.to_string())?;
+    // The result first: a run directory that cannot be written still shows it.
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&ev.json).map_err(|e| e.to_string())?
+    );
+    ev.write(a.out.as_deref().unwrap_or(&a.run_dir))
+        .map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args, Debug)]
@@ -240,6 +309,9 @@ struct SweepArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
     #[command(flatten)]
     knobs: Knobs,
 }
@@ -268,8 +340,23 @@ fn sweep(a: &SweepArgs) -> Result<(), String> {
         "use a smaller --parallel or a smaller network",
     )
     .map_err(|e| e.to_string())?;
-    let results = neurode::sweep::sweep(&cfg, &seeds, parallel, &|r| {
-        eprintln!(
+    // Before any seed trains: a results file that cannot be written.
+    if let Some(p) = &a.json {
+        neurode::io::check_file_writable(p).map_err(|e| e.to_string())?;
+    }
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(neurode::sweep::total_iterations(&cfg, seeds.len()))
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} it of all seeds  {rate}  eta {eta}")
+            .map_err(|e| e.to_string())?
+            .with_key("rate", rate),
+    );
+    let progress = |n: u64| bar.inc(n);
+    let results = neurode::sweep::sweep(&cfg, &seeds, parallel, &progress, &|r| {
+        let line = format!(
             "seed {}: {} ({:.1} s)",
             r.seed,
             match (&r.error, r.trials_to_criterion) {
@@ -279,13 +366,15 @@ fn sweep(a: &SweepArgs) -> Result<(), String> {
             },
             r.wall_seconds
         );
+        bar.suspend(|| eprintln!("{line}"));
     });
+    bar.finish_and_clear();
     if let Some(e) = results.iter().find_map(|r| r.error.as_ref()) {
         if results.iter().all(|r| r.error.is_some()) {
             return Err(format!("every seed failed; the first: {e}"));
         }
     }
-    println!("{}", neurode::sweep::table(&cfg.name, &results));
+    outln!("{}", neurode::sweep::table(&cfg.name, &results));
     if let Some(p) = &a.json {
         let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
         std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
@@ -409,34 +498,45 @@ fn train(a: &TrainArgs) -> Result<(), String> {
         ProgressBar::new(total)
     };
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} it  {per_sec}  ETA {eta}  {msg}")
-            .expect("a valid template"),
+        ProgressStyle::with_template("{bar:20} {pos}/{len} {rate} eta {eta} {msg}")
+            .map_err(|e| e.to_string())?
+            .with_key("rate", rate),
     );
-    let mut last_val = String::new();
-    let conditions = neurode::tasks::Task::spec(&cfg.task).conditions;
+    let mut last_val = None;
     let summary = run::train(&cfg, &dir, a.resume, &mut |it, _, m| {
-        if let (Some(acc), Some(c)) = (m.val_accuracy, &m.val_condition_accuracy) {
-            let per: Vec<String> = conditions
+        if let Some(acc) = m.val_accuracy {
+            let worst = m
+                .val_condition_accuracy
                 .iter()
-                .zip(c)
-                .map(|(n, a)| format!("{n} {a:.3}"))
-                .collect();
-            last_val = format!("  val acc {:.3} ({})", acc, per.join(", "));
+                .flatten()
+                .copied()
+                .fold(acc, f64::min);
+            last_val = Some((acc, worst));
         }
         bar.set_position(it as u64);
-        bar.set_message(format!(
-            "loss {:.4} acc {:.3}{last_val}",
-            m.train_loss, m.train_accuracy
-        ));
+        bar.set_message(run::progress_message(m, last_val));
     })
     .map_err(|e| e.to_string())?;
-    bar.finish();
-    println!(
+    if summary.already_finished {
+        bar.finish_and_clear();
+        eprintln!(
+            "the run in {} is already finished; nothing was changed. Its summary:",
+            summary.dir.display()
+        );
+    } else {
+        bar.finish();
+    }
+    outln!(
         "{}",
-        serde_json::to_string_pretty(&summary.json).expect("json")
+        serde_json::to_string_pretty(&summary.json).map_err(|e| e.to_string())?
     );
-    println!("run directory: {}", summary.dir.display());
+    outln!("run directory: {}", summary.dir.display());
     Ok(())
+}
+
+/// The `{rate}` of the progress bars: iterations per second with one decimal.
+fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{:.1} it/s", state.per_sec());
 }
 
 #[derive(clap::Args, Debug)]
@@ -472,14 +572,14 @@ fn simulate(a: &SimulateArgs) -> Result<(), String> {
         threads: a.threads,
     })
     .map_err(|e| e.to_string())?;
-    println!(
+    outln!(
         "simulated {} trials ({} saved times each, {:.1} accepted steps per trial) in {:.2} s",
         s.trials,
         s.times,
         s.accepted as f64 / s.trials as f64,
         start.elapsed().as_secs_f64()
     );
-    println!(
+    outln!(
         "wrote {0}/trajectories.npz (times, states, inputs, readout, conditions) and \
          {0}/simulation.png",
         s.out.display()
@@ -489,16 +589,14 @@ fn simulate(a: &SimulateArgs) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
+    let result = check_outputs(&cli.command).and_then(|()| match &cli.command {
         Command::Simulate(a) => simulate(a),
         Command::Train(a) => train(a),
         Command::Sweep(a) => sweep(a),
         Command::Analyze(a) => analyze(a),
         Command::Meanfield(a) => meanfield(a),
-        Command::Eval(a) => run::evaluate(&a.run_dir, a.trials, a.seed)
-            .map(|j| println!("{}", serde_json::to_string_pretty(&j).expect("json")))
-            .map_err(|e| e.to_string()),
-    };
+        Command::Eval(a) => eval(a),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -27,7 +27,7 @@ use crate::config::{Precision, TrainConfig};
 use crate::network::Capability;
 use crate::run_dir::{self, RunDir};
 pub use crate::run_error::RunError;
-use crate::train::{example_traces, Trainer};
+use crate::train::{example_traces, ExampleTraces, Trainer};
 
 /// The checkpoint file of a run directory.
 pub fn checkpoint_path(dir: &Path) -> PathBuf {
@@ -46,6 +46,9 @@ pub struct RunSummary {
     pub dir: PathBuf,
     /// The `summary.json` contents.
     pub json: serde_json::Value,
+    /// Whether the run was finished before this command (a `--resume` of a finished run,
+    /// which changes nothing on disk).
+    pub already_finished: bool,
 }
 
 /// Trains `cfg` into `dir` (fresh, or resumed from its checkpoint), calling `on_step` after
@@ -71,12 +74,36 @@ fn train_as<T: Real>(
     let (run, mut trainer) = if resume {
         let run = RunDir::resume(dir)?;
         let trainer = Trainer::<T>::resume(cfg, &run.file(run_dir::CHECKPOINT))?;
+        if trainer.finished() {
+            // A finished run is left as it is; only a run whose last files were never
+            // written (killed after its final checkpoint) is completed.
+            if let Some(json) = run.read_json(run_dir::SUMMARY)? {
+                return Ok(RunSummary {
+                    dir: run.path().to_path_buf(),
+                    json,
+                    already_finished: true,
+                });
+            }
+            return finish(&trainer, &run, 0.0);
+        }
+        run.write_config(cfg)?;
         (run, trainer)
     } else {
-        let run = RunDir::create(dir)?;
-        (run, Trainer::<T>::new(cfg)?)
+        // Every check, and the trainer, before the directory exists: a run refused at
+        // setup leaves nothing behind.
+        let run = RunDir::check_fresh(dir)?;
+        let text = run_dir::config_text(cfg)?;
+        let trainer = Trainer::<T>::new(cfg)?;
+        let created = run.make()?;
+        if let Err(e) = run.write_config_text(&text) {
+            if created {
+                let _ = std::fs::remove_file(run.file("config.tmp"));
+                let _ = std::fs::remove_dir(run.path());
+            }
+            return Err(e);
+        }
+        (run, trainer)
     };
-    run.write_config(cfg)?;
     let start = Instant::now();
     let total = trainer.total_iterations();
     let save_every = cfg.training.save_every;
@@ -168,12 +195,46 @@ fn finish<T: Real>(tr: &Trainer<T>, run: &RunDir, wall: f64) -> Result<RunSummar
     Ok(RunSummary {
         dir: run.path().to_path_buf(),
         json,
+        already_finished: false,
     })
+}
+
+/// What `neurode eval` computed: its report (`eval.json`) and example traces, not yet
+/// written.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The report, as written to `eval.json`.
+    pub json: serde_json::Value,
+    traces: ExampleTraces,
+    time_unit: &'static str,
+}
+
+impl Evaluation {
+    /// Writes `eval.json`, `eval_readout.png` and `eval_latent.png` into `out` (created if
+    /// missing); the error says where and suggests `--out`.
+    pub fn write(&self, out: &Path) -> Result<(), RunError> {
+        let wrap = |e: RunError| RunError::EvalOutput {
+            dir: out.to_path_buf(),
+            source: Box::new(e),
+        };
+        let run = RunDir::output(out).map_err(wrap)?;
+        run.write_json(run_dir::EVAL, &self.json).map_err(wrap)?;
+        run.write_example_plots("eval_", &self.traces, "fresh trials", self.time_unit)
+            .map_err(wrap)
+    }
 }
 
 /// Evaluates the trained parameters of run directory `dir` on `n` fresh trials of the
 /// stream `seed` (never used in training); writes and returns `eval.json`.
 pub fn evaluate(dir: &Path, n: usize, seed: u64) -> Result<serde_json::Value, RunError> {
+    let ev = compute_evaluation(dir, n, seed)?;
+    ev.write(dir)?;
+    Ok(ev.json)
+}
+
+/// Evaluates the trained parameters of run directory `dir` on `n` fresh trials of the
+/// stream `seed`, writing nothing (see [`Evaluation::write`]).
+pub fn compute_evaluation(dir: &Path, n: usize, seed: u64) -> Result<Evaluation, RunError> {
     let (run, cfg) = RunDir::open(dir)?;
     match cfg.precision {
         Precision::F64 => evaluate_as::<f64>(&cfg, &run, n, seed),
@@ -186,7 +247,7 @@ fn evaluate_as<T: Real>(
     run: &RunDir,
     n: usize,
     seed: u64,
-) -> Result<serde_json::Value, RunError> {
+) -> Result<Evaluation, RunError> {
     if n == 0 {
         return Err(RunError::option("--trials", "must be at least 1"));
     }
@@ -209,8 +270,20 @@ fn evaluate_as<T: Real>(
             &ev.condition_accuracy,
         ));
     }
-    run.write_json(run_dir::EVAL, &json)?;
     let traces = example_traces(&tr, derive_seed(seed, &[4]))?;
-    run.write_example_plots("eval_", &traces, "fresh trials", tr.spec().time_unit)?;
-    Ok(json)
+    Ok(Evaluation {
+        json,
+        traces,
+        time_unit: tr.spec().time_unit,
+    })
+}
+
+/// The message of `neurode train`'s progress line: the last training loss and accuracy
+/// (3 decimals) and, once validated, the validation accuracy with its worst condition's,
+/// short enough that the whole line fits about 100 columns.
+pub fn progress_message(m: &crate::metrics::Metrics, last_val: Option<(f64, f64)>) -> String {
+    let val = last_val.map_or(String::new(), |(acc, worst)| {
+        format!(" val {acc:.3} (min {worst:.3})")
+    });
+    format!("loss {:.3} acc {:.3}{val}", m.train_loss, m.train_accuracy)
 }

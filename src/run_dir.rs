@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use neurode_solvers::Real;
 
 use crate::config::TrainConfig;
-use crate::io::{write_atomic, write_safetensors, IoError, NamedArray};
+use crate::io::{check_dir_writable, write_atomic, write_safetensors, IoError, NamedArray};
 use crate::metrics::Metrics;
 use crate::plot;
 use crate::run_error::RunError;
@@ -42,6 +42,14 @@ pub const STRUCTURE: &str = "structure.json";
 /// `neurode eval`'s report.
 pub const EVAL: &str = "eval.json";
 
+/// The text of `config.toml` for `cfg`: every setting, defaults included; an error (not a
+/// panic) for a config TOML cannot hold.
+pub fn config_text(cfg: &TrainConfig) -> Result<String, RunError> {
+    toml::to_string(cfg).map_err(|e| RunError::ConfigText {
+        message: e.to_string(),
+    })
+}
+
 /// A run directory (see the [module docs](self)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
@@ -57,8 +65,10 @@ impl RunDir {
                 .unwrap_or_else(|| Path::new("runs").join(&cfg.name)),
         }
     }
-    /// A directory to start a fresh run in: created, refused if it holds a run.
-    pub fn create(path: &Path) -> Result<RunDir, RunError> {
+    /// A directory to start a fresh run in, checked but not yet created (see
+    /// [`make`](Self::make)): refused if it holds a run, if it exists and holds other
+    /// files but no run, or if it cannot be created or written. Changes nothing on disk.
+    pub fn check_fresh(path: &Path) -> Result<RunDir, RunError> {
         let dir = RunDir {
             path: path.to_path_buf(),
         };
@@ -67,9 +77,51 @@ impl RunDir {
                 path: path.to_path_buf(),
             });
         }
-        std::fs::create_dir_all(path)
-            .map_err(|e| IoError::fs("cannot create run directory", path, e))?;
+        if path.is_dir() && !dir.file(CONFIG).exists() {
+            let mut names: Vec<String> = std::fs::read_dir(path)
+                .map_err(|e| IoError::fs("cannot list", path, e))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            if !names.is_empty() {
+                names.sort();
+                let more = names.len().saturating_sub(3);
+                names.truncate(3);
+                let mut entries = names.join(", ");
+                if more > 0 {
+                    entries.push_str(&format!(" and {more} more"));
+                }
+                return Err(RunError::NotEmpty {
+                    path: path.to_path_buf(),
+                    entries,
+                });
+            }
+        }
+        check_dir_writable(path)?;
         Ok(dir)
+    }
+    /// A directory to start a fresh run in: checked as by
+    /// [`check_fresh`](Self::check_fresh), then created.
+    pub fn create(path: &Path) -> Result<RunDir, RunError> {
+        let dir = Self::check_fresh(path)?;
+        dir.make()?;
+        Ok(dir)
+    }
+    /// Creates the directory (and its parents); whether it did not exist before.
+    pub fn make(&self) -> Result<bool, RunError> {
+        let new = !self.path.exists();
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| IoError::fs("cannot create run directory", &self.path, e))?;
+        Ok(new)
+    }
+    /// A directory to write a command's files into (`neurode eval --out`), created if
+    /// missing.
+    pub fn output(path: &Path) -> Result<RunDir, RunError> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| IoError::fs("cannot create directory", path, e))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
     }
     /// A directory whose run to resume: refused without a checkpoint.
     pub fn resume(path: &Path) -> Result<RunDir, RunError> {
@@ -105,7 +157,10 @@ impl RunDir {
 
     /// `config.toml`: every setting of `cfg`, defaults included.
     pub fn write_config(&self, cfg: &TrainConfig) -> Result<(), RunError> {
-        let text = toml::to_string(cfg).expect("a config serialises");
+        self.write_config_text(&config_text(cfg)?)
+    }
+    /// `config.toml` from [`config_text`]'s text.
+    pub fn write_config_text(&self, text: &str) -> Result<(), RunError> {
         Ok(write_atomic(&self.file(CONFIG), text.as_bytes())?)
     }
     /// `checkpoint.safetensors`: the trainer's state.
@@ -150,6 +205,18 @@ impl RunDir {
     pub fn write_json(&self, name: &str, value: &serde_json::Value) -> Result<(), RunError> {
         let text = serde_json::to_string_pretty(value).expect("a JSON value always serialises");
         Ok(write_atomic(&self.file(name), text.as_bytes())?)
+    }
+    /// A JSON file of the run (`summary.json`), `None` if it does not exist.
+    pub fn read_json(&self, name: &str) -> Result<Option<serde_json::Value>, RunError> {
+        let path = self.file(name);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| IoError::fs("cannot read", &path, e))?;
+        let value = serde_json::from_str(&text)
+            .map_err(|e| IoError::format(&path, format!("not valid JSON ({e})")))?;
+        Ok(Some(value))
     }
     /// `training.png`: the loss and accuracy curves.
     pub fn write_training_plot(

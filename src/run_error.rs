@@ -55,6 +55,28 @@ pub enum RunError {
         /// The run directory.
         path: PathBuf,
     },
+    /// A fresh run into an existing directory that holds other files and no run.
+    #[error("{} is not empty and holds no neurode run ({entries}); pass --out with a new or empty directory, or move those files away", .path.display())]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+        /// Some of what it holds.
+        entries: String,
+    },
+    /// The config cannot be saved as the run's `config.toml`.
+    #[error("the config cannot be saved as config.toml: {message}; check the config's values (a NaN or inf value cannot be saved)")]
+    ConfigText {
+        /// The serialiser's message.
+        message: String,
+    },
+    /// `eval` computed its result but could not write its files.
+    #[error("{source} (the result is printed above; pass --out DIR to write eval.json and the eval plots into another directory than {})", .dir.display())]
+    EvalOutput {
+        /// Where eval tried to write.
+        dir: PathBuf,
+        /// What failed.
+        source: Box<RunError>,
+    },
     /// The task's trials do not fit the network.
     #[error("the task's inputs do not fit the network: {0}")]
     Inputs(Box<TrainError>),

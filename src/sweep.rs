@@ -32,12 +32,21 @@ pub struct SeedResult {
     pub error: Option<String>,
 }
 
-/// Trains `cfg` under each of `seeds` on up to `parallel` threads; calls `on_done` as each
-/// seed finishes.
+/// Iterations of a whole sweep of `cfg` over `seeds` seeds: what [`sweep`]'s progress
+/// counts add up to.
+pub fn total_iterations(cfg: &TrainConfig, seeds: usize) -> u64 {
+    cfg.iterations() as u64 * seeds as u64
+}
+
+/// Trains `cfg` under each of `seeds` on up to `parallel` threads; calls `on_progress`
+/// with each count of iterations done (1 per training step, and a seed's remaining
+/// iterations when the stop rule or an error ends it early; they add up to
+/// [`total_iterations`]) and `on_done` as each seed finishes.
 pub fn sweep(
     cfg: &TrainConfig,
     seeds: &[u64],
     parallel: usize,
+    on_progress: &(dyn Fn(u64) + Sync),
     on_done: &(dyn Fn(&SeedResult) + Sync),
 ) -> Vec<SeedResult> {
     let next = Mutex::new(0usize);
@@ -58,8 +67,8 @@ pub fn sweep(
                 // Seeds side by side already keep the cores busy.
                 c.training.prefetch &= at_once == 1;
                 let r = match c.precision {
-                    Precision::F32 => one::<f32>(&c),
-                    Precision::F64 => one::<f64>(&c),
+                    Precision::F32 => one::<f32>(&c, on_progress),
+                    Precision::F64 => one::<f64>(&c, on_progress),
                 };
                 on_done(&r);
                 results.lock().unwrap_or_else(|e| e.into_inner()).push(r);
@@ -71,17 +80,23 @@ pub fn sweep(
     r
 }
 
-fn one<T: Real>(cfg: &TrainConfig) -> SeedResult {
+fn one<T: Real>(cfg: &TrainConfig, on_progress: &(dyn Fn(u64) + Sync)) -> SeedResult {
     let start = Instant::now();
-    let run = || -> Result<Trainer<T>, TrainError> {
+    let total = cfg.iterations() as u64;
+    let mut done = 0u64;
+    let mut run = || -> Result<Trainer<T>, TrainError> {
         let mut tr = Trainer::<T>::new(cfg)?;
         while !tr.finished() {
             tr.step()?;
+            done += 1;
+            on_progress(1);
         }
         Ok(tr)
     };
     let bs = cfg.training.batch_size;
-    match run() {
+    let result = run();
+    on_progress(total.saturating_sub(done));
+    match result {
         Ok(tr) => {
             let last = tr.metrics().iter().rev().find(|m| m.val_accuracy.is_some());
             SeedResult {

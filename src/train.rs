@@ -28,8 +28,11 @@ use crate::network::{
 use crate::params::{self, ParamFileError};
 use crate::tasks::{Target, Task, TaskSpec, TrialBatch};
 
+mod config_diff;
 mod prefetch;
+
 pub use crate::metrics::Metrics;
+pub use config_diff::config_differences;
 use prefetch::{training_batch, Ahead, Prefetch};
 
 /// Errors of a training run.
@@ -658,7 +661,13 @@ impl<T: Real> Trainer<T> {
                 toml::from_str(s).map_err(|e| bad(format!("its config does not parse: {e}")))
             })?;
         if &saved != cfg {
-            return Err(bad("it was written with a different config; resume with the config of that run (config.toml in the run directory) or start a new run with --out".into()));
+            let diff = config_differences(&saved, cfg);
+            let what = if diff.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", diff.join("; "))
+            };
+            return Err(bad(format!("it was written with a different config{what}; resume with the config and options of that run (config.toml in the run directory) or start a new run with --out")));
         }
         let get = |name: &str| {
             arrays
