@@ -128,8 +128,10 @@ pub enum Blowup {
     State {
         /// The trial (its index in the batch or validation set).
         trial: usize,
-        /// The saved time (the task's time unit).
+        /// The saved time.
         time: f64,
+        /// The task's time unit (`ms`, `steps`).
+        unit: &'static str,
         /// The entry's value.
         value: f64,
     },
@@ -152,9 +154,14 @@ pub enum Blowup {
 impl std::fmt::Display for Blowup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Blowup::State { trial, time, value } => write!(
+            Blowup::State {
+                trial,
+                time,
+                unit,
+                value,
+            } => write!(
                 f,
-                "trial {trial}'s state is {value:e} at t = {time} (the first saved time past the bound {DIVERGENCE_BOUND:e})"
+                "trial {trial}'s state is {value:e} at t = {time} {unit} (the first saved time past the bound {DIVERGENCE_BOUND:e})"
             ),
             Blowup::Loss { trial, value } => write!(
                 f,
@@ -1143,10 +1150,14 @@ fn chunk_of<T: Real>(
         let blown = |v: &T| past_bound(v.as_f64());
         if let Some(p) = states.chunks_exact(n).position(|x| x.iter().any(blown)) {
             let x = &states[p * n..(p + 1) * n];
-            let value = x.iter().find(|&v| blown(v)).map_or(f64::NAN, |v| v.as_f64());
+            let value = x
+                .iter()
+                .find(|&v| blown(v))
+                .map_or(f64::NAN, |v| v.as_f64());
             diverged = Some(Blowup::State {
                 trial: lo + p % batch,
                 time: sol.ts()[p / batch].as_f64(),
+                unit: spec.time_unit,
                 value,
             });
             return vec![T::zero(); states.len()];

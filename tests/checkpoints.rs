@@ -59,7 +59,10 @@ fn fails(args: &[&str]) -> String {
         "neurode {args:?} succeeded: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(!err.contains("panicked"), "neurode {args:?} panicked: {err}");
+    assert!(
+        !err.contains("panicked"),
+        "neurode {args:?} panicked: {err}"
+    );
     err
 }
 
@@ -96,7 +99,14 @@ fn nan_in_a_parameter_file_is_refused_by_eval_simulate_and_analyze() {
     let ana_out = dir.join("ana");
     for args in [
         vec!["eval", d, "--trials", "8"],
-        vec!["simulate", d, "--trials", "2", "--out", sim_out.to_str().unwrap()],
+        vec![
+            "simulate",
+            d,
+            "--trials",
+            "2",
+            "--out",
+            sim_out.to_str().unwrap(),
+        ],
         vec!["analyze", d, "--out", ana_out.to_str().unwrap()],
     ] {
         let err = fails(&args);
@@ -175,7 +185,10 @@ fn huge_checkpoint_weights_are_a_divergence_on_resume() {
     ] {
         assert!(err.contains(want), "lacks {want:?}: {err}");
     }
-    assert!(!dir.join("params.safetensors").exists(), "parameters written");
+    assert!(
+        !dir.join("params.safetensors").exists(),
+        "parameters written"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -191,7 +204,11 @@ fn huge_weights_in_a_parameter_file_are_a_divergence_in_eval() {
         }
     });
     let err = fails(&["eval", dir.to_str().unwrap(), "--trials", "8"]);
-    for want in ["evaluation: the network diverged", "trial 0's state", "at t = "] {
+    for want in [
+        "evaluation: the network diverged",
+        "trial 0's state",
+        "at t = ",
+    ] {
         assert!(err.contains(want), "lacks {want:?}: {err}");
     }
     assert!(!dir.join("eval.json").exists(), "eval wrote a result");
@@ -215,15 +232,28 @@ fn a_time_constant_far_below_the_step_is_a_divergence_naming_iteration_and_trial
     match &err {
         TrainError::Diverged {
             phase: Phase::Training { iteration: 1 },
-            what: Blowup::State { trial: 0, time, value },
+            what:
+                Blowup::State {
+                    trial: 0,
+                    time,
+                    unit,
+                    value,
+                },
         } => {
             assert_eq!(*time, first_loss_time);
+            assert_eq!(*unit, "ms");
             assert!(value.abs() > 1e10 || !value.is_finite(), "{value}");
         }
         e => panic!("not a divergence of trial 0 at iteration 1: {e}"),
     }
     let msg = err.to_string();
-    for want in ["iteration 1 (training batch)", "trial 0's state", "smaller solver.dt"] {
+    let at = format!("at t = {first_loss_time} ms");
+    for want in [
+        "iteration 1 (training batch)",
+        "trial 0's state",
+        &at,
+        "smaller solver.dt",
+    ] {
         assert!(msg.contains(want), "lacks {want:?}: {msg}");
     }
     assert_eq!(tr.iteration(), 0, "the parameters were stepped");
@@ -272,14 +302,17 @@ fn best_of_a_run_is_the_lowest_loss_among_its_top_accuracies() {
         .skip(1)
         .map(|l| l.split(',').collect::<Vec<_>>())
         .filter(|c| !c[4].is_empty())
-        .map(|c| (c[0].parse().unwrap(), c[3].parse().unwrap(), c[4].parse().unwrap()))
+        .map(|c| {
+            (
+                c[0].parse().unwrap(),
+                c[3].parse().unwrap(),
+                c[4].parse().unwrap(),
+            )
+        })
         .collect();
     let top = vals.iter().map(|v| v.2).fold(f64::MIN, f64::max);
     let at_top: Vec<_> = vals.iter().filter(|v| v.2 == top).collect();
-    let lowest = at_top
-        .iter()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap();
+    let lowest = at_top.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
     println!(
         "top validation accuracy {top} at iterations {:?}; lowest loss at {}",
         at_top.iter().map(|v| v.0).collect::<Vec<_>>(),
@@ -293,14 +326,23 @@ fn best_of_a_run_is_the_lowest_loss_among_its_top_accuracies() {
     assert_eq!(best["iteration"].as_u64().unwrap() as usize, lowest.0);
     assert_eq!(best["val_accuracy"].as_f64().unwrap(), top);
     let loss = best["val_loss"].as_f64().unwrap();
-    assert!((loss - lowest.1).abs() <= 1e-12 * lowest.1.abs(), "{loss} vs {}", lowest.1);
+    assert!(
+        (loss - lowest.1).abs() <= 1e-12 * lowest.1.abs(),
+        "{loss} vs {}",
+        lowest.1
+    );
     // best.safetensors holds that iteration's parameters: evaluating them on the
     // validation set gives its loss.
     let mut tr = Trainer::<f64>::new(&cfg).unwrap();
     tr.load_params_file(&dir.join("best.safetensors")).unwrap();
     let v = tr.validate().unwrap();
     assert_eq!(v.accuracy, top);
-    assert!((v.loss - lowest.1).abs() <= 1e-9 * lowest.1.abs(), "{} vs {}", v.loss, lowest.1);
+    assert!(
+        (v.loss - lowest.1).abs() <= 1e-9 * lowest.1.abs(),
+        "{} vs {}",
+        v.loss,
+        lowest.1
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -318,7 +360,10 @@ fn check_params_script_without_a_run_directory_prints_its_usage() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("usage: python3 scripts/check_params.py RUN_DIR"), "{err}");
+    assert!(
+        err.contains("usage: python3 scripts/check_params.py RUN_DIR"),
+        "{err}"
+    );
     assert!(!err.contains("Traceback"), "{err}");
     let missing = tmp("no-run");
     let out = Command::new("python3")
