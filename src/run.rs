@@ -8,14 +8,14 @@
 //! (final parameters, row-major, named by the model: `C`, `M`, `N`, `B`, `w`, `b` for the
 //! low-rank RNN; `W`, `w_in`, `tau_g`, `w_out`, `b_out`, `signs`, `som`, `W_eff`, `taus` for
 //! the Kim et al. rate RNN), `best.safetensors` (the parameters of the best validation
-//! accuracy), `metrics.csv` (a validation accuracy column per task condition),
-//! `summary.json`, `structure.json` (a model-specific summary), the plots `training.png`
-//! (loss and accuracy curves), `readout.png` (readout traces of example trials per
-//! condition) and `latent.png` (their state-space trajectories on the first two principal
-//! components), and for the Kim et al. rate RNN the MATLAB file
-//! `Task_<task>_N_<N>_Taus_<min>_<max>_Act_<act>_<timestamp>.mat` that the original's
-//! spiking code reads (see [`crate::export`]). `neurode eval` adds `eval.json`,
-//! `eval_readout.png` and `eval_latent.png`.
+//! accuracy, ties to the lower validation loss), `metrics.csv` (a validation accuracy
+//! column per task condition), `summary.json`, `structure.json` (a model-specific
+//! summary), the plots `training.png` (loss and accuracy curves), `readout.png` (readout
+//! traces of example trials per condition) and `latent.png` (their state-space
+//! trajectories on the first two principal components), and for the Kim et al. rate RNN
+//! the MATLAB file `Task_<task>_N_<N>_Taus_<min>_<max>_Act_<act>_<timestamp>.mat` that
+//! the original's spiking code reads (see [`crate::export`]). `neurode eval` adds
+//! `eval.json`, `eval_readout.png` and `eval_latent.png`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -143,10 +143,10 @@ fn finish<T: Real>(tr: &Trainer<T>, run: &RunDir, wall: f64) -> Result<RunSummar
             .collect()
     };
     run.write_params(run_dir::PARAMS, &tr.param_arrays(tr.theta()), meta("final"))?;
-    if let Some((_, _, best)) = tr.best() {
+    if let Some(best) = tr.best() {
         run.write_params(
             run_dir::BEST,
-            &tr.param_arrays(best),
+            &tr.param_arrays(&best.theta),
             meta("best validation accuracy"),
         )?;
     }
@@ -179,7 +179,7 @@ fn finish<T: Real>(tr: &Trainer<T>, run: &RunDir, wall: f64) -> Result<RunSummar
             ));
             serde_json::Value::Object(o)
         }),
-        "best": tr.best().map(|(acc, it, _)| json!({"iteration": it, "val_accuracy": acc})),
+        "best": tr.best().map(|b| json!({"iteration": b.iteration, "val_accuracy": b.accuracy, "val_loss": b.loss})),
         "mean_steps_per_trial": steps.iter().sum::<f64>() / steps.len().max(1) as f64,
         "mat_file": exported.first().map(|p| p.display().to_string()),
     });

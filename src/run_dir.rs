@@ -31,7 +31,7 @@ pub const CONFIG: &str = "config.toml";
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 /// The final parameters.
 pub const PARAMS: &str = "params.safetensors";
-/// The parameters of the best validation accuracy.
+/// The parameters of the best validation accuracy (ties to the lower validation loss).
 pub const BEST: &str = "best.safetensors";
 /// One row per iteration.
 pub const METRICS: &str = "metrics.csv";

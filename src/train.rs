@@ -25,7 +25,7 @@ use crate::io::{read_safetensors, write_safetensors, IoError, NamedArray};
 use crate::network::{
     initial_states, noise_signals, Capability, KindError, Net, Role, SolveSpec, TaskModel,
 };
-use crate::params::{self, ParamFileError};
+use crate::params::{self, FileRole, NonFiniteArray, ParamFileError};
 use crate::tasks::{Target, Task, TaskSpec, TrialBatch};
 
 mod config_diff;
@@ -54,13 +54,14 @@ pub enum TrainError {
         /// The solver's message.
         message: String,
     },
-    /// The loss became non-finite.
-    #[error("iteration {iteration}: the loss is {loss}; lower training.learning_rate or raise training.grad_clip")]
-    NonFinite {
-        /// Training iteration.
-        iteration: usize,
-        /// The loss.
-        loss: f64,
+    /// The network diverged: a state, a loss or the gradient became non-finite or beyond
+    /// [`DIVERGENCE_BOUND`].
+    #[error("{phase}: the network diverged: {what}. Use a smaller solver.dt, larger time constants or a smaller training.learning_rate, and check the parameters it started from (a checkpoint or parameter file with huge weights)")]
+    Diverged {
+        /// Where: the training batch or validation of an iteration, or an evaluation.
+        phase: Phase,
+        /// What blew up.
+        what: Blowup,
     },
     /// Reading or writing run files.
     #[error(transparent)]
@@ -68,7 +69,7 @@ pub enum TrainError {
     /// A parameter vector that does not fit the model.
     #[error("parameters: {0}; pass a vector in the layout of Trainer::theta")]
     Theta(String),
-    /// A checkpoint or parameter file that does not fit the config.
+    /// A checkpoint that does not fit the config.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {
         /// The file.
@@ -76,13 +77,102 @@ pub enum TrainError {
         /// What does not fit.
         message: String,
     },
+    /// A parameter file that does not fit the config, or holds a non-finite value.
+    #[error(transparent)]
+    ParamFile(#[from] ParamFileError),
+    /// A checkpoint holding a non-finite value.
+    #[error(transparent)]
+    NonFiniteArray(#[from] NonFiniteArray),
 }
 
-impl From<ParamFileError> for TrainError {
-    fn from(e: ParamFileError) -> Self {
-        TrainError::Checkpoint {
-            path: e.path,
-            message: e.message,
+/// The magnitude beyond which a state or a trial's loss counts as diverged. The rate
+/// networks' states stay within a few times their input and recurrent drive; a state or
+/// loss of `1e10` only comes from an unstable step (a time constant far below `dt`) or
+/// absurd weights, and training on from there gives a useless network.
+pub const DIVERGENCE_BOUND: f64 = 1e10;
+
+/// Whether `v` is non-finite or beyond [`DIVERGENCE_BOUND`] in magnitude.
+fn past_bound(v: f64) -> bool {
+    !v.is_finite() || v.abs() > DIVERGENCE_BOUND
+}
+
+/// Which evaluation of a batch: the message of a divergence says where it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The training batch of an iteration (counted from 1, as in `metrics.csv`).
+    Training {
+        /// The iteration.
+        iteration: usize,
+    },
+    /// The validation after an iteration (counted from 1, as in `metrics.csv`).
+    Validation {
+        /// The iteration.
+        iteration: usize,
+    },
+    /// An evaluation of trials outside training (`neurode eval`, [`Trainer::evaluate`]).
+    Evaluation,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Training { iteration } => write!(f, "iteration {iteration} (training batch)"),
+            Phase::Validation { iteration } => write!(f, "iteration {iteration} (validation)"),
+            Phase::Evaluation => f.write_str("evaluation"),
+        }
+    }
+}
+
+/// What diverged, and where first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Blowup {
+    /// A trial's state: the first saved (loss) time at which an entry was non-finite or
+    /// beyond [`DIVERGENCE_BOUND`], the lowest such trial at that time.
+    State {
+        /// The trial (its index in the batch or validation set).
+        trial: usize,
+        /// The saved time.
+        time: f64,
+        /// The task's time unit (`ms`, `steps`).
+        unit: &'static str,
+        /// The entry's value.
+        value: f64,
+    },
+    /// A trial's loss, non-finite or beyond [`DIVERGENCE_BOUND`] (its states within it).
+    Loss {
+        /// The trial (its index in the batch or validation set).
+        trial: usize,
+        /// The loss.
+        value: f64,
+    },
+    /// An entry of the batch's gradient, non-finite.
+    Gradient {
+        /// The entry ([`Trainer::theta`] layout).
+        entry: usize,
+        /// Its value.
+        value: f64,
+    },
+}
+
+impl std::fmt::Display for Blowup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Blowup::State {
+                trial,
+                time,
+                unit,
+                value,
+            } => write!(
+                f,
+                "trial {trial}'s state is {value:e} at t = {time} {unit} (the first saved time past the bound {DIVERGENCE_BOUND:e})"
+            ),
+            Blowup::Loss { trial, value } => write!(
+                f,
+                "trial {trial}'s loss is {value:e} (bound {DIVERGENCE_BOUND:e})"
+            ),
+            Blowup::Gradient { entry, value } => {
+                write!(f, "entry {entry} of the batch's gradient is {value}")
+            }
         }
     }
 }
@@ -181,6 +271,26 @@ pub fn learning_rate(cfg: &TrainConfig, it: usize, total: usize) -> f64 {
     t.learning_rate * ((1.0 - t.cosine_alpha) * cos + t.cosine_alpha)
 }
 
+/// The best validation so far: what `best.safetensors` holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Best<T> {
+    /// Its validation accuracy.
+    pub accuracy: f64,
+    /// Its validation loss.
+    pub loss: f64,
+    /// The iteration after which it was validated.
+    pub iteration: usize,
+    /// Its parameters ([`Trainer::theta`] layout).
+    pub theta: Vec<T>,
+}
+
+/// Whether a validation of `accuracy` and `loss` is better than `best` (the accuracy and
+/// loss of the best so far; `None`: none yet): a higher accuracy, or the same accuracy at
+/// a lower loss (so a later 100 % validation with a lower loss replaces an earlier one).
+pub fn better_validation(accuracy: f64, loss: f64, best: Option<(f64, f64)>) -> bool {
+    best.is_none_or(|(acc, l)| accuracy > acc || (accuracy == acc && loss < l))
+}
+
 /// A training run in memory: network, readout, optimiser state, metrics, best parameters.
 #[derive(Debug, Clone)]
 pub struct Trainer<T: Real> {
@@ -198,7 +308,7 @@ pub struct Trainer<T: Real> {
     metrics: Vec<Metrics>,
     /// The training loss of every iteration.
     losses: Vec<f64>,
-    best: Option<(f64, usize, Vec<T>)>,
+    best: Option<Best<T>>,
     /// The iteration at which the stop rule was met.
     stopped: Option<usize>,
     val: TrialBatch<T>,
@@ -299,8 +409,9 @@ impl<T: Real> Trainer<T> {
     pub fn spec(&self) -> &TaskSpec {
         &self.spec
     }
-    /// Best validation accuracy so far, its iteration and parameters.
-    pub fn best(&self) -> Option<&(f64, usize, Vec<T>)> {
+    /// The best validation so far (highest accuracy, ties to the lower loss; see
+    /// [`better_validation`]): its accuracy, loss, iteration and parameters.
+    pub fn best(&self) -> Option<&Best<T>> {
         self.best.as_ref()
     }
     /// The run's config.
@@ -343,11 +454,14 @@ impl<T: Real> Trainer<T> {
 
     /// Loss, accuracy and (with `grad`) the gradient of the mean loss over `trials`.
     /// `noise`: the trials' noise, drawn ahead (one worker only); `None`: drawn here.
+    /// A state, a trial's loss or the gradient that diverged is a
+    /// [`TrainError::Diverged`] of `phase`, never a result.
     fn evaluate_batch(
         &mut self,
         trials: &TrialBatch<T>,
         noise: Option<Vec<PiecewiseConstant<T>>>,
         grad: Option<&mut Vec<T>>,
+        phase: Phase,
     ) -> Result<Evaluation, TrainError> {
         let threads = self.workers.len().min(trials.len()).max(1);
         let per = trials.len().div_ceil(threads);
@@ -360,6 +474,7 @@ impl<T: Real> Trainer<T> {
             total,
             want_grad: grad.is_some(),
             iteration: self.iteration,
+            phase,
         };
         let results: Vec<Result<Chunk<T>, TrainError>> = if threads == 1 {
             vec![run_chunk(&job, &mut self.workers[0], 0..total, noise)]
@@ -402,6 +517,17 @@ impl<T: Real> Trainer<T> {
             outputs.extend(c.outputs);
             accepted += c.accepted;
         }
+        if let Some(g) = grad.as_deref() {
+            if let Some(entry) = g.iter().position(|v| !v.is_finite()) {
+                return Err(TrainError::Diverged {
+                    phase,
+                    what: Blowup::Gradient {
+                        entry,
+                        value: g[entry].as_f64(),
+                    },
+                });
+            }
+        }
         let loss = loss / total as f64;
         let n_cond = spec.conditions.len();
         let (mut hit, mut count) = (vec![0usize; n_cond], vec![0usize; n_cond]);
@@ -442,13 +568,16 @@ impl<T: Real> Trainer<T> {
         trials: &TrialBatch<T>,
     ) -> Result<(f64, Vec<T>), TrainError> {
         let mut grad = Vec::new();
-        let ev = self.evaluate_batch(trials, None, Some(&mut grad))?;
+        let phase = Phase::Training {
+            iteration: self.iteration + 1,
+        };
+        let ev = self.evaluate_batch(trials, None, Some(&mut grad), phase)?;
         Ok((ev.loss, grad))
     }
 
     /// Loss, accuracy and readouts of `trials` (no gradient).
     pub fn evaluate(&mut self, trials: &TrialBatch<T>) -> Result<Evaluation, TrainError> {
-        self.evaluate_batch(trials, None, None)
+        self.evaluate_batch(trials, None, None, Phase::Evaluation)
     }
 
     /// Replaces all trainable parameters ([`theta`](Self::theta) layout).
@@ -474,13 +603,16 @@ impl<T: Real> Trainer<T> {
 
     /// Validation: on the fixed seeded set, or on fresh trials of this iteration.
     pub fn validate(&mut self) -> Result<Evaluation, TrainError> {
+        let phase = Phase::Validation {
+            iteration: self.iteration,
+        };
         if self.cfg.training.validation == Validation::Fresh {
             let seed = derive_seed(self.cfg.seed, &[STREAM_VAL, self.iteration as u64]);
             let batch = self.cfg.task.batch(seed, 0, self.cfg.training.n_val_trials);
-            return self.evaluate_batch(&batch, None, None);
+            return self.evaluate_batch(&batch, None, None, phase);
         }
         let val = std::mem::take(&mut self.val);
-        let r = self.evaluate_batch(&val, None, None);
+        let r = self.evaluate_batch(&val, None, None, phase);
         self.val = val;
         r
     }
@@ -488,7 +620,7 @@ impl<T: Real> Trainer<T> {
     /// Evaluates `n` fresh trials of the stream `seed` (not used in training).
     pub fn evaluate_fresh(&mut self, seed: u64, n: usize) -> Result<Evaluation, TrainError> {
         let batch = self.cfg.task.batch(seed, 0, n);
-        self.evaluate_batch(&batch, None, None)
+        self.evaluate_batch(&batch, None, None, Phase::Evaluation)
     }
 
     /// One training iteration; returns its metrics row (validation filled in at validation
@@ -511,13 +643,8 @@ impl<T: Real> Trainer<T> {
             None => (training_batch(&self.cfg.task, stream, it, bs), None),
         };
         let mut grad = Vec::new();
-        let ev = self.evaluate_batch(&trials, noise, Some(&mut grad))?;
-        if !ev.loss.is_finite() {
-            return Err(TrainError::NonFinite {
-                iteration: it,
-                loss: ev.loss,
-            });
-        }
+        let phase = Phase::Training { iteration: it + 1 };
+        let ev = self.evaluate_batch(&trials, noise, Some(&mut grad), phase)?;
         for (g, &on) in grad.iter_mut().zip(&self.mask) {
             if !on {
                 *g = T::zero();
@@ -549,8 +676,14 @@ impl<T: Real> Trainer<T> {
             row.val_loss = Some(v.loss);
             row.val_accuracy = Some(v.accuracy);
             row.val_condition_accuracy = Some(v.condition_accuracy.clone());
-            if self.best.as_ref().is_none_or(|b| v.accuracy > b.0) {
-                self.best = Some((v.accuracy, self.iteration, self.theta.clone()));
+            let so_far = self.best.as_ref().map(|b| (b.accuracy, b.loss));
+            if better_validation(v.accuracy, v.loss, so_far) {
+                self.best = Some(Best {
+                    accuracy: v.accuracy,
+                    loss: v.loss,
+                    iteration: self.iteration,
+                    theta: self.theta.clone(),
+                });
             }
             let t = &self.cfg.training;
             let rule = t.stop_loss_below.is_some() || t.stop_accuracy_above.is_some();
@@ -615,14 +748,15 @@ impl<T: Real> Trainer<T> {
             vec("theta0", self.theta0.clone()),
         ];
         let mut meta = HashMap::new();
-        if let Some((acc, it, th)) = &self.best {
+        if let Some(b) = &self.best {
             arrays.push(NamedArray {
                 name: "best_theta".into(),
                 shape: vec![len],
-                data: th.clone(),
+                data: b.theta.clone(),
             });
-            meta.insert("best_accuracy".into(), format!("{acc:e}"));
-            meta.insert("best_iteration".into(), it.to_string());
+            meta.insert("best_accuracy".into(), format!("{:e}", b.accuracy));
+            meta.insert("best_loss".into(), format!("{:e}", b.loss));
+            meta.insert("best_iteration".into(), b.iteration.to_string());
         }
         if let Some(s) = self.stopped {
             meta.insert("stopped".into(), s.to_string());
@@ -646,7 +780,9 @@ impl<T: Real> Trainer<T> {
     }
 
     /// Restores a run from a checkpoint written by [`save_checkpoint`](Self::save_checkpoint)
-    /// with the same config.
+    /// with the same config. A non-finite value in any of its arrays is refused
+    /// ([`TrainError::NonFiniteArray`]); huge but finite weights train into a
+    /// [`TrainError::Diverged`] at the first iteration.
     pub fn resume(cfg: &TrainConfig, path: &Path) -> Result<Self, TrainError> {
         let mut tr = Self::new(cfg)?;
         let bad = |m: String| TrainError::Checkpoint {
@@ -669,6 +805,7 @@ impl<T: Real> Trainer<T> {
             };
             return Err(bad(format!("it was written with a different config{what}; resume with the config and options of that run (config.toml in the run directory) or start a new run with --out")));
         }
+        params::check_finite(&arrays, FileRole::Checkpoint, &path.display().to_string())?;
         let get = |name: &str| {
             arrays
                 .iter()
@@ -711,7 +848,20 @@ impl<T: Real> Trainer<T> {
                 .get("best_accuracy")
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| bad("best_accuracy missing".into()))?;
-            tr.best = Some((acc, num("best_iteration")? as usize, th));
+            // A checkpoint written before the loss was kept: any later validation of the
+            // same accuracy replaces it.
+            let loss = match meta.get("best_loss") {
+                None => f64::INFINITY,
+                Some(s) => s
+                    .parse()
+                    .map_err(|_| bad(format!("metadata best_loss is not a number: {s}")))?,
+            };
+            tr.best = Some(Best {
+                accuracy: acc,
+                loss,
+                iteration: num("best_iteration")? as usize,
+                theta: th,
+            });
         }
         tr.load_theta();
         Ok(tr)
@@ -942,6 +1092,8 @@ struct Job<'a, T: Real> {
     total: usize,
     want_grad: bool,
     iteration: usize,
+    /// Where, for the error of a divergence.
+    phase: Phase,
 }
 
 /// Loss (and gradient) of trials `range` of the batch on one worker.
@@ -980,6 +1132,7 @@ fn chunk_of<T: Real>(
         total,
         want_grad,
         iteration,
+        phase,
     } = *job;
     let lo = range.start;
     let batch = range.len();
@@ -995,10 +1148,29 @@ fn chunk_of<T: Real>(
     // The rates of every saved state (for the readout and its backward), kept until the
     // backward pass is done.
     let mut kept_rates = None;
+    // The first divergence: a state or a trial's loss beyond the bound.
+    let mut diverged = None;
     // Readouts, losses and (with the gradient) the readout's gradient and dL/dstates.
     let mut readout_pass = |sol: &Solution<T>| -> Vec<T> {
         accepted = (0..batch).map(|j| sol.trial_stats(j).accepted).sum();
         let states = sol.states();
+        // States are saved time-major: the first chunk past the bound is the earliest
+        // time's, the lowest trial's at that time.
+        let blown = |v: &T| past_bound(v.as_f64());
+        if let Some(p) = states.chunks_exact(n).position(|x| x.iter().any(blown)) {
+            let x = &states[p * n..(p + 1) * n];
+            let value = x
+                .iter()
+                .find(|&v| blown(v))
+                .map_or(f64::NAN, |v| v.as_f64());
+            diverged = Some(Blowup::State {
+                trial: lo + p % batch,
+                time: sol.ts()[p / batch].as_f64(),
+                unit: spec.time_unit,
+                value,
+            });
+            return vec![T::zero(); states.len()];
+        }
         let mut rates = reused_zeros::<T>(states.len());
         readout.rates_into(states, &mut rates);
         let rate = |i: usize, j: usize| &rates[(i * batch + j) * n..(i * batch + j + 1) * n];
@@ -1009,6 +1181,12 @@ fn chunk_of<T: Real>(
                 .map(|i| readout.output_of_rates(rate(i, j)).as_f64())
                 .collect();
             let (l, d) = trial_loss(cfg.training.loss, &y, &trials.targets[lo + j], total as f64);
+            if diverged.is_none() && past_bound(l) {
+                diverged = Some(Blowup::Loss {
+                    trial: lo + j,
+                    value: l,
+                });
+            }
             loss += l;
             outputs.push(y);
             dy.push(d);
@@ -1034,15 +1212,20 @@ fn chunk_of<T: Real>(
         dl
     };
     let param_grad = if want_grad {
-        let (_, g) = field
-            .solve_with_gradient(&solve, &mut readout_pass)
-            .map_err(|e| solve_error(e, iteration, lo))?;
+        let solved = field.solve_with_gradient(&solve, &mut readout_pass);
+        if let Some(what) = diverged {
+            return Err(TrainError::Diverged { phase, what });
+        }
+        let (_, g) = solved.map_err(|e| solve_error(e, iteration, lo))?;
         Some(g)
     } else {
         let sol = field
             .solve(&solve)
             .map_err(|e| solve_error(e, iteration, lo))?;
         readout_pass(&sol);
+        if let Some(what) = diverged {
+            return Err(TrainError::Diverged { phase, what });
+        }
         None
     };
     if let Some(g) = param_grad {
