@@ -37,7 +37,8 @@ pub struct SimulateOptions {
     pub trials: usize,
     /// Seed of the fresh trials.
     pub seed: u64,
-    /// Spacing of the saved times (task time units, > 0).
+    /// Spacing of the saved times, in the task's time unit (ms, or steps of 5 ms for the
+    /// Kim and multi-region tasks): positive and at most the trial's length.
     pub dt_save: f64,
     /// Solver threads (default: the available cores).
     pub threads: Option<usize>,
@@ -61,12 +62,6 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Simulated, RunError> {
     if opts.trials == 0 {
         return Err(RunError::option("--trials", "must be at least 1"));
     }
-    if !(opts.dt_save.is_finite() && opts.dt_save > 0.0) {
-        return Err(RunError::option(
-            "--dt-save",
-            format!("must be a positive number of ms (got {})", opts.dt_save),
-        ));
-    }
     if opts.threads == Some(0) {
         return Err(RunError::option("--threads", "must be at least 1"));
     }
@@ -86,6 +81,48 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Simulated, RunError> {
     }
 }
 
+/// The saved times of a trial of length `t_end`: `0, dt_save, 2 dt_save, …` and always
+/// `t_end` itself (the last spacing is shorter where `dt_save` does not divide the trial).
+/// A `dt_save` that is not a positive number or is longer than the trial is an error naming
+/// `--dt-save`, its value, the trial's length and `unit` (the task's time unit).
+pub fn save_times(dt_save: f64, t_end: f64, unit: &str) -> Result<Vec<f64>, RunError> {
+    check_dt_save(dt_save, t_end, unit)?;
+    let steps = (t_end / dt_save + 1e-9).floor() as u64;
+    let mut times = grid(dt_save, 0, steps);
+    let last = times[times.len() - 1];
+    // The end, unless the grid already ends there (to within rounding).
+    if t_end - last > 1e-9 * t_end.max(1.0) {
+        times.push(t_end);
+    } else {
+        let k = times.len() - 1;
+        times[k] = t_end;
+    }
+    Ok(times)
+}
+
+/// Refuses a `--dt-save` that is not a positive number or is longer than the trial.
+fn check_dt_save(dt_save: f64, t_end: f64, unit: &str) -> Result<(), RunError> {
+    if !(dt_save.is_finite() && dt_save > 0.0) {
+        return Err(RunError::option(
+            "--dt-save",
+            format!(
+                "must be a positive number of {unit} (got {dt_save}; the trial lasts {t_end} \
+                 {unit})"
+            ),
+        ));
+    }
+    if dt_save > t_end {
+        return Err(RunError::option(
+            "--dt-save",
+            format!(
+                "is {dt_save} {unit}, longer than the trial ({t_end} {unit}): give at most \
+                 {t_end}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn simulate_as<T: Real>(
     cfg: &TrainConfig,
     params: Option<&Path>,
@@ -102,8 +139,21 @@ fn simulate_as<T: Real>(
         .batch::<T>(derive_seed(opts.seed, &[5]), 0, opts.trials);
     let x0 = bind_trials(cfg, &spec, &mut rnn, &batch, 0..batch.len())
         .map_err(|e| RunError::Inputs(Box::new(e)))?;
-    let steps = (spec.t_end / opts.dt_save + 1e-9).floor() as u64;
-    let times: Vec<T> = grid(opts.dt_save, 0, steps)
+    check_dt_save(opts.dt_save, spec.t_end, spec.time_unit)?;
+    // The saved states (the solver's, and the archive's float64 copy) must fit in memory.
+    let n_times = (spec.t_end / opts.dt_save).floor() + 2.0;
+    let bytes = n_times * opts.trials as f64 * (rnn.dim() + rnn.n_in() + 1) as f64 * 16.0;
+    crate::memory::check(
+        bytes,
+        format!(
+            "{} trials of {n_times} saved times of {} units",
+            opts.trials,
+            rnn.dim()
+        ),
+        "give a longer --dt-save or fewer --trials",
+    )
+    .map_err(|e| RunError::option("--dt-save", format!("{}: {e}", opts.dt_save)))?;
+    let times: Vec<T> = save_times(opts.dt_save, spec.t_end, spec.time_unit)?
         .into_iter()
         .map(T::from_f64)
         .collect();
