@@ -13,6 +13,7 @@ use neurode::network::ModelConfig;
 use neurode::plot::{line_style, target_label, tick_label, PALETTE, STYLES};
 use neurode::run;
 use neurode::simulate::save_times;
+use neurode::tasks::Task;
 
 const SANITY: &str = "configs/lowrank_context_switch_sanity.toml";
 const GO_NOGO: &str = "configs/kim_go_nogo.toml";
@@ -306,5 +307,35 @@ fn analyze_prints_short_lines_and_separates_go_from_nogo() {
     let headers = text.lines().filter(|l| l.starts_with("input ")).count();
     assert_eq!(headers, groups.len(), "{text}");
     assert!(!text.contains("Slow") && !text.contains("StableNode"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `analyze` on the trained sanity run: a valley where the search stalls (`q` about 20,
+/// states spread along it) is one slow point, not 28; every line is short (the old output
+/// printed each group's points on one line of about 2,000 characters).
+#[test]
+fn analyze_merges_copies_and_prints_one_short_line_per_point() {
+    let dir = tmp("sanity");
+    let cfg = TrainConfig::load(SANITY).unwrap();
+    run::train(&cfg, &dir, false, &mut |_, _, _| {}).unwrap();
+    let text = stdout_ok(&neurode(&["analyze", dir.to_str().unwrap(), "--quiet"]));
+    println!("{text}");
+    for line in text.lines() {
+        assert!(line.len() <= 100, "a long line: {line}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("analysis/fixed_points.json")).unwrap(),
+    )
+    .unwrap();
+    let groups = json["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 8);
+    let mut lines = 0;
+    for g in groups {
+        let points = g["points"].as_array().unwrap();
+        assert!(points.len() <= 6, "{} points for one input: {text}", points.len());
+        lines += 1 + points.len();
+    }
+    // A header per group and a line per point (at most three slow points listed).
+    assert!(text.lines().count() <= lines + 2, "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
