@@ -186,7 +186,7 @@ fn analyze(a: &AnalyzeArgs) -> Result<(), String> {
     let checked: Vec<bool> = res.groups.iter().filter_map(|g| g.choice_held()).collect();
     if !checked.is_empty() {
         println!(
-            "{} of {} input conditions with a +-1 label have a stable fixed point whose readout has the label's sign",
+            "{} of {} inputs with a +-1 target have a stable fixed point of the target's sign",
             checked.iter().filter(|&&c| c).count(),
             checked.len()
         );

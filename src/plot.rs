@@ -54,13 +54,13 @@ pub fn line_style(i: usize) -> (RGBColor, bool) {
 }
 
 /// A tick label of `v` on an axis spanning `span`: as many decimals as ticks about
-/// `span / 20` apart need, trailing zeros dropped (`200`, not `200.0`; `0.3`, not
+/// `span / 50` apart need (plotters puts about ten on an axis), trailing zeros dropped (`200`, not `200.0`; `0.3`, not
 /// `0.30000000000000004`), and never `-0`.
 pub fn tick_label(v: f64, span: f64) -> String {
     if !v.is_finite() {
         return format!("{v}");
     }
-    let step = (span.abs() / 20.0).max(f64::MIN_POSITIVE);
+    let step = (span.abs() / 50.0).max(f64::MIN_POSITIVE);
     let decimals = (-step.log10()).ceil().clamp(0.0, 12.0) as usize;
     let mut t = format!("{v:.decimals$}");
     if t.contains('.') {

@@ -197,7 +197,7 @@ fn tick_labels_are_short_and_never_negative_zero() {
     assert_eq!(tick_label(0.0, 2000.0), "0");
     assert_eq!(tick_label(-0.0, 2.0), "0");
     assert_eq!(tick_label(-1e-17, 2.0), "0");
-    assert_eq!(tick_label(-0.02, 2.0), "0");
+    assert_eq!(tick_label(-0.004, 2.0), "0");
     assert_eq!(tick_label(0.30000000000000004, 1.0), "0.3");
     assert_eq!(tick_label(-0.25, 1.0), "-0.25");
     assert_eq!(tick_label(-0.5, 2.0), "-0.5");
