@@ -9,7 +9,8 @@
 //!    group the network, with that input held constant and no noise, is searched for fixed
 //!    and slow points ([`find_fixed_points`](crate::analysis::find_fixed_points)) from states sampled from all trajectories,
 //!    plus a little noise.
-//! 3. Each point gets its readout, eigenvalues and stability label.
+//! 3. Each point gets its readout, eigenvalues and stability label (a slow point, not a
+//!    fixed point, gets none: `slow_point`).
 //!
 //! Written into the output folder (default `<run-dir>/analysis`):
 //! - `fixed_points.json`: per group, its input, trials, label (the correct readout sign,
@@ -143,9 +144,9 @@ impl Analysis {
         for (i, g) in self.groups.iter().enumerate() {
             let slow = g.found.points.iter().filter(|p| p.slow).count();
             let fixed = g.found.points.len() - slow;
-            let label = g
-                .label
-                .map_or(String::new(), |l| format!(", {}", crate::plot::target_label(l)));
+            let label = g.label.map_or(String::new(), |l| {
+                format!(", {}", crate::plot::target_label(l))
+            });
             lines.push(format!(
                 "input {i} ({}{label}, {}, {} trials): {fixed} fixed, {slow} slow point(s)",
                 g.condition,
@@ -219,7 +220,10 @@ pub fn input_summary(u: &[f64]) -> String {
         return format!("u = ({})", v.join(", "));
     }
     if on.len() <= 3 {
-        let v: Vec<String> = on.iter().map(|&c| format!("u{c} = {}", signed(u[c]))).collect();
+        let v: Vec<String> = on
+            .iter()
+            .map(|&c| format!("u{c} = {}", signed(u[c])))
+            .collect();
         return format!("{} (other {} channels 0)", v.join(", "), u.len() - on.len());
     }
     let max = u.iter().fold(0.0f64, |m, v| m.max(v.abs()));

@@ -7,7 +7,8 @@
 //!   (`trials x T x channels`, the input in force at each time), `readout` (`trials x T`),
 //!   `conditions` (`trials`, the task condition of each trial), all float64 (exact for
 //!   float32 runs too) but `conditions` (int64); NumPy reads it with `np.load`;
-//! - `simulation.png`: the readout of every trial against time.
+//! - `simulation.png`: the readout of every trial against time (a trial whose readout is an
+//!   earlier one's is labelled `on trial <k>` in the legend).
 
 use std::path::{Path, PathBuf};
 
@@ -201,9 +202,16 @@ fn simulate_as<T: Real>(
     w.add_array("conditions", &conds).map_err(fail)?;
     w.finish().map_err(fail)?;
 
+    // A trial whose readout is an earlier trial's (the same input, no noise) hides it: the
+    // legend says so.
+    let twin = |b: usize| (0..b).find(|&a| readout.row(a) == readout.row(b));
     let series: Vec<Series> = (0..nb)
         .map(|b| {
-            let label = format!("trial {b} ({})", spec.conditions[batch.conditions[b]]);
+            let cond = spec.conditions[batch.conditions[b]];
+            let label = match twin(b) {
+                Some(a) => format!("trial {b} ({cond}, on trial {a})"),
+                None => format!("trial {b} ({cond})"),
+            };
             (label, (0..nt).map(|i| (ts[i], readout[[b, i]])).collect())
         })
         .collect();

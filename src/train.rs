@@ -860,11 +860,7 @@ pub fn example_traces<T: Real>(tr: &Trainer<T>, seed: u64) -> Result<ExampleTrac
         explained: pcs.as_ref().map(|p| p.1),
     };
     for (j, (c, y, _)) in picked.iter().enumerate() {
-        let name = format!(
-            "{}, {}",
-            spec.conditions[*c],
-            crate::plot::target_label(*y)
-        );
+        let name = format!("{}, {}", spec.conditions[*c], crate::plot::target_label(*y));
         out.readout.push((
             name.clone(),
             (0..nt)

@@ -51,7 +51,10 @@ fn saved_times_always_include_the_end_of_the_trial() {
     assert_eq!(t[40], 20.0);
     // 0.1 does not add up to 0.3 exactly: the last time is the end, not 0.30000000000000004
     // nor a second time a rounding error after it.
-    assert_eq!(save_times(0.1, 0.3, "ms").unwrap(), vec![0.0, 0.1, 0.2, 0.3]);
+    assert_eq!(
+        save_times(0.1, 0.3, "ms").unwrap(),
+        vec![0.0, 0.1, 0.2, 0.3]
+    );
     // As long as the trial: its start and its end.
     assert_eq!(save_times(20.0, 20.0, "ms").unwrap(), vec![0.0, 20.0]);
 }
@@ -99,6 +102,8 @@ fn simulate_saves_the_end_and_refuses_a_dt_save_longer_than_the_trial() {
     assert_eq!(times[times.len() - 1], 20.0);
     let readout: Array2<f64> = npz.by_name("readout").unwrap();
     assert_eq!(readout.dim(), (2, 8));
+    let states: ndarray::Array3<f64> = npz.by_name("states").unwrap();
+    assert_eq!(states.dim(), (2, 8, 50));
     let _ = std::fs::remove_dir_all(&out);
 
     let cfg = TrainConfig::load(GO_NOGO).unwrap();
@@ -107,7 +112,12 @@ fn simulate_saves_the_end_and_refuses_a_dt_save_longer_than_the_trial() {
     for (args, want) in [
         (
             vec!["simulate", GO_NOGO, "--dt-save", long.as_str()],
-            vec!["--dt-save", long.as_str(), "steps of 5 ms", "longer than the trial"],
+            vec![
+                "--dt-save",
+                long.as_str(),
+                "steps of 5 ms",
+                "longer than the trial",
+            ],
         ),
         (
             vec!["simulate", SANITY, "--dt-save", "1000"],
@@ -306,7 +316,10 @@ fn analyze_prints_short_lines_and_separates_go_from_nogo() {
     // Printed: a header per group and one line per listed point, each naming its kind.
     let headers = text.lines().filter(|l| l.starts_with("input ")).count();
     assert_eq!(headers, groups.len(), "{text}");
-    assert!(!text.contains("Slow") && !text.contains("StableNode"), "{text}");
+    assert!(
+        !text.contains("Slow") && !text.contains("StableNode"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -332,7 +345,11 @@ fn analyze_merges_copies_and_prints_one_short_line_per_point() {
     let mut lines = 0;
     for g in groups {
         let points = g["points"].as_array().unwrap();
-        assert!(points.len() <= 6, "{} points for one input: {text}", points.len());
+        assert!(
+            points.len() <= 6,
+            "{} points for one input: {text}",
+            points.len()
+        );
         lines += 1 + points.len();
     }
     // A header per group and a line per point (at most three slow points listed).
