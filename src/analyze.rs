@@ -3,12 +3,14 @@
 //!
 //! 1. Fresh trials of the run's task are simulated (with the model's noise, as in
 //!    training) and their states saved on a grid of times.
-//! 2. Trials are grouped by the input in force at the end of the trial (one group per
-//!    distinct input: per context and stimulus for the contextual switch task). For each
+//! 2. Trials are grouped by task condition and the input in force at the end of the trial
+//!    (per context and stimulus for the contextual switch task; go and no-go apart, though
+//!    both end with input 0). For each
 //!    group the network, with that input held constant and no noise, is searched for fixed
 //!    and slow points ([`find_fixed_points`](crate::analysis::find_fixed_points)) from states sampled from all trajectories,
 //!    plus a little noise.
-//! 3. Each point gets its readout, eigenvalues and stability label.
+//! 3. Each point gets its readout, eigenvalues and stability label (a slow point, not a
+//!    fixed point, gets none: `slow_point`).
 //!
 //! Written into the output folder (default `<run-dir>/analysis`):
 //! - `fixed_points.json`: per group, its input, trials, label (the correct readout sign,
@@ -40,7 +42,7 @@ use crate::plot;
 use crate::run::RunError;
 use crate::run_dir::{self, RunDir};
 use crate::tasks::{grid, Task};
-use crate::train::{bind_trials, solve_spec};
+use crate::train::{bind_trials, first_blowup, solve_spec};
 use crate::trained::RunNetwork;
 
 /// What to analyse and how.
@@ -128,6 +130,111 @@ pub struct Analysis {
     pub groups: Vec<GroupResult>,
 }
 
+/// Slow points listed per group at most in [`Analysis::report`] (the others are counted).
+pub const SLOW_LISTED: usize = 3;
+
+impl Analysis {
+    /// The lines `neurode analyze` prints: per group a header (its condition, label, a
+    /// summary of its held input, trials and points) and one short line per fixed point
+    /// (its kind, readout, `q` and how many initial states reached it); slow points (not
+    /// fixed points, no stability label) are listed up to [`SLOW_LISTED`] per group, the
+    /// rest counted. Every line is at most about 100 characters.
+    pub fn report(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            let slow = g.found.points.iter().filter(|p| p.slow).count();
+            let fixed = g.found.points.len() - slow;
+            let label = g.label.map_or(String::new(), |l| {
+                format!(", {}", crate::plot::target_label(l))
+            });
+            lines.push(format!(
+                "input {i} ({}{label}, {}, {} trials): {fixed} fixed, {slow} slow point(s)",
+                g.condition,
+                input_summary(&g.input),
+                g.trials.len(),
+            ));
+            let mut listed_slow = 0;
+            for (p, r) in g.found.points.iter().zip(&g.readout) {
+                if p.slow {
+                    listed_slow += 1;
+                    if listed_slow > SLOW_LISTED {
+                        continue;
+                    }
+                }
+                lines.push(format!(
+                    "  {}: readout {}, q {:.1e}, from {} of {} initial states",
+                    point_kind(p),
+                    signed(*r),
+                    p.q,
+                    p.count,
+                    g.found.n_inits
+                ));
+            }
+            if slow > SLOW_LISTED {
+                lines.push(format!(
+                    "  ... {} more slow points (fixed_points.json lists them)",
+                    slow - SLOW_LISTED
+                ));
+            }
+        }
+        lines
+    }
+}
+
+/// The kind of a point in words: `slow point` (not a fixed point: no stability label), or
+/// the fixed point's stability (`stable node`, `saddle`, ...).
+pub fn point_kind(p: &crate::analysis::FixedPoint) -> &'static str {
+    use crate::analysis::Stability;
+    if p.slow {
+        return "slow point";
+    }
+    match p.stability {
+        Stability::StableNode => "stable node",
+        Stability::StableFocus => "stable focus",
+        Stability::UnstableNode => "unstable node",
+        Stability::UnstableFocus => "unstable focus",
+        Stability::Saddle => "saddle",
+        Stability::Marginal => "marginal (linearisation undecided)",
+    }
+}
+
+/// `v` with a sign and at most three decimals (`+1`, `-0.142`, `0`).
+fn signed(v: f64) -> String {
+    let t = crate::plot::tick_label(v, 0.02);
+    if t == "0" || t.starts_with('-') {
+        t
+    } else {
+        format!("+{t}")
+    }
+}
+
+/// A short summary of a held input: `u = 0`, every channel where there are at most four
+/// (`u = (+1.2, -1.2, +0.08, -0.14)`), or the channels that are on.
+pub fn input_summary(u: &[f64]) -> String {
+    let on: Vec<usize> = (0..u.len()).filter(|&c| u[c] != 0.0).collect();
+    if on.is_empty() {
+        return "u = 0".to_string();
+    }
+    if u.len() <= 4 {
+        let v: Vec<String> = u.iter().map(|&v| signed(v)).collect();
+        return format!("u = ({})", v.join(", "));
+    }
+    if on.len() <= 3 {
+        let v: Vec<String> = on
+            .iter()
+            .map(|&c| format!("u{c} = {}", signed(u[c])))
+            .collect();
+        return format!("{} (other {} channels 0)", v.join(", "), u.len() - on.len());
+    }
+    let max = u.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    format!(
+        "u: {} of {} channels on, max |u| {}",
+        on.len(),
+        u.len(),
+        signed(max).trim_start_matches('+')
+    )
+}
+
 /// Runs the analysis (see the [module docs](self)); `progress(done, total)` is called
 /// after each group.
 pub fn analyze(
@@ -190,6 +297,12 @@ fn analyze_as<T: Real>(
             what: "simulating the trials",
             message: e.to_string(),
         })?;
+    if let Some(blowup) = first_blowup(&sol, n, 0, spec.time_unit) {
+        return Err(RunError::Diverged {
+            what: "simulating the trials to analyse",
+            blowup,
+        });
+    }
     let k_traj = times.len();
     let mut states = Vec::with_capacity(n * k_traj * batch.len());
     for b in 0..batch.len() {
@@ -197,16 +310,14 @@ fn analyze_as<T: Real>(
             states.extend(sol.state(k, b).iter().map(|v| v.as_f64()));
         }
     }
-    // 2. Groups by the input at the end of the trial.
+    // 2. Groups by task condition and the input at the end of the trial.
     let t_probe = T::from_f64(spec.t_end);
-    let mut groups: Vec<(Vec<f64>, Vec<usize>)> = Vec::new();
-    for (b, u) in batch.inputs.iter().enumerate() {
-        let u: Vec<f64> = u.at(t_probe).iter().map(|v| v.as_f64()).collect();
-        match groups.iter_mut().find(|g| g.0 == u) {
-            Some(g) => g.1.push(b),
-            None => groups.push((u, vec![b])),
-        }
-    }
+    let ends: Vec<Vec<f64>> = batch
+        .inputs
+        .iter()
+        .map(|u| u.at(t_probe).iter().map(|v| v.as_f64()).collect())
+        .collect();
+    let groups = group_trials(&batch.conditions, &ends);
     // The field without noise, one bound trial per batch trial.
     net.bind(batch.inputs.clone(), Vec::new())
         .map_err(RunError::Bind)?;
@@ -316,7 +427,7 @@ fn analyze_as<T: Real>(
             .iter()
             .map(|p| {
                 let c = plane.coords(&p.x);
-                ((c[0], c[1]), p.stability.is_stable(), p.slow)
+                ((c[0], c[1]), !p.slow && p.stability.is_stable(), p.slow)
             })
             .collect();
         let all = traj
@@ -336,9 +447,14 @@ fn analyze_as<T: Real>(
                 step: format!("flow field, group {gi}"),
                 source,
             })?;
+        // The group's number keeps titles apart where a condition has several inputs.
         let title = match g.label {
-            Some(l) => format!("{} (label {l:+})", g.condition),
-            None => g.condition.clone(),
+            Some(l) => format!(
+                "input {gi}: {}, {}",
+                g.condition,
+                crate::plot::target_label(l)
+            ),
+            None => format!("input {gi}: {}", g.condition),
         };
         panels.push(plot::FlowPanel {
             title,
@@ -360,6 +476,21 @@ fn analyze_as<T: Real>(
         out: out.to_path_buf(),
         groups: results,
     })
+}
+
+/// The groups of trials `(held input, trials)`, in order of first appearance: trials of one
+/// task condition whose input at the end of the trial is the same. Trials of different
+/// conditions are never pooled, even where their inputs end alike (go and no-go trials
+/// both end with input 0: their trajectories, and the states they reach, differ).
+pub fn group_trials(conditions: &[usize], ends: &[Vec<f64>]) -> Vec<(Vec<f64>, Vec<usize>)> {
+    let mut groups: Vec<(usize, Vec<f64>, Vec<usize>)> = Vec::new();
+    for (b, (&c, u)) in conditions.iter().zip(ends).enumerate() {
+        match groups.iter_mut().find(|g| g.0 == c && &g.1 == u) {
+            Some(g) => g.2.push(b),
+            None => groups.push((c, u.clone(), vec![b])),
+        }
+    }
+    groups.into_iter().map(|(_, u, t)| (u, t)).collect()
 }
 
 /// The plane of each group: the kind's own plane through `B u` (the low-rank network's `κ`
@@ -426,6 +557,16 @@ fn bounds(pts: impl Iterator<Item = (f64, f64)>) -> ((f64, f64), (f64, f64)) {
     (pad(x0, x1), pad(y0, y1))
 }
 
+/// A point's stability label in the JSON files: the fixed point's (`stable_node`, ...), or
+/// `slow_point` (a slow point is not a fixed point: linearisation there decides nothing).
+fn stability_label(p: &crate::analysis::FixedPoint) -> serde_json::Value {
+    if p.slow {
+        json!("slow_point")
+    } else {
+        json!(p.stability)
+    }
+}
+
 fn write_results(out: &Path, groups: &[GroupResult]) -> Result<(), RunError> {
     let mut json_groups = Vec::new();
     let mut eig = Vec::new();
@@ -451,7 +592,7 @@ fn write_results(out: &Path, groups: &[GroupResult]) -> Result<(), RunError> {
                     "iterations": p.iterations,
                     "newton_steps": p.newton_steps,
                     "count": p.count,
-                    "stability": p.stability,
+                    "stability": stability_label(p),
                     "readout": r,
                     "leading_eigenvalues": p.eigenvalues.iter().take(5).map(|e| [e.0, e.1]).collect::<Vec<_>>(),
                 })
@@ -473,13 +614,13 @@ fn write_results(out: &Path, groups: &[GroupResult]) -> Result<(), RunError> {
         for (p, &r) in g.found.points.iter().zip(&g.readout) {
             eig.push(json!({
                 "group": gi,
-                "stability": p.stability,
+                "stability": stability_label(p),
                 "eigenvalues": p.eigenvalues.iter().map(|e| [e.0, e.1]).collect::<Vec<_>>(),
             }));
             xstar.extend_from_slice(&p.x);
             q.push(p.q);
             gid.push(gi as i64);
-            stable.push(i64::from(p.stability.is_stable()));
+            stable.push(i64::from(!p.slow && p.stability.is_stable()));
             ro.push(r);
         }
     }

@@ -432,10 +432,14 @@ impl TrainConfig {
         if t.n_val_trials == 0 {
             return err("training.n_val_trials", "0: validation needs trials".into());
         }
-        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0 && t.learning_rate <= 1.0) {
             return err(
                 "training.learning_rate",
-                format!("{}: must be positive", t.learning_rate),
+                format!(
+                    "{}: Adam's learning rate is the size of each parameter's step: use a \
+                     positive number at most 1 (1e-3 to 1e-2 is usual)",
+                    t.learning_rate
+                ),
             );
         }
         if !(t.grad_clip.is_finite() && t.grad_clip >= 0.0) {

@@ -235,33 +235,13 @@ fn analyze(a: &AnalyzeArgs) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
-    for (i, g) in res.groups.iter().enumerate() {
-        let pts: Vec<String> = g
-            .found
-            .points
-            .iter()
-            .zip(&g.readout)
-            .map(|(p, r)| {
-                format!(
-                    "{:?} (readout {r:+.3}{})",
-                    p.stability,
-                    if p.slow { ", slow" } else { "" }
-                )
-            })
-            .collect();
-        let label = g.label.map_or(String::new(), |l| format!(", label {l:+}"));
-        outln!(
-            "input {i} ({}{label}, u = {:?}): {} point(s): {}",
-            g.condition,
-            g.input,
-            pts.len(),
-            pts.join("; ")
-        );
+    for line in res.report() {
+        outln!("{line}");
     }
     let checked: Vec<bool> = res.groups.iter().filter_map(|g| g.choice_held()).collect();
     if !checked.is_empty() {
         outln!(
-            "{} of {} input conditions with a +-1 label have a stable fixed point whose readout has the label's sign",
+            "{} of {} inputs with a +-1 target have a stable fixed point of the target's sign",
             checked.iter().filter(|&&c| c).count(),
             checked.len()
         );
@@ -553,7 +533,8 @@ struct SimulateArgs {
     /// Seed of the fresh trials.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Spacing of the saved times, in ms.
+    /// Spacing of the saved times, in the task's time unit (ms; steps of 5 ms for the Kim
+    /// and multi-region tasks), at most the trial's length; the trial's end is always saved.
     #[arg(long, default_value_t = 0.5)]
     dt_save: f64,
     /// Solver threads (default: the available cores).

@@ -26,14 +26,64 @@ fn err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> String + '_ {
     move |e| format!("cannot draw {}: {e}", path.display())
 }
 
-const COLORS: [RGBColor; 6] = [
+/// The palette of lines: twelve colours that are told apart at a glance (the ten of
+/// matplotlib's `tab10`, then black and gold).
+pub const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(255, 193, 7),
 ];
+
+/// Line styles told apart: each palette colour solid, then each dashed.
+pub const STYLES: usize = 2 * PALETTE.len();
+
+/// The colour of the `i`-th line and whether it is dashed: the palette's colours solid for
+/// the first [`PALETTE`]`.len()` lines, then dashed; styles repeat after [`STYLES`] lines.
+pub fn line_style(i: usize) -> (RGBColor, bool) {
+    let i = i % STYLES;
+    (PALETTE[i % PALETTE.len()], i >= PALETTE.len())
+}
+
+/// A tick label of `v` on an axis spanning `span`: as many decimals as ticks about
+/// `span / 50` apart need (plotters puts about ten on an axis), trailing zeros dropped (`200`, not `200.0`; `0.3`, not
+/// `0.30000000000000004`), and never `-0`.
+pub fn tick_label(v: f64, span: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let step = (span.abs() / 50.0).max(f64::MIN_POSITIVE);
+    let decimals = (-step.log10()).ceil().clamp(0.0, 12.0) as usize;
+    let mut t = format!("{v:.decimals$}");
+    if t.contains('.') {
+        t = t.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    if t.trim_start_matches('-').chars().all(|c| c == '0') {
+        t = "0".to_string();
+    }
+    t
+}
+
+/// The legend label of a trial's target value `y`: `target +1`, `target -1`, `target 0`
+/// (zero unsigned), other values signed with their digits (`target +0.5`).
+pub fn target_label(y: f64) -> String {
+    if y == 0.0 {
+        "target 0".to_string()
+    } else {
+        format!("target {y:+}")
+    }
+}
+
+/// Room right of a chart for the last tick label of its x axis (half the label's width).
+const RIGHT_MARGIN: u32 = 30;
 
 /// A named line.
 pub type Series = (String, Vec<(f64, f64)>);
@@ -69,26 +119,49 @@ where
     DB::ErrorType: 'static,
 {
     let (x0, x1, y0, y1) = range(series, 0.05);
+    let title = if series.len() > STYLES {
+        format!("{title} (line styles repeat after {STYLES} lines)")
+    } else {
+        title.to_string()
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 20))
         .margin(10)
+        .margin_right(RIGHT_MARGIN)
         .x_label_area_size(35)
         .y_label_area_size(55)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| e.to_string())?;
+    let (fx, fy) = (
+        |v: &f64| tick_label(*v, x1 - x0),
+        |v: &f64| tick_label(*v, y1 - y0),
+    );
     chart
         .configure_mesh()
         .x_desc(xlabel)
         .y_desc(ylabel)
+        .x_label_formatter(&fx)
+        .y_label_formatter(&fy)
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, (name, pts)) in series.iter().enumerate() {
-        let c = COLORS[i % COLORS.len()];
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+        let (c, dashed) = line_style(i);
+        let style = c.stroke_width(2);
+        let drawn = if dashed {
+            chart.draw_series(DashedLineSeries::new(pts.iter().copied(), 8, 5, style))
+        } else {
+            chart.draw_series(LineSeries::new(pts.iter().copied(), style))
+        };
+        drawn
             .map_err(|e| e.to_string())?
             .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            .legend(move |(x, y)| {
+                // Dashed: two short strokes with a gap between.
+                let (a, b) = if dashed { (7, 11) } else { (18, 0) };
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (a, 0)], style)
+                    + PathElement::new(vec![(b, 0), (18, 0)], style)
+            });
     }
     chart
         .configure_series_labels()
@@ -177,20 +250,56 @@ pub struct FlowPanel {
 const STABLE: RGBColor = RGBColor(0, 0, 0);
 const UNSTABLE: RGBColor = RGBColor(214, 39, 40);
 
-/// `flow_field.png`: panels (up to 4 per row) of flow arrows (length growing with the
-/// speed), trajectories, and fixed points (filled black: stable; open red: unstable or
-/// saddle; small grey crosses: slow points).
+/// `flow_field.png`: a legend of the point markers above panels (up to 4 per row) of flow
+/// arrows (length growing with the speed), trajectories, and fixed points (filled black:
+/// stable; open red: unstable or saddle; small grey crosses: slow points).
 pub fn flow_fields(path: &Path, panels: &[FlowPanel]) -> Result<(), String> {
     font();
     let cols = panels.len().clamp(1, 4);
     let rows = panels.len().div_ceil(4).max(1);
-    let root = BitMapBackend::new(path, (420 * cols as u32, 420 * rows as u32)).into_drawing_area();
+    let root = BitMapBackend::new(path, (420 * cols as u32, 420 * rows as u32 + LEGEND))
+        .into_drawing_area();
     root.fill(&WHITE).map_err(err(path))?;
-    let areas = root.split_evenly((rows, cols));
+    let (legend, grid) = root.split_vertically(LEGEND);
+    marker_legend(&legend).map_err(err(path))?;
+    let areas = grid.split_evenly((rows, cols));
     for (p, area) in panels.iter().zip(areas.iter()) {
         flow_panel(area, p).map_err(err(path))?;
     }
     root.present().map_err(err(path))
+}
+
+/// Height of the marker legend above the panels of `flow_field.png`.
+const LEGEND: u32 = 30;
+
+/// The legend of the fixed-point markers: one row of marker and name.
+fn marker_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let grey = RGBColor(120, 120, 120);
+    let text = ("sans-serif", 15).into_font();
+    let y = (LEGEND / 2) as i32;
+    let entries: [(&str, u8); 3] = [
+        ("stable fixed point", 0),
+        ("unstable fixed point (or saddle)", 1),
+        ("slow point (not a fixed point)", 2),
+    ];
+    let mut x = 20;
+    for (name, kind) in entries {
+        match kind {
+            0 => area.draw(&Circle::new((x, y), 6, STABLE.filled())),
+            1 => area.draw(&Circle::new((x, y), 6, UNSTABLE.stroke_width(2))),
+            _ => area.draw(&Cross::new((x, y), 4, grey.stroke_width(2))),
+        }
+        .map_err(|e| e.to_string())?;
+        area.draw(&Text::new(name, (x + 12, y - 8), text.clone()))
+            .map_err(|e| e.to_string())?;
+        x += 40 + 8 * name.len() as i32;
+    }
+    Ok(())
 }
 
 fn flow_panel<DB: DrawingBackend>(
@@ -206,15 +315,22 @@ where
     let mut chart = ChartBuilder::on(area)
         .caption(&p.title, ("sans-serif", 16))
         .margin(8)
+        .margin_right(RIGHT_MARGIN)
         .x_label_area_size(30)
         .y_label_area_size(45)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| e.to_string())?;
+    let (fx, fy) = (
+        |v: &f64| tick_label(*v, x1 - x0),
+        |v: &f64| tick_label(*v, y1 - y0),
+    );
     chart
         .configure_mesh()
         .disable_mesh()
         .x_desc(p.axes[0].as_str())
         .y_desc(p.axes[1].as_str())
+        .x_label_formatter(&fx)
+        .y_label_formatter(&fy)
         .draw()
         .map_err(|e| e.to_string())?;
     // Arrows: the in-plane velocity's direction on screen (each axis in units of its
@@ -257,7 +373,7 @@ where
         }
     }
     for (t, tr) in p.trajectories.iter().enumerate() {
-        let c = COLORS[t % COLORS.len()];
+        let c = line_style(t).0;
         chart
             .draw_series(LineSeries::new(tr.iter().copied(), c.stroke_width(2)))
             .map_err(|e| e.to_string())?;
@@ -301,19 +417,26 @@ pub fn spectrum(path: &Path, points: &[(Vec<(f64, f64)>, bool)]) -> Result<(), S
     let (dx, dy) = ((x1 - x0) * 0.05, (y1 - y0) * 0.05);
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "Jacobian eigenvalues at the fixed points",
+            "Jacobian eigenvalues at the fixed points (black: stable, red: unstable)",
             ("sans-serif", 18),
         )
         .margin(10)
+        .margin_right(RIGHT_MARGIN)
         .x_label_area_size(35)
         .y_label_area_size(55)
         .build_cartesian_2d((x0 - dx)..(x1 + dx), (y0 - dy)..(y1 + dy))
         .map_err(err(path))?;
+    let (fx, fy) = (
+        |v: &f64| tick_label(*v, x1 - x0 + 2.0 * dx),
+        |v: &f64| tick_label(*v, y1 - y0 + 2.0 * dy),
+    );
     chart
         .configure_mesh()
         .disable_mesh()
         .x_desc("Re(lambda)")
         .y_desc("Im(lambda)")
+        .x_label_formatter(&fx)
+        .y_label_formatter(&fy)
         .draw()
         .map_err(err(path))?;
     chart
@@ -364,18 +487,25 @@ pub fn bifurcation(
             ("sans-serif", 20),
         )
         .margin(10)
+        .margin_right(RIGHT_MARGIN)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(x0 - pad..x1 + pad, y0..y1 * 1.05)
         .map_err(|e| e.to_string())?;
+    let (fx, fy) = (
+        |v: &f64| tick_label(*v, x1 - x0 + 2.0 * pad),
+        |v: &f64| tick_label(*v, y1 * 1.05 - y0),
+    );
     chart
         .configure_mesh()
         .x_desc(parameter)
         .y_desc("rate (Hz)")
+        .x_label_formatter(&fx)
+        .y_label_formatter(&fy)
         .draw()
         .map_err(|e| e.to_string())?;
     for pop in 0..populations {
-        let c = COLORS[pop % COLORS.len()];
+        let c = line_style(pop).0;
         chart
             .draw_series(
                 points
@@ -433,15 +563,22 @@ pub fn stability_map(
             ("sans-serif", 20),
         )
         .margin(10)
+        .margin_right(RIGHT_MARGIN)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| e.to_string())?;
+    let (fx, fy) = (
+        |v: &f64| tick_label(*v, x1 - x0),
+        |v: &f64| tick_label(*v, y1 - y0),
+    );
     chart
         .configure_mesh()
         .disable_mesh()
         .x_desc(names[0])
         .y_desc(names[1])
+        .x_label_formatter(&fx)
+        .y_label_formatter(&fy)
         .draw()
         .map_err(|e| e.to_string())?;
     let ny = axes[1].len();

@@ -21,6 +21,14 @@ pub enum RunError {
     /// The model kind cannot do what was asked, or its own export failed.
     #[error(transparent)]
     Kind(#[from] crate::network::KindError),
+    /// A simulation or analysis whose states left the bound of sane values.
+    #[error("{what} diverged: {blowup}. Check the parameters (huge weights), or use a smaller solver.dt or larger time constants")]
+    Diverged {
+        /// What was run.
+        what: &'static str,
+        /// Where it first blew up.
+        blowup: crate::train::Blowup,
+    },
     /// The work would not fit in this machine's memory.
     #[error(transparent)]
     TooLarge(#[from] crate::memory::TooLarge),

@@ -7,7 +7,8 @@
 //!   (`trials x T x channels`, the input in force at each time), `readout` (`trials x T`),
 //!   `conditions` (`trials`, the task condition of each trial), all float64 (exact for
 //!   float32 runs too) but `conditions` (int64); NumPy reads it with `np.load`;
-//! - `simulation.png`: the readout of every trial against time.
+//! - `simulation.png`: the readout of every trial against time (a trial whose readout is an
+//!   earlier one's is labelled `on trial <k>` in the legend).
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,7 @@ use crate::plot::{self, Series};
 use crate::run::RunError;
 use crate::run_dir::{self, RunDir};
 use crate::tasks::{grid, Task};
-use crate::train::{bind_trials, solve_spec};
+use crate::train::{bind_trials, first_blowup, solve_spec};
 use crate::trained::RunNetwork;
 
 /// What to simulate and where to write it.
@@ -37,7 +38,8 @@ pub struct SimulateOptions {
     pub trials: usize,
     /// Seed of the fresh trials.
     pub seed: u64,
-    /// Spacing of the saved times (task time units, > 0).
+    /// Spacing of the saved times, in the task's time unit (ms, or steps of 5 ms for the
+    /// Kim and multi-region tasks): positive and at most the trial's length.
     pub dt_save: f64,
     /// Solver threads (default: the available cores).
     pub threads: Option<usize>,
@@ -61,12 +63,6 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Simulated, RunError> {
     if opts.trials == 0 {
         return Err(RunError::option("--trials", "must be at least 1"));
     }
-    if !(opts.dt_save.is_finite() && opts.dt_save > 0.0) {
-        return Err(RunError::option(
-            "--dt-save",
-            format!("must be a positive number of ms (got {})", opts.dt_save),
-        ));
-    }
     if opts.threads == Some(0) {
         return Err(RunError::option("--threads", "must be at least 1"));
     }
@@ -79,12 +75,56 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Simulated, RunError> {
         let out = Path::new("simulations").join(&cfg.name);
         (cfg, None, out)
     };
+    let spec = cfg.task.spec();
+    check_dt_save(opts.dt_save, spec.t_end, spec.time_unit)?;
     check_memory(&cfg, opts)?;
     let out = opts.out.clone().unwrap_or(default_out);
     match cfg.precision {
         Precision::F64 => simulate_as::<f64>(&cfg, params.as_deref(), &out, opts),
         Precision::F32 => simulate_as::<f32>(&cfg, params.as_deref(), &out, opts),
     }
+}
+
+/// The saved times of a trial of length `t_end`: `0, dt_save, 2 dt_save, …` and always
+/// `t_end` itself (the last spacing is shorter where `dt_save` does not divide the trial).
+/// A `dt_save` that is not a positive number or is longer than the trial is an error naming
+/// `--dt-save`, its value, the trial's length and `unit` (the task's time unit).
+pub fn save_times(dt_save: f64, t_end: f64, unit: &str) -> Result<Vec<f64>, RunError> {
+    check_dt_save(dt_save, t_end, unit)?;
+    let steps = (t_end / dt_save + 1e-9).floor() as u64;
+    let mut times = grid(dt_save, 0, steps);
+    let last = times[times.len() - 1];
+    // The end, unless the grid already ends there (to within rounding).
+    if t_end - last > 1e-9 * t_end.max(1.0) {
+        times.push(t_end);
+    } else {
+        let k = times.len() - 1;
+        times[k] = t_end;
+    }
+    Ok(times)
+}
+
+/// Refuses a `--dt-save` that is not a positive number or is longer than the trial.
+fn check_dt_save(dt_save: f64, t_end: f64, unit: &str) -> Result<(), RunError> {
+    if !(dt_save.is_finite() && dt_save > 0.0) {
+        return Err(RunError::option(
+            "--dt-save",
+            format!(
+                "must be a positive number of {unit} (got {dt_save}; the trial lasts {t_end} \
+                 {unit})"
+            ),
+        ));
+    }
+    if dt_save > t_end {
+        return Err(RunError::option(
+            "--dt-save",
+            format!(
+                "is {dt_save} {unit}, longer than the trial ({t_end} {unit}): give at most \
+                 {t_end}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn simulate_as<T: Real>(
@@ -103,8 +143,7 @@ fn simulate_as<T: Real>(
         .batch::<T>(derive_seed(opts.seed, &[5]), 0, opts.trials);
     let x0 = bind_trials(cfg, &spec, &mut rnn, &batch, 0..batch.len())
         .map_err(|e| RunError::Inputs(Box::new(e)))?;
-    let steps = (spec.t_end / opts.dt_save + 1e-9).floor() as u64;
-    let times: Vec<T> = grid(opts.dt_save, 0, steps)
+    let times: Vec<T> = save_times(opts.dt_save, spec.t_end, spec.time_unit)?
         .into_iter()
         .map(T::from_f64)
         .collect();
@@ -122,6 +161,13 @@ fn simulate_as<T: Real>(
         })?;
 
     let (n, nt, nb) = (rnn.dim(), times.len(), opts.trials);
+    // Trajectories past the bound are no result: say which trial, when, and what to do.
+    if let Some(what) = first_blowup(&sol, n, 0, spec.time_unit) {
+        return Err(RunError::Diverged {
+            what: "the simulation",
+            blowup: what,
+        });
+    }
     let ch = rnn.n_in();
     let mut states = Array3::<f64>::zeros((nb, nt, n));
     let mut inputs = Array3::<f64>::zeros((nb, nt, ch));
@@ -152,9 +198,16 @@ fn simulate_as<T: Real>(
     w.add_array("conditions", &conds).map_err(fail)?;
     w.finish().map_err(fail)?;
 
+    // A trial whose readout is an earlier trial's (the same input, no noise) hides it: the
+    // legend says so.
+    let twin = |b: usize| (0..b).find(|&a| readout.row(a) == readout.row(b));
     let series: Vec<Series> = (0..nb)
         .map(|b| {
-            let label = format!("trial {b} ({})", spec.conditions[batch.conditions[b]]);
+            let cond = spec.conditions[batch.conditions[b]];
+            let label = match twin(b) {
+                Some(a) => format!("trial {b} ({cond}, on trial {a})"),
+                None => format!("trial {b} ({cond})"),
+            };
             (label, (0..nt).map(|i| (ts[i], readout[[b, i]])).collect())
         })
         .collect();

@@ -96,6 +96,32 @@ fn past_bound(v: f64) -> bool {
     !v.is_finite() || v.abs() > DIVERGENCE_BOUND
 }
 
+/// The first saved state of `sol` (`n` units a trial, trials numbered from `first`) with an
+/// entry non-finite or beyond [`DIVERGENCE_BOUND`]: the earliest saved time's, the lowest
+/// trial's at that time (`None` where every state is within the bound).
+pub fn first_blowup<T: Real>(
+    sol: &Solution<T>,
+    n: usize,
+    first: usize,
+    unit: &'static str,
+) -> Option<Blowup> {
+    let states = sol.states();
+    let batch = states.len() / (n * sol.ts().len()).max(1);
+    // States are saved time-major: the first chunk past the bound is the earliest time's.
+    let blown = |v: &T| past_bound(v.as_f64());
+    let p = states.chunks_exact(n).position(|x| x.iter().any(blown))?;
+    let value = states[p * n..(p + 1) * n]
+        .iter()
+        .find(|&v| blown(v))
+        .map_or(f64::NAN, |v| v.as_f64());
+    Some(Blowup::State {
+        trial: first + p % batch.max(1),
+        time: sol.ts()[p / batch.max(1)].as_f64(),
+        unit,
+        value,
+    })
+}
+
 /// Which evaluation of a batch: the message of a divergence says where it happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -1019,7 +1045,7 @@ pub fn example_traces<T: Real>(tr: &Trainer<T>, seed: u64) -> Result<ExampleTrac
         explained: pcs.as_ref().map(|p| p.1),
     };
     for (j, (c, y, _)) in picked.iter().enumerate() {
-        let name = format!("{}, target {:+}", spec.conditions[*c], y);
+        let name = format!("{}, {}", spec.conditions[*c], crate::plot::target_label(*y));
         out.readout.push((
             name.clone(),
             (0..nt)
@@ -1156,19 +1182,8 @@ fn chunk_of<T: Real>(
         let states = sol.states();
         // States are saved time-major: the first chunk past the bound is the earliest
         // time's, the lowest trial's at that time.
-        let blown = |v: &T| past_bound(v.as_f64());
-        if let Some(p) = states.chunks_exact(n).position(|x| x.iter().any(blown)) {
-            let x = &states[p * n..(p + 1) * n];
-            let value = x
-                .iter()
-                .find(|&v| blown(v))
-                .map_or(f64::NAN, |v| v.as_f64());
-            diverged = Some(Blowup::State {
-                trial: lo + p % batch,
-                time: sol.ts()[p / batch].as_f64(),
-                unit: spec.time_unit,
-                value,
-            });
+        if let Some(b) = first_blowup(sol, n, lo, spec.time_unit) {
+            diverged = Some(b);
             return vec![T::zero(); states.len()];
         }
         let mut rates = reused_zeros::<T>(states.len());

@@ -31,10 +31,17 @@ pub struct FixedPointOptions {
     pub tol_q: Option<f64>,
     /// Fixed points closer than this (Euclidean) are one point.
     pub tol_unique: f64,
-    /// Slow points closer than this fraction of the initial states' mean distance to their
-    /// centroid are one point (a slow region is often a valley along which `q` hardly
-    /// changes).
+    /// Fixed points closer than this fraction of the state scale (the initial states' mean
+    /// distance to their centroid) are one point too: a root found to the precision's
+    /// tolerance lies only that far from its copies where the Jacobian is nearly singular.
+    pub fixed_unique: f64,
+    /// Slow points closer than this fraction of the state scale are one point (a slow
+    /// region is often a valley along which `q` hardly changes, where the descent stops
+    /// anywhere).
     pub slow_unique: f64,
+    /// A slow point closer than this fraction of the state scale to a fixed point is that
+    /// fixed point (a state that stalled on its way there).
+    pub slow_near_fixed: f64,
     /// A state whose `q` falls by less than this fraction in three iterations running has
     /// stopped at a slow point.
     pub slow_decrease: f64,
@@ -54,7 +61,9 @@ impl Default for FixedPointOptions {
             krylov: 40,
             tol_q: None,
             tol_unique: 1e-3,
-            slow_unique: 0.05,
+            fixed_unique: 1e-3,
+            slow_unique: 0.5,
+            slow_near_fixed: 0.05,
             slow_decrease: 1e-3,
             outlier_distance_scale: Some(10.0),
             newton_max_cond: 1e10,
@@ -222,11 +231,12 @@ where
     // Unique points, lowest q first.
     keep.sort_by(|&a, &b| q[a].total_cmp(&q[b]));
     let radius = |qa: f64, qb: f64| {
-        if qa < tol_q && qb < tol_q {
-            opts.tol_unique
-        } else {
-            opts.tol_unique.max(opts.slow_unique * spread)
-        }
+        let scale = match (qa < tol_q, qb < tol_q) {
+            (true, true) => opts.fixed_unique,
+            (false, false) => opts.slow_unique,
+            _ => opts.slow_near_fixed,
+        };
+        opts.tol_unique.max(scale * spread)
     };
     let mut unique: Vec<(usize, usize)> = Vec::new(); // (state, count)
     for &a in &keep {
