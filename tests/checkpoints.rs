@@ -212,6 +212,16 @@ fn huge_weights_in_a_parameter_file_are_a_divergence_in_eval() {
         assert!(err.contains(want), "lacks {want:?}: {err}");
     }
     assert!(!dir.join("eval.json").exists(), "eval wrote a result");
+    // simulate and analyze of the same run: an error naming the trial and the time, not
+    // trajectories of 1e60 written with exit code 0.
+    for (cmd, wrote) in [("simulate", "simulation"), ("analyze", "analysis")] {
+        let err = fails(&[cmd, dir.to_str().unwrap(), "--trials", "8"]);
+        assert!(
+            err.contains("diverged") && err.contains("trial 0's state") && err.contains("at t = "),
+            "{cmd}: {err}"
+        );
+        assert!(!dir.join(wrote).exists(), "{cmd} wrote its outputs");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
