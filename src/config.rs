@@ -780,7 +780,7 @@ impl TrainConfig {
         let bytes = model + trials;
         let (saves, noise) = (trials, noise_steps);
         let limit = crate::memory::limit();
-        if !(bytes <= limit) {
+        if bytes.is_nan() || bytes > limit {
             // The key to change: the trial count where the trials' states dominate.
             if model < saves {
                 let (key, count) = if t.n_val_trials >= t.batch_size {
