@@ -6,7 +6,7 @@
 //! loss; `scripts/check_params.py` without a run directory prints its usage.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use neurode::config::TrainConfig;
 use neurode::io::{read_safetensors, write_safetensors};
@@ -16,6 +16,7 @@ use neurode::tasks::Task;
 use neurode::train::{better_validation, Blowup, Phase, TrainError, Trainer};
 
 mod common;
+use common::fails;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("neurode-ckpt-{}-{name}", std::process::id()));
@@ -40,30 +41,6 @@ fn edit(path: &Path, edit: &dyn Fn(&str, &mut Vec<f64>)) {
         edit(&a.name, &mut a.data);
     }
     write_safetensors(path, &arrays, meta).unwrap();
-}
-
-/// `neurode <args>`.
-fn neurode(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_neurode"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Runs `neurode <args>`, asserts that it fails without a panic, and returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let out = neurode(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !out.status.success(),
-        "neurode {args:?} succeeded: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(
-        !err.contains("panicked"),
-        "neurode {args:?} panicked: {err}"
-    );
-    err
 }
 
 /// A run directory holding a checkpoint after 2 of the run's 6 iterations (and its

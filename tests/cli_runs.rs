@@ -9,6 +9,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
+mod common;
+use common::neurode;
+
 const SANITY: &str = "configs/lowrank_context_switch_sanity.toml";
 const MEANFIELD: &str = "configs/meanfield_two_pop.toml";
 
@@ -18,13 +21,6 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     let _ = std::fs::remove_file(&d);
     d
-}
-
-fn neurode(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_neurode"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn stderr(o: &Output) -> String {

@@ -4,20 +4,15 @@
 //! NaN in an output).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::{fails, neurode};
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("neurode-mf-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn neurode(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_neurode"))
-        .args(args)
-        .output()
-        .expect("the neurode binary runs")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -29,15 +24,6 @@ fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     text
-}
-
-/// The error message of a command that must fail cleanly.
-fn fails(args: &[&str]) -> String {
-    let out = neurode(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    err
 }
 
 fn json(path: &Path) -> serde_json::Value {

@@ -3,7 +3,6 @@
 //! per-point lines and its groups by task condition, and the plots' colours and labels.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use ndarray::{Array1, Array2};
 use ndarray_npy::NpzReader;
@@ -15,6 +14,9 @@ use neurode::run;
 use neurode::simulate::save_times;
 use neurode::tasks::Task;
 
+mod common;
+use common::{neurode, stdout_ok};
+
 const SANITY: &str = "configs/lowrank_context_switch_sanity.toml";
 const GO_NOGO: &str = "configs/kim_go_nogo.toml";
 
@@ -22,23 +24,6 @@ fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("neurode-outputs-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
-}
-
-fn neurode(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_neurode"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout_ok(out: &std::process::Output) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 /// The saved times end at the trial's end, whether or not `--dt-save` divides the trial.

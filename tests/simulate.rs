@@ -8,6 +8,7 @@ use neurode::config::TrainConfig;
 use neurode::run;
 
 mod common;
+use common::stdout_ok as ok;
 
 const SANITY: &str = "configs/lowrank_context_switch_sanity.toml";
 
@@ -23,16 +24,6 @@ fn simulate(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn ok(out: &std::process::Output) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 fn written(dir: &Path) {

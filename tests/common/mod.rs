@@ -40,3 +40,35 @@ pub fn python_has(modules: &str) -> bool {
     }
     ok
 }
+
+/// `neurode <args>`, run to its end.
+pub fn neurode(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_neurode"))
+        .args(args)
+        .output()
+        .expect("the neurode binary runs")
+}
+
+/// The standard output of a run that must succeed (its stderr in the failure message).
+pub fn stdout_ok(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Runs `neurode <args>`, asserts that it fails cleanly (exit code 1, no panic) and returns
+/// its stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = neurode(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "neurode {args:?}: {err}");
+    assert!(
+        !err.contains("panicked"),
+        "neurode {args:?} panicked: {err}"
+    );
+    err
+}
