@@ -791,7 +791,10 @@ impl<T: Real> Trainer<T> {
         meta.insert("adam_t".into(), self.adam.t.to_string());
         meta.insert(
             "config".into(),
-            toml::to_string(&self.cfg).expect("a config serialises"),
+            toml::to_string(&self.cfg).map_err(|e| TrainError::Checkpoint {
+                path: path.display().to_string(),
+                message: format!("its config cannot be written: {e}"),
+            })?,
         );
         meta.insert(
             "metrics".into(),

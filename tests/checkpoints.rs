@@ -362,3 +362,23 @@ fn check_params_script_without_a_run_directory_prints_its_usage() {
     assert!(err.contains("params.safetensors does not exist"), "{err}");
     assert!(!err.contains("Traceback"), "{err}");
 }
+
+/// The library's loader of a low-rank parameter file refuses a NaN too, naming the array.
+#[test]
+fn the_library_loader_refuses_a_non_finite_parameter_file() {
+    let dir = tmp("nan-lib");
+    run::train(&tiny(2), &dir, false, &mut |_, _, _| {}).unwrap();
+    let params = dir.join("params.safetensors");
+    assert!(neurode::network::load_lowrank::<f64>(&params).is_ok());
+    edit(&params, &|name, data| {
+        if name == "N" {
+            data[0] = f64::NAN;
+        }
+    });
+    let e = neurode::network::load_lowrank::<f64>(&params)
+        .err()
+        .expect("a NaN parameter file was loaded")
+        .to_string();
+    assert!(e.contains("array N holds NaN"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

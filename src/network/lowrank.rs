@@ -324,6 +324,12 @@ pub fn load_lowrank<T: Real>(path: &Path) -> Result<(LowRankRnn<T>, Readout<T>),
     } else {
         read_safetensors::<T>(path)?
     };
+    crate::params::check_finite(
+        &arrays,
+        crate::params::FileRole::Parameters,
+        &path.display().to_string(),
+    )
+    .map_err(|e| IoError::format(path, e.to_string()))?;
     let get = |name: &str, dims: usize| -> Result<&NamedArray<T>, IoError> {
         let a = arrays
             .iter()
