@@ -296,10 +296,20 @@ struct SweepArgs {
     knobs: Knobs,
 }
 
+/// Most seeds one `neurode sweep` trains.
+const MAX_SEEDS: u64 = 100_000;
+
 fn sweep(a: &SweepArgs) -> Result<(), String> {
     let cfg = load_with(&a.config, &a.knobs.overrides(None))?;
     if a.seeds == 0 {
         return Err("--seeds must be at least 1".into());
+    }
+    // Each seed's result is kept for the table: a count no sweep finishes is refused.
+    if a.seeds > MAX_SEEDS {
+        return Err(format!(
+            "--seeds {}: at most {MAX_SEEDS} seeds (each trains a whole run); use fewer",
+            a.seeds
+        ));
     }
     // A kind that cannot train is refused before any seed runs.
     cfg.model

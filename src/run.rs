@@ -252,6 +252,14 @@ fn evaluate_as<T: Real>(
         return Err(RunError::option("--trials", "must be at least 1"));
     }
     cfg.model.require::<T>(Capability::Evaluate)?;
+    // The fresh trials are held at once, as a validation set of `n` trials.
+    let mut held = cfg.clone();
+    held.training.n_val_trials = n;
+    crate::memory::check(
+        held.memory_estimate(),
+        format!("evaluating {n} trials at once (--trials)"),
+        "use fewer --trials",
+    )?;
     let mut tr = Trainer::<T>::new(cfg)?;
     tr.load_params_file(&run.file(run_dir::PARAMS))?;
     let ev = tr.evaluate_fresh(derive_seed(seed, &[3]), n)?;

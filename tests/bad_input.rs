@@ -324,6 +324,8 @@ fn every_command_checks_memory_before_it_allocates() {
         "/nonexistent/m",
     ]);
     assert!(code == Some(1) && e.contains("GiB"), "{e}");
+    let (code, e) = run_cli(&["sweep", KIM[0], "--seeds", "100000000000"]);
+    assert!(code == Some(1) && e.contains("--seeds"), "{e}");
     let (code, e) = run_cli(&[
         "sweep",
         KIM[0],
@@ -342,6 +344,11 @@ fn every_command_checks_memory_before_it_allocates() {
     let d = dir.to_str().unwrap();
     let (code, e) = run_cli(&["train", SANITY, "--n_trials", "32", "--out", d, "--quiet"]);
     assert_eq!(code, Some(0), "{e}");
+    let (code, e) = run_cli(&["eval", d, "--trials", "1000000000"]);
+    assert!(
+        code == Some(1) && e.contains("GiB") && e.contains("--trials"),
+        "{e}"
+    );
     let (code, e) = run_cli(&["analyze", d, "--grid", "100000", "--quiet"]);
     assert!(
         code == Some(1) && e.contains("GiB") && e.contains("--grid"),
