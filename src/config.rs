@@ -738,12 +738,7 @@ impl TrainConfig {
         let spec = self.task.spec();
         let t = &self.training;
         let n = self.model.n() as f64;
-        let draws = self.model.kind().draws();
-        let noise_steps = if draws.noise_sd > 0.0 {
-            spec.t_end / draws.noise_dt
-        } else {
-            0.0
-        };
+        let noise_steps = self.noise_steps();
         let held = t.batch_size.max(t.n_val_trials) as f64;
         let saves = 8.0 * n * spec.loss_times.len() as f64 * held;
         let noise = 8.0 * n * noise_steps * held;
@@ -753,16 +748,23 @@ impl TrainConfig {
         )
     }
 
+    /// The noise steps of a trial: the task's length over the model's noise step (0 for a
+    /// model without noise).
+    pub fn noise_steps(&self) -> f64 {
+        let draws = self.model.kind().draws();
+        if draws.noise_sd > 0.0 {
+            self.task.spec().t_end / draws.noise_dt
+        } else {
+            0.0
+        }
+    }
+
     /// Refuses a run that would not fit in memory, before anything is allocated.
     fn check_memory(&self) -> Result<(), Invalid> {
         let spec = self.task.spec();
         let t = &self.training;
         let draws = self.model.kind().draws();
-        let noise_steps = if draws.noise_sd > 0.0 {
-            spec.t_end / draws.noise_dt
-        } else {
-            0.0
-        };
+        let noise_steps = self.noise_steps();
         if noise_steps > crate::tasks::MAX_SAMPLES as f64 {
             return Err(Invalid::new(
                 "model.noise_dt",
@@ -778,11 +780,10 @@ impl TrainConfig {
         }
         let (model, trials) = self.memory_parts();
         let bytes = model + trials;
-        let (saves, noise) = (trials, noise_steps);
         let limit = crate::memory::limit();
         if bytes.is_nan() || bytes > limit {
             // The key to change: the trial count where the trials' states dominate.
-            if model < saves {
+            if model < trials {
                 let (key, count) = if t.n_val_trials >= t.batch_size {
                     ("training.n_val_trials", t.n_val_trials)
                 } else {
@@ -796,7 +797,11 @@ impl TrainConfig {
                          fewer trials",
                         self.model.n(),
                         spec.loss_times.len(),
-                        if noise > 0.0 { " and their noise" } else { "" },
+                        if noise_steps > 0.0 {
+                            " and their noise"
+                        } else {
+                            ""
+                        },
                         bytes / crate::memory::GIB,
                         limit / crate::memory::GIB
                     ),

@@ -225,11 +225,18 @@ pub fn write_safetensors<T: Real>(
 /// that a crash leaves either the old file or the new one, never half of one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), IoError> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(|e| IoError::fs("cannot write", &tmp, e))?;
-    let f = std::fs::File::open(&tmp).map_err(|e| IoError::fs("cannot open", &tmp, e))?;
-    f.sync_all()
-        .map_err(|e| IoError::fs("cannot sync", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| IoError::fs("cannot rename into place", path, e))
+    let written = (|| {
+        std::fs::write(&tmp, data).map_err(|e| IoError::fs("cannot write", &tmp, e))?;
+        let f = std::fs::File::open(&tmp).map_err(|e| IoError::fs("cannot open", &tmp, e))?;
+        f.sync_all()
+            .map_err(|e| IoError::fs("cannot sync", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| IoError::fs("cannot rename into place", path, e))
+    })();
+    // A failed write leaves neither the file nor its temporary copy.
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Reads every array (converted to `T`) and the metadata of a safetensors file.

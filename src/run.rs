@@ -96,8 +96,8 @@ fn train_as<T: Real>(
         let trainer = Trainer::<T>::new(cfg)?;
         let created = run.make()?;
         if let Err(e) = run.write_config_text(&text) {
+            // write_atomic leaves nothing behind: the directory is empty again.
             if created {
-                let _ = std::fs::remove_file(run.file("config.tmp"));
                 let _ = std::fs::remove_dir(run.path());
             }
             return Err(e);

@@ -100,13 +100,6 @@ impl RunDir {
         check_dir_writable(path)?;
         Ok(dir)
     }
-    /// A directory to start a fresh run in: checked as by
-    /// [`check_fresh`](Self::check_fresh), then created.
-    pub fn create(path: &Path) -> Result<RunDir, RunError> {
-        let dir = Self::check_fresh(path)?;
-        dir.make()?;
-        Ok(dir)
-    }
     /// Creates the directory (and its parents); whether it did not exist before.
     pub fn make(&self) -> Result<bool, RunError> {
         let new = !self.path.exists();

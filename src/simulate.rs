@@ -234,12 +234,9 @@ fn check_memory(cfg: &TrainConfig, opts: &SimulateOptions) -> Result<(), RunErro
     let (n, trials) = (cfg.model.n() as f64, opts.trials as f64);
     let times = (spec.t_end / opts.dt_save).floor() + 2.0;
     let channels = spec.channels.len() as f64;
-    let draws = cfg.model.kind().draws();
-    let noise_steps = if draws.noise_sd > 0.0 {
-        spec.t_end / draws.noise_dt + 1.0
-    } else {
-        0.0
-    };
+    // The steps of the noise signal, and its value at the end.
+    let steps = cfg.noise_steps();
+    let noise_steps = if steps > 0.0 { steps + 1.0 } else { 0.0 };
     let real = match cfg.precision {
         Precision::F64 => 8.0,
         Precision::F32 => 4.0,

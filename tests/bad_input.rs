@@ -433,7 +433,7 @@ fn a_missing_model_or_task_table_is_an_error() {
 /// Issue 25: run names that would write outside runs/<name>.
 #[test]
 fn a_name_that_is_not_one_file_name_is_refused() {
-    for name in ["\"\"", "\"../escape\"", "\"/tmp/abs\"", "\"a/b\"", "\"..\""] {
+    for name in ["\"\"", "\"../escape\"", "\"/abs/run\"", "\"a/b\"", "\"..\""] {
         let e = err_with(SANITY, &|t| set(t, "name", name));
         assert!(
             e.contains("`name`") && e.contains("runs/<name>"),
