@@ -18,6 +18,9 @@
 //! - [`meanfield`]: the LIF mean field of VectorialNeuroModulators: the Siegert transfer
 //!   function with the synaptic shift, the rate dynamics [`meanfield::LifMeanField`], every
 //!   fixed point with its stability, implicit-function gradients and sweeps.
+//! - [`spiking`]: the clustered spiking LIF network of VectorialNeuroModulators, a
+//!   fixed-step simulator with exact propagators and sparse synapses by presynaptic neuron,
+//!   and its mean-field reduction.
 //!
 //! ```
 //! use neurode_models::{LowRankInit, LowRankRnn, PiecewiseConstant};
@@ -45,6 +48,7 @@ pub mod meanfield;
 mod readout;
 mod rectifier;
 mod regions;
+pub mod spiking;
 mod stability;
 
 pub use dale::{Dale, DaleScratch};

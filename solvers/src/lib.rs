@@ -99,7 +99,7 @@ pub use error::SolveError;
 pub use field::{Columns, Differentiable, JvpState, ParamView, VectorField, VjpParams, VjpState};
 pub use gradient::{Adjoint, Checkpoints, DEFAULT_CHECKPOINT_BYTES};
 pub use integrate::{integrate, Integrate, Stepper, DEFAULT_MAX_STEPS};
-pub use random::{derive_seed, Normal};
+pub use random::{derive_seed, Normal, Stream};
 pub use rk::MAX_STAGES;
 pub use scalar::Real;
 pub use signal::PiecewiseConstant;

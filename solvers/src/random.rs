@@ -50,6 +50,45 @@ impl Normal {
     }
 }
 
+/// A seeded stream of uniform numbers (ChaCha8): the randomness of simulators that draw
+/// many numbers per step (the spiking network's connectivity and Poisson input).
+#[derive(Debug, Clone)]
+pub struct Stream {
+    rng: ChaCha8Rng,
+}
+
+impl Stream {
+    /// A stream for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Stream {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+    /// Uniform on `[0, 1)` (53 random bits).
+    #[inline]
+    pub fn uniform(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+    /// Uniform on `(0, 1]`: never zero, so its logarithm is finite.
+    #[inline]
+    pub fn uniform_open0(&mut self) -> f64 {
+        1.0 - self.uniform()
+    }
+    /// Uniform on `0..n` (`n > 0`), by Lemire's multiply-and-reject, without bias.
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        assert!(n > 0, "Stream::below(0)");
+        loop {
+            let x = self.rng.next_u64();
+            let m = (x as u128) * (n as u128);
+            let lo = m as u64;
+            if lo >= n.wrapping_neg() % n {
+                return (m >> 64) as u64;
+            }
+        }
+    }
+}
+
 /// Derives an independent seed from a base seed and a path of indices (run, iteration,
 /// trial, ...) with the SplitMix64 finaliser, so that streams for different purposes never
 /// overlap and any one can be regenerated on its own.

@@ -1,0 +1,451 @@
+//! [`LifNetwork`]: a fixed-step simulator of current-based LIF neurons with exponential
+//! synapses, recurrent synapses by presynaptic neuron, external Poisson input and a
+//! stimulus. One step costs the neurons' update plus the spikes' fan-out; nothing is
+//! allocated once the network is built.
+
+use neurode_solvers::{Real, Stream};
+
+use super::input::{Poisson, Stimulus};
+use super::neuron::{advance, refractory_steps, DeadTime, Mechanism, NeuronParams, Propagators};
+use super::synapses::Synapses;
+use super::SpikingError;
+
+/// External Poisson input: per (source, target) class pair in the order (E→E, E→I, I→E,
+/// I→I), `c` sources of rate `nu` (Hz) onto each target neuron with weight `j`. Each step a
+/// target neuron of class `b` receives `Poisson(dt ν c)` counts from each source class `a`,
+/// weighted by `j` (the original's `ExternalCurrentsGenerator`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct External {
+    /// Synapses per target neuron.
+    pub c: [f64; 4],
+    /// Rate of each source (Hz).
+    pub nu: [f64; 4],
+    /// Weight.
+    pub j: [f64; 4],
+}
+
+impl External {
+    /// Checks the settings (keys as in the original's `external_currents`).
+    pub fn check(&self) -> Result<(), SpikingError> {
+        for k in 0..4 {
+            for (key, v, nonneg) in [
+                ("external_currents.c_ext", self.c[k], true),
+                ("external_currents.nu_ext_baseline", self.nu[k], true),
+                ("j_ext", self.j[k], false),
+            ] {
+                if !v.is_finite() || (nonneg && v < 0.0) {
+                    return Err(SpikingError::Invalid {
+                        key: format!("{key}[{k}]"),
+                        value: v,
+                        requirement: if nonneg {
+                            "a number ≥ 0 (counts and rates are not negative)".into()
+                        } else {
+                            "a finite weight".into()
+                        },
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything a [`LifNetwork`] is built from, but the synapses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setup {
+    /// Step (s).
+    pub dt: f64,
+    /// Excitatory neurons (the first `n_exc`; the target class of the external input).
+    pub n_exc: usize,
+    /// Per-neuron constants.
+    pub neurons: Vec<NeuronParams>,
+    /// How a step integrates.
+    pub mechanism: Mechanism,
+    /// How long a neuron is held after a spike.
+    pub dead_time: DeadTime,
+    /// External input.
+    pub external: External,
+    /// The stimulus and the neurons it acts on.
+    pub stimulus: Option<(Stimulus, Vec<usize>)>,
+    /// Seed of the external input's stream.
+    pub seed: u64,
+}
+
+/// Checks one neuron's constants against the step `dt` (`index` names it).
+pub fn check_neuron(p: &NeuronParams, dt: f64, index: usize) -> Result<(), SpikingError> {
+    let bad = |key: &str, value: f64, requirement: String| SpikingError::Invalid {
+        key: key.to_string(),
+        value,
+        requirement: format!("{requirement} (neuron {index})"),
+    };
+    for (key, v) in [("tau_membrane", p.tau_m), ("tau_synaptic", p.tau_s)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(bad(key, v, "a time constant > 0 (s)".into()));
+        }
+        if dt > v {
+            return Err(bad(
+                key,
+                v,
+                format!("at least the time step delta_t = {dt} s; use a smaller delta_t"),
+            ));
+        }
+    }
+    if !(p.tau_ref.is_finite() && p.tau_ref >= 0.0) {
+        return Err(bad("tau_refractory", p.tau_ref, "a time ≥ 0 (s)".into()));
+    }
+    if p.tau_ref > 0.0 && dt > p.tau_ref * (1.0 + 1e-9) {
+        return Err(bad(
+            "tau_refractory",
+            p.tau_ref,
+            format!(
+                "at least the time step delta_t = {dt} s, or the dead time cannot be \
+                 resolved; use a smaller delta_t"
+            ),
+        ));
+    }
+    if !p.reset.is_finite() {
+        return Err(bad("reset_voltage", p.reset, "a finite voltage".into()));
+    }
+    if !(p.threshold.is_finite() && p.threshold > p.reset) {
+        return Err(bad(
+            "threshold",
+            p.threshold,
+            format!("a finite voltage above the reset {}", p.reset),
+        ));
+    }
+    Ok(())
+}
+
+/// A network of LIF neurons (see the [module docs](self)); state `V`, `I` per neuron,
+/// initially 0 (the original's).
+#[derive(Debug, Clone)]
+pub struct LifNetwork<T: Real> {
+    dt: f64,
+    n_exc: usize,
+    step: usize,
+    v: Vec<T>,
+    i: Vec<T>,
+    count: Vec<u32>,
+    hold: Vec<u32>,
+    prop: Vec<[T; 4]>,
+    threshold: Vec<T>,
+    reset: Vec<T>,
+    inv_tau_s: Vec<T>,
+    synapses: Synapses<T>,
+    /// Samplers per (source class, target class) pair, and their weights.
+    poisson: [Poisson; 4],
+    j_ext: [T; 4],
+    stimulus: Option<Stimulus>,
+    stim_on: Vec<T>,
+    input: Vec<T>,
+    spikes: Vec<u32>,
+    stream: Stream,
+}
+
+impl<T: Real> LifNetwork<T> {
+    /// Builds the network (checks every neuron against the step).
+    pub fn new(setup: &Setup, synapses: Synapses<T>) -> Result<LifNetwork<T>, SpikingError> {
+        let n = setup.neurons.len();
+        if synapses.neurons() != n {
+            return Err(SpikingError::Shape {
+                key: "synapses".into(),
+                got: synapses.neurons(),
+                expected: format!("{n} (one per neuron)"),
+            });
+        }
+        if !(setup.dt.is_finite() && setup.dt > 0.0) {
+            return Err(SpikingError::Invalid {
+                key: "simulation.delta_t".into(),
+                value: setup.dt,
+                requirement: "a time step > 0 (s)".into(),
+            });
+        }
+        if setup.n_exc > n {
+            return Err(SpikingError::Invalid {
+                key: "simulation.n_excitatory".into(),
+                value: setup.n_exc as f64,
+                requirement: format!("at most the {n} neurons"),
+            });
+        }
+        for (k, p) in setup.neurons.iter().enumerate() {
+            check_neuron(p, setup.dt, k)?;
+        }
+        setup.external.check()?;
+        let t = |x: f64| T::from(x).unwrap_or(T::zero());
+        let dt = setup.dt;
+        let poisson =
+            [0, 1, 2, 3].map(|k| Poisson::new(dt * setup.external.nu[k] * setup.external.c[k]));
+        let poisson = match poisson {
+            [Ok(a), Ok(b), Ok(c), Ok(d)] => [a, b, c, d],
+            [a, b, c, d] => {
+                return Err([a, b, c, d].into_iter().find_map(|r| r.err()).unwrap_or(
+                    SpikingError::Shape {
+                        key: "external input".into(),
+                        got: 0,
+                        expected: "four samplers".into(),
+                    },
+                ))
+            }
+        };
+        let mut stim_on = vec![T::zero(); n];
+        let stimulus = match &setup.stimulus {
+            Some((s, neurons)) => {
+                for &k in neurons {
+                    if k >= n {
+                        return Err(SpikingError::Invalid {
+                            key: "stimulus.stimulated_neurons".into(),
+                            value: k as f64,
+                            requirement: format!("a neuron index below {n}"),
+                        });
+                    }
+                    stim_on[k] = T::one();
+                }
+                Some(s.clone())
+            }
+            None => None,
+        };
+        Ok(LifNetwork {
+            dt,
+            n_exc: setup.n_exc,
+            step: 0,
+            v: vec![T::zero(); n],
+            i: vec![T::zero(); n],
+            count: vec![0; n],
+            hold: setup
+                .neurons
+                .iter()
+                .map(|p| refractory_steps(p.tau_ref, dt, setup.dead_time))
+                .collect(),
+            prop: setup
+                .neurons
+                .iter()
+                .map(|p| {
+                    let q = Propagators::of(setup.mechanism, p, dt);
+                    [t(q.p00), t(q.p01), t(q.p02), t(q.p11)]
+                })
+                .collect(),
+            threshold: setup.neurons.iter().map(|p| t(p.threshold)).collect(),
+            reset: setup.neurons.iter().map(|p| t(p.reset)).collect(),
+            inv_tau_s: setup.neurons.iter().map(|p| t(1.0 / p.tau_s)).collect(),
+            synapses,
+            poisson,
+            j_ext: setup.external.j.map(t),
+            stimulus,
+            stim_on,
+            input: vec![T::zero(); n],
+            spikes: Vec::with_capacity(n),
+            stream: Stream::new(setup.seed),
+        })
+    }
+
+    /// Neurons.
+    pub fn neurons(&self) -> usize {
+        self.v.len()
+    }
+    /// Steps taken.
+    pub fn steps(&self) -> usize {
+        self.step
+    }
+    /// The step (s).
+    pub fn dt(&self) -> f64 {
+        self.dt
+    }
+    /// Membrane potentials.
+    pub fn voltage(&self) -> &[T] {
+        &self.v
+    }
+    /// Synaptic currents.
+    pub fn current(&self) -> &[T] {
+        &self.i
+    }
+    /// Sets the state (`V`, `I`); the refractory counts are cleared.
+    pub fn set_state(&mut self, v: &[T], i: &[T]) -> Result<(), SpikingError> {
+        let n = self.neurons();
+        for (key, x) in [("voltage", v), ("current", i)] {
+            if x.len() != n {
+                return Err(SpikingError::Shape {
+                    key: key.into(),
+                    got: x.len(),
+                    expected: format!("{n} (one per neuron)"),
+                });
+            }
+        }
+        self.v.copy_from_slice(v);
+        self.i.copy_from_slice(i);
+        self.count.iter_mut().for_each(|c| *c = 0);
+        Ok(())
+    }
+    /// The synapses.
+    pub fn synapses(&self) -> &Synapses<T> {
+        &self.synapses
+    }
+    /// Steps held at reset after a spike, per neuron.
+    pub fn hold_steps(&self) -> &[u32] {
+        &self.hold
+    }
+    /// The stimulus current at step `k`.
+    pub fn stimulus_at(&self, k: usize) -> f64 {
+        self.stimulus.as_ref().map_or(0.0, |s| s.at(k, self.dt))
+    }
+
+    /// Advances one step; returns the neurons that spiked in it (ascending).
+    pub fn step(&mut self) -> &[u32] {
+        let s_now = T::from(self.stimulus_at(self.step)).unwrap_or(T::zero());
+        self.spikes.clear();
+        for k in 0..self.v.len() {
+            if advance(
+                &mut self.v[k],
+                &mut self.i[k],
+                &mut self.count[k],
+                s_now * self.stim_on[k],
+                self.prop[k],
+                self.threshold[k],
+                self.reset[k],
+                self.hold[k],
+            ) {
+                self.spikes.push(k as u32);
+            }
+        }
+        for &j in &self.spikes {
+            self.synapses.add_column(j as usize, &mut self.input);
+        }
+        // External counts, per target class, then the step's input into I (acting from the
+        // next step).
+        let n = self.v.len();
+        for (range, from_e, from_i) in [(0..self.n_exc, 0, 2), (self.n_exc..n, 1, 3)] {
+            let (pe, pi) = (&self.poisson[from_e], &self.poisson[from_i]);
+            let (je, ji) = (self.j_ext[from_e], self.j_ext[from_i]);
+            for k in range {
+                let mut x = self.input[k];
+                if pe.mean() > 0.0 {
+                    x += je * T::from(pe.draw(&mut self.stream)).unwrap_or(T::zero());
+                }
+                if pi.mean() > 0.0 {
+                    x += ji * T::from(pi.draw(&mut self.stream)).unwrap_or(T::zero());
+                }
+                self.i[k] += x * self.inv_tau_s[k];
+                self.input[k] = T::zero();
+            }
+        }
+        self.step += 1;
+        &self.spikes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spiking::blocks::{Blocks, Class, MaskKind};
+
+    fn lone(tau_s: f64, dead: DeadTime, mechanism: Mechanism) -> LifNetwork<f64> {
+        let neuron = NeuronParams {
+            tau_m: 0.02,
+            tau_s,
+            tau_ref: 0.005,
+            threshold: 1.5,
+            reset: 0.0,
+        };
+        let setup = Setup {
+            dt: 1e-3,
+            n_exc: 1,
+            neurons: vec![neuron],
+            mechanism,
+            dead_time: dead,
+            external: External {
+                c: [0.0; 4],
+                nu: [0.0; 4],
+                j: [0.0; 4],
+            },
+            stimulus: None,
+            seed: 1,
+        };
+        let blocks = Blocks::new(vec![1], vec![Class::E], vec![None]);
+        let syn = Synapses::draw(
+            &blocks,
+            &[0.0],
+            &[0.0],
+            MaskKind::Bernoulli,
+            &mut Stream::new(0),
+        )
+        .unwrap();
+        LifNetwork::new(&setup, syn).unwrap()
+    }
+
+    /// `seed-numbers.md` §A3: V0 = 0, I0 = 100, no spikes, three exact steps.
+    #[test]
+    fn a_single_neuron_matches_the_reference_steps() {
+        let mut net = lone(0.005, DeadTime::TauRef, Mechanism::Exact);
+        net.set_state(&[0.0], &[100.0]).unwrap();
+        for (v, i) in [
+            (0.0883324476, 81.8730753078),
+            (0.1563449147, 67.0320046036),
+            (0.2079308936, 54.8811636094),
+        ] {
+            assert!(net.step().is_empty());
+            assert!(
+                (net.voltage()[0] - v).abs() < 1e-10,
+                "{} vs {v}",
+                net.voltage()[0]
+            );
+            assert!(
+                (net.current()[0] - i).abs() < 1e-10,
+                "{} vs {i}",
+                net.current()[0]
+            );
+        }
+    }
+
+    /// The same steps to 1e-12 against the closed form of the linear dynamics, and the
+    /// τs = τm propagator against its analytic solution `I0 t e^{−t/τ}`.
+    #[test]
+    fn exact_steps_follow_the_closed_form_including_equal_time_constants() {
+        for tau_s in [0.005, 0.02] {
+            let mut net = lone(tau_s, DeadTime::TauRef, Mechanism::Exact);
+            net.set_state(&[0.0], &[100.0]).unwrap();
+            for k in 1..=10 {
+                net.step();
+                let t = k as f64 * 1e-3;
+                let tm = 0.02;
+                let v = if tau_s == tm {
+                    100.0 * t * (-t / tm).exp()
+                } else {
+                    100.0 * tau_s * tm / (tau_s - tm) * ((-t / tau_s).exp() - (-t / tm).exp())
+                };
+                assert!((net.voltage()[0] - v).abs() < 1e-12, "τs {tau_s} step {k}");
+                assert!((net.current()[0] - 100.0 * (-t / tau_s).exp()).abs() < 1e-12);
+            }
+        }
+    }
+
+    /// Under a strong constant drive the interval between spikes is the dead time: τ_ref
+    /// by default (5 steps), τ_ref + dt with the original's count (6 steps).
+    #[test]
+    fn the_dead_time_is_tau_ref_or_the_originals() {
+        for (dead, interval) in [(DeadTime::TauRef, 5), (DeadTime::Original, 6)] {
+            let mut net = lone(0.005, dead, Mechanism::Exact);
+            let mut times = vec![];
+            for k in 0..60 {
+                // A current so large that V crosses θ within one free step.
+                net.i[0] = 1e6;
+                if !net.step().is_empty() {
+                    times.push(k);
+                }
+            }
+            let gaps: Vec<usize> = times.windows(2).map(|w| w[1] - w[0]).collect();
+            assert!(
+                gaps.len() > 5 && gaps.iter().all(|&g| g == interval),
+                "{dead:?}: {gaps:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn euler_steps_are_forward_euler() {
+        let mut net = lone(0.005, DeadTime::TauRef, Mechanism::Euler);
+        net.set_state(&[0.5], &[100.0]).unwrap();
+        net.step();
+        let v = 0.5 + 1e-3 / 0.02 * (-0.5 + 0.02 * 100.0);
+        assert!((net.voltage()[0] - v).abs() < 1e-15);
+        assert!((net.current()[0] - 100.0 * (1.0 - 1e-3 / 0.005)).abs() < 1e-12);
+    }
+}
