@@ -56,6 +56,7 @@ pub mod run;
 pub mod run_dir;
 pub mod run_error;
 pub mod simulate;
+pub mod spiking;
 pub mod sweep;
 pub mod tasks;
 pub mod train;

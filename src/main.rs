@@ -531,35 +531,63 @@ fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
 
 #[derive(clap::Args, Debug)]
 struct SimulateArgs {
-    /// A TOML config (its untrained network; see configs/) or a run directory written by
-    /// `neurode train` (its trained network).
+    /// A TOML config (its untrained network; see configs/), a run directory written by
+    /// `neurode train` (its trained network), or a spiking-network config
+    /// (configs/lif_clustered.toml, configs/lif_ei.toml, or the original
+    /// VectorialNeuroModulators YAML), which is run for its simulation.duration_sec.
     source: PathBuf,
     /// Output folder (default: <run dir>/simulation, or simulations/<config name>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Number of fresh trials of the config's task.
-    #[arg(long, default_value_t = 8)]
-    trials: usize,
-    /// Seed of the fresh trials.
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
+    /// Number of fresh trials of the config's task (default 8; rate networks only).
+    #[arg(long)]
+    trials: Option<usize>,
+    /// Seed of the fresh trials (default 7); for a spiking network, its
+    /// simulation.random_seed (connectivity, external input, stimulus).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Spacing of the saved times, in the task's time unit (ms; steps of 5 ms for the Kim
-    /// and multi-region tasks), at most the trial's length; the trial's end is always saved.
-    #[arg(long, default_value_t = 0.5)]
-    dt_save: f64,
-    /// Solver threads (default: the available cores).
+    /// and multi-region tasks), at most the trial's length; the trial's end is always saved
+    /// (default 0.5; rate networks only).
+    #[arg(long)]
+    dt_save: Option<f64>,
+    /// Solver threads (default: the available cores; rate networks only).
     #[arg(long)]
     threads: Option<usize>,
+    /// Spiking networks: change a setting, `section.key=value` (repeatable), e.g.
+    /// `--set simulation.duration_sec=1`, `--set simulation.refractory=original`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Spiking networks: also solve the network's mean field (one population per cluster
+    /// block) and print its rates and fixed points next to the network's
+    /// (mean_field.json).
+    #[arg(long)]
+    mean_field: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn simulate(a: &SimulateArgs) -> Result<(), String> {
+    if a.source.is_file() && neurode::spiking::is_spiking_config(&a.source) {
+        return simulate_spiking(a);
+    }
+    for (given, option) in [(!a.set.is_empty(), "--set"), (a.mean_field, "--mean-field")] {
+        if given {
+            return Err(format!(
+                "{option} is for spiking-network configs (configs/lif_*.toml); {} is a rate \
+                 network's config or run",
+                a.source.display()
+            ));
+        }
+    }
     let start = Instant::now();
     let s = neurode::simulate::simulate(&neurode::simulate::SimulateOptions {
         source: a.source.clone(),
         out: a.out.clone(),
-        trials: a.trials,
-        seed: a.seed,
-        dt_save: a.dt_save,
+        trials: a.trials.unwrap_or(8),
+        seed: a.seed.unwrap_or(7),
+        dt_save: a.dt_save.unwrap_or(0.5),
         threads: a.threads,
     })
     .map_err(|e| e.to_string())?;
@@ -575,6 +603,58 @@ fn simulate(a: &SimulateArgs) -> Result<(), String> {
          {0}/simulation.png",
         s.out.display()
     );
+    Ok(())
+}
+
+fn simulate_spiking(a: &SimulateArgs) -> Result<(), String> {
+    for (given, option) in [
+        (a.trials.is_some(), "--trials"),
+        (a.dt_save.is_some(), "--dt-save"),
+        (a.threads.is_some(), "--threads"),
+    ] {
+        if given {
+            return Err(format!(
+                "{option} is for rate networks' tasks; a spiking network runs for its \
+                 simulation.duration_sec and records what its [record] section says (change \
+                 them with --set, e.g. --set simulation.duration_sec=2)"
+            ));
+        }
+    }
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {msg}  {elapsed} (eta {eta})")
+            .map_err(|e| e.to_string())?,
+    );
+    let start = Instant::now();
+    let outcome = neurode::spiking::simulate(
+        &neurode::spiking::SpikingOptions {
+            config: a.source.clone(),
+            out: a.out.clone(),
+            seed: a.seed,
+            set: a.set.clone(),
+            mean_field: a.mean_field,
+        },
+        &|done, total, dt| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            let wall = start.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "{:.2}/{:.2} s simulated, {:.1} simulated s per wall s",
+                done as f64 * dt,
+                total as f64 * dt,
+                done as f64 * dt / wall
+            ));
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    for line in neurode::spiking::summary_lines(&outcome) {
+        outln!("{line}");
+    }
     Ok(())
 }
 

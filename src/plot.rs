@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 /// DejaVu Sans, subset to ASCII (see `assets/DejaVuSans-LICENSE.txt`).
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
 
-fn font() {
+pub(crate) fn font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bytes are a valid font (checked by the plot tests); a failure would only
@@ -22,7 +22,7 @@ fn font() {
 }
 
 /// A plotting failure, as text (plotters' errors are generic over the backend).
-fn err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> String + '_ {
+pub(crate) fn err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> String + '_ {
     move |e| format!("cannot draw {}: {e}", path.display())
 }
 
@@ -108,7 +108,7 @@ fn range(series: &[Series], pad: f64) -> (f64, f64, f64, f64) {
 }
 
 /// Draws `series` as lines in one panel.
-fn panel<DB: DrawingBackend>(
+pub(crate) fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
     xlabel: &str,
