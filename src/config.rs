@@ -297,6 +297,19 @@ impl TrainConfig {
                     message.push_str(&format!("\n(`{key}` is on line {})", line + 1));
                 }
             }
+            // Another family's config: name the command that runs it.
+            let top = toml::from_str::<toml::Table>(text).ok();
+            let has = |k: &str| top.as_ref().is_some_and(|t| t.contains_key(k));
+            if has("architecture") {
+                message = "this is a spiking-network config (it has [architecture]), which is \
+                           not trained: run it with `neurode simulate <config>` (add \
+                           --mean-field for its mean field)"
+                    .to_string();
+            } else if has("network") && !has("model") {
+                message = "this is a mean-field config (it has [network]): use `neurode \
+                           meanfield <config>`"
+                    .to_string();
+            }
             for (field, table) in [("model", "[model]"), ("task", "[task]")] {
                 if message.contains(&format!("missing field `{field}`")) {
                     message.push_str(&format!(

@@ -76,7 +76,9 @@ fn check_outputs(command: &Command) -> Result<(), String> {
                   saves its trajectories on fresh trials (.npz for NumPy, and a plot); `neurode \
                   analyze <run-dir>` finds its fixed points and draws its flow field; `neurode \
                   meanfield <config>` finds every fixed point of a LIF mean field \
-                  (configs/meanfield_*.toml) and sweeps its parameters."
+                  (configs/meanfield_*.toml) and sweeps its parameters; `neurode simulate \
+                  configs/lif_clustered.toml` runs the clustered spiking LIF network (add \
+                  --mean-field for its mean field beside it)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -86,8 +88,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Simulate the network of a config (untrained) or of a run directory (trained) on
-    /// fresh trials of its task; writes trajectories.npz (times, states, inputs, readout)
-    /// and simulation.png.
+    /// fresh trials of its task (trajectories.npz: times, states, inputs, readout; and
+    /// simulation.png); or run a spiking-network config (outputs.npz, rates.csv,
+    /// summary.json, raster.png, rates.png; --mean-field adds its mean field).
     Simulate(SimulateArgs),
     /// Train a model on a task from a TOML config, writing a run directory (config,
     /// parameters, metrics, summary, structure, plots; a MATLAB .mat for the Kim et al.

@@ -13,7 +13,7 @@ use super::run::{group_mean, groups, Built, SpikingRun};
 use super::SpikingRunError;
 use neurode_solvers::Real;
 
-/// The comparison (see the [module docs](self)).
+/// The comparison: the network's rates beside its mean field's fixed points.
 #[derive(Debug, Clone)]
 pub struct Comparison {
     /// Rows per group: name, neurons, spiking rate, mean-field rate (the fixed point
@@ -115,11 +115,29 @@ pub fn compare<T: Real>(run: &SpikingRun, built: &Built<T>) -> Result<Comparison
             .collect()
     };
     // The fixed point nearest the network's rates (neuron-weighted), stable ones first.
+    // Clusters are interchangeable: the cluster blocks of each class are compared in the
+    // order of their rates, so a point with the same clusters active in other places is as
+    // near as one with the same places.
+    let sorted = |r: &[f64]| -> Vec<f64> {
+        let mut r = r.to_vec();
+        for class in [Class::E, Class::I] {
+            let idx: Vec<usize> = (0..blocks.len())
+                .filter(|&b| blocks.class(b) == class && blocks.cluster(b).is_some())
+                .collect();
+            let mut v: Vec<f64> = idx.iter().map(|&b| r[b]).collect();
+            v.sort_by(|a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
+            for (&b, x) in idx.iter().zip(v) {
+                r[b] = x;
+            }
+        }
+        r
+    };
+    let means_sorted = sorted(&means);
     let distance = |p: &FixedPoint| -> f64 {
-        let r = to_blocks(p);
+        let r = sorted(&to_blocks(p));
         (0..blocks.len())
             .filter(|&b| blocks.size(b) > 0)
-            .map(|b| blocks.size(b) as f64 * (r[b] - means[b]).powi(2))
+            .map(|b| blocks.size(b) as f64 * (r[b] - means_sorted[b]).powi(2))
             .sum::<f64>()
     };
     let nearest = solution
@@ -333,7 +351,7 @@ pub fn report(c: &Comparison) -> Vec<String> {
             c.active_hz
         ));
         out.push(format!(
-            "{:>7}  {:<34} {:<30}",
+            "{:>7}  {:<44} {}",
             "active", "mean field: active / inactive Hz", "spiking: time, active / inactive Hz"
         ));
         let q = c
@@ -351,18 +369,24 @@ pub fn report(c: &Comparison) -> Vec<String> {
             }
         };
         for k in 0..=q {
-            let mf: Vec<String> = c
-                .points
-                .iter()
-                .filter(|p| p.active == k)
-                .map(|p| {
-                    format!(
-                        "{} / {} ({})",
-                        fmt(p.active_rate),
-                        fmt(p.inactive_rate),
-                        p.stability
-                    )
-                })
+            // Points that differ only in which clusters are active read the same: once,
+            // with their count.
+            let mut mf: Vec<(String, usize)> = Vec::new();
+            for p in c.points.iter().filter(|p| p.active == k) {
+                let text = format!(
+                    "{} / {} ({})",
+                    fmt(p.active_rate),
+                    fmt(p.inactive_rate),
+                    p.stability
+                );
+                match mf.iter_mut().find(|(t, _)| *t == text) {
+                    Some((_, n)) => *n += 1,
+                    None => mf.push((text, 1)),
+                }
+            }
+            let mf: Vec<String> = mf
+                .into_iter()
+                .map(|(t, n)| if n > 1 { format!("{t} x{n}") } else { t })
                 .collect();
             let sp = c.visited.iter().find(|v| v.0 == k);
             if mf.is_empty() && sp.is_none() {
@@ -376,7 +400,7 @@ pub fn report(c: &Comparison) -> Vec<String> {
             } else {
                 mf.join("; ")
             };
-            out.push(format!("{k:>7}  {mf:<34} {sp:<30}"));
+            out.push(format!("{k:>7}  {mf:<44} {sp}"));
         }
     }
     out

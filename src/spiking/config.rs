@@ -264,7 +264,7 @@ pub struct Architecture {
     pub clusters: ClustersSection,
 }
 
-/// A spiking-network config (see the [module docs](self)).
+/// A spiking-network config: the original's sections plus `record`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpikingConfig {

@@ -14,6 +14,9 @@ use super::config::SpikingConfig;
 use super::{plot, SpikingRunError};
 use crate::io::IoError;
 
+/// Synapses up to which `outputs.npz` holds `weights_data` (8 bytes each).
+pub const MAX_WEIGHT_DATA: usize = 25_000_000;
+
 /// What one run recorded.
 #[derive(Debug, Clone)]
 pub struct Recording {
@@ -85,7 +88,17 @@ pub fn memory_estimate(cfg: &SpikingConfig, spec: &ClusterSpec) -> f64 {
     } else {
         rec.neurons.len() as f64
     };
+    let synapses = neurode_models::spiking::synapses::expected_synapses(&blocks, &p, spec.mask);
+    // Writing outputs.npz: the targets again as i32 and, up to MAX_WEIGHT_DATA, the
+    // values as f64.
+    let export = synapses
+        * if synapses <= MAX_WEIGHT_DATA as f64 {
+            12.0
+        } else {
+            4.0
+        };
     neurode_models::spiking::synapses::memory_estimate(&blocks, &p, spec.mask)
+        + export
         + 64.0 * n
         + 16.0 * steps * traced
         + if rec.dense { steps * n } else { 0.0 }
@@ -274,13 +287,23 @@ pub fn write_outputs<T: Real>(
     w.add_array("clusters", &labels).map_err(fail)?;
     let bounds = Array1::from_iter(run.blocks.offsets().iter().map(|&o| o as i64));
     w.add_array("boundaries", &bounds).map_err(fail)?;
-    let (data, indices, indptr) = built.network.synapses().csc();
-    w.add_array("weights_data", &Array1::from(data))
-        .map_err(fail)?;
-    w.add_array("weights_indices", &Array1::from(indices))
-        .map_err(fail)?;
-    w.add_array("weights_indptr", &Array1::from(indptr))
-        .map_err(fail)?;
+    // W in compressed sparse column form (column = presynaptic neuron), and its block
+    // table; the per-synapse values only up to MAX_WEIGHT_DATA synapses (beyond, a reader
+    // makes them from the table: weights_block[clusters[post] - 1, clusters[pre] - 1]).
+    let syn = built.network.synapses();
+    let indptr = Array1::from_iter(syn.column_starts().iter().map(|&r| r as i64));
+    let indices = Array1::from_iter(syn.all_targets().iter().map(|&t| t as i32));
+    w.add_array("weights_indptr", &indptr).map_err(fail)?;
+    w.add_array("weights_indices", &indices).map_err(fail)?;
+    drop(indices);
+    let nb = run.blocks.len();
+    let table = Array2::from_shape_fn((nb, nb), |(a, b)| built.weights[a * nb + b]);
+    w.add_array("weights_block", &table).map_err(fail)?;
+    if syn.len() <= MAX_WEIGHT_DATA {
+        let (data, _, _) = syn.csc();
+        w.add_array("weights_data", &Array1::from(data))
+            .map_err(fail)?;
+    }
     let per = |f: &dyn Fn(&neurode_models::spiking::NeuronParams) -> f64| {
         Array1::from_iter(built.setup.neurons.iter().map(f))
     };
@@ -373,6 +396,7 @@ pub fn write_outputs<T: Real>(
         "spikes": rec.spikes.len(),
         "synapses": run.synapses,
         "synapse_bytes": run.synapse_bytes,
+        "weights_data_written": run.synapses <= MAX_WEIGHT_DATA,
         "mechanism": cfg.simulation.mechanism,
         "refractory": cfg.simulation.refractory,
         "precision": cfg.simulation.precision,

@@ -87,6 +87,16 @@ pub enum SpikingError {
         /// What is required.
         requirement: String,
     },
+    /// A setting that is a word (or a combination) does not fit.
+    #[error("`{key}` = {value}: {expected}")]
+    Choice {
+        /// The setting.
+        key: String,
+        /// Its value, as written.
+        value: String,
+        /// What it may be.
+        expected: String,
+    },
     /// The clustered neurons of a class do not split into the clusters.
     #[error(
         "n_clusters = {clusters}: the {clustered} clustered {class} neurons ({key} minus its \

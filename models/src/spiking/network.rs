@@ -76,7 +76,7 @@ pub fn check_neuron(p: &NeuronParams, dt: f64, index: usize) -> Result<(), Spiki
     let bad = |key: &str, value: f64, requirement: String| SpikingError::Invalid {
         key: key.to_string(),
         value,
-        requirement: format!("{requirement} (neuron {index})"),
+        requirement: format!("{requirement} (first at neuron {index})"),
     };
     for (key, v) in [("tau_membrane", p.tau_m), ("tau_synaptic", p.tau_s)] {
         if !(v.is_finite() && v > 0.0) {
@@ -86,7 +86,10 @@ pub fn check_neuron(p: &NeuronParams, dt: f64, index: usize) -> Result<(), Spiki
             return Err(bad(
                 key,
                 v,
-                format!("at least the time step delta_t = {dt} s; use a smaller delta_t"),
+                format!(
+                    "a time constant shorter than the time step delta_t = {dt} s is not \
+                     resolved; use a smaller delta_t"
+                ),
             ));
         }
     }
@@ -98,7 +101,7 @@ pub fn check_neuron(p: &NeuronParams, dt: f64, index: usize) -> Result<(), Spiki
             "tau_refractory",
             p.tau_ref,
             format!(
-                "at least the time step delta_t = {dt} s, or the dead time cannot be \
+                "a refractory period shorter than the time step delta_t = {dt} s cannot be \
                  resolved; use a smaller delta_t"
             ),
         ));
@@ -437,6 +440,59 @@ mod tests {
                 "{dead:?}: {gaps:?}"
             );
         }
+    }
+
+    /// Under the external Poisson input alone (no threshold reached) the mean membrane
+    /// potential is the mean field's `μ_ext = τm j c ν` (`seed-numbers.md` §A3: 103.04 for
+    /// the template), to within its standard error.
+    #[test]
+    fn poisson_input_gives_the_mean_fields_mean_drive() {
+        let neuron = NeuronParams {
+            tau_m: 0.02,
+            tau_s: 0.005,
+            tau_ref: 0.005,
+            threshold: 1e9,
+            reset: 0.0,
+        };
+        let setup = Setup {
+            dt: 1e-3,
+            n_exc: 50,
+            neurons: vec![neuron; 50],
+            mechanism: Mechanism::Exact,
+            dead_time: DeadTime::TauRef,
+            external: External {
+                c: [320.0, 320.0, 0.0, 0.0],
+                nu: [7.0, 7.0, 0.0, 0.0],
+                j: [2.3, 2.3, 0.0, 0.0],
+            },
+            stimulus: None,
+            seed: 11,
+        };
+        let blocks = Blocks::new(vec![50], vec![Class::E], vec![None]);
+        let syn = Synapses::draw(
+            &blocks,
+            &[0.0],
+            &[0.0],
+            MaskKind::Bernoulli,
+            &mut Stream::new(0),
+        )
+        .unwrap();
+        let mut net = LifNetwork::<f64>::new(&setup, syn).unwrap();
+        let (mut sum, mut sq, mut k) = (0.0, 0.0, 0.0);
+        for step in 0..20_000 {
+            net.step();
+            // Samples 100 steps apart (5 membrane time constants): nearly independent.
+            if step >= 200 && step % 100 == 0 {
+                for &v in net.voltage() {
+                    sum += v;
+                    sq += v * v;
+                    k += 1.0;
+                }
+            }
+        }
+        let mean = sum / k;
+        let se = ((sq / k - mean * mean) / k).sqrt();
+        assert!((mean - 103.04).abs() < 5.0 * se, "mean {mean} ± {se}");
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct Synapses<T: Real> {
     targets: Vec<u32>,
     /// Weight onto block `a` from block `b` at `a * nb + b`.
     weights: Vec<T>,
+    /// Per presynaptic block `b`, its runs of consecutive postsynaptic blocks with one
+    /// weight: `(first block, last block + 1, weight)` (a clustered network's E neuron
+    /// has six: its own cluster, the E blocks before and after it, and the same for I).
+    segments: Vec<Vec<(u32, u32, T)>>,
 }
 
 /// Expected synapses of a network with these blocks and probabilities (`p` row-major,
@@ -81,8 +85,8 @@ impl<T: Real> Synapses<T> {
         match mask {
             MaskKind::Bernoulli => {
                 targets.reserve((expected_synapses(blocks, p, mask) * 1.01) as usize + 16);
-                for j in 0..n {
-                    let bj = label[j] as usize;
+                for (j, &bj) in label.iter().enumerate() {
+                    let bj = bj as usize;
                     row.push(targets.len());
                     let start = targets.len();
                     for a in 0..nb {
@@ -95,11 +99,11 @@ impl<T: Real> Synapses<T> {
             }
             MaskKind::FixedInDegree => {
                 // Inputs per postsynaptic neuron, then transposed by counting.
-                let mut inputs: Vec<u32> = Vec::new();
-                inputs.reserve(expected_synapses(blocks, p, mask) as usize + 16);
+                let mut inputs: Vec<u32> =
+                    Vec::with_capacity(expected_synapses(blocks, p, mask) as usize + 16);
                 let mut in_row = Vec::with_capacity(n + 1);
-                for i in 0..n {
-                    let a = label[i] as usize;
+                for (i, &a) in label.iter().enumerate() {
+                    let a = a as usize;
                     in_row.push(inputs.len());
                     for b in 0..nb {
                         let m = blocks.size(b);
@@ -127,13 +131,28 @@ impl<T: Real> Synapses<T> {
                 drop(inputs);
                 for j in 0..n {
                     let run = &targets[row[j]..row[j + 1]];
-                    for a in 0..nb {
-                        cut.push(u32_len(run.partition_point(|&t| (t as usize) < off[a]))?);
+                    for &o in &off[..nb] {
+                        cut.push(u32_len(run.partition_point(|&t| (t as usize) < o))?);
                     }
                     cut.push(u32_len(run.len())?);
                 }
             }
         }
+        let weights: Vec<T> = w.iter().map(|&x| T::from(x).unwrap_or(T::zero())).collect();
+        let segments = (0..nb)
+            .map(|b| {
+                let mut seg: Vec<(u32, u32, T)> = Vec::new();
+                for a in 0..nb {
+                    let wa = weights[a * nb + b];
+                    match seg.last_mut() {
+                        Some(last) if last.2 == wa => last.1 = a as u32 + 1,
+                        _ => seg.push((a as u32, a as u32 + 1, wa)),
+                    }
+                }
+                seg.retain(|s| s.2 != T::zero());
+                seg
+            })
+            .collect();
         Ok(Synapses {
             n,
             nb,
@@ -141,7 +160,8 @@ impl<T: Real> Synapses<T> {
             row,
             cut,
             targets,
-            weights: w.iter().map(|&x| T::from(x).unwrap_or(T::zero())).collect(),
+            weights,
+            segments,
         })
     }
 
@@ -173,6 +193,16 @@ impl<T: Real> Synapses<T> {
     pub fn block_weight(&self, a: usize, b: usize) -> T {
         self.weights[a * self.nb + b]
     }
+    /// The start of every neuron's run of targets (`n + 1` entries: the `indptr` of the
+    /// compressed sparse column form).
+    pub fn column_starts(&self) -> &[usize] {
+        &self.row
+    }
+    /// Every neuron's targets, one run after another (the `indices` of the compressed
+    /// sparse column form).
+    pub fn all_targets(&self) -> &[u32] {
+        &self.targets
+    }
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.targets.len() * 4
@@ -180,30 +210,38 @@ impl<T: Real> Synapses<T> {
             + self.row.len() * 8
             + self.label.len() * 4
             + self.weights.len() * std::mem::size_of::<T>()
+            + self.segments.iter().map(Vec::len).sum::<usize>()
+                * std::mem::size_of::<(u32, u32, T)>()
     }
 
     /// Adds neuron `j`'s column of `W` to `input` (one entry per neuron).
+    ///
+    /// # Panics
+    /// If `input` has fewer entries than the network has neurons.
     #[inline]
     pub fn add_column(&self, j: usize, input: &mut [T]) {
+        assert!(
+            input.len() >= self.n,
+            "add_column: input shorter than the network"
+        );
         let nb = self.nb;
         let bj = self.label[j] as usize;
-        let base = self.row[j];
+        let run = &self.targets[self.row[j]..self.row[j + 1]];
         let cut = &self.cut[j * (nb + 1)..(j + 1) * (nb + 1)];
-        for a in 0..nb {
-            let (s, e) = (base + cut[a] as usize, base + cut[a + 1] as usize);
-            if s == e {
-                continue;
-            }
-            let w = self.weights[a * nb + bj];
-            for &t in &self.targets[s..e] {
-                input[t as usize] += w;
+        for &(a0, a1, w) in &self.segments[bj] {
+            let (s, e) = (cut[a0 as usize] as usize, cut[a1 as usize] as usize);
+            for &t in &run[s..e] {
+                // SAFETY: every stored target is below `self.n` (`draw` stores only
+                // neurons of the blocks, and no other code writes `targets`), and
+                // `input.len() >= self.n` was asserted above.
+                unsafe { *input.get_unchecked_mut(t as usize) += w };
             }
         }
     }
 
     /// `W` in compressed sparse column form (column `j` = presynaptic `j`, rows
     /// postsynaptic): `(data, indices, indptr)`, as `scipy.sparse.csc_matrix` takes them.
-    pub fn csc(&self) -> (Vec<f64>, Vec<i64>, Vec<i64>) {
+    pub fn csc(&self) -> (Vec<f64>, Vec<i32>, Vec<i64>) {
         let mut data = Vec::with_capacity(self.targets.len());
         for j in 0..self.n {
             let bj = self.label[j] as usize;
@@ -212,7 +250,7 @@ impl<T: Real> Synapses<T> {
                 data.push(self.weights[a * self.nb + bj].to_f64().unwrap_or(f64::NAN));
             }
         }
-        let indices = self.targets.iter().map(|&t| t as i64).collect();
+        let indices = self.targets.iter().map(|&t| t as i32).collect();
         let indptr = self.row.iter().map(|&r| r as i64).collect();
         (data, indices, indptr)
     }
@@ -287,6 +325,7 @@ mod tests {
         let syn = Synapses::<f64>::draw(&blocks, &w, &p, MaskKind::Bernoulli, &mut Stream::new(3))
             .unwrap();
         let (data, idx, ptr) = syn.csc();
+        assert_eq!(ptr.len(), 501);
         let mut indeg = [[0usize; 2]; 500];
         for j in 0..500 {
             for k in ptr[j] as usize..ptr[j + 1] as usize {
