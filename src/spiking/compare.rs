@@ -5,8 +5,8 @@
 //! starts with `k = 0 … Q` active clusters, and each is set next to the time the network
 //! spent with `k` clusters active.
 
-use neurode_models::meanfield::{default_starts, solve, FixedPoint, SolveOptions};
-use neurode_models::spiking::{reduce, Class};
+use neurode_models::meanfield::{default_starts, solve, FixedPoint, SetSolution, SolveOptions};
+use neurode_models::spiking::{reduce, Class, Reduction};
 use serde_json::{json, Value};
 
 use super::run::{group_mean, groups, Built, SpikingRun};
@@ -52,9 +52,21 @@ pub struct PointRow {
     pub stability: String,
 }
 
-/// The mean field of `built`'s network next to `run`.
-pub fn compare<T: Real>(run: &SpikingRun, built: &Built<T>) -> Result<Comparison, SpikingRunError> {
-    let blocks = &run.blocks;
+/// Most mean-field populations `--mean-field` solves (dense Jacobians, `Q + 1` cluster
+/// starts and the usual ones).
+pub const MAX_POPULATIONS: usize = 402;
+
+/// The mean field of a network, solved: its reduction and every fixed point found.
+#[derive(Debug, Clone)]
+pub struct Solved {
+    red: Reduction,
+    solution: SetSolution,
+}
+
+/// Reduces `built`'s network to its mean field and finds its fixed points (before the
+/// network runs, so that a mean field that cannot be solved is an error up front).
+pub fn solve_mean_field<T: Real>(built: &Built<T>) -> Result<Solved, SpikingRunError> {
+    let blocks = &built.blocks;
     let red = reduce(
         blocks,
         &built.weights,
@@ -63,29 +75,34 @@ pub fn compare<T: Real>(run: &SpikingRun, built: &Built<T>) -> Result<Comparison
         &built.setup,
     )?;
     let set = &red.params;
-    let n = set.n();
+    if set.n() > MAX_POPULATIONS {
+        return Err(SpikingRunError::MeanField(format!(
+            "{} populations (2 n_clusters + 2) are more than the {MAX_POPULATIONS} that \
+             --mean-field solves; use fewer clusters or leave out --mean-field",
+            set.n()
+        )));
+    }
     let q = built.spec.clusters;
-    let e_clusters: Vec<usize> = (0..q).filter(|&c| blocks.size(c) > 0).collect();
-    // Population index of each block.
-    let pop_of = |b: usize| red.blocks.iter().position(|&x| x == b);
-    // Starts: k active clusters (the first k E clusters and their I partners high).
+    // Starts: k active clusters (the first k E clusters and their I partners high), every
+    // rate below its population's ceiling 1/τ_ref.
     let mut given = Vec::new();
     if q > 0 {
         for k in 0..=q {
             let s: Vec<f64> = red
                 .blocks
                 .iter()
-                .map(|&b| {
+                .zip(&red.tau_ref)
+                .map(|(&b, &tr)| {
                     let hi = blocks.cluster(b).is_some_and(|c| c < k);
-                    let base = match blocks.class(b) {
+                    let base: f64 = match blocks.class(b) {
                         Class::E => 3.0,
                         Class::I => 8.0,
                     };
-                    let ceiling = 1.0 / red.tau_ref[pop_of(b).unwrap_or(0)].max(1e-3);
+                    let ceiling = if tr > 0.0 { 1.0 / tr } else { f64::INFINITY };
                     if hi {
                         (0.3 * ceiling).min(60.0)
                     } else {
-                        base
+                        base.min(0.3 * ceiling)
                     }
                 })
                 .collect();
@@ -102,6 +119,22 @@ pub fn compare<T: Real>(run: &SpikingRun, built: &Built<T>) -> Result<Comparison
             "no start converged to a fixed point of the mean field".into(),
         ));
     }
+    Ok(Solved { red, solution })
+}
+
+/// The mean field `solved` of `built`'s network next to `run`.
+pub fn compare<T: Real>(
+    run: &SpikingRun,
+    built: &Built<T>,
+    solved: &Solved,
+) -> Result<Comparison, SpikingRunError> {
+    let blocks = &run.blocks;
+    let (red, solution) = (&solved.red, &solved.solution);
+    let q = built.spec.clusters;
+    let n = red.params.n();
+    let e_clusters: Vec<usize> = (0..q).filter(|&c| blocks.size(c) > 0).collect();
+    // Population index of each block.
+    let pop_of = |b: usize| red.blocks.iter().position(|&x| x == b);
 
     let dt = run.config.simulation.delta_t;
     let steps = run.steps;

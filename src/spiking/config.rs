@@ -315,6 +315,14 @@ pub enum ConfigError {
         /// What is wrong.
         source: SpikingError,
     },
+    /// The run would not fit in memory.
+    #[error("{path}: {source}")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// The estimate.
+        source: crate::memory::TooLarge,
+    },
     /// A `--set` override that does not fit.
     #[error("--set {spec}: {message}")]
     Set {
@@ -329,7 +337,11 @@ pub enum ConfigError {
 /// `architecture` section.
 pub fn is_spiking(text: &str, yaml: bool) -> bool {
     if yaml {
-        text.lines().any(|l| l.trim_end() == "architecture:")
+        text.lines().any(|l| {
+            l.split('#')
+                .next()
+                .is_some_and(|l| l.trim_end() == "architecture:")
+        })
     } else {
         toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("architecture"))
     }
@@ -358,7 +370,11 @@ impl SpikingConfig {
             message,
         };
         let mut cfg: SpikingConfig = if yaml {
-            if text.lines().any(|l| l.trim_end() == "arousal:") {
+            if text.lines().any(|l| {
+                l.split('#')
+                    .next()
+                    .is_some_and(|l| l.trim_end() == "arousal:")
+            }) {
                 return Err(parse(
                     "the `arousal` section (the original from 394854e on) is not supported; \
                      remove it"
@@ -373,10 +389,24 @@ impl SpikingConfig {
         for spec in set {
             cfg.set(spec)?;
         }
-        cfg.check().map_err(|source| ConfigError::Invalid {
+        let invalid = |source| ConfigError::Invalid {
+            path: shown.clone(),
+            source,
+        };
+        // Sizes first, then memory, before any per-neuron array is made.
+        cfg.check_scalars().map_err(invalid)?;
+        let spec = cfg.cluster_spec().map_err(invalid)?;
+        crate::memory::check(
+            super::size::memory_estimate(&cfg, &spec),
+            format!("a network of {} neurons over {} steps", spec.n, cfg.steps()),
+            "use fewer neurons, lower connection probabilities, fewer recorded neurons or no \
+             dense arrays",
+        )
+        .map_err(|source| ConfigError::TooLarge {
             path: shown.clone(),
             source,
         })?;
+        cfg.check().map_err(invalid)?;
         Ok(cfg)
     }
 
@@ -521,6 +551,15 @@ impl SpikingConfig {
         let e = &self.external_currents;
         let j = match (&self.architecture.network.j_ext, self.from_yaml) {
             (Four::List(v), true) if v.len() >= 2 => [v[0], v[0], v[1], v[1]],
+            (Four::List(v), true) => {
+                return Err(SpikingError::Shape {
+                    key: "architecture.network.j_ext".into(),
+                    got: v.len(),
+                    expected: "at least 2 in the original's YAML (its first two entries weigh \
+                               the excitatory and the inhibitory sources), or one value"
+                        .into(),
+                })
+            }
             (j, _) => j.get("architecture.network.j_ext")?,
         };
         Ok(External {
@@ -686,8 +725,8 @@ impl SpikingConfig {
         Ok(out)
     }
 
-    /// Checks everything that can be checked before building.
-    pub fn check(&self) -> Result<(), SpikingError> {
+    /// Checks the step, the length and the words (no per-neuron array is made).
+    pub fn check_scalars(&self) -> Result<(), SpikingError> {
         let s = &self.simulation;
         if !(s.delta_t.is_finite() && s.delta_t > 0.0) {
             return Err(SpikingError::Invalid {
@@ -713,8 +752,26 @@ impl SpikingConfig {
         if !matches!(s.precision.as_str(), "f64" | "f32") {
             return Err(word("simulation.precision", &s.precision, "use f64 or f32"));
         }
+        let r = &self.record;
+        if !(r.rate_bin.is_finite() && r.rate_bin >= s.delta_t && r.rate_bin <= s.duration_sec) {
+            return Err(SpikingError::Invalid {
+                key: "record.rate_bin".into(),
+                value: r.rate_bin,
+                requirement: format!(
+                    "a bin between delta_t = {} s and the run's {} s",
+                    s.delta_t, s.duration_sec
+                ),
+            });
+        }
         self.mechanism()?;
         self.dead_time()?;
+        Ok(())
+    }
+
+    /// Checks everything that can be checked before building.
+    pub fn check(&self) -> Result<(), SpikingError> {
+        self.check_scalars()?;
+        let s = &self.simulation;
         let spec = self.cluster_spec()?;
         let neurons = self.neurons()?;
         for (k, p) in neurons.iter().enumerate() {
@@ -731,19 +788,9 @@ impl SpikingConfig {
                 e => e,
             })?;
         }
-        self.external()?.check()?;
+        self.external()?.check(s.delta_t)?;
         self.stimulus(&spec)?;
         let r = &self.record;
-        if !(r.rate_bin.is_finite() && r.rate_bin >= s.delta_t && r.rate_bin <= s.duration_sec) {
-            return Err(SpikingError::Invalid {
-                key: "record.rate_bin".into(),
-                value: r.rate_bin,
-                requirement: format!(
-                    "a bin between delta_t = {} s and the run's {} s",
-                    s.delta_t, s.duration_sec
-                ),
-            });
-        }
         if let Some(&i) = r.neurons.iter().find(|&&i| i >= s.n_neurons) {
             return Err(SpikingError::Invalid {
                 key: "record.neurons".into(),
@@ -775,8 +822,13 @@ fn diff2exp(st: &StimulusSection) -> Result<Shape, SpikingError> {
             tau_rise,
             tau_decay,
         }),
-        _ => Err(word(
+        (None, _) => Err(word(
             "stimulus.tau_rise",
+            "missing",
+            "diff2exp needs tau_rise and tau_decay (s)",
+        )),
+        (_, None) => Err(word(
+            "stimulus.tau_decay",
             "missing",
             "diff2exp needs tau_rise and tau_decay (s)",
         )),

@@ -13,19 +13,23 @@ mod compare;
 mod config;
 mod plot;
 mod run;
+mod size;
 
 use std::path::{Path, PathBuf};
 
 use neurode_models::meanfield::MeanFieldError;
 use neurode_models::spiking::SpikingError;
 
-pub use compare::{compare, report, Comparison, PointRow};
+pub use compare::{
+    compare, report, solve_mean_field, Comparison, PointRow, Solved, MAX_POPULATIONS,
+};
 pub use config::{
     is_spiking, is_yaml, Architecture, ClustersSection, ConfigError, ExternalSection, Four,
     NetworkSection, PerNeuron, Record, Settings, ShapeName, SimulationSection, SpikingConfig,
     StimulusSection,
 };
-pub use run::{build, group_mean, groups, memory_estimate, Built, Recording, SpikingRun};
+pub use run::{build, group_mean, groups, Built, Recording, SpikingRun};
+pub use size::{memory_estimate, MAX_WEIGHT_DATA};
 
 /// What a spiking run is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +97,13 @@ pub fn simulate(
     progress: &dyn Fn(usize, usize, f64),
 ) -> Result<Outcome, SpikingRunError> {
     let mut set = opts.set.clone();
+    if let Some(s) = opts.seed.filter(|&s| s > i64::MAX as u64) {
+        return Err(SpikingRunError::Spiking(SpikingError::Invalid {
+            key: "--seed".into(),
+            value: s as f64,
+            requirement: format!("a seed is at most {} (2^63 − 1)", i64::MAX),
+        }));
+    }
     if let Some(s) = opts.seed {
         set.push(format!("simulation.random_seed={s}"));
     }
@@ -114,16 +125,26 @@ fn finish<T: neurode_solvers::Real>(
     out: PathBuf,
     progress: &dyn Fn(usize, usize, f64),
 ) -> Result<Outcome, SpikingRunError> {
-    let (run, built) = run::run_as::<T>(cfg, &opts.config, out, progress)?;
-    let comparison = if opts.mean_field {
-        let c = compare(&run, &built)?;
-        let path = run.out.join("mean_field.json");
-        let text = serde_json::to_string_pretty(&c.json)
-            .map_err(|e| crate::io::IoError::format(&path, e.to_string()))?;
-        crate::io::write_atomic(&path, text.as_bytes())?;
-        Some(c)
+    let t0 = std::time::Instant::now();
+    let mut built = build::<T>(&cfg)?;
+    let build_seconds = t0.elapsed().as_secs_f64();
+    // The mean field is solved before the network runs: its errors come first.
+    let solved = if opts.mean_field {
+        Some(compare::solve_mean_field(&built)?)
     } else {
         None
+    };
+    let run = run::execute(cfg, &mut built, build_seconds, &opts.config, out, progress)?;
+    let comparison = match solved {
+        Some(solved) => {
+            let c = compare(&run, &built, &solved)?;
+            let path = run.out.join("mean_field.json");
+            let text = serde_json::to_string_pretty(&c.json)
+                .map_err(|e| crate::io::IoError::format(&path, e.to_string()))?;
+            crate::io::write_atomic(&path, text.as_bytes())?;
+            Some(c)
+        }
+        None => None,
     };
     Ok(Outcome { run, comparison })
 }

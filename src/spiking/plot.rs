@@ -66,6 +66,9 @@ pub fn raster(
     root.present().map_err(err(path))
 }
 
+/// Most columns of the heat map in `rates.png`.
+const MAX_COLUMNS: usize = 2000;
+
 /// `rates.png`: above, every block's rate over time as a heat map (blocks top to bottom,
 /// darker = faster; the colour bar's top is the fastest bin); below, the mean rate of
 /// each group of blocks (E clusters, E background, I clusters, I background).
@@ -111,24 +114,28 @@ pub fn rates(
             .y_label_formatter(&fy)
             .draw()
             .map_err(|e| e.to_string())?;
-        let half = if times.len() > 1 {
-            (times[1] - times[0]) / 2.0
+        // At most MAX_COLUMNS columns of cells: bins merged (their rates averaged) beyond.
+        let merge = times.len().div_ceil(MAX_COLUMNS).max(1);
+        let width = if times.len() > 1 {
+            (times[1] - times[0]) * merge as f64
         } else {
-            t1 / 2.0
+            t1
         };
-        let mut cells = Vec::with_capacity(times.len() * nb);
-        for (r, &t) in times.iter().enumerate() {
+        let mut cells = Vec::with_capacity(times.len().div_ceil(merge) * nb);
+        for (c, chunk) in times.chunks(merge).enumerate() {
+            let t = chunk[0] - width / (2.0 * merge as f64);
             for b in 0..nb {
-                let v = rates[[r, b]];
+                let rows = c * merge..c * merge + chunk.len();
+                let v = rows.map(|r| rates[[r, b]]).sum::<f64>() / chunk.len() as f64;
                 let shade = if max > 0.0 && v.is_finite() {
                     (255.0 * (1.0 - v / max)).round() as u8
                 } else {
                     255
                 };
-                let c = RGBColor(shade, shade, shade);
+                let colour = RGBColor(shade, shade, shade);
                 cells.push(Rectangle::new(
-                    [(t - half, b as f64), (t + half, b as f64 + 1.0)],
-                    c.filled(),
+                    [(t, b as f64), (t + width, b as f64 + 1.0)],
+                    colour.filled(),
                 ));
             }
         }

@@ -11,11 +11,9 @@ use neurode_solvers::{derive_seed, Real, Stream};
 use serde_json::json;
 
 use super::config::SpikingConfig;
+use super::size::MAX_WEIGHT_DATA;
 use super::{plot, SpikingRunError};
 use crate::io::IoError;
-
-/// Synapses up to which `outputs.npz` holds `weights_data` (8 bytes each).
-pub const MAX_WEIGHT_DATA: usize = 25_000_000;
 
 /// What one run recorded.
 #[derive(Debug, Clone)]
@@ -73,35 +71,6 @@ pub struct Built<T: Real> {
     pub setup: Setup,
     /// The network.
     pub network: LifNetwork<T>,
-}
-
-/// Bytes a run of `cfg` holds at least: the synapses while drawn, the state, and the
-/// recording (spike events not counted: they depend on the rates).
-pub fn memory_estimate(cfg: &SpikingConfig, spec: &ClusterSpec) -> f64 {
-    let blocks = spec.blocks();
-    let (_, p) = spec.block_tables(&blocks);
-    let n = spec.n as f64;
-    let steps = cfg.steps() as f64;
-    let rec = &cfg.record;
-    let traced = if rec.dense {
-        n
-    } else {
-        rec.neurons.len() as f64
-    };
-    let synapses = neurode_models::spiking::synapses::expected_synapses(&blocks, &p, spec.mask);
-    // Writing outputs.npz: the targets again as i32 and, up to MAX_WEIGHT_DATA, the
-    // values as f64.
-    let export = synapses
-        * if synapses <= MAX_WEIGHT_DATA as f64 {
-            12.0
-        } else {
-            4.0
-        };
-    neurode_models::spiking::synapses::memory_estimate(&blocks, &p, spec.mask)
-        + export
-        + 64.0 * n
-        + 16.0 * steps * traced
-        + if rec.dense { steps * n } else { 0.0 }
 }
 
 /// Builds the network of `cfg` (seeded by `simulation.random_seed`).
@@ -346,15 +315,13 @@ pub fn write_outputs<T: Real>(
     let rec_idx = Array1::from_iter(rec.recorded.iter().map(|&i| i as i64));
     w.add_array("recorded", &rec_idx).map_err(fail)?;
     let shape = (steps, k);
-    let v = Array2::from_shape_vec(shape, rec.voltage.clone())
-        .map_err(|e| IoError::format(&npz, e.to_string()))?;
-    let c = Array2::from_shape_vec(shape, rec.current.clone())
-        .map_err(|e| IoError::format(&npz, e.to_string()))?;
+    let bad = |e: ndarray::ShapeError| IoError::format(&npz, e.to_string());
+    let v = ndarray::ArrayView2::from_shape(shape, &rec.voltage).map_err(bad)?;
+    let c = ndarray::ArrayView2::from_shape(shape, &rec.current).map_err(bad)?;
     w.add_array("voltage", &v).map_err(fail)?;
     w.add_array("current", &c).map_err(fail)?;
     if let Some(d) = &rec.dense {
-        let a = Array2::from_shape_vec((steps, n), d.clone())
-            .map_err(|e| IoError::format(&npz, e.to_string()))?;
+        let a = ndarray::ArrayView2::from_shape((steps, n), d).map_err(bad)?;
         w.add_array("spikes_dense", &a).map_err(fail)?;
     }
     w.finish().map_err(fail)?;
@@ -428,23 +395,15 @@ pub fn stem(path: &Path) -> String {
         .to_string()
 }
 
-/// Runs a loaded config at precision `T`: build, check memory, step, write.
-pub fn run_as<T: Real>(
+/// Steps a built network for the config's run and writes the outputs.
+pub fn execute<T: Real>(
     cfg: SpikingConfig,
+    built: &mut Built<T>,
+    build_seconds: f64,
     config_path: &Path,
     out: PathBuf,
     progress: &dyn Fn(usize, usize, f64),
-) -> Result<(SpikingRun, Built<T>), SpikingRunError> {
-    let spec = cfg.cluster_spec()?;
-    crate::memory::check(
-        memory_estimate(&cfg, &spec),
-        format!("a network of {} neurons over {} steps", spec.n, cfg.steps()),
-        "use fewer neurons, lower connection probabilities, fewer recorded neurons or no \
-         dense arrays",
-    )?;
-    let t0 = Instant::now();
-    let mut built = build::<T>(&cfg)?;
-    let build_seconds = t0.elapsed().as_secs_f64();
+) -> Result<SpikingRun, SpikingRunError> {
     let steps = cfg.steps();
     let labels = built.blocks.labels();
     let nb = built.blocks.len();
@@ -464,6 +423,6 @@ pub fn run_as<T: Real>(
         recording,
         config: cfg,
     };
-    write_outputs(&run, &built, config_path)?;
-    Ok((run, built))
+    write_outputs(&run, built, config_path)?;
+    Ok(run)
 }

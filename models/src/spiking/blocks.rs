@@ -227,9 +227,20 @@ impl ClusterSpec {
         } else {
             for (key, clustered, class) in [
                 ("n_excitatory", self.n_exc - self.bg_exc, "excitatory"),
-                ("n_inhibitory", ni - self.bg_inh, "inhibitory"),
+                ("n_neurons − n_excitatory", ni - self.bg_inh, "inhibitory"),
             ] {
-                if clustered % q != 0 || clustered == 0 {
+                if clustered == 0 {
+                    return Err(bad(
+                        "n_clusters",
+                        q as f64,
+                        format!(
+                            "no {class} neurons are left for the clusters (all are background \
+                             or there are none); set n_clusters = 0 for a network without \
+                             clusters, or a smaller {class} background"
+                        ),
+                    ));
+                }
+                if clustered % q != 0 {
                     return Err(SpikingError::Clusters {
                         clusters: q,
                         class,
@@ -421,6 +432,13 @@ mod tests {
         assert!((at(37, 18) - 0.63).abs() < 1e-12);
         assert!((p[3 * 38 + 3] - 0.2).abs() < 1e-15 && (p[20 * 38 + 3] - 0.5).abs() < 1e-15);
         assert_eq!(b.labels()[1440], 18);
+        // Probabilities by class pair, first letter presynaptic: onto an I block from an
+        // E block is E→I.
+        let mut skew = spec.clone();
+        skew.probs = [0.2, 0.3, 0.7, 0.5];
+        let (_, p) = skew.block_tables(&b);
+        assert_eq!(p[20 * 38 + 3], 0.3, "E→I");
+        assert_eq!(p[3 * 38 + 20], 0.7, "I→E");
         assert_eq!(b.name(18), "E background");
         assert_eq!(b.name(19), "I cluster 1");
     }

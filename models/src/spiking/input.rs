@@ -94,7 +94,9 @@ pub enum Shape {
 }
 
 /// A stimulus current on some neurons: one shape at one or more onsets (summed). Onsets and
-/// durations are converted to steps as the original does (`⌊t/dt⌋`).
+/// durations are converted to steps by `⌊t/dt⌋` to within rounding (`⌊t/dt + 10⁻⁹⌋`: an
+/// onset of 0.043 s at dt = 1 ms is step 43; the original's `int(t/dt)` makes it 42, one step
+/// earlier, wherever `t/dt` falls just below an integer in floating point).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stimulus {
     /// The shape.
@@ -190,14 +192,14 @@ impl Stimulus {
             }
             total += match self.shape {
                 Shape::Box => {
-                    if k < on + dur {
+                    if k - on < dur {
                         self.amplitude
                     } else {
                         0.0
                     }
                 }
                 Shape::Linear => {
-                    if k < on + dur {
+                    if k - on < dur {
                         self.amplitude / dur as f64 * (k - on) as f64
                     } else {
                         0.0

@@ -110,7 +110,7 @@ pub enum SpikingError {
         class: &'static str,
         /// Clustered neurons of the class.
         clustered: usize,
-        /// The population's key.
+        /// How the class's size is given (`n_excitatory`, `n_neurons − n_excitatory`).
         key: &'static str,
     },
     /// An array has the wrong length.

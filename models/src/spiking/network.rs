@@ -25,8 +25,9 @@ pub struct External {
 }
 
 impl External {
-    /// Checks the settings (keys as in the original's `external_currents`).
-    pub fn check(&self) -> Result<(), SpikingError> {
+    /// Checks the settings for steps of `dt` (keys as in the original's
+    /// `external_currents`).
+    pub fn check(&self, dt: f64) -> Result<(), SpikingError> {
         for k in 0..4 {
             for (key, v, nonneg) in [
                 ("external_currents.c_ext", self.c[k], true),
@@ -44,6 +45,19 @@ impl External {
                         },
                     });
                 }
+            }
+            let mean = dt * self.nu[k] * self.c[k];
+            if mean > Poisson::MAX_MEAN {
+                return Err(SpikingError::Invalid {
+                    key: format!("external_currents.nu_ext_baseline[{k}]"),
+                    value: self.nu[k],
+                    requirement: format!(
+                        "the mean external count per step, delta_t·nu·c_ext = {mean:.3e}, is \
+                         at most {:e}; use a lower rate, fewer external synapses or a \
+                         smaller delta_t",
+                        Poisson::MAX_MEAN
+                    ),
+                });
             }
         }
         Ok(())
@@ -173,7 +187,7 @@ impl<T: Real> LifNetwork<T> {
         for (k, p) in setup.neurons.iter().enumerate() {
             check_neuron(p, setup.dt, k)?;
         }
-        setup.external.check()?;
+        setup.external.check(setup.dt)?;
         let t = |x: f64| T::from(x).unwrap_or(T::zero());
         let dt = setup.dt;
         let poisson =
@@ -493,6 +507,109 @@ mod tests {
         let mean = sum / k;
         let se = ((sq / k - mean * mean) / k).sqrt();
         assert!((mean - 103.04).abs() < 5.0 * se, "mean {mean} ± {se}");
+    }
+
+    /// Each (source, target) class pair drives its own targets: an inhibitory source onto
+    /// the E neurons only and an excitatory source onto the I neurons only give each class
+    /// its own mean drive `τm j c ν`.
+    #[test]
+    fn external_input_reaches_the_targets_of_its_class_pair() {
+        let neuron = NeuronParams {
+            tau_m: 0.02,
+            tau_s: 0.005,
+            tau_ref: 0.005,
+            threshold: 1e9,
+            reset: 0.0,
+        };
+        let setup = Setup {
+            dt: 1e-3,
+            n_exc: 25,
+            neurons: vec![neuron; 50],
+            mechanism: Mechanism::Exact,
+            dead_time: DeadTime::TauRef,
+            external: External {
+                c: [0.0, 100.0, 320.0, 0.0],
+                nu: [0.0, 5.0, 7.0, 0.0],
+                j: [9.0, 0.5, -1.0, 9.0],
+            },
+            stimulus: None,
+            seed: 12,
+        };
+        let blocks = Blocks::new(vec![25, 25], vec![Class::E, Class::I], vec![None, None]);
+        let syn = Synapses::draw(
+            &blocks,
+            &[0.0; 4],
+            &[0.0; 4],
+            MaskKind::Bernoulli,
+            &mut Stream::new(0),
+        )
+        .unwrap();
+        let mut net = LifNetwork::<f64>::new(&setup, syn).unwrap();
+        let (mut e, mut i, mut k) = (0.0, 0.0, 0.0);
+        for step in 0..20_000 {
+            net.step();
+            if step >= 200 && step % 100 == 0 {
+                e += net.voltage()[..25].iter().sum::<f64>();
+                i += net.voltage()[25..].iter().sum::<f64>();
+                k += 25.0;
+            }
+        }
+        // τm j c ν: −1 · 320 · 7 · 0.02 = −44.8 (E), 0.5 · 100 · 5 · 0.02 = 5 (I).
+        assert!((e / k + 44.8).abs() < 0.5, "E mean {}", e / k);
+        assert!((i / k - 5.0).abs() < 0.1, "I mean {}", i / k);
+    }
+
+    /// A spike acts from the next step: neuron 0, pushed over threshold in step 0, raises
+    /// neuron 1's current by `w/τs` at the end of step 0, and its voltage by `P01 w/τs` in
+    /// step 1 (§A3's first step for `w/τs` = 100).
+    #[test]
+    fn a_spike_reaches_its_target_in_the_next_step() {
+        let neuron = NeuronParams {
+            tau_m: 0.02,
+            tau_s: 0.005,
+            tau_ref: 0.005,
+            threshold: 1.5,
+            reset: 0.0,
+        };
+        let setup = Setup {
+            dt: 1e-3,
+            n_exc: 2,
+            neurons: vec![neuron; 2],
+            mechanism: Mechanism::Exact,
+            dead_time: DeadTime::TauRef,
+            external: External {
+                c: [0.0; 4],
+                nu: [0.0; 4],
+                j: [0.0; 4],
+            },
+            stimulus: Some((
+                Stimulus {
+                    shape: crate::spiking::Shape::Box,
+                    amplitude: 1e4,
+                    onsets: vec![0.0],
+                    duration: 1e-3,
+                },
+                vec![0],
+            )),
+            seed: 1,
+        };
+        let blocks = Blocks::new(vec![1, 1], vec![Class::E, Class::E], vec![None, None]);
+        // Onto block 1 from block 0: weight 0.5, probability 1.
+        let syn = Synapses::draw(
+            &blocks,
+            &[0.0, 0.0, 0.5, 0.0],
+            &[0.0, 0.0, 1.0, 0.0],
+            MaskKind::Bernoulli,
+            &mut Stream::new(0),
+        )
+        .unwrap();
+        let mut net = LifNetwork::<f64>::new(&setup, syn).unwrap();
+        assert_eq!(net.step(), &[0]);
+        assert_eq!(net.voltage()[1], 0.0);
+        assert!((net.current()[1] - 100.0).abs() < 1e-12);
+        assert!(net.step().is_empty());
+        assert!((net.voltage()[1] - 0.0883324476).abs() < 1e-10);
+        assert!((net.current()[1] - 81.8730753078).abs() < 1e-9);
     }
 
     #[test]

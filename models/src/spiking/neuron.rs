@@ -36,7 +36,8 @@ pub enum DeadTime {
     TauRef,
     /// The original's count: held for `round(τ_ref/h)` steps *after* the step of the spike,
     /// a dead time of `τ_ref + h` (6 ms at τ_ref = 5 ms, h = 1 ms; ceiling `1/(τ_ref + h)`),
-    /// to reproduce its rates.
+    /// to reproduce its rates. (Where `τ_ref` is not a multiple of `h` the original never
+    /// releases the neuron; here it is held `⌈τ_ref/h⌉` steps.)
     Original,
 }
 

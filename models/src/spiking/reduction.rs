@@ -89,11 +89,13 @@ pub fn reduce(
             .sum();
         if m == 0.0 {
             return Err(MeanFieldError::Invalid {
-                key: "j_ext".into(),
+                key: "architecture.network.j_ext".into(),
                 value: 0.0,
-                requirement: "the mean field has one external channel per population, which \
-                              cannot carry a zero-mean external input with a variance; make \
-                              one source class silent"
+                requirement: "the external input's mean (Σ j_ext c_ext nu_ext_baseline over \
+                              the two source classes) is 0 while its variance is not: the mean \
+                              field has one external channel per population, which cannot \
+                              carry that; make one source class silent (c_ext or \
+                              nu_ext_baseline 0) or unbalance them"
                     .into(),
             });
         }

@@ -52,6 +52,38 @@ pub fn expected_synapses(blocks: &Blocks, p: &[f64], mask: MaskKind) -> f64 {
     total
 }
 
+/// An upper bound of the synapses of `spec`'s network and of the bytes they take while
+/// drawn, in closed form per class pair (nothing is allocated, however large the network:
+/// the check before building it). Bernoulli: `p (N_a N_b − [a = b] N_a)` per class pair; a
+/// fixed in-degree at most `p N_a N_b`.
+pub fn memory_bound(spec: &super::blocks::ClusterSpec) -> (f64, f64) {
+    let sizes = [spec.n_exc as f64, spec.n_inh() as f64];
+    let mut synapses = 0.0;
+    for pre in 0..2 {
+        for post in 0..2 {
+            let p = spec.probs[2 * pre + post];
+            let auto = if pre == post && spec.mask == MaskKind::Bernoulli {
+                sizes[post]
+            } else {
+                0.0
+            };
+            synapses += p * (sizes[post] * sizes[pre] - auto);
+        }
+    }
+    let n = spec.n as f64;
+    let nb = 2.0 * spec.clusters as f64 + 2.0;
+    let copies = match spec.mask {
+        MaskKind::Bernoulli => 1.0,
+        MaskKind::FixedInDegree => 2.0,
+    };
+    // Targets (u32), per-neuron cuts (u32 per block), row starts, labels; block tables and
+    // weight segments (nb² each).
+    let bytes = copies * BYTES_PER_SYNAPSE * synapses
+        + n * (8.0 + 4.0 * (nb + 1.0) + 4.0)
+        + nb * nb * (16.0 + 24.0);
+    (synapses, bytes)
+}
+
 /// Bytes the synapses of such a network take while they are drawn (a fixed in-degree is
 /// drawn by postsynaptic neuron and then transposed: twice the targets).
 pub fn memory_estimate(blocks: &Blocks, p: &[f64], mask: MaskKind) -> f64 {
