@@ -37,6 +37,26 @@ pub fn check_non_negative(values: &[(&str, f64)]) -> Result<(), Invalid> {
     }
 }
 
+/// Largest noise level (standard deviation, in the state's units) a config may set: the
+/// models' states are of order 1, and beyond this the per-step noise (the level over the
+/// noise step) no longer fits `f32` and drowns every trajectory.
+pub const MAX_NOISE: f64 = 1e6;
+
+/// Checks noise levels: each a number in `[0, MAX_NOISE]`.
+pub fn check_noise(values: &[(&str, f64)]) -> Result<(), Invalid> {
+    check_non_negative(values)?;
+    match values.iter().find(|(_, v)| *v > MAX_NOISE) {
+        Some((k, v)) => Err(Invalid::new(
+            *k,
+            format!(
+                "{k} = {v}: a noise level is at most {MAX_NOISE:e} (the states are of order \
+                 1; a larger noise overflows the per-step noise and drowns the dynamics)"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks that a fixed Euler step `euler_dt` is no longer than the time constant `tau` of
 /// key `key` (`None`: an adaptive solver, nothing to check). Beyond `tau` each step overshoots
 /// the leak's decay (`x ← x (1 − dt/τ)` changes sign, and grows once `dt > 2τ`): the run

@@ -176,7 +176,34 @@ fn check_case(origin: &Path, table: &Table, file: &Path, leaf: &str) -> Result<(
     let text = toml::to_string(table).map_err(|e| format!("cannot write the case: {e}"))?;
     std::fs::write(file, &text).map_err(|e| e.to_string())?;
     let meanfield = table.contains_key("network") || origin.to_string_lossy().contains("meanfield");
+    let spiking = table.contains_key("architecture") || origin.to_string_lossy().contains("lif_");
     let outcome = catch_unwind(AssertUnwindSafe(|| {
+        if spiking {
+            // Loaded and built, then 200 steps: every voltage and current finite.
+            return match neurode::spiking::SpikingConfig::load(file, &[]) {
+                Err(e) if names_a_key(&e.to_string(), leaf) => Ok(()),
+                Err(e) => Err(format!("an error that names no key: {e}")),
+                Ok(cfg) => match neurode::spiking::build::<f64>(&cfg) {
+                    Err(e) if !e.to_string().is_empty() => Ok(()),
+                    Err(_) => Err("an empty error".into()),
+                    Ok(mut b) => {
+                        for _ in 0..cfg.steps().min(200) {
+                            b.network.step();
+                        }
+                        let n = b.network;
+                        match n
+                            .voltage()
+                            .iter()
+                            .chain(n.current())
+                            .find(|v| !v.is_finite())
+                        {
+                            Some(v) => Err(format!("a state of {v} without an error")),
+                            None => Ok(()),
+                        }
+                    }
+                },
+            };
+        }
         if meanfield {
             return match neurode::meanfield::MeanFieldConfig::load(file) {
                 Err(e) if names_a_key(&e.to_string(), leaf) => Ok(()),

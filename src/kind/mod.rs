@@ -23,7 +23,7 @@ use neurode_solvers::Real;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use crate::invalid::{check_non_negative, check_step_within_tau, Invalid};
+pub use crate::invalid::{check_noise, check_non_negative, check_step_within_tau, Invalid};
 use crate::io::NamedArray;
 use crate::mat::MatError;
 use crate::metrics::Metrics;

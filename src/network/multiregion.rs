@@ -17,8 +17,8 @@ use crate::io::NamedArray;
 use crate::kind::Net;
 use crate::kind::TrialDraws;
 use crate::kind::{
-    check_non_negative, check_step_within_tau, set_by_key, Invalid, KindError, ModelKind, Role,
-    SetError, TaskModel,
+    check_noise, check_step_within_tau, set_by_key, Invalid, KindError, ModelKind, Role, SetError,
+    TaskModel,
 };
 use crate::regions::RegionFile;
 
@@ -180,7 +180,7 @@ impl MultiRegionConfig {
                 format!("tau = {}: must be a positive time", self.tau),
             );
         }
-        check_non_negative(&[("noise_rec", self.noise_rec), ("noise_inp", self.noise_inp)])?;
+        check_noise(&[("noise_rec", self.noise_rec), ("noise_inp", self.noise_inp)])?;
         if !(self.noise_dt.is_finite() && self.noise_dt > 0.0) {
             return err(
                 "noise_dt",

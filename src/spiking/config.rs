@@ -399,8 +399,9 @@ impl SpikingConfig {
         crate::memory::check(
             super::size::memory_estimate(&cfg, &spec),
             format!("a network of {} neurons over {} steps", spec.n, cfg.steps()),
-            "use fewer neurons, lower connection probabilities, fewer recorded neurons or no \
-             dense arrays",
+            "use fewer neurons (`simulation.n_neurons`), lower connection probabilities \
+             (`architecture.clusters.connectivity_fraction_probs`), a shorter run or fewer \
+             recorded neurons (`record.neurons`, `record.dense`)",
         )
         .map_err(|source| ConfigError::TooLarge {
             path: shown.clone(),

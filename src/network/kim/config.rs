@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::io::NamedArray;
 use crate::kind::Net;
-use crate::kind::{check_non_negative, Invalid, Role};
+use crate::kind::{check_noise, Invalid, Role};
 
 /// Activation of the Kim et al. rate RNN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -147,7 +147,7 @@ impl KimConfig {
             };
             return err(&key, e.to_string());
         }
-        check_non_negative(&[("noise_sd", self.noise_sd), ("x0_sd", self.x0_sd)])?;
+        check_noise(&[("noise_sd", self.noise_sd), ("x0_sd", self.x0_sd)])?;
         if !(self.noise_dt.is_finite() && self.noise_dt > 0.0) {
             return err(
                 "noise_dt",
