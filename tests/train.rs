@@ -249,11 +249,12 @@ fn fails_with(args: &[&str]) -> String {
     err
 }
 
-/// Every shipped config parses and passes its checks: a training config, or a mean-field
-/// config (`neurode meanfield`; its populations in a `[network]` table).
+/// Every shipped config parses and passes its checks: a training config, a mean-field
+/// config (`neurode meanfield`; its populations in a `[network]` table), or a spiking-network
+/// config (`neurode simulate`; an `[architecture]` table).
 #[test]
 fn shipped_configs_load() {
-    let mut meanfield = 0;
+    let (mut meanfield, mut spiking) = (0, 0);
     for f in std::fs::read_dir("configs").unwrap() {
         let p = f.unwrap().path();
         if p.extension().is_some_and(|e| e == "toml") {
@@ -261,12 +262,15 @@ fn shipped_configs_load() {
             if text.contains_key("network") {
                 neurode::meanfield::MeanFieldConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
                 meanfield += 1;
+            } else if text.contains_key("architecture") {
+                neurode::spiking::SpikingConfig::load(&p, &[]).unwrap_or_else(|e| panic!("{e}"));
+                spiking += 1;
             } else {
                 TrainConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
             }
         }
     }
-    assert_eq!(meanfield, 2);
+    assert_eq!((meanfield, spiking), (2, 2));
 }
 
 /// `params.safetensors` is plain safetensors: an 8-byte little-endian header length, a
