@@ -40,6 +40,7 @@ pub struct ReadmeDoctests;
 pub mod analysis;
 pub mod analyze;
 pub mod config;
+pub mod config_file;
 pub mod export;
 pub mod invalid;
 pub mod io;

@@ -68,6 +68,8 @@ summary() {
     "$py" - "$@" <<'EOF'
 import json, math, os, re, sys
 import numpy as np
+sys.path.insert(0, os.path.join(os.getcwd(), "benches", "external"))
+from lif_rates import group_rates
 
 mode, work, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
 LINE = re.compile(r"simulated (\S+) s of (\d+) neurons in (\S+) s \(.*?\), (\d+) spikes; "
@@ -92,17 +94,7 @@ def neurode_run(out, log, steps=None):
     clusters = d["clusters"].astype(np.int64)
     counts = np.bincount(sp[:, 1].astype(np.int64), minlength=len(clusters))
     n_blocks = len(d["boundaries"]) - 1
-    q = (n_blocks - 2) // 2
-    def rate(mask):
-        k = int(mask.sum())
-        return float(counts[mask].sum() / (k * steps * dt)) if k else float("nan")
-    groups = {
-        "e_clusters": rate((clusters >= 1) & (clusters <= q)),
-        "e_background": rate(clusters == q + 1),
-        "i_clusters": rate((clusters >= q + 2) & (clusters <= 2 * q + 1)),
-        "i_background": rate(clusters == 2 * q + 2),
-        "i_all": rate(clusters >= q + 2),
-    }
+    groups, _ = group_rates(counts, clusters, n_blocks, steps, dt)
     return dict(wall=wall, build=build, n_steps=n_steps, steps=steps, spikes=int(len(sp)),
                 rates=groups)
 

@@ -46,29 +46,11 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lif_rates import group_rates  # noqa: E402
+
 GROUPS = ("e_clusters", "e_background", "i_clusters", "i_background", "i_all")
 WARMUP_STEPS = 20
-
-
-def group_rates(counts, clusters, n_blocks, steps, dt):
-    q = (n_blocks - 2) // 2
-    duration = steps * dt
-    counts = np.asarray(counts, dtype=np.float64)
-    clusters = np.asarray(clusters).astype(np.int64)
-
-    def rate(mask):
-        n = int(mask.sum())
-        return float(counts[mask].sum() / (n * duration)) if n else float("nan")
-
-    blocks = [rate(clusters == b + 1) for b in range(n_blocks)]
-    groups = {
-        "e_clusters": rate((clusters >= 1) & (clusters <= q)),
-        "e_background": rate(clusters == q + 1),
-        "i_clusters": rate((clusters >= q + 2) & (clusters <= 2 * q + 1)),
-        "i_background": rate(clusters == 2 * q + 2),
-        "i_all": rate(clusters >= q + 2),
-    }
-    return groups, blocks
 
 
 def main():

@@ -49,6 +49,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lif_rates import group_rates  # noqa: E402
+
 LIF_NET_PATH = os.path.join("neuro_mod", "spiking_neuron_net", "lif_net.py")
 
 # (V, I) after steps 1, 2, 3 of the analytic update, tau_m = 0.02, tau_s = 0.005,
@@ -94,28 +97,6 @@ def check_oracle(LIFNet):
     if err > ORACLE_TOL or float(s.sum()) != 0.0:
         sys.exit(f"error: single-neuron oracle not reproduced: got {got}, want {ORACLE}")
     print(f"oracle: single-neuron analytic step reproduced (max error {err:.1e})")
-
-
-def group_rates(counts, clusters, n_blocks, steps, dt):
-    """Mean rate (Hz) of each block and of the groups, over neurons and the whole run."""
-    q = (n_blocks - 2) // 2
-    duration = steps * dt
-    counts = np.asarray(counts, dtype=np.float64)
-    clusters = np.asarray(clusters).astype(np.int64)
-
-    def rate(mask):
-        n = int(mask.sum())
-        return float(counts[mask].sum() / (n * duration)) if n else float("nan")
-
-    blocks = [rate(clusters == b + 1) for b in range(n_blocks)]
-    groups = {
-        "e_clusters": rate((clusters >= 1) & (clusters <= q)),
-        "e_background": rate(clusters == q + 1),
-        "i_clusters": rate((clusters >= q + 2) & (clusters <= 2 * q + 1)),
-        "i_background": rate(clusters == 2 * q + 2),
-        "i_all": rate(clusters >= q + 2),
-    }
-    return groups, blocks
 
 
 def duration_for(steps, dt):

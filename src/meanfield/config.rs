@@ -230,22 +230,9 @@ pub struct MeanFieldConfig {
 /// A config that cannot be read or is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file does not parse (the message names the key and the line).
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// The parser's message.
-        message: String,
-    },
+    /// The file cannot be read or parsed.
+    #[error(transparent)]
+    File(#[from] crate::config_file::FileError),
     /// A value is wrong.
     #[error("{path}: {source}")]
     Model {
@@ -272,25 +259,8 @@ impl MeanFieldConfig {
     /// Reads a TOML file, or YAML for `.yaml`/`.yml`.
     pub fn load(path: &Path) -> Result<MeanFieldConfig, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let yaml = matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        );
-        let cfg: MeanFieldConfig = if yaml {
-            serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?
-        } else {
-            toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?
-        };
+        let text = crate::config_file::read_text(path)?;
+        let cfg: MeanFieldConfig = crate::config_file::parse(path, &text)?;
         cfg.check(&shown)?;
         Ok(cfg)
     }

@@ -13,6 +13,9 @@ use neurode_models::spiking::{
 use neurode_solvers::{derive_seed, Stream};
 use serde::{Deserialize, Serialize};
 
+pub use crate::config_file::is_yaml;
+use crate::config_file::{parse, read_text, FileError};
+
 /// A per-neuron setting: one value, `[E, I]`, or one value per neuron.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -291,22 +294,9 @@ pub struct SpikingConfig {
 /// A config that cannot be read or is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file does not parse (the message names the key and the line).
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// The parser's message.
-        message: String,
-    },
+    /// The file cannot be read or parsed.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// A value is wrong.
     #[error("{path}: {source}")]
     Invalid {
@@ -347,44 +337,28 @@ pub fn is_spiking(text: &str, yaml: bool) -> bool {
     }
 }
 
-/// Whether `path` names YAML (by its extension).
-pub fn is_yaml(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    )
-}
-
 impl SpikingConfig {
     /// Reads a TOML file, or the original's YAML for `.yaml`/`.yml`, with `--set`
     /// overrides (`section.key=value`, e.g. `simulation.duration_sec=1`), and checks it.
     pub fn load(path: &Path, set: &[String]) -> Result<SpikingConfig, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let text = read_text(path)?;
         let yaml = is_yaml(path);
-        let parse = |message: String| ConfigError::Parse {
-            path: shown.clone(),
-            message,
-        };
-        let mut cfg: SpikingConfig = if yaml {
-            if text.lines().any(|l| {
+        if yaml
+            && text.lines().any(|l| {
                 l.split('#')
                     .next()
                     .is_some_and(|l| l.trim_end() == "arousal:")
-            }) {
-                return Err(parse(
-                    "the `arousal` section (the original from 394854e on) is not supported; \
-                     remove it"
-                        .into(),
-                ));
-            }
-            serde_saphyr::from_str(&text).map_err(|e| parse(e.to_string()))?
-        } else {
-            toml::from_str(&text).map_err(|e| parse(e.to_string().trim_end().to_string()))?
-        };
+            })
+        {
+            return Err(ConfigError::File(FileError::Parse {
+                path: shown,
+                message: "the `arousal` section (the original from 394854e on) is not \
+                          supported; remove it"
+                    .into(),
+            }));
+        }
+        let mut cfg: SpikingConfig = parse(path, &text)?;
         cfg.from_yaml = yaml;
         for spec in set {
             cfg.set(spec)?;

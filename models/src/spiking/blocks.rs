@@ -165,6 +165,24 @@ pub fn depression(f_a: f64, f_b: f64, q: usize, j_plus: f64) -> f64 {
 }
 
 impl ClusterSpec {
+    /// The original's template (VectorialNeuroModulators at 4d271c6): 2,000 neurons (1,600
+    /// E), 18 clusters, backgrounds of 160 E and 40 I, probabilities (0.2, 0.5, 0.5, 0.5),
+    /// baseline weights (0.63, 0.63, −1.9, −3.8), potentiation (15.75, 5.45, 6.25, 5.0),
+    /// Bernoulli connections.
+    pub fn template() -> ClusterSpec {
+        ClusterSpec {
+            n: 2000,
+            n_exc: 1600,
+            bg_exc: 160,
+            bg_inh: 40,
+            clusters: 18,
+            probs: [0.2, 0.5, 0.5, 0.5],
+            j_baseline: [0.63, 0.63, -1.9, -3.8],
+            j_potentiated: [15.75, 5.45, 6.25, 5.0],
+            mask: MaskKind::Bernoulli,
+        }
+    }
+
     /// Inhibitory neurons `N − NE`.
     pub fn n_inh(&self) -> usize {
         self.n.saturating_sub(self.n_exc)
@@ -384,24 +402,9 @@ impl ClusterSpec {
 mod tests {
     use super::*;
 
-    /// The original's template at `4d271c6` (`seed-numbers.md` §A4).
-    pub(crate) fn template() -> ClusterSpec {
-        ClusterSpec {
-            n: 2000,
-            n_exc: 1600,
-            bg_exc: 160,
-            bg_inh: 40,
-            clusters: 18,
-            probs: [0.2, 0.5, 0.5, 0.5],
-            j_baseline: [0.63, 0.63, -1.9, -3.8],
-            j_potentiated: [15.75, 5.45, 6.25, 5.0],
-            mask: MaskKind::Bernoulli,
-        }
-    }
-
     #[test]
     fn the_template_has_the_reference_blocks_factors_and_weights() {
-        let spec = template();
+        let spec = ClusterSpec::template();
         spec.check().unwrap();
         let b = spec.blocks();
         assert_eq!(b.len(), 38);
@@ -445,15 +448,15 @@ mod tests {
 
     #[test]
     fn sizes_that_do_not_divide_into_clusters_are_refused() {
-        let mut s = template();
+        let mut s = ClusterSpec::template();
         s.clusters = 7;
         let e = s.check().unwrap_err().to_string();
         assert!(e.contains("1440") && e.contains("7 clusters"), "{e}");
-        let mut s = template();
+        let mut s = ClusterSpec::template();
         s.probs[2] = 1.5;
         let e = s.check().unwrap_err().to_string();
         assert!(e.contains("connectivity_fraction_probs[2]"), "{e}");
-        let mut s = template();
+        let mut s = ClusterSpec::template();
         s.j_potentiated[0] = 30.0;
         let e = s.check().unwrap_err().to_string();
         assert!(

@@ -354,41 +354,77 @@ mod tests {
     use super::*;
     use crate::spiking::blocks::{Blocks, Class, MaskKind};
 
-    fn lone(tau_s: f64, dead: DeadTime, mechanism: Mechanism) -> LifNetwork<f64> {
-        let neuron = NeuronParams {
+    /// The template's neuron (τm 20 ms, τs 5 ms, τ_ref 5 ms, reset 0), threshold `theta`.
+    fn neuron(theta: f64) -> NeuronParams {
+        NeuronParams {
             tau_m: 0.02,
-            tau_s,
+            tau_s: 0.005,
             tau_ref: 0.005,
-            threshold: 1.5,
+            threshold: theta,
             reset: 0.0,
-        };
-        let setup = Setup {
-            dt: 1e-3,
-            n_exc: 1,
-            neurons: vec![neuron],
-            mechanism,
-            dead_time: dead,
-            external: External {
-                c: [0.0; 4],
-                nu: [0.0; 4],
-                j: [0.0; 4],
-            },
-            stimulus: None,
-            seed: 1,
-        };
-        let blocks = Blocks::new(vec![1], vec![Class::E], vec![None]);
-        let syn = Synapses::draw(
-            &blocks,
-            &[0.0],
-            &[0.0],
-            MaskKind::Bernoulli,
-            &mut Stream::new(0),
-        )
-        .unwrap();
-        LifNetwork::new(&setup, syn).unwrap()
+        }
     }
 
-    /// `seed-numbers.md` §A3: V0 = 0, I0 = 100, no spikes, three exact steps.
+    /// External input: per class pair (c, ν, j).
+    fn external(pairs: [(f64, f64, f64); 4]) -> External {
+        External {
+            c: pairs.map(|p| p.0),
+            nu: pairs.map(|p| p.1),
+            j: pairs.map(|p| p.2),
+        }
+    }
+
+    /// A setup of `neurons` (the first `n_exc` excitatory) at dt = 1 ms, with exact steps
+    /// and dead time τ_ref.
+    fn setup(
+        neurons: Vec<NeuronParams>,
+        n_exc: usize,
+        external: External,
+        stimulus: Option<(Stimulus, Vec<usize>)>,
+    ) -> Setup {
+        Setup {
+            dt: 1e-3,
+            n_exc,
+            neurons,
+            mechanism: Mechanism::Exact,
+            dead_time: DeadTime::TauRef,
+            external,
+            stimulus,
+            seed: 11,
+        }
+    }
+
+    /// The network of `setup` with blocks of `sizes` (E then I, empty ones left out) joined
+    /// with weights `w` and probabilities `p` (rows postsynaptic).
+    fn network(setup: &Setup, sizes: [usize; 2], w: &[f64], p: &[f64]) -> LifNetwork<f64> {
+        let (sizes, classes): (Vec<usize>, Vec<Class>) = sizes
+            .into_iter()
+            .zip([Class::E, Class::I])
+            .filter(|(s, _)| *s > 0)
+            .unzip();
+        let clusters = vec![None; sizes.len()];
+        let blocks = Blocks::new(sizes, classes, clusters);
+        let syn = Synapses::draw(&blocks, w, p, MaskKind::Bernoulli, &mut Stream::new(0)).unwrap();
+        LifNetwork::new(setup, syn).unwrap()
+    }
+
+    const SILENT: [(f64, f64, f64); 4] = [(0.0, 0.0, 0.0); 4];
+
+    fn lone(tau_s: f64, dead: DeadTime, mechanism: Mechanism) -> LifNetwork<f64> {
+        let mut s = setup(
+            vec![NeuronParams {
+                tau_s,
+                ..neuron(1.5)
+            }],
+            1,
+            external(SILENT),
+            None,
+        );
+        s.mechanism = mechanism;
+        s.dead_time = dead;
+        network(&s, [1, 0], &[0.0], &[0.0])
+    }
+
     #[test]
     fn a_single_neuron_matches_the_reference_steps() {
         let mut net = lone(0.005, DeadTime::TauRef, Mechanism::Exact);
@@ -461,37 +497,14 @@ mod tests {
     /// the template), to within its standard error.
     #[test]
     fn poisson_input_gives_the_mean_fields_mean_drive() {
-        let neuron = NeuronParams {
-            tau_m: 0.02,
-            tau_s: 0.005,
-            tau_ref: 0.005,
-            threshold: 1e9,
-            reset: 0.0,
-        };
-        let setup = Setup {
-            dt: 1e-3,
-            n_exc: 50,
-            neurons: vec![neuron; 50],
-            mechanism: Mechanism::Exact,
-            dead_time: DeadTime::TauRef,
-            external: External {
-                c: [320.0, 320.0, 0.0, 0.0],
-                nu: [7.0, 7.0, 0.0, 0.0],
-                j: [2.3, 2.3, 0.0, 0.0],
-            },
-            stimulus: None,
-            seed: 11,
-        };
-        let blocks = Blocks::new(vec![50], vec![Class::E], vec![None]);
-        let syn = Synapses::draw(
-            &blocks,
-            &[0.0],
-            &[0.0],
-            MaskKind::Bernoulli,
-            &mut Stream::new(0),
-        )
-        .unwrap();
-        let mut net = LifNetwork::<f64>::new(&setup, syn).unwrap();
+        let ext = [
+            (320.0, 7.0, 2.3),
+            (320.0, 7.0, 2.3),
+            (0.0, 0.0, 0.0),
+            (0.0, 0.0, 0.0),
+        ];
+        let s = setup(vec![neuron(1e9); 50], 50, external(ext), None);
+        let mut net = network(&s, [50, 0], &[0.0], &[0.0]);
         let (mut sum, mut sq, mut k) = (0.0, 0.0, 0.0);
         for step in 0..20_000 {
             net.step();
@@ -514,37 +527,14 @@ mod tests {
     /// its own mean drive `τm j c ν`.
     #[test]
     fn external_input_reaches_the_targets_of_its_class_pair() {
-        let neuron = NeuronParams {
-            tau_m: 0.02,
-            tau_s: 0.005,
-            tau_ref: 0.005,
-            threshold: 1e9,
-            reset: 0.0,
-        };
-        let setup = Setup {
-            dt: 1e-3,
-            n_exc: 25,
-            neurons: vec![neuron; 50],
-            mechanism: Mechanism::Exact,
-            dead_time: DeadTime::TauRef,
-            external: External {
-                c: [0.0, 100.0, 320.0, 0.0],
-                nu: [0.0, 5.0, 7.0, 0.0],
-                j: [9.0, 0.5, -1.0, 9.0],
-            },
-            stimulus: None,
-            seed: 12,
-        };
-        let blocks = Blocks::new(vec![25, 25], vec![Class::E, Class::I], vec![None, None]);
-        let syn = Synapses::draw(
-            &blocks,
-            &[0.0; 4],
-            &[0.0; 4],
-            MaskKind::Bernoulli,
-            &mut Stream::new(0),
-        )
-        .unwrap();
-        let mut net = LifNetwork::<f64>::new(&setup, syn).unwrap();
+        let ext = [
+            (0.0, 0.0, 9.0),
+            (100.0, 5.0, 0.5),
+            (320.0, 7.0, -1.0),
+            (0.0, 0.0, 9.0),
+        ];
+        let s = setup(vec![neuron(1e9); 50], 25, external(ext), None);
+        let mut net = network(&s, [25, 25], &[0.0; 4], &[0.0; 4]);
         let (mut e, mut i, mut k) = (0.0, 0.0, 0.0);
         for step in 0..20_000 {
             net.step();
@@ -564,37 +554,15 @@ mod tests {
     /// step 1 (§A3's first step for `w/τs` = 100).
     #[test]
     fn a_spike_reaches_its_target_in_the_next_step() {
-        let neuron = NeuronParams {
-            tau_m: 0.02,
-            tau_s: 0.005,
-            tau_ref: 0.005,
-            threshold: 1.5,
-            reset: 0.0,
+        let push = Stimulus {
+            shape: crate::spiking::Shape::Box,
+            amplitude: 1e4,
+            onsets: vec![0.0],
+            duration: 1e-3,
         };
-        let setup = Setup {
-            dt: 1e-3,
-            n_exc: 2,
-            neurons: vec![neuron; 2],
-            mechanism: Mechanism::Exact,
-            dead_time: DeadTime::TauRef,
-            external: External {
-                c: [0.0; 4],
-                nu: [0.0; 4],
-                j: [0.0; 4],
-            },
-            stimulus: Some((
-                Stimulus {
-                    shape: crate::spiking::Shape::Box,
-                    amplitude: 1e4,
-                    onsets: vec![0.0],
-                    duration: 1e-3,
-                },
-                vec![0],
-            )),
-            seed: 1,
-        };
+        // Two E neurons in blocks of one; onto the second from the first: weight 0.5,
+        // probability 1.
         let blocks = Blocks::new(vec![1, 1], vec![Class::E, Class::E], vec![None, None]);
-        // Onto block 1 from block 0: weight 0.5, probability 1.
         let syn = Synapses::draw(
             &blocks,
             &[0.0, 0.0, 0.5, 0.0],
@@ -603,7 +571,13 @@ mod tests {
             &mut Stream::new(0),
         )
         .unwrap();
-        let mut net = LifNetwork::<f64>::new(&setup, syn).unwrap();
+        let s = setup(
+            vec![neuron(1.5); 2],
+            2,
+            external(SILENT),
+            Some((push, vec![0])),
+        );
+        let mut net = LifNetwork::<f64>::new(&s, syn).unwrap();
         assert_eq!(net.step(), &[0]);
         assert_eq!(net.voltage()[1], 0.0);
         assert!((net.current()[1] - 100.0).abs() < 1e-12);

@@ -432,17 +432,7 @@ mod tests {
     /// A spike adds its column of `W`; the same seed draws the same network.
     #[test]
     fn add_column_adds_the_weights_of_the_template() {
-        let spec = ClusterSpec {
-            n: 2000,
-            n_exc: 1600,
-            bg_exc: 160,
-            bg_inh: 40,
-            clusters: 18,
-            probs: [0.2, 0.5, 0.5, 0.5],
-            j_baseline: [0.63, 0.63, -1.9, -3.8],
-            j_potentiated: [15.75, 5.45, 6.25, 5.0],
-            mask: MaskKind::Bernoulli,
-        };
+        let spec = ClusterSpec::template();
         let blocks = spec.blocks();
         let (w, p) = spec.block_tables(&blocks);
         let a = Synapses::<f64>::draw(&blocks, &w, &p, spec.mask, &mut Stream::new(1)).unwrap();
