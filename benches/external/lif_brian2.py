@@ -47,7 +47,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lif_rates import group_rates  # noqa: E402
+from lif_rates import group_rates, load_network  # noqa: E402
 
 GROUPS = ("e_clusters", "e_background", "i_clusters", "i_background", "i_all")
 WARMUP_STEPS = 20
@@ -72,19 +72,10 @@ def main():
           f"--threads {args.threads} not used)" if args.threads else
           f"brian2 {b2.__version__} target: cython threads: 1 (Cython runtime target)")
 
-    d = np.load(args.network)
-    n_steps = int(d["n_steps"])
-    dt = float(d["delta_t"])
+    d, n_steps, dt, boundaries, n_blocks, q, n, n_exc, (weights, post, indptr) = \
+        load_network(args.network)
     steps = min(args.steps, n_steps) if args.steps else n_steps
-    boundaries = d["boundaries"].astype(np.int64)
-    n_blocks = len(boundaries) - 1
-    q = (n_blocks - 2) // 2
-    n = int(d["weights_indptr"].shape[0] - 1)
-    n_exc = int(boundaries[q + 1])
-    indptr = d["weights_indptr"].astype(np.int64)
     pre = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    post = d["weights_indices"].astype(np.int64)
-    weights = d["weights_data"].astype(np.float64)
     stim_profile = np.asarray(d["stimulus"], dtype=np.float64)[:steps]
     stim_on = np.zeros(n)
     stim_on[d["stimulated_neurons"].astype(np.int64)] = 1.0

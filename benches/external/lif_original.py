@@ -50,7 +50,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lif_rates import group_rates  # noqa: E402
+from lif_rates import group_rates, load_network  # noqa: E402
 
 LIF_NET_PATH = os.path.join("neuro_mod", "spiking_neuron_net", "lif_net.py")
 
@@ -117,20 +117,12 @@ def as_param(x):
 
 def run_network(args, LIFNet, external, notes):
     import torch
-    d = np.load(args.network)
-    n_steps = int(d["n_steps"])
-    dt = float(d["delta_t"])
+    d, n_steps, dt, boundaries, n_blocks, q, n, n_exc, csc = load_network(args.network)
     steps = min(args.steps, n_steps) if args.steps else n_steps
-    boundaries = d["boundaries"].astype(np.int64)
-    n_blocks = len(boundaries) - 1
-    q = (n_blocks - 2) // 2
-    n = int(d["weights_indptr"].shape[0] - 1)
-    n_exc = int(boundaries[q + 1])
     clusters = d["clusters"]
 
     import scipy.sparse as sp
-    w = sp.csc_matrix((d["weights_data"], d["weights_indices"], d["weights_indptr"]),
-                      shape=(n, n)).toarray()
+    w = sp.csc_matrix(csc, shape=(n, n)).toarray()
     tau_ref = d["tau_refractory"]
     orig_ref = np.round(tau_ref / dt).astype(np.int64)
     if np.any(np.abs(tau_ref / dt - np.round(tau_ref / dt)) > 1e-6):

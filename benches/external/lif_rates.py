@@ -29,3 +29,27 @@ def group_rates(counts, clusters, n_blocks, steps, dt):
         "i_all": rate(clusters >= q + 2),
     }
     return groups, blocks
+
+
+def load_network(path):
+    """The npz of `neurode simulate` and what both peers read of it first: the file, its
+    steps, step, block boundaries, block count, E clusters Q, neurons, E neurons, and the
+    weights as CSC arrays (data, indices, indptr; W[post, pre]). Above 25 million synapses
+    neurode leaves `weights_data` out: it is then made from `weights_block`."""
+    d = np.load(path)
+    n_steps = int(d["n_steps"])
+    dt = float(d["delta_t"])
+    boundaries = d["boundaries"].astype(np.int64)
+    n_blocks = len(boundaries) - 1
+    q = (n_blocks - 2) // 2
+    indptr = d["weights_indptr"].astype(np.int64)
+    n = int(indptr.shape[0] - 1)
+    n_exc = int(boundaries[q + 1])
+    indices = d["weights_indices"].astype(np.int64)
+    if "weights_data" in d.files:
+        data = d["weights_data"].astype(np.float64)
+    else:
+        labels = d["clusters"].astype(np.int64) - 1
+        pre = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        data = d["weights_block"][labels[indices], labels[pre]]
+    return d, n_steps, dt, boundaries, n_blocks, q, n, n_exc, (data, indices, indptr)

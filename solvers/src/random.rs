@@ -74,19 +74,6 @@ impl Stream {
     pub fn uniform_open0(&mut self) -> f64 {
         1.0 - self.uniform()
     }
-    /// Uniform on `0..n` (`n > 0`), by Lemire's multiply-and-reject, without bias.
-    #[inline]
-    pub fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0, "Stream::below(0)");
-        loop {
-            let x = self.rng.next_u64();
-            let m = (x as u128) * (n as u128);
-            let lo = m as u64;
-            if lo >= n.wrapping_neg() % n {
-                return (m >> 64) as u64;
-            }
-        }
-    }
 }
 
 /// Derives an independent seed from a base seed and a path of indices (run, iteration,
