@@ -101,15 +101,23 @@ pub fn rates(
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..t1, nb as f64..0.0)
             .map_err(|e| e.to_string())?;
+        // Block boundaries only: whole numbers, at most about 20 of them.
         let (fx, fy) = (
             |v: &f64| tick_label(*v, t1),
-            |v: &f64| tick_label(*v, nb as f64),
+            |v: &f64| {
+                if (v - v.round()).abs() < 1e-9 {
+                    format!("{}", v.round() as i64)
+                } else {
+                    String::new()
+                }
+            },
         );
         chart
             .configure_mesh()
             .disable_mesh()
+            .y_labels(nb.min(20) + 1)
             .x_desc("time (s)")
-            .y_desc("block (E clusters, E bg, I clusters, I bg)")
+            .y_desc("block from its top (E clusters, E bg, I clusters, I bg)")
             .x_label_formatter(&fx)
             .y_label_formatter(&fy)
             .draw()
