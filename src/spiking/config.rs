@@ -438,7 +438,7 @@ impl SpikingConfig {
 
     /// Steps of the run.
     pub fn steps(&self) -> usize {
-        (self.simulation.duration_sec / self.simulation.delta_t + 1e-9).floor() as usize
+        neurode_models::spiking::steps_in(self.simulation.duration_sec, self.simulation.delta_t)
     }
 
     /// The mechanism.

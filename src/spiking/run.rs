@@ -92,17 +92,18 @@ pub fn build<T: Real>(cfg: &SpikingConfig) -> Result<Built<T>, SpikingRunError> 
     })
 }
 
-/// Steps `net` for `steps` steps, recording as `cfg.record` says; `progress(done)` is
-/// called every few hundred steps.
+/// Steps `net` for `steps` steps, recording as `cfg.record` says (rates per block of the
+/// network's synapses); `progress(done)` is called every few hundred steps.
 pub fn record<T: Real>(
     net: &mut LifNetwork<T>,
-    labels: &[u32],
-    nb: usize,
     cfg: &SpikingConfig,
     steps: usize,
     progress: &dyn Fn(usize),
 ) -> Recording {
     let n = net.neurons();
+    let nb = net.synapses().blocks();
+    // The blocks of the neurons (a copy: `net` steps below).
+    let labels = net.synapses().labels().to_vec();
     let rec = &cfg.record;
     let bin_steps = ((rec.rate_bin / cfg.simulation.delta_t).round() as usize).max(1);
     let bins = steps.div_ceil(bin_steps);
@@ -405,10 +406,8 @@ pub fn execute<T: Real>(
     progress: &dyn Fn(usize, usize, f64),
 ) -> Result<SpikingRun, SpikingRunError> {
     let steps = cfg.steps();
-    let labels = built.blocks.labels();
-    let nb = built.blocks.len();
     let t1 = Instant::now();
-    let recording = record(&mut built.network, &labels, nb, &cfg, steps, &|k| {
+    let recording = record(&mut built.network, &cfg, steps, &|k| {
         progress(k, steps, cfg.simulation.delta_t)
     });
     let run_seconds = t1.elapsed().as_secs_f64();

@@ -3,6 +3,7 @@
 
 use neurode_solvers::Stream;
 
+use super::neuron::steps_in;
 use super::SpikingError;
 
 /// Draws Poisson counts of one mean by inversion of a cumulative table (one uniform number
@@ -94,9 +95,8 @@ pub enum Shape {
 }
 
 /// A stimulus current on some neurons: one shape at one or more onsets (summed). Onsets and
-/// durations are converted to steps by `⌊t/dt⌋` to within rounding (`⌊t/dt + 10⁻⁹⌋`: an
-/// onset of 0.043 s at dt = 1 ms is step 43; the original's `int(t/dt)` makes it 42, one step
-/// earlier, wherever `t/dt` falls just below an integer in floating point).
+/// durations are converted to steps by [`steps_in`] (the original's `int(t/dt)` is one
+/// step earlier wherever `t/dt` falls just below an integer in floating point).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stimulus {
     /// The shape.
@@ -137,7 +137,7 @@ impl Stimulus {
             if !(t.is_finite() && t >= 0.0) {
                 return Err(bad(&format!("onsets[{k}]"), t, "an onset ≥ 0 (s)".into()));
             }
-            if (t / dt + 1e-9).floor() as usize >= steps {
+            if steps_in(t, dt) >= steps {
                 return Err(bad(
                     if self.onsets.len() == 1 {
                         "onset"
@@ -168,15 +168,15 @@ impl Stimulus {
                 ));
             }
         }
-        if matches!(self.shape, Shape::Box | Shape::Linear) && self.duration > 0.0 {
-            let d = (self.duration / dt + 1e-9).floor();
-            if d < 1.0 {
-                return Err(bad(
-                    "duration",
-                    self.duration,
-                    format!("at least one step (dt = {dt} s)"),
-                ));
-            }
+        if matches!(self.shape, Shape::Box | Shape::Linear)
+            && self.duration > 0.0
+            && steps_in(self.duration, dt) == 0
+        {
+            return Err(bad(
+                "duration",
+                self.duration,
+                format!("at least one step (dt = {dt} s)"),
+            ));
         }
         Ok(())
     }
@@ -184,9 +184,9 @@ impl Stimulus {
     /// The current at step `k` (0-based) of steps of `dt`.
     pub fn at(&self, k: usize, dt: f64) -> f64 {
         let mut total = 0.0;
-        let dur = (self.duration / dt + 1e-9).floor() as usize;
+        let dur = steps_in(self.duration, dt);
         for &t0 in &self.onsets {
-            let on = (t0 / dt + 1e-9).floor() as usize;
+            let on = steps_in(t0, dt);
             if k < on {
                 continue;
             }

@@ -70,9 +70,11 @@ pub mod synapses;
 pub use blocks::{depression, Blocks, Class, ClusterSpec, MaskKind};
 pub use input::{diff_exp_normaliser, Poisson, Shape, Stimulus};
 pub use network::{check_neuron, External, LifNetwork, Setup};
-pub use neuron::{refractory_steps, DeadTime, Mechanism, NeuronParams, Propagators};
+pub use neuron::{
+    dead_time, refractory_steps, steps_in, DeadTime, Mechanism, NeuronParams, Propagators,
+};
 pub use reduction::{reduce, Reduction};
-pub use synapses::Synapses;
+pub use synapses::{fixed_in_degree, Synapses};
 
 /// Errors of the spiking network's settings: what is wrong and what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -114,6 +114,24 @@ pub fn refractory_steps(tau_ref: f64, h: f64, dead: DeadTime) -> u32 {
     }
 }
 
+/// The dead time after a spike (s): the step of the spike and the steps held after it,
+/// `(refractory_steps + 1) h` (`τ_ref`, or `τ_ref + h` with the original's count, for a
+/// multiple of `h`); 0 without a refractory period. The mean field of a network takes it as
+/// its refractory period.
+pub fn dead_time(tau_ref: f64, h: f64, dead: DeadTime) -> f64 {
+    if tau_ref > 0.0 {
+        (refractory_steps(tau_ref, h, dead) as f64 + 1.0) * h
+    } else {
+        0.0
+    }
+}
+
+/// The steps in a time `t` at step `h`: `⌊t/h⌋` to within rounding (`⌊t/h + 10⁻⁹⌋`, so that
+/// 0.043 s at 1 ms is 43 steps, where `int(t/h)` gives 42).
+pub fn steps_in(t: f64, h: f64) -> usize {
+    (t / h + 1e-9).floor() as usize
+}
+
 /// The state update of one neuron for one step, in the original's order: the neuron
 /// integrates (`prop`), is held at `reset` if it was refractory at the start of the step
 /// (its count then drops by one), and otherwise spikes if `V ≥ θ` (reset, count set to

@@ -6,7 +6,8 @@ use crate::meanfield::{MeanFieldError, MeanFieldParams, Param};
 
 use super::blocks::{pair_index, Blocks, Class, MaskKind};
 use super::network::Setup;
-use super::neuron::DeadTime;
+use super::neuron::dead_time;
+use super::synapses::fixed_in_degree;
 
 /// The reduction of a network (see the [module docs](self)).
 #[derive(Debug, Clone)]
@@ -51,7 +52,7 @@ pub fn reduce(
                 MaskKind::Bernoulli => p * (m - same),
                 // ⌊p m⌋ drawn, one of them the neuron itself with probability 1/m.
                 MaskKind::FixedInDegree => {
-                    let k = (p * m + 1e-9).floor();
+                    let k = fixed_in_degree(p, blocks.size(b)) as f64;
                     k - same * k / m
                 }
             };
@@ -101,11 +102,6 @@ pub fn reduce(
         }
         (j_ext[x], c_ext[x], nu_ext[x]) = (s / m, 1.0, m * m / s);
     }
-    let dt = setup.dt;
-    let dead = |t: f64| match setup.dead_time {
-        DeadTime::TauRef => (t / dt - 1e-6).ceil().max(0.0) * dt,
-        DeadTime::Original => ((t / dt - 1e-6).ceil().max(0.0) + 1.0) * dt,
-    };
     let per =
         |f: &dyn Fn(usize) -> f64| -> Vec<f64> { keep.iter().map(|&b| mean_of(b, f)).collect() };
     let nr = &setup.neurons;
@@ -113,13 +109,7 @@ pub fn reduce(
     let tau_s = per(&|i| nr[i].tau_s);
     let theta = per(&|i| nr[i].threshold);
     let reset = per(&|i| nr[i].reset);
-    let tau_ref = per(&|i| {
-        if nr[i].tau_ref > 0.0 {
-            dead(nr[i].tau_ref)
-        } else {
-            0.0
-        }
-    });
+    let tau_ref = per(&|i| dead_time(nr[i].tau_ref, setup.dt, setup.dead_time));
     let params = MeanFieldParams::new(n, |p| {
         Some(match p {
             Param::C => c.clone(),

@@ -34,6 +34,12 @@ pub struct Synapses<T: Real> {
     segments: Vec<Vec<(u32, u32, T)>>,
 }
 
+/// The inputs a neuron draws from a block of `m` neurons at probability `p` under
+/// [`MaskKind::FixedInDegree`]: `⌊p m⌋` to within rounding.
+pub fn fixed_in_degree(p: f64, m: usize) -> usize {
+    ((p * m as f64 + 1e-9).floor() as usize).min(m)
+}
+
 /// Expected synapses of a network with these blocks and probabilities (`p` row-major,
 /// rows postsynaptic), without autapses.
 pub fn expected_synapses(blocks: &Blocks, p: &[f64], mask: MaskKind) -> f64 {
@@ -44,7 +50,7 @@ pub fn expected_synapses(blocks: &Blocks, p: &[f64], mask: MaskKind) -> f64 {
             let (ma, mb) = (blocks.size(a) as f64, blocks.size(b) as f64);
             let per_post = match mask {
                 MaskKind::Bernoulli => p[a * nb + b] * (mb - if a == b { 1.0 } else { 0.0 }),
-                MaskKind::FixedInDegree => (p[a * nb + b] * mb).floor(),
+                MaskKind::FixedInDegree => fixed_in_degree(p[a * nb + b], blocks.size(b)) as f64,
             };
             total += ma * per_post.max(0.0);
         }
@@ -82,18 +88,6 @@ pub fn memory_bound(spec: &super::blocks::ClusterSpec) -> (f64, f64) {
         + n * (8.0 + 4.0 * (nb + 1.0) + 4.0)
         + nb * nb * (16.0 + 24.0);
     (synapses, bytes)
-}
-
-/// Bytes the synapses of such a network take while they are drawn (a fixed in-degree is
-/// drawn by postsynaptic neuron and then transposed: twice the targets).
-pub fn memory_estimate(blocks: &Blocks, p: &[f64], mask: MaskKind) -> f64 {
-    let n = blocks.neurons() as f64;
-    let copies = match mask {
-        MaskKind::Bernoulli => 1.0,
-        MaskKind::FixedInDegree => 2.0,
-    };
-    copies * BYTES_PER_SYNAPSE * expected_synapses(blocks, p, mask)
-        + n * (8.0 + 4.0 * (blocks.len() as f64 + 1.0) + 4.0)
 }
 
 impl<T: Real> Synapses<T> {
@@ -139,8 +133,8 @@ impl<T: Real> Synapses<T> {
                     in_row.push(inputs.len());
                     for b in 0..nb {
                         let m = blocks.size(b);
-                        let k = (p[a * nb + b] * m as f64 + 1e-9).floor() as usize;
-                        choose_sorted(off[b], m, k.min(m), i, stream, &mut inputs);
+                        let k = fixed_in_degree(p[a * nb + b], m);
+                        choose_sorted(off[b], m, k, i, stream, &mut inputs);
                     }
                 }
                 in_row.push(inputs.len());
