@@ -7,7 +7,9 @@
 //! (`training.prefetch`), so the bench also reports the step with everything on one
 //! thread, and the time of the step's 400 matrix-vector products alone.
 //!
-//! `cargo bench --bench kim_step` (add `-- --rounds 21` for more rounds).
+//! `cargo bench --bench kim_step` (add `-- --rounds 21` for more rounds; `-- --p3` for the
+//! benchmark problem P3 alone, at batch 1 and 32, as `benches/external/compare_p3.sh`
+//! sets it beside the JAX scan of `benches/external/p3_jax.py`).
 
 use std::time::Instant;
 
@@ -100,6 +102,7 @@ fn time_products(n: usize, t: usize, reps: usize) -> f64 {
 /// `L = Σ_t z_t²` with `z_t = w_out · σ(x_t)`, Adam (lr 0.01) on W, w_in and w_out. Built
 /// bit for bit from the problem's generator; trained through the library's calls.
 struct P3<T: Real> {
+    nb: usize,
     net: LeakyRnn<T, Dale<T>>,
     readout: Readout<T>,
     x0: Vec<T>,
@@ -114,7 +117,9 @@ impl<T: Real> P3<T> {
     const N: usize = 200;
     const T: usize = 200;
 
-    fn new() -> Self {
+    /// P3 with `nb` trials: trial `b` starts at `x0[b, i] = 0.1 U(773, b N + i)` (trial 0
+    /// is P3's own), the same pulse in all; the loss is summed over the trials.
+    fn new(nb: usize) -> Self {
         use problems::u;
         let n = Self::N;
         let f = T::from_f64;
@@ -130,7 +135,7 @@ impl<T: Real> P3<T> {
             .collect();
         let w_out: Vec<T> = (0..n).map(|i| f(u(771, i as u64) * 0.01)).collect();
         let tau: Vec<T> = (0..n).map(|i| f(12.0 + 8.0 * u(772, i as u64))).collect();
-        let x0: Vec<T> = (0..n).map(|i| f(0.1 * u(773, i as u64))).collect();
+        let x0: Vec<T> = (0..n * nb).map(|i| f(0.1 * u(773, i as u64))).collect();
         let none = vec![false; n];
         let dale = Dale::new(n, w, &none, &none, false).expect("P3's weights");
         let mut net = LeakyRnn::new(dale, T::one(), 1, w_in)
@@ -143,7 +148,8 @@ impl<T: Real> P3<T> {
             vec![T::zero(), T::one(), T::zero()],
         )
         .expect("the go pulse");
-        net.set_inputs(vec![pulse]).expect("one input signal");
+        net.set_inputs(vec![pulse; nb])
+            .expect("one input signal per trial");
         let readout = Readout::rates(w_out, T::zero(), Activation::Sigmoid).expect("P3's readout");
         let nf = net.n_params();
         let mut theta = vec![T::zero(); nf + n];
@@ -152,6 +158,7 @@ impl<T: Real> P3<T> {
         // W, w_in and w_out are trained (the field's parameters are W and B = w_in).
         let mask = vec![true; theta.len()];
         P3 {
+            nb,
             net,
             readout,
             x0,
@@ -159,7 +166,7 @@ impl<T: Real> P3<T> {
             theta,
             mask,
             times: (1..=Self::T).map(|t| f(t as f64)).collect(),
-            dl: vec![T::zero(); Self::T * n],
+            dl: vec![T::zero(); Self::T * n * nb],
         }
     }
 
@@ -172,21 +179,24 @@ impl<T: Real> P3<T> {
             .fixed_dt(T::one())
             .save_at(self.times.clone())
             .x0(self.x0.clone())
-            .threads(1)
+            .threads(2)
             .checkpoints(Checkpoints::default())
             .run_with_gradient()
             .expect("P3's forward pass");
         let nf = self.net.n_params();
         let mut grad = vec![T::zero(); self.theta.len()];
-        let mut loss = 0.0;
+        let (mut loss, nb) = (0.0, self.nb);
         self.dl.iter_mut().for_each(|v| *v = T::zero());
         for i in 0..Self::T {
-            let x = sol.state(i, 0);
-            let z = self.readout.output(x);
-            loss += z.as_f64() * z.as_f64();
-            let dz = z + z;
-            self.readout
-                .backward(x, dz, &mut self.dl[i * n..(i + 1) * n], &mut grad[nf..]);
+            for b in 0..nb {
+                let x = sol.state(i, b);
+                let z = self.readout.output(x);
+                loss += z.as_f64() * z.as_f64();
+                let dz = z + z;
+                let at = (i * nb + b) * n;
+                self.readout
+                    .backward(x, dz, &mut self.dl[at..at + n], &mut grad[nf..]);
+            }
         }
         let g = tape.backward(&self.dl).expect("P3's backward pass");
         grad[..nf].copy_from_slice(&g.params);
@@ -220,8 +230,12 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(9usize);
     if args.iter().any(|a| a == "--profile-p3") {
-        let mut p = P3::<f32>::new();
+        let mut p = P3::<f32>::new(1);
         println!("P3: {:.3} ms/step", time_p3(&mut p, 2000));
+        return;
+    }
+    if args.iter().any(|a| a == "--p3") {
+        p3_report(rounds);
         return;
     }
     if args.iter().any(|a| a == "--profile") {
@@ -286,17 +300,35 @@ fn main() {
             );
         }
     }
-    let (mut a, mut b) = (P3::<f32>::new(), P3::<f64>::new());
-    time_p3(&mut a, 2);
-    time_p3(&mut b, 2);
-    let (mut t32, mut t64) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        t32.push(time_p3(&mut a, 50));
-        t64.push(time_p3(&mut b, 50));
-    }
+    p3_report(rounds);
+}
+
+/// P3 at batch 1 and 32, f32 and f64: one line each in the format of
+/// `benches/external/p3_jax.py`, with the first two losses (before and after one Adam
+/// update) to cross-check the peer's.
+fn p3_report(rounds: usize) {
     println!(
-        "P3 (benchmark-problems.md 2: no noise, no Dale's law, fixed tau; trains W, w_in, w_out): f32 {:.3} ms/step, f64 {:.3} ms/step",
-        median(t32),
-        median(t64)
+        "P3 (benchmark-problems.md 2: no noise, no Dale's law, fixed tau; trains W, w_in, \
+         w_out; Adam lr 0.01)"
     );
+    fn one<T: Real>(nb: usize, rounds: usize) {
+        let mut p = P3::<T>::new(nb);
+        let (loss0, loss1) = (p.step(), p.step());
+        let steps = if nb == 1 { 50 } else { 5 };
+        let mut t = Vec::new();
+        for _ in 0..rounds {
+            t.push(time_p3(&mut p, steps));
+        }
+        let min = t.iter().cloned().fold(f64::INFINITY, f64::min);
+        println!(
+            "neurode p3 nb={nb} prec={} median_ms={:.4} min_ms={min:.4} loss0={loss0:.17e} \
+             loss1={loss1:.17e}",
+            T::NAME,
+            median(t)
+        );
+    }
+    for nb in [1usize, 32] {
+        one::<f32>(nb, rounds);
+        one::<f64>(nb, rounds);
+    }
 }

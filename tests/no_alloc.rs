@@ -118,7 +118,7 @@ fn stepping_loop_does_not_allocate() {
         };
         whole_solve(10.0); // warm-up
         let (short, steps_short) = whole_solve(10.0);
-        let (long, steps_long) = whole_solve(30.0);
+        let (long, steps_long) = whole_solve(50.0);
         println!(
             "two threads, {n} x {batch}: {short} allocations for {steps_short} steps, {long} \
              for {steps_long}"

@@ -3,8 +3,11 @@
 //! right-hand side dominates the error estimate, the controller takes several times the
 //! steps f64 needs for the same tolerance, and the solve says so
 //! ([`Warning::ToleranceBelowPrecision`]); at the documented floor (3e-5, where f32 takes
-//! within 30 % of the steps of f64; measured: 1e-5 +48 %, 2e-5 +25 %, 3e-5 +16 %, 1e-4 +6 %)
-//! and at the f32 defaults it does not.
+//! within 30 % of the steps of f64) and at the f32 defaults it does not. Measured with the
+//! default I controller (`cargo bench --bench grid -- --work-precision --sizes 500
+//! --trials 32 --precisions f64,f32 --rtols 1e-6,1e-5,3e-5,1e-4`, most steps of a trial):
+//! f32 takes 1e-6 +86 %, 1e-5 +3 %, 3e-5 +1 %, 1e-4 +1 % (with the earlier PI default:
+//! 1e-5 +48 %, 2e-5 +25 %, 3e-5 +16 %, 1e-4 +6 %).
 
 use neurode_solvers::{integrate, Real, Solution, Warning};
 
@@ -37,8 +40,8 @@ fn f32_below_its_tolerance_floor_is_reported() {
     let f32_tight = p1::<f32>(Some(1e-6));
     let (a, b) = (mean_steps(&f64_tight), mean_steps(&f32_tight));
     println!("rtol 1e-6: f64 {a:.1} steps per trial, f32 {b:.1}");
-    // The floor is real: f32 stalls at 1e-6 ...
-    assert!(b > 2.0 * a, "f32 {b} vs f64 {a}");
+    // The floor is real: f32 stalls at 1e-6 (1.8x the steps of f64, on average) ...
+    assert!(b > 1.5 * a, "f32 {b} vs f64 {a}");
     // ... and says so, naming the tolerance, the floor and the way out.
     assert!(
         f64_tight.warnings().is_empty(),

@@ -7,10 +7,10 @@
 use neurode_solvers::testing::{LeakyTanhRnn, Normal};
 use neurode_solvers::{integrate, PiecewiseConstant, Solution, MIN_TRIALS_PER_BLOCK};
 
-/// The two layouts: `(units, trials, blocks)`. 128 units x 48 trials (few trials per
+/// The two layouts: `(units, trials, blocks)`. 128 units x 24 trials (few trials per
 /// thread: one solver and a team), 32 units x 200 trials (blocks of trials on 2 and 3
 /// threads).
-const CASES: [(usize, usize, bool); 2] = [(128, 48, false), (32, 200, true)];
+const CASES: [(usize, usize, bool); 2] = [(128, 24, false), (32, 200, true)];
 
 fn problem(n: usize, batch: usize) -> (LeakyTanhRnn<f64>, Vec<f64>) {
     let mut rng = Normal::new(3);
@@ -116,4 +116,35 @@ fn zero_threads_is_refused() {
         msg.contains("threads") && msg.contains("at least one"),
         "{msg}"
     );
+}
+
+#[path = "../benches/problems/mod.rs"]
+#[allow(dead_code)]
+mod problems;
+
+/// One trial of a 500-unit low-rank network (the P1 family, `benches/problems/mod.rs`):
+/// its state is too small to split, but its products are large enough for a team, whose
+/// members take row panels of each matrix-vector product. Same bits on 1, 2 and 3 threads,
+/// forward and gradient, and the team really ran (the work is over the threshold).
+#[test]
+fn one_large_trial_shares_its_products_with_the_same_bits() {
+    use neurode_solvers::{VectorField, MIN_TEAM_WORK};
+    let (m, x0) = problems::problem_sized::<f64>(500, 1);
+    assert!(m.work_per_column() >= MIN_TEAM_WORK);
+    let run = |threads: usize| {
+        let (sol, tape) = integrate(&m, (0.0, 30.0))
+            .x0(x0.clone())
+            .save_at(vec![10.0, 20.0, 30.0])
+            .threads(threads)
+            .run_with_gradient()
+            .unwrap();
+        let dl = problems::loss_grad_sized(sol.states(), 500);
+        let g = tape.backward(&dl).unwrap();
+        (sol.states().to_vec(), sol.trial_stats(0), g.params, g.x0)
+    };
+    let one = run(1);
+    assert!(one.1.accepted > 20, "{:?}", one.1);
+    for threads in [2, 3] {
+        assert_eq!(run(threads), one, "{threads} threads");
+    }
 }

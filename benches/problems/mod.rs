@@ -2,6 +2,9 @@
 //! the peer scripts build it (`benches/external/p1_diffrax.py`): the low-rank tanh RNN,
 //! N = 500, rank 2, g = 0.8, τ = 1, 4 inputs, batch 32, t ∈ [0, 100], the input switched on
 //! at t = 15 (a breakpoint), saves at t = 10, 20, …, 100, loss L = ½ |x(100)|².
+//!
+//! The P1 family ([`arrays_sized`], [`problem_sized`]): the same formulas (problem id 1)
+//! with `n` units and `nb` trials, as `benches/external/grid_diffrax.py` builds them.
 
 use neurode_models::{LeakyRnn, LowRank, LowRankRnn, PiecewiseConstant};
 use neurode_solvers::Real;
@@ -39,19 +42,24 @@ pub struct Arrays {
 }
 
 pub fn arrays() -> Arrays {
+    arrays_sized(N, BATCH)
+}
+
+/// The P1 formulas with `n` units and `nb` trials.
+pub fn arrays_sized(n: usize, nb: usize) -> Arrays {
     let p = 1u64;
     let s = |a: u64| 256 * p + a;
-    let sc = (3.0 / N as f64).sqrt();
+    let sc = (3.0 / n as f64).sqrt();
     let s3 = 3.0f64.sqrt();
-    let c = (0..N * N).map(|k| u(s(1), k as u64) * sc).collect();
-    let m: Vec<f64> = (0..N * R).map(|k| u(s(2), k as u64) * s3).collect();
-    let nv = (0..N * R)
+    let c = (0..n * n).map(|k| u(s(1), k as u64) * sc).collect();
+    let m: Vec<f64> = (0..n * R).map(|k| u(s(2), k as u64) * s3).collect();
+    let nv = (0..n * R)
         .map(|k| 2.0 * m[k] + u(s(3), k as u64) * s3)
         .collect();
-    let b = (0..N * K).map(|k| u(s(4), k as u64) * s3).collect();
-    let x0 = (0..BATCH * N).map(|k| 0.5 * u(s(5), k as u64)).collect();
+    let b = (0..n * K).map(|k| u(s(4), k as u64) * s3).collect();
+    let x0 = (0..nb * n).map(|k| 0.5 * u(s(5), k as u64)).collect();
     const COH: [f64; 4] = [-0.5, -0.25, 0.25, 0.5];
-    let u = (0..BATCH)
+    let u = (0..nb)
         .map(|b| {
             let even = b % 2 == 0;
             [
@@ -79,17 +87,23 @@ fn col_major<T: Real>(a: &[f64], rows: usize, cols: usize) -> Vec<T> {
 /// The P1 network with its 32 trials' inputs bound, and the initial state (`N x 32`,
 /// column-major: column `b` is `x0[b, :]`).
 pub fn problem<T: Real>() -> (LowRankRnn<T>, Vec<T>) {
-    let a = arrays();
+    problem_sized(N, BATCH)
+}
+
+/// The P1 family's network with `n` units and its `nb` trials' inputs bound, and the
+/// initial state (`n x nb`, column-major).
+pub fn problem_sized<T: Real>(n: usize, nb: usize) -> (LowRankRnn<T>, Vec<T>) {
+    let a = arrays_sized(n, nb);
     let conn = LowRank::new(
-        N,
+        n,
         R,
         T::from_f64(G),
-        col_major(&a.c, N, N),
-        col_major(&a.m, N, R),
-        col_major(&a.nv, N, R),
+        col_major(&a.c, n, n),
+        col_major(&a.m, n, R),
+        col_major(&a.nv, n, R),
     )
     .expect("P1 connectivity");
-    let mut rnn = LeakyRnn::new(conn, T::one(), K, col_major(&a.b, N, K)).expect("P1 network");
+    let mut rnn = LeakyRnn::new(conn, T::one(), K, col_major(&a.b, n, K)).expect("P1 network");
     let inputs =
         a.u.iter()
             .map(|ub| {
@@ -111,7 +125,12 @@ pub fn save_times<T: Real>() -> Vec<T> {
 
 /// `dL/dx` at the saves for `L = ½ |x(100)|²`: zero but at the last save.
 pub fn loss_grad<T: Real>(saved: &[T]) -> Vec<T> {
-    let n = N * BATCH;
+    loss_grad_sized(saved, N * BATCH)
+}
+
+/// [`loss_grad`] for a state of `len` values (units x trials).
+pub fn loss_grad_sized<T: Real>(saved: &[T], len: usize) -> Vec<T> {
+    let n = len;
     let mut d = vec![T::zero(); saved.len()];
     let last = saved.len() - n;
     d[last..].copy_from_slice(&saved[last..]);

@@ -432,6 +432,10 @@ impl<T: Real, W: Connectivity<T>> VectorField for LeakyRnn<T, W> {
     fn batch(&self) -> Option<usize> {
         (!self.inputs.is_empty()).then_some(self.inputs.len())
     }
+    fn work_per_column(&self) -> usize {
+        let n = self.w.n();
+        n.saturating_mul(n)
+    }
     fn workspace(&self, cols: usize) -> Self::Workspace {
         let n = self.w.n();
         // Per-unit time constants: `v / τ` (state VJP) and `z` (their gradient).

@@ -149,6 +149,14 @@ pub trait VectorField: Sync {
         None
     }
 
+    /// Rough cost of one column's right-hand side in multiply-adds (default: the
+    /// dimension, an elementwise field). A field whose right-hand side is a product with a
+    /// `dim x dim` matrix says `dim²`: the solver then shares one trial's products among a
+    /// team of threads once they are large enough to gain from it.
+    fn work_per_column(&self) -> usize {
+        self.dim()
+    }
+
     /// Creates the scratch memory for a batch of `batch` trials.
     fn workspace(&self, batch: usize) -> Self::Workspace;
 

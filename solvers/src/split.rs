@@ -8,7 +8,7 @@
 //!   by rows among the team's threads (see the CPU backend's `team`). Used when the trials
 //!   are few per thread: a product with few columns runs far below the core's peak, while
 //!   a row split keeps every column and gives each core its share of the weights to keep
-//!   in cache (P1's 500 x 500 by 32 product: 2.2x faster on two cores than on one).
+//!   in cache (one trial of a 500-unit network: 1.7x faster on two cores than on one).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -50,21 +50,37 @@ pub(crate) type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 pub const MIN_ELEMENTS_PER_THREAD: usize = 2048;
 
 /// Fewest trials per thread for which a solve is split into blocks of trials rather than
-/// run by one solver with a team of threads sharing its products.
-pub const MIN_TRIALS_PER_BLOCK: usize = 64;
+/// run by one solver with a team of threads sharing its products. Measured on 2 cores
+/// (`cargo bench --bench grid`, Tsit5 forward): 32 trials of 100 to 500 units ran 1.2 to
+/// 2.1 times faster in two blocks than with a team (N = 500: 73 against 89 ms), 2,000
+/// units about as fast; 8 trials of 500 units 1.3 times faster with a team.
+pub const MIN_TRIALS_PER_BLOCK: usize = 16;
 
-/// How a solve of `batch` trials of dimension `dim` uses `threads` threads: the blocks of
-/// trials, one solver each, and the size of the team each solver shares its products with.
-/// At most `threads` threads in all, at least [`MIN_ELEMENTS_PER_THREAD`] state values per
-/// thread; blocks when each gets at least [`MIN_TRIALS_PER_BLOCK`] trials, else one solver
-/// and a team.
+/// Fewest multiply-adds of one right-hand side of the whole batch
+/// ([`VectorField::work_per_column`] x trials) for which a solve whose state is too small to
+/// split ([`MIN_ELEMENTS_PER_THREAD`]) still gets a team: its products are large enough to
+/// share (one trial of a 500-unit network: 250,000).
+pub const MIN_TEAM_WORK: usize = 1 << 17;
+
+/// How a solve of `batch` trials of dimension `dim`, each right-hand side costing `work`
+/// multiply-adds per trial, uses `threads` threads: the blocks of trials, one solver each,
+/// and the size of the team each solver shares its products with. At most `threads`
+/// threads in all, at least [`MIN_ELEMENTS_PER_THREAD`] state values per thread (or all
+/// of them when the products reach [`MIN_TEAM_WORK`]); blocks when each gets at least
+/// [`MIN_TRIALS_PER_BLOCK`] trials, else one solver and a team.
 pub(crate) fn layout(
     batch: usize,
     dim: usize,
+    work: usize,
     threads: usize,
 ) -> (Vec<std::ops::Range<usize>>, usize) {
     let by_size = (dim * batch / MIN_ELEMENTS_PER_THREAD).max(1);
-    let k = threads.min(by_size).max(1);
+    let by_work = if work.saturating_mul(batch) >= MIN_TEAM_WORK {
+        threads
+    } else {
+        1
+    };
+    let k = threads.min(by_size.max(by_work)).max(1);
     if k > 1 && batch < k * MIN_TRIALS_PER_BLOCK {
         #[allow(clippy::single_range_in_vec_init)]
         return (vec![0..batch], k);
@@ -143,7 +159,7 @@ where
     R: Recorder<F::Scalar> + Send,
 {
     let warnings = plan_warnings(&plan.mode);
-    let (blocks, team) = layout(plan.batch, plan.dim, threads);
+    let (blocks, team) = layout(plan.batch, plan.dim, field.work_per_column(), threads);
     let parts: Vec<Plan<F::Scalar>> = blocks.into_iter().map(|r| plan.trials(r)).collect();
     let (t0, t1, batch) = (plan.t0.as_f64(), plan.t1.as_f64(), plan.batch);
     let board = Board::new(parts.len(), |i| parts[i].batch);
@@ -245,15 +261,23 @@ mod tests {
     #[allow(clippy::single_range_in_vec_init)]
     fn layouts_cover_the_batch_in_order() {
         // Many trials per thread: blocks.
-        assert_eq!(layout(128, 500, 2), (vec![0..64, 64..128], 1));
-        assert_eq!(layout(1001, 100, 2), (vec![0..501, 501..1001], 1));
-        assert_eq!(layout(1000, 64, 3), (vec![0..334, 334..667, 667..1000], 1));
+        assert_eq!(layout(128, 500, 500, 2), (vec![0..64, 64..128], 1));
+        assert_eq!(layout(1001, 100, 100, 2), (vec![0..501, 501..1001], 1));
+        assert_eq!(
+            layout(1000, 64, 64, 3),
+            (vec![0..334, 334..667, 667..1000], 1)
+        );
+        assert_eq!(layout(32, 500, 500, 2), (vec![0..16, 16..32], 1));
         // Few trials per thread: one solver and a team.
-        assert_eq!(layout(32, 500, 2), (vec![0..32], 2));
-        assert_eq!(layout(1, 100_000, 2), (vec![0..1], 2));
-        assert_eq!(layout(3, 4096, 8), (vec![0..3], 6));
+        assert_eq!(layout(24, 500, 500, 2), (vec![0..24], 2));
+        assert_eq!(layout(1, 100_000, 100_000, 2), (vec![0..1], 2));
+        assert_eq!(layout(3, 4096, 4096, 8), (vec![0..3], 6));
+        // One trial of a network with large products: a team although its state is small.
+        assert_eq!(layout(1, 500, 250_000, 2), (vec![0..1], 2));
+        assert_eq!(layout(1, 500, 250_000, 8), (vec![0..1], 8));
         // Small problems stay on one thread.
-        assert_eq!(layout(4, 10, 2), (vec![0..4], 1));
-        assert_eq!(layout(32, 500, 1), (vec![0..32], 1));
+        assert_eq!(layout(4, 10, 10, 2), (vec![0..4], 1));
+        assert_eq!(layout(1, 200, 40_000, 2), (vec![0..1], 1));
+        assert_eq!(layout(32, 500, 500, 1), (vec![0..32], 1));
     }
 }

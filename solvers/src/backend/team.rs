@@ -1,11 +1,11 @@
 //! A team of threads for the products of one solve (intra-op parallelism of the CPU
 //! backend).
 //!
-//! A solve with few trials per core (P1: 32 trials, 2 cores) gains little from splitting
-//! its trials over threads: each thread's product then has fewer columns and the weight
-//! matrix is streamed once per thread. Splitting each product by **rows** instead keeps
-//! all columns together and gives each core half of the weights, which then stay in its own
-//! cache. [`with_team`] runs a closure on the calling thread with `size - 1` helper threads
+//! A solve with few trials per core (one trial, or 8 trials of 500 units on 2 cores) gains
+//! little from splitting its trials over threads: each thread's product then has fewer
+//! columns and the weight matrix is streamed once per thread. Splitting each product by
+//! **rows** instead keeps all columns together and gives each core half of the weights,
+//! which then stay in its own cache. [`with_team`] runs a closure on the calling thread with `size - 1` helper threads
 //! standing by; while it runs, [`Cpu::gemm_panels`](super::Cpu) hands each member a
 //! contiguous range of row panels. Each output element is computed by the same kernel call
 //! as on one thread, so the results are the same bits whatever the team size.
