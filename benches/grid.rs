@@ -12,6 +12,7 @@
 //! cargo bench --bench grid -- [--sizes 100,500,2000] [--trials 1,32,256]
 //!     [--precisions f64,f32] [--modes forward,gradient] [--reps 7] [--max-seconds 20]
 //!     [--rtol 1e-6] [--atol 1e-8] [--threads 2] [--controller i|pi]
+//! cargo bench --bench grid -- --floor [--sizes ...]   # the products alone
 //! cargo bench --bench grid -- --work-precision --sizes 500 --trials 32
 //!     --rtols 1e-3,1e-4,...,1e-10 [--atol-ratio 1e-2] --save-states DIR
 //! ```
@@ -48,6 +49,7 @@ struct Args {
     atol_ratio: f64,
     save_states: Option<PathBuf>,
     controller: PiController,
+    floor: bool,
 }
 
 fn list<T: std::str::FromStr>(s: &str, what: &str) -> Vec<T> {
@@ -76,6 +78,7 @@ fn args() -> Args {
         atol_ratio: 1e-2,
         save_states: None,
         controller: PiController::default(),
+        floor: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -112,6 +115,10 @@ fn args() -> Args {
             "--safety" => a.controller.safety = list(&next(), "--safety")[0],
             "--work-precision" => {
                 a.work_precision = true;
+                took = false;
+            }
+            "--floor" => {
+                a.floor = true;
                 took = false;
             }
             // cargo bench passes `--bench`.
@@ -276,6 +283,81 @@ fn work_precision<T: Real>(a: &Args, n: usize, nb: usize) {
     }
 }
 
+/// The products alone: a solve's weight products (`C h`, `N x N` by the columns it
+/// evaluated, at the solve's own column counts) timed bare on the same threads, against
+/// the solve. With blocks each thread multiplies its half of the columns; a team shares
+/// each product by rows; one trial takes the matrix-vector kernel.
+fn floor<T: Real>(a: &Args, n: usize, nb: usize) {
+    use neurode_solvers::{with_team, Backend, Cpu, Panels};
+    let (m, x0) = problems::problem_sized::<T>(n, nb);
+    let (med, _, _, _) = time_cell(&m, &x0, a, false, a.rtol, a.atol);
+    let sol = build(&m, &x0, a.rtol, a.atol, a).run().expect("P1-family solve");
+    let cols = sol.stats().columns;
+    let c = problems::arrays_sized(n, 1).c;
+    let c: Vec<T> = (0..n * n)
+        .map(|k| T::from_f64(c[(k % n) * n + k / n]))
+        .collect();
+    let panels = Panels::from_col_major(n, n, &c);
+    // The solver's layout on these threads (`solvers/src/split.rs`): blocks of at least
+    // `MIN_TRIALS_PER_BLOCK` trials, else a team when the state or the products are large.
+    use neurode_solvers::{MIN_ELEMENTS_PER_THREAD, MIN_TEAM_WORK, MIN_TRIALS_PER_BLOCK};
+    let by_size = (n * nb / MIN_ELEMENTS_PER_THREAD).max(1);
+    let by_work = if n * n * nb >= MIN_TEAM_WORK {
+        a.threads
+    } else {
+        1
+    };
+    let threads = a.threads.min(by_size.max(by_work)).max(1);
+    let blocks = threads > 1 && nb >= MIN_TRIALS_PER_BLOCK * threads;
+    let per = if blocks { nb / threads } else { nb };
+    let h: Vec<T> = (0..n * per).map(|k| T::from_f64(((k % 7) as f64 - 3.0) * 0.1)).collect();
+    let product = |out: &mut [T]| {
+        if per == 1 {
+            Cpu.gemv_panels(&panels, &h, out);
+        } else {
+            Cpu.gemm_panels(&panels, per, T::one(), &h, n, T::zero(), out, n);
+        }
+    };
+    let reps = (2_000_000_000 / (n * n * per)).clamp(5, 2000);
+    let time = || {
+        let mut out = vec![T::zero(); n * per];
+        product(&mut out);
+        let start = Instant::now();
+        for _ in 0..reps {
+            product(&mut out);
+            black_box(&out);
+        }
+        start.elapsed().as_secs_f64() / reps as f64
+    };
+    let one = if blocks {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads).map(|_| s.spawn(time)).collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("a product thread"))
+                .fold(0f64, f64::max)
+        })
+    } else {
+        with_team(threads, time)
+    };
+    // Products of `per` columns the solve needed: its columns over `per` (blocks: each
+    // thread's share).
+    let products = cols as f64 / (per * if blocks { threads } else { 1 }) as f64;
+    let fl = one * products * 1e3;
+    println!(
+        "neurode floor N={n} nb={nb} prec={} solve_ms={med:.3} columns={cols} \
+         products_alone_ms={fl:.3} ({}) solve/products={:.2}",
+        T::NAME,
+        if blocks {
+            format!("{threads} blocks of {per} columns")
+        } else if per == 1 {
+            format!("matrix-vector, team of {threads}")
+        } else {
+            format!("{per} columns, team of {threads}")
+        },
+        med / fl
+    );
+}
+
 fn main() {
     let a = args();
     problems::check_generator();
@@ -293,6 +375,8 @@ fn main() {
             );
             for p in &a.precisions {
                 match (p.as_str(), a.work_precision) {
+                    ("f64", false) if a.floor => floor::<f64>(&a, n, nb),
+                    ("f32", false) if a.floor => floor::<f32>(&a, n, nb),
                     ("f64", false) => grid::<f64>(&a, n, nb),
                     ("f32", false) => grid::<f32>(&a, n, nb),
                     ("f64", true) => work_precision::<f64>(&a, n, nb),
