@@ -291,7 +291,9 @@ fn floor<T: Real>(a: &Args, n: usize, nb: usize) {
     use neurode_solvers::{with_team, Backend, Cpu, Panels};
     let (m, x0) = problems::problem_sized::<T>(n, nb);
     let (med, _, _, _) = time_cell(&m, &x0, a, false, a.rtol, a.atol);
-    let sol = build(&m, &x0, a.rtol, a.atol, a).run().expect("P1-family solve");
+    let sol = build(&m, &x0, a.rtol, a.atol, a)
+        .run()
+        .expect("P1-family solve");
     let cols = sol.stats().columns;
     let c = problems::arrays_sized(n, 1).c;
     let c: Vec<T> = (0..n * n)
@@ -310,7 +312,9 @@ fn floor<T: Real>(a: &Args, n: usize, nb: usize) {
     let threads = a.threads.min(by_size.max(by_work)).max(1);
     let blocks = threads > 1 && nb >= MIN_TRIALS_PER_BLOCK * threads;
     let per = if blocks { nb / threads } else { nb };
-    let h: Vec<T> = (0..n * per).map(|k| T::from_f64(((k % 7) as f64 - 3.0) * 0.1)).collect();
+    let h: Vec<T> = (0..n * per)
+        .map(|k| T::from_f64(((k % 7) as f64 - 3.0) * 0.1))
+        .collect();
     let product = |out: &mut [T]| {
         if per == 1 {
             Cpu.gemv_panels(&panels, &h, out);
