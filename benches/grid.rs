@@ -144,15 +144,26 @@ fn build<'a, T: Real>(
         .threads(a.threads)
 }
 
+/// What one cell solves: a forward solve or a gradient, at these tolerances.
+#[derive(Clone, Copy)]
+struct Case {
+    gradient: bool,
+    rtol: f64,
+    atol: f64,
+}
+
 /// One run: (seconds, most steps of a trial, accepted, rejected, check).
 fn run_once<T: Real>(
     m: &LowRankRnn<T>,
     x0: &[T],
     a: &Args,
-    gradient: bool,
-    rtol: f64,
-    atol: f64,
+    case: Case,
 ) -> (f64, usize, usize, usize, f64) {
+    let Case {
+        gradient,
+        rtol,
+        atol,
+    } = case;
     let start = Instant::now();
     let b = build(m, x0, rtol, atol, a);
     let (sol, check) = if gradient {
@@ -190,15 +201,13 @@ fn time_cell<T: Real>(
     m: &LowRankRnn<T>,
     x0: &[T],
     a: &Args,
-    gradient: bool,
-    rtol: f64,
-    atol: f64,
+    case: Case,
 ) -> (f64, f64, usize, (usize, usize, usize, f64)) {
-    let first = run_once(m, x0, a, gradient, rtol, atol);
+    let first = run_once(m, x0, a, case);
     let mut ts = Vec::new();
     let mut last = first;
     for k in 0..a.reps.max(3) {
-        last = run_once(m, x0, a, gradient, rtol, atol);
+        last = run_once(m, x0, a, case);
         ts.push(last.0 * 1e3);
         if k >= 2 && last.0 > a.max_seconds {
             break;
@@ -214,8 +223,16 @@ fn grid<T: Real>(a: &Args, n: usize, nb: usize) {
     let (m, x0) = problems::problem_sized::<T>(n, nb);
     for mode in &a.modes {
         let gradient = mode == "gradient";
-        let (med, min, reps, (steps, acc, rej, check)) =
-            time_cell(&m, &x0, a, gradient, a.rtol, a.atol);
+        let (med, min, reps, (steps, acc, rej, check)) = time_cell(
+            &m,
+            &x0,
+            a,
+            Case {
+                gradient,
+                rtol: a.rtol,
+                atol: a.atol,
+            },
+        );
         println!(
             "neurode grid N={n} nb={nb} prec={} mode={mode} median_ms={med:.3} min_ms={min:.3} \
              reps={reps} steps={steps} accepted={acc} rejected={rej} check={check:.17e}",
@@ -259,7 +276,16 @@ fn work_precision<T: Real>(a: &Args, n: usize, nb: usize) {
         .to_vec();
     for &rtol in &a.rtols {
         let atol = rtol * a.atol_ratio;
-        let (med, _, _, (steps, _, _, _)) = time_cell(&m, &x0, a, false, rtol, atol);
+        let (med, _, _, (steps, _, _, _)) = time_cell(
+            &m,
+            &x0,
+            a,
+            Case {
+                gradient: false,
+                rtol,
+                atol,
+            },
+        );
         let sol = build(&m, &x0, rtol, atol, a)
             .run()
             .expect("P1-family solve");
@@ -290,7 +316,16 @@ fn work_precision<T: Real>(a: &Args, n: usize, nb: usize) {
 fn floor<T: Real>(a: &Args, n: usize, nb: usize) {
     use neurode_solvers::{with_team, Backend, Cpu, Panels};
     let (m, x0) = problems::problem_sized::<T>(n, nb);
-    let (med, _, _, _) = time_cell(&m, &x0, a, false, a.rtol, a.atol);
+    let (med, _, _, _) = time_cell(
+        &m,
+        &x0,
+        a,
+        Case {
+            gradient: false,
+            rtol: a.rtol,
+            atol: a.atol,
+        },
+    );
     let sol = build(&m, &x0, a.rtol, a.atol, a)
         .run()
         .expect("P1-family solve");

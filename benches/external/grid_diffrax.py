@@ -59,6 +59,7 @@ if cli.threads > 0:  # must be set before jax is imported; also honours XLA_FLAG
 import numpy as np
 # Generator, inputs and model (p1_common imports jax with x64 enabled: after XLA_FLAGS).
 from p1_common import self_test, build_p1, make_solve, make_loss_grad
+from p1_common import timed as timed_runs
 import jax
 import jax.numpy as jnp
 import diffrax as dfx
@@ -74,18 +75,8 @@ assert all(p in DT for p in PRECS), PRECS
 assert all(m in ("forward", "gradient") for m in MODES), MODES
 
 def timed(fn, *args):
-    """(median_ms, min_ms, reps): compile + warm-up, then up to --reps timed runs; with
-    --max-seconds, stops after a run longer than that once 3 runs are done."""
-    jax.block_until_ready(fn(*args))  # compile + warm-up
-    jax.block_until_ready(fn(*args))
-    ts = []
-    for _ in range(max(cli.reps, 3)):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        ts.append((time.perf_counter() - t0) * 1e3)
-        if cli.max_seconds > 0 and len(ts) >= 3 and ts[-1] > cli.max_seconds * 1e3:
-            break
-    return statistics.median(ts), min(ts), len(ts)
+    """(median_ms, min_ms, reps) with --reps (at least 3) and --max-seconds."""
+    return timed_runs(fn, *args, reps=max(cli.reps, 3), max_seconds=cli.max_seconds)
 
 def stats(sol):
     return {k: int(sol.stats[k]) for k in ("num_steps", "num_accepted_steps",

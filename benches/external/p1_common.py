@@ -97,3 +97,20 @@ def make_loss_grad(solve):
     def loss(M, Nv, B, x0, C, u):
         return 0.5 * jnp.sum(solve(C, M, Nv, B, x0, u).ys[-1] ** 2)
     return jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3)))
+
+
+def timed(fn, *args, reps=7, max_seconds=0.0):
+    """(median_ms, min_ms, runs) of fn(*args): compile + warm-up (two untimed runs), then
+    `reps` timed runs, each ended with block_until_ready; with max_seconds > 0, stops after
+    a run longer than that once 3 runs are done."""
+    import statistics, time
+    jax.block_until_ready(fn(*args))  # compile + warm-up
+    jax.block_until_ready(fn(*args))
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        ts.append((time.perf_counter() - t0) * 1e3)
+        if max_seconds > 0 and len(ts) >= 3 and ts[-1] > max_seconds * 1e3:
+            break
+    return statistics.median(ts), min(ts), len(ts)

@@ -23,7 +23,7 @@ if cli.threads > 0:  # must be set before jax is imported; also honours XLA_FLAG
 import numpy as np
 # Generator, inputs and model, shared with grid_diffrax.py (p1_common imports jax and
 # enables x64, so it is imported only after XLA_FLAGS is set):
-from p1_common import self_test, build_p1, vf, make_solve, make_loss_grad, T1, T_ON
+from p1_common import self_test, build_p1, vf, make_solve, make_loss_grad, timed, T1, T_ON
 import jax
 import jax.numpy as jnp
 import diffrax as dfx
@@ -40,14 +40,9 @@ def count_nfe(method, tdt, arrs):
     return n[0]
 
 def median_ms(fn, *args):
-    jax.block_until_ready(fn(*args))  # compile + warm-up
-    jax.block_until_ready(fn(*args))
-    ts = []
-    for _ in range(max(cli.reps, 7)):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        ts.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(ts), min(ts)
+    """(median_ms, min_ms) of --reps (at least 7) runs after compile and warm-up."""
+    med, mn, _ = timed(fn, *args, reps=max(cli.reps, 7))
+    return med, mn
 
 # ------------------------------------------------------------------ main ----
 def main():
