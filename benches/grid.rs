@@ -122,7 +122,8 @@ fn args() -> Args {
                 took = false;
             }
             // cargo bench passes `--bench`.
-            _ => took = false,
+            "--bench" => took = false,
+            other => panic!("unknown option {other:?} (see the options in benches/grid.rs)"),
         }
         i += if took { 2 } else { 1 };
     }
@@ -262,8 +263,9 @@ fn errors<T: Real>(saved: &[T], reference: &[f64], n: usize, nb: usize) -> (f64,
 
 fn work_precision<T: Real>(a: &Args, n: usize, nb: usize) {
     let (m, x0) = problems::problem_sized::<T>(n, nb);
-    // A tight f64 solve of the same problem (default controller), for a first look; the
-    // note's table scores the saved states against an independent reference instead.
+    // A tight f64 solve of the same problem (default controller), for a first look;
+    // `benches/external/wp_table.py` scores the saved states against an independent
+    // reference (diffrax's Dopri8) instead.
     let (m64, x64) = problems::problem_sized::<f64>(n, nb);
     let reference = integrate(&m64, (0.0, T1))
         .x0(x64)
@@ -314,7 +316,7 @@ fn work_precision<T: Real>(a: &Args, n: usize, nb: usize) {
 /// the solve. With blocks each thread multiplies its half of the columns; a team shares
 /// each product by rows; one trial takes the matrix-vector kernel.
 fn floor<T: Real>(a: &Args, n: usize, nb: usize) {
-    use neurode_solvers::{with_team, Backend, Cpu, Panels};
+    use neurode_solvers::{with_team, Backend, Cpu, Panels, VectorField};
     let (m, x0) = problems::problem_sized::<T>(n, nb);
     let (med, _, _, _) = time_cell(
         &m,
@@ -330,22 +332,11 @@ fn floor<T: Real>(a: &Args, n: usize, nb: usize) {
         .run()
         .expect("P1-family solve");
     let cols = sol.stats().columns;
-    let c = problems::arrays_sized(n, 1).c;
-    let c: Vec<T> = (0..n * n)
-        .map(|k| T::from_f64(c[(k % n) * n + k / n]))
-        .collect();
-    let panels = Panels::from_col_major(n, n, &c);
-    // The solver's layout on these threads (`solvers/src/split.rs`): blocks of at least
-    // `MIN_TRIALS_PER_BLOCK` trials, else a team when the state or the products are large.
-    use neurode_solvers::{MIN_ELEMENTS_PER_THREAD, MIN_TEAM_WORK, MIN_TRIALS_PER_BLOCK};
-    let by_size = (n * nb / MIN_ELEMENTS_PER_THREAD).max(1);
-    let by_work = if n * n * nb >= MIN_TEAM_WORK {
-        a.threads
-    } else {
-        1
-    };
-    let threads = a.threads.min(by_size.max(by_work)).max(1);
-    let blocks = threads > 1 && nb >= MIN_TRIALS_PER_BLOCK * threads;
+    let panels = Panels::from_col_major(n, n, m.connectivity().bulk());
+    // The solver's own layout on these threads: blocks of trials, or one solver and a team.
+    let (parts, team) = neurode_solvers::layout(nb, n, m.work_per_column(), a.threads);
+    let blocks = parts.len() > 1;
+    let threads = if blocks { parts.len() } else { team };
     let per = if blocks { nb / threads } else { nb };
     let h: Vec<T> = (0..n * per)
         .map(|k| T::from_f64(((k % 7) as f64 - 3.0) * 0.1))

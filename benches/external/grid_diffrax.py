@@ -60,6 +60,7 @@ import numpy as np
 # Generator, inputs and model (p1_common imports jax with x64 enabled: after XLA_FLAGS).
 from p1_common import self_test, build_p1, make_solve, make_loss_grad
 from p1_common import timed as timed_runs
+from wp_score import trial_errors
 import jax
 import jax.numpy as jnp
 import diffrax as dfx
@@ -153,11 +154,6 @@ def grid():
     return dict(kind="grid", rtol=cli.rtol, atol=cli.atol, cells=cells)
 
 # -------------------------------------------------------- work-precision ----
-def trial_errors(ys, ref):
-    """err_b = max over save times and units of |x - x_ref|, one per trial b."""
-    d = np.abs(np.asarray(ys, dtype=np.float64) - ref)
-    return d.max(axis=(0, 2))
-
 def work_precision():
     rtols = [float(v) for v in cli.rtols.split(",") if v]
     print(f"# work-precision: Tsit5 rtol in {','.join(map(fmt, rtols))}, atol = rtol*"

@@ -20,6 +20,8 @@ import argparse, math, os, re
 
 import numpy as np
 
+from wp_score import score
+
 ap = argparse.ArgumentParser()
 ap.add_argument("dir")
 ap.add_argument("--plot", default=None)
@@ -39,13 +41,7 @@ def read(path):
         rows.append(kv)
     return rows
 
-ref = np.load(os.path.join(cli.dir, "ref.npy")).astype(np.float64)
-
-def score(path):
-    x = np.load(path).astype(np.float64)
-    assert x.shape == ref.shape, (path, x.shape, ref.shape)
-    err = np.abs(x - ref).max(axis=(0, 2))
-    return float(err.max()), float(np.median(err))
+ref = np.load(os.path.join(cli.dir, "ref.npy"))
 
 peer = {}
 for r in read(os.path.join(cli.dir, "diffrax.txt")):
@@ -58,7 +54,7 @@ for name in sorted(os.listdir(cli.dir)):
         continue
     ctl = m.group(1)
     for r in read(os.path.join(cli.dir, name)):
-        worst, med = score(os.path.join(cli.dir, r["states"]))
+        worst, med = score(np.load(os.path.join(cli.dir, r["states"])), ref)
         ours[(ctl, r["prec"], float(r["rtol"]))] = (float(r["median_ms"]), int(r["steps"]),
                                                     worst, med)
 

@@ -130,9 +130,8 @@ pub fn loss_grad<T: Real>(saved: &[T]) -> Vec<T> {
 
 /// [`loss_grad`] for a state of `len` values (units x trials).
 pub fn loss_grad_sized<T: Real>(saved: &[T], len: usize) -> Vec<T> {
-    let n = len;
     let mut d = vec![T::zero(); saved.len()];
-    let last = saved.len() - n;
+    let last = saved.len() - len;
     d[last..].copy_from_slice(&saved[last..]);
     d
 }

@@ -127,25 +127,12 @@ impl<T: Real> LowRank<T> {
             let inv_n = T::one() / T::from_usize(n);
             p.iter_mut().for_each(|v| *v *= inv_n);
             let g = self.g;
-            match r {
-                0 => out.iter_mut().for_each(|o| *o *= g),
-                1 => {
-                    for (o, &l0) in out.iter_mut().zip(&left[..n]) {
-                        *o = g * *o + l0 * p[0];
-                    }
+            for (i, o) in out.iter_mut().enumerate() {
+                let mut s = T::zero();
+                for (j, &pj) in p.iter().enumerate() {
+                    s += left[j * n + i] * pj;
                 }
-                2 => {
-                    let (l0, l1) = (&left[..n], &left[n..2 * n]);
-                    for ((o, &a), &b) in out.iter_mut().zip(l0).zip(l1) {
-                        *o = g * *o + (a * p[0] + b * p[1]);
-                    }
-                }
-                _ => {
-                    out.iter_mut().for_each(|o| *o *= g);
-                    for (j, &pj) in p.iter().enumerate() {
-                        Cpu.axpy(pj, &left[j * n..(j + 1) * n], out);
-                    }
-                }
+                *o = g * *o + s;
             }
             return;
         }

@@ -106,5 +106,5 @@ pub use signal::PiecewiseConstant;
 pub use solution::{
     Failure, FailureKind, Solution, Stats, Status, StepRecord, TrialStats, Warning,
 };
-pub use split::{Progress, MIN_ELEMENTS_PER_THREAD, MIN_TEAM_WORK, MIN_TRIALS_PER_BLOCK};
+pub use split::{layout, Progress, MIN_ELEMENTS_PER_THREAD, MIN_TEAM_WORK, MIN_TRIALS_PER_BLOCK};
 pub use tableau::{ButcherTableau, DenseOutput, EULER, TSIT5};

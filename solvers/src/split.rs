@@ -68,7 +68,12 @@ pub const MIN_TEAM_WORK: usize = 1 << 17;
 /// threads in all, at least [`MIN_ELEMENTS_PER_THREAD`] state values per thread (or all
 /// of them when the products reach [`MIN_TEAM_WORK`]); blocks when each gets at least
 /// [`MIN_TRIALS_PER_BLOCK`] trials, else one solver and a team.
-pub(crate) fn layout(
+///
+/// ```
+/// // 32 trials of a 500-unit network on 2 threads: two blocks of 16, no team.
+/// assert_eq!(neurode_solvers::layout(32, 500, 250_000, 2), (vec![0..16, 16..32], 1));
+/// ```
+pub fn layout(
     batch: usize,
     dim: usize,
     work: usize,

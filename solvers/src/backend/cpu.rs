@@ -177,15 +177,7 @@ macro_rules! faer_gemm {
             let first = |i: usize| np * i / members;
             let backwards = panels_backwards();
             let job = |member: usize| {
-                let mine = first(member)..first(member + 1);
-                let order = |k: usize| {
-                    if backwards {
-                        mine.end - 1 - k
-                    } else {
-                        mine.start + k
-                    }
-                };
-                for p in (0..mine.len()).map(order) {
+                for p in panel_order(first(member)..first(member + 1), backwards) {
                     let (r0, rows, data) = a.panel(p);
                     let ap = MatRef::from_column_major_slice_with_stride(data, rows, k, mr);
                     // SAFETY: rows `r0..r0 + rows` of every column of `c` (inside the
@@ -228,6 +220,12 @@ fn panels_backwards() -> bool {
         b.set(now);
         now
     })
+}
+
+/// The panels `mine`, last to first when `backwards`.
+fn panel_order(mine: std::ops::Range<usize>, backwards: bool) -> impl Iterator<Item = usize> {
+    let (start, end) = (mine.start, mine.end);
+    (0..mine.len()).map(move |k| if backwards { end - 1 - k } else { start + k })
 }
 
 /// `y = A x` for one panel `A` (`y.len()` real rows), by the kernel that reads only as many
@@ -488,12 +486,7 @@ impl<T: Real> Backend<T> for Cpu {
                 let yp = unsafe { chunk_mut(out, r0..r0 + rows) };
                 panel_gemv(data, x, yp);
             };
-            let mine = first(member)..first(member + 1);
-            if backwards {
-                mine.rev().for_each(&mut panel);
-            } else {
-                mine.for_each(&mut panel);
-            }
+            panel_order(first(member)..first(member + 1), backwards).for_each(&mut panel);
         };
         team::share(members, &job);
     }

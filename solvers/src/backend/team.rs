@@ -5,10 +5,11 @@
 //! little from splitting its trials over threads: each thread's product then has fewer
 //! columns and the weight matrix is streamed once per thread. Splitting each product by
 //! **rows** instead keeps all columns together and gives each core half of the weights,
-//! which then stay in its own cache. [`with_team`] runs a closure on the calling thread with `size - 1` helper threads
-//! standing by; while it runs, [`Cpu::gemm_panels`](super::Cpu) hands each member a
-//! contiguous range of row panels. Each output element is computed by the same kernel call
-//! as on one thread, so the results are the same bits whatever the team size.
+//! which then stay in its own cache. [`with_team`] runs a closure on the calling thread
+//! with `size - 1` helper threads standing by; while it runs,
+//! [`Cpu::gemm_panels`](super::Cpu) hands each member a contiguous range of row panels.
+//! Each output element is computed by the same kernel call as on one thread, so the results
+//! are the same bits whatever the team size.
 //!
 //! Hand-written rather than a thread-pool crate: a product takes 60–300 µs, and a helper
 //! must pick it up within a microsecond or two. Helpers spin briefly on an epoch counter,
