@@ -93,7 +93,10 @@ pub mod testing;
 pub use adjoint::{
     recycle, release_gradient_cache, reused_zeros, AdjointStats, Backward, Gradients,
 };
-pub use backend::{with_team, Activation, Backend, BackendError, Cpu, Cuda, Panels, Transpose};
+pub use backend::{
+    with_team, Activation, Backend, BackendError, Cpu, Cuda, CudaBuffer, CudaMatrix, CudaView,
+    CudaViewMut, Panels, Terms, Transpose, KERNEL_HEADERS, KERNEL_SOURCES, MAX_TERMS,
+};
 pub use controller::PiController;
 pub use error::SolveError;
 pub use field::{Columns, Differentiable, JvpState, ParamView, VectorField, VjpParams, VjpState};

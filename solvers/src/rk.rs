@@ -15,12 +15,13 @@
 //! (`dim x columns`). Each function works on one column (one trial), whose step size is
 //! its own.
 
-use crate::backend::{Backend, Cpu};
+use crate::backend::{Backend, Cpu, Terms, MAX_TERMS};
 use crate::scalar::Real;
 use crate::tableau::ButcherTableau;
 
-/// Most stages a tableau may have (dense-output weights live on the stack).
-pub const MAX_STAGES: usize = 16;
+/// Most stages a tableau may have (dense-output weights live on the stack; every
+/// combination is a [`Terms`] list).
+pub const MAX_STAGES: usize = MAX_TERMS;
 
 /// Tableau coefficients converted once to the solve's scalar type.
 #[derive(Debug, Clone)]
@@ -30,20 +31,40 @@ pub(crate) struct Coeffs<T> {
     pub(crate) a: Vec<T>,
     pub(crate) b: Vec<T>,
     pub(crate) c: Vec<T>,
-    pub(crate) e: Option<Vec<T>>,
     pub(crate) fsal: bool,
+    /// Stage `i`'s state: `(j, a_ij)` for `j < i`, zero weights left out.
+    pub(crate) stage_terms: Vec<Terms<T>>,
+    /// The solution: `(j, b_j)`, zero weights left out.
+    pub(crate) solution_terms: Terms<T>,
+    /// The error estimate: `(j, e_j)` for every stage, zero weights included (a NaN in
+    /// any stage must reach the norm).
+    pub(crate) error_terms: Option<Terms<T>>,
 }
 
 impl<T: Real> Coeffs<T> {
     pub(crate) fn new(tab: &'static ButcherTableau) -> Self {
         let cv = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
+        let s = tab.stages;
+        let (a, b) = (cv(tab.a), cv(tab.b));
+        let nonzero = |w: &[T]| {
+            Terms::from_pairs(
+                w.iter()
+                    .copied()
+                    .enumerate()
+                    .filter(|&(_, w)| w != T::zero()),
+            )
+        };
         Coeffs {
             tableau: tab,
-            s: tab.stages,
-            a: cv(tab.a),
-            b: cv(tab.b),
+            s,
+            stage_terms: (0..s).map(|i| nonzero(&a[i * s..i * s + i])).collect(),
+            solution_terms: nonzero(&b),
+            error_terms: tab
+                .b_error
+                .map(|e| Terms::from_pairs(cv(e).into_iter().enumerate())),
+            a,
+            b,
             c: cv(tab.c),
-            e: tab.b_error.map(cv),
             fsal: tab.fsal,
         }
     }
@@ -52,6 +73,17 @@ impl<T: Real> Coeffs<T> {
     #[inline]
     pub(crate) fn a(&self, i: usize, j: usize) -> T {
         self.a[i * self.s + j]
+    }
+
+    /// The dense output's terms at `θ` (`(j, b_j(θ))`, zero weights left out).
+    pub(crate) fn dense_terms(&self, w: &[T; MAX_STAGES]) -> Terms<T> {
+        Terms::from_pairs(
+            w[..self.s]
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|&(_, w)| w != T::zero()),
+        )
     }
 
     /// Dense-output weights `b_j(θ)` for every stage (zero past the last stage).
@@ -88,27 +120,17 @@ impl<'a, T> Stages<'a, T> {
     }
 }
 
-/// `out = x + h Σ_j w_j k_j` over the stages `js`, skipping zero weights: the one
-/// combination behind stage states, solutions and dense output (one fused pass).
+/// `out = x + h Σ_t w_t k_{s_t}` over the terms (one fused pass): the one combination
+/// behind stage states, solutions and dense output, for one column. A batch runs the same
+/// terms through [`Backend::combine_columns`].
 #[inline]
-fn combine<T: Real>(
-    x: &[T],
-    h: T,
-    w: impl Iterator<Item = (usize, T)>,
-    k: Stages<'_, T>,
-    col: usize,
-    out: &mut [T],
-) {
+fn combine<T: Real>(x: &[T], h: T, terms: &Terms<T>, k: Stages<'_, T>, col: usize, out: &mut [T]) {
     let dim = out.len();
-    let mut terms: [(T, &[T]); MAX_STAGES] = [(T::zero(), &[]); MAX_STAGES];
-    let mut m = 0;
-    for (j, wj) in w {
-        if wj != T::zero() {
-            terms[m] = (h * wj, k.col(j, col, dim));
-            m += 1;
-        }
+    let mut part: [(T, &[T]); MAX_STAGES] = [(T::zero(), &[]); MAX_STAGES];
+    for (p, (j, wj)) in part.iter_mut().zip(terms.iter()) {
+        *p = (h * wj, k.col(j, col, dim));
     }
-    Cpu.combine(x, &terms[..m], out);
+    Cpu.combine(x, &part[..terms.len()], out);
 }
 
 /// Stage state `X_i = x + h Σ_{j<i} a_ij k_j` of one column.
@@ -122,7 +144,7 @@ pub(crate) fn stage_state<T: Real>(
     col: usize,
     out: &mut [T],
 ) {
-    combine(x, h, (0..i).map(|j| (j, co.a(i, j))), k, col, out);
+    combine(x, h, &co.stage_terms[i], k, col, out);
 }
 
 /// Solution `x + h Σ_j b_j k_j` of one column (methods without FSAL; with FSAL the last
@@ -136,7 +158,7 @@ pub(crate) fn solution<T: Real>(
     col: usize,
     out: &mut [T],
 ) {
-    combine(x, h, co.b.iter().copied().enumerate(), k, col, out);
+    combine(x, h, &co.solution_terms, k, col, out);
 }
 
 /// Dense output `x + h Σ_j w_j k_j` of one column, with weights from
@@ -151,7 +173,7 @@ pub(crate) fn dense<T: Real>(
     col: usize,
     out: &mut [T],
 ) {
-    combine(x, h, w[..co.s].iter().copied().enumerate(), k, col, out);
+    combine(x, h, &co.dense_terms(w), k, col, out);
 }
 
 /// Weighted RMS norm of the local error estimate `h Σ_j e_j k_j` of one column, each
@@ -169,32 +191,25 @@ pub(crate) fn error_norm<T: Real>(
     k: Stages<'_, T>,
     col: usize,
 ) -> f64 {
-    let Some(e) = co.e.as_ref() else {
+    let Some(terms) = co.error_terms.as_ref() else {
         return f64::NAN;
     };
-    let dim = x.len();
-    // d = Σ_j e_j k_j (every stage, zero weights included, as NaNs must propagate),
-    // formed a block at a time, then the scaled squares summed in element order.
-    const B: usize = 64;
-    let zeros = [T::zero(); B];
-    let mut d = [T::zero(); B];
-    let mut terms: [(T, &[T]); MAX_STAGES] = [(T::zero(), &[]); MAX_STAGES];
-    let mut acc = T::zero();
-    let mut a = 0;
-    while a < dim {
-        let len = B.min(dim - a);
-        for (j, &ej) in e.iter().enumerate() {
-            terms[j] = (ej, &k.col(j, col, dim)[a..a + len]);
-        }
-        Cpu.combine(&zeros[..len], &terms[..e.len()], &mut d[..len]);
-        for (l, &dl) in d[..len].iter().enumerate() {
-            let i = a + l;
-            let sc = atol + rtol * x[i].abs().max(x_new[i].abs());
-            acc += (h * dl / sc).powi(2);
-        }
-        a += len;
-    }
-    (acc / T::from_usize(dim)).sqrt().as_f64()
+    let mut out = [T::zero()];
+    let (k, stride) = (&k.k[col..], k.stride);
+    Cpu.error_norms(
+        terms,
+        x.len(),
+        1,
+        &[h],
+        rtol,
+        atol,
+        x,
+        x_new,
+        k,
+        stride,
+        &mut out,
+    );
+    out[0].as_f64()
 }
 
 /// Time of a stage with node `c` in the step `[t, t_end]` of size `h`.

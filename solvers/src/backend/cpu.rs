@@ -3,7 +3,9 @@
 use std::any::TypeId;
 
 use super::kernels;
-use super::{team, Activation, Backend, Panels, Transpose};
+use std::ops::Range;
+
+use super::{team, Activation, Backend, BackendError, Panels, Terms, Transpose, MAX_TERMS};
 use crate::scalar::Real;
 
 /// The CPU backend (see the [`Backend`](super::Backend) docs). Stateless: `Cpu` is a value you can
@@ -377,9 +379,151 @@ fn leak_column<T: Real>(out: &mut [T], x: &[T], drive: Option<&[T]>, inv_tau: &[
     }
 }
 
+/// One column of [`Backend::error_norms`] (`x`, `x_new` and `k` start at the column):
+/// `d = Σ_t e_t k_t` a block of 64 elements at a time with [`combine_here`], then the
+/// scaled squares summed in element order.
+///
+/// [`combine_here`]: Cpu::combine_here
+#[allow(clippy::too_many_arguments)]
+fn error_norm_column<T: Real>(
+    terms: &Terms<T>,
+    dim: usize,
+    h: T,
+    rtol: T,
+    atol: T,
+    x: &[T],
+    x_new: &[T],
+    k: &[T],
+    stride: usize,
+) -> T {
+    const B: usize = 64;
+    let zeros = [T::zero(); B];
+    let mut d = [T::zero(); B];
+    let mut part: [(T, &[T]); MAX_TERMS] = [(T::zero(), &[]); MAX_TERMS];
+    let mut acc = T::zero();
+    let mut a = 0;
+    while a < dim {
+        let len = B.min(dim - a);
+        for (p, (s, e)) in part.iter_mut().zip(terms.iter()) {
+            *p = (e, &k[s * stride + a..s * stride + a + len]);
+        }
+        Cpu::combine_here(&zeros[..len], &part[..terms.len()], &mut d[..len]);
+        for (l, &dl) in d[..len].iter().enumerate() {
+            let i = a + l;
+            let sc = atol + rtol * x[i].abs().max(x_new[i].abs());
+            acc += (h * dl / sc).powi(2);
+        }
+        a += len;
+    }
+    (acc / T::from_usize(dim)).sqrt()
+}
+
 impl<T: Real> Backend<T> for Cpu {
+    type Buffer = Vec<T>;
+    type View<'a>
+        = &'a [T]
+    where
+        T: 'a;
+    type ViewMut<'a>
+        = &'a mut [T]
+    where
+        T: 'a;
+    type Matrix = Panels<T>;
+
     fn name(&self) -> &'static str {
         "cpu"
+    }
+
+    fn zeros(&self, len: usize) -> Result<Vec<T>, BackendError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(len)
+            .map_err(|e| BackendError::OutOfMemory {
+                backend: "cpu",
+                bytes: len.saturating_mul(std::mem::size_of::<T>()),
+                reason: e.to_string(),
+            })?;
+        v.resize(len, T::zero());
+        Ok(v)
+    }
+
+    fn buffer_len(&self, b: &Vec<T>) -> usize {
+        b.len()
+    }
+
+    fn view<'a>(&self, b: &'a Vec<T>, r: Range<usize>) -> &'a [T] {
+        &b[r]
+    }
+
+    fn view_mut<'a>(&self, b: &'a mut Vec<T>, r: Range<usize>) -> &'a mut [T] {
+        &mut b[r]
+    }
+
+    fn upload(&self, src: &[T], dst: &mut [T]) {
+        dst.copy_from_slice(src);
+    }
+
+    fn download(&self, src: &[T], dst: &mut [T]) -> Result<(), BackendError> {
+        dst.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn synchronize(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn matrix(&self, rows: usize, cols: usize, a: &[T]) -> Result<Panels<T>, BackendError> {
+        Ok(Panels::from_col_major(rows, cols, a))
+    }
+
+    fn combine_columns(
+        &self,
+        terms: &Terms<T>,
+        dim: usize,
+        cols: usize,
+        h: &[T],
+        x: &[T],
+        k: &[T],
+        stride: usize,
+        out: &mut [T],
+    ) {
+        let mut part: [(T, &[T]); MAX_TERMS] = [(T::zero(), &[]); MAX_TERMS];
+        for c in (0..cols).filter(|&c| h[c] != T::zero()) {
+            let r = c * dim..(c + 1) * dim;
+            for (p, (s, w)) in part.iter_mut().zip(terms.iter()) {
+                *p = (h[c] * w, &k[s * stride + r.start..s * stride + r.end]);
+            }
+            self.combine(&x[r.clone()], &part[..terms.len()], &mut out[r]);
+        }
+    }
+
+    fn error_norms(
+        &self,
+        terms: &Terms<T>,
+        dim: usize,
+        cols: usize,
+        h: &[T],
+        rtol: T,
+        atol: T,
+        x: &[T],
+        x_new: &[T],
+        k: &[T],
+        stride: usize,
+        out: &mut [T],
+    ) {
+        for c in (0..cols).filter(|&c| h[c] != T::zero()) {
+            let o = c * dim;
+            out[c] = error_norm_column(
+                terms,
+                dim,
+                h[c],
+                rtol,
+                atol,
+                &x[o..],
+                &x_new[o..],
+                &k[o..],
+                stride,
+            );
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -491,129 +635,6 @@ impl<T: Real> Backend<T> for Cpu {
         team::share(members, &job);
     }
 
-    fn leak<'d>(
-        &self,
-        dim: usize,
-        x: &[T],
-        drive: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
-        inv_tau: &[T],
-        direct: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
-        out: &mut [T],
-    ) {
-        if dim == 0 {
-            return;
-        }
-        let cols = out.len() / dim;
-        assert!(x.len() >= cols * dim, "leak: x shorter than out");
-        assert!(
-            inv_tau.len() == 1 || inv_tau.len() == dim,
-            "leak: inv_tau must hold 1 or dim values"
-        );
-        let op = SendPtr(out.as_mut_ptr());
-        let members = team::members(cols * dim, team::MIN_SHARED_WORK, cols);
-        let job = |m: usize| {
-            for b in cols * m / members..cols * (m + 1) / members {
-                let r = b * dim..(b + 1) * dim;
-                let xb = &x[r.clone()];
-                // SAFETY: the members' column ranges are disjoint and inside `out`.
-                let ob = unsafe { chunk_mut(op, r) };
-                leak_column(ob, xb, drive(b), inv_tau);
-                if let Some(e) = direct(b) {
-                    for (o, &ei) in ob.iter_mut().zip(&e[..dim]) {
-                        *o += ei;
-                    }
-                }
-            }
-        };
-        team::share(members, &job);
-    }
-
-    fn leak_vjp(
-        &self,
-        act: Activation,
-        x: &[T],
-        phi: &[T],
-        g: &[T],
-        v: &[T],
-        inv_tau: &[T],
-        out: &mut [T],
-    ) {
-        let len = out.len();
-        assert!(
-            x.len() >= len && phi.len() >= len && g.len() >= len && v.len() >= len,
-            "leak_vjp: inputs shorter than out"
-        );
-        if let [inv_tau] = *inv_tau {
-            let op = SendPtr(out.as_mut_ptr());
-            for_chunks(len, &|r| {
-                // SAFETY: the members' ranges are disjoint and inside `out`.
-                let out = unsafe { chunk_mut(op, r.clone()) };
-                let (x, phi, g, v) = (&x[r.clone()], &phi[r.clone()], &g[r.clone()], &v[r]);
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o += (grad_of(act, x[i], phi[i]) * g[i] - v[i]) * inv_tau;
-                }
-            });
-            return;
-        }
-        // One time constant per unit: whole columns of `inv_tau.len()` units.
-        let dim = inv_tau.len();
-        assert!(
-            dim > 0 && len.is_multiple_of(dim),
-            "leak_vjp: out is not whole columns"
-        );
-        let op = SendPtr(out.as_mut_ptr());
-        for_chunks_of(len / dim, len, &|r| {
-            let r = r.start * dim..r.end * dim;
-            // SAFETY: the members' ranges are disjoint and inside `out`.
-            let out = unsafe { chunk_mut(op, r.clone()) };
-            let (x, phi, g, v) = (&x[r.clone()], &phi[r.clone()], &g[r.clone()], &v[r]);
-            // Column by column, each unit with its own time constant.
-            for (c, o) in out.chunks_exact_mut(dim).enumerate() {
-                let cols = c * dim..(c + 1) * dim;
-                let (x, phi, g, v) = (
-                    &x[cols.clone()],
-                    &phi[cols.clone()],
-                    &g[cols.clone()],
-                    &v[cols],
-                );
-                for (i, o) in o.iter_mut().enumerate() {
-                    *o += grad_of(act, x[i], phi[i]) * g[i] - v[i] * inv_tau[i];
-                }
-            }
-        });
-    }
-
-    fn drive_vjp<'d>(
-        &self,
-        dim: usize,
-        v: &[T],
-        input: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
-        alpha: T,
-        out: &mut [T],
-    ) {
-        if dim == 0 {
-            return;
-        }
-        let (cols, channels) = (v.len() / dim, out.len() / dim);
-        // Rows are shared out among the team: every element still sums its columns in
-        // order.
-        let op = SendPtr(out.as_mut_ptr());
-        for_chunks_of(dim, cols * channels * dim, &|r| {
-            for c in 0..cols {
-                let Some(u) = input(c) else { continue };
-                let vc = &v[c * dim + r.start..c * dim + r.end];
-                for (ch, &uc) in u.iter().enumerate().take(channels) {
-                    if uc != T::zero() {
-                        // SAFETY: rows `r` of column `ch` of `out`; the members' row ranges
-                        // are disjoint.
-                        let o = unsafe { chunk_mut(op, ch * dim + r.start..ch * dim + r.end) };
-                        Self::axpy_here(uc * alpha, vc, o);
-                    }
-                }
-            }
-        });
-    }
-
     fn axpy(&self, alpha: T, x: &[T], y: &mut [T]) {
         let len = y.len().min(x.len());
         let yp = SendPtr(y.as_mut_ptr());
@@ -671,9 +692,6 @@ impl<T: Real> Backend<T> for Cpu {
     }
 }
 
-/// Most terms of a [`Backend::combine`] shared out among a team (more run on one thread).
-const MAX_TERMS: usize = 16;
-
 /// Calls `f` with the ranges of `0..len` the members of the calling thread's team take
 /// (whole multiples of 64 elements but the last; just `0..len` without a team or for a
 /// short vector). Elementwise results do not depend on the split.
@@ -706,6 +724,151 @@ unsafe fn chunk_mut<'a, T>(p: SendPtr<T>, r: std::ops::Range<usize>) -> &'a mut 
 }
 
 impl Cpu {
+    /// The leak and input of a rate model, per column `b` of `dim` values, in place:
+    /// `out_b = (out_b + d_b - x_b) * inv_tau + e_b` with `d_b = drive(b)` the column's
+    /// input drive (`B u` of its trial's current input piece; left out when `None`) and
+    /// `e_b = direct(b)` a term added unscaled (a per-step noise; left out when `None`).
+    /// `inv_tau` holds one value for every unit or one per unit (`dim` values). `out` holds
+    /// the recurrent term on entry. Shared by columns among a team.
+    ///
+    /// A model's own fused operation, kept here until the model side owns its kernels (see
+    /// the [`Backend`] docs).
+    pub fn leak<'d, T: Real>(
+        &self,
+        dim: usize,
+        x: &[T],
+        drive: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
+        inv_tau: &[T],
+        direct: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
+        out: &mut [T],
+    ) {
+        if dim == 0 {
+            return;
+        }
+        let cols = out.len() / dim;
+        assert!(x.len() >= cols * dim, "leak: x shorter than out");
+        assert!(
+            inv_tau.len() == 1 || inv_tau.len() == dim,
+            "leak: inv_tau must hold 1 or dim values"
+        );
+        let op = SendPtr(out.as_mut_ptr());
+        let members = team::members(cols * dim, team::MIN_SHARED_WORK, cols);
+        let job = |m: usize| {
+            for b in cols * m / members..cols * (m + 1) / members {
+                let r = b * dim..(b + 1) * dim;
+                let xb = &x[r.clone()];
+                // SAFETY: the members' column ranges are disjoint and inside `out`.
+                let ob = unsafe { chunk_mut(op, r) };
+                leak_column(ob, xb, drive(b), inv_tau);
+                if let Some(e) = direct(b) {
+                    for (o, &ei) in ob.iter_mut().zip(&e[..dim]) {
+                        *o += ei;
+                    }
+                }
+            }
+        };
+        team::share(members, &job);
+    }
+
+    /// The transpose of [`leak`](Self::leak) and the activation, in place:
+    /// `out += (φ'(x) ∘ g - v) * inv_tau` elementwise over `out`'s length, with `φ'` from
+    /// `x` and `phi = φ(x)` as in [`Backend::activate_grad`] and `g` the transposed product
+    /// with the weights (a rate model's state VJP). With one value per unit in `inv_tau`
+    /// (`out` is then a whole number of `inv_tau.len()` columns) the scale must go inside
+    /// the product: `g = Wᵀ (v ∘ inv_tau)`, and `out += φ'(x) ∘ g - v ∘ inv_tau`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn leak_vjp<T: Real>(
+        &self,
+        act: Activation,
+        x: &[T],
+        phi: &[T],
+        g: &[T],
+        v: &[T],
+        inv_tau: &[T],
+        out: &mut [T],
+    ) {
+        let len = out.len();
+        assert!(
+            x.len() >= len && phi.len() >= len && g.len() >= len && v.len() >= len,
+            "leak_vjp: inputs shorter than out"
+        );
+        if let [inv_tau] = *inv_tau {
+            let op = SendPtr(out.as_mut_ptr());
+            for_chunks(len, &|r| {
+                // SAFETY: the members' ranges are disjoint and inside `out`.
+                let out = unsafe { chunk_mut(op, r.clone()) };
+                let (x, phi, g, v) = (&x[r.clone()], &phi[r.clone()], &g[r.clone()], &v[r]);
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o += (grad_of(act, x[i], phi[i]) * g[i] - v[i]) * inv_tau;
+                }
+            });
+            return;
+        }
+        // One time constant per unit: whole columns of `inv_tau.len()` units.
+        let dim = inv_tau.len();
+        assert!(
+            dim > 0 && len.is_multiple_of(dim),
+            "leak_vjp: out is not whole columns"
+        );
+        let op = SendPtr(out.as_mut_ptr());
+        for_chunks_of(len / dim, len, &|r| {
+            let r = r.start * dim..r.end * dim;
+            // SAFETY: the members' ranges are disjoint and inside `out`.
+            let out = unsafe { chunk_mut(op, r.clone()) };
+            let (x, phi, g, v) = (&x[r.clone()], &phi[r.clone()], &g[r.clone()], &v[r]);
+            // Column by column, each unit with its own time constant.
+            for (c, o) in out.chunks_exact_mut(dim).enumerate() {
+                let cols = c * dim..(c + 1) * dim;
+                let (x, phi, g, v) = (
+                    &x[cols.clone()],
+                    &phi[cols.clone()],
+                    &g[cols.clone()],
+                    &v[cols],
+                );
+                for (i, o) in o.iter_mut().enumerate() {
+                    *o += grad_of(act, x[i], phi[i]) * g[i] - v[i] * inv_tau[i];
+                }
+            }
+        });
+    }
+
+    /// The input weights' side of [`leak`](Self::leak)'s transpose: for every column `c`
+    /// of `v` (`dim` values each) whose `input(c)` is `Some(u_c)` (its input values, one per
+    /// channel), `out[.., ch] += (u_c[ch] * alpha) v_c` for the channels with
+    /// `u_c[ch] != 0`, the columns in order for every element; `out` is `dim x channels`,
+    /// column-major (a rate model's `dB += α V Uᵀ`, the same bits as one
+    /// [`Backend::axpy`] per column and channel). Shared by rows among a team.
+    pub fn drive_vjp<'d, T: Real>(
+        &self,
+        dim: usize,
+        v: &[T],
+        input: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
+        alpha: T,
+        out: &mut [T],
+    ) {
+        if dim == 0 {
+            return;
+        }
+        let (cols, channels) = (v.len() / dim, out.len() / dim);
+        // Rows are shared out among the team: every element still sums its columns in
+        // order.
+        let op = SendPtr(out.as_mut_ptr());
+        for_chunks_of(dim, cols * channels * dim, &|r| {
+            for c in 0..cols {
+                let Some(u) = input(c) else { continue };
+                let vc = &v[c * dim + r.start..c * dim + r.end];
+                for (ch, &uc) in u.iter().enumerate().take(channels) {
+                    if uc != T::zero() {
+                        // SAFETY: rows `r` of column `ch` of `out`; the members' row ranges
+                        // are disjoint.
+                        let o = unsafe { chunk_mut(op, ch * dim + r.start..ch * dim + r.end) };
+                        Self::axpy_here(uc * alpha, vc, o);
+                    }
+                }
+            }
+        });
+    }
+
     /// One step of Adam (Kingma & Ba 2015) on `theta` with gradient `g` and moments `m`,
     /// `v`: `m = β1 m + (1 − β1) g`, `v = β2 v + (1 − β2) g g`, then
     /// `θ −= lr m̂ / (√v̂ + ε)` with `m̂ = m / c1`, `v̂ = v / c2` (the bias corrections

@@ -9,9 +9,16 @@ pub use team::with_team;
 pub(crate) use team::{for_parts, MIN_SHARED_WORK};
 
 pub use cpu::Cpu;
-pub use cuda::Cuda;
+pub use cuda::{
+    Cuda, CudaBuffer, CudaMatrix, CudaView, CudaViewMut, KERNEL_HEADERS, KERNEL_SOURCES,
+};
+
+use std::ops::Range;
 
 use crate::scalar::Real;
+
+mod terms;
+pub use terms::{Terms, MAX_TERMS};
 
 /// Whether a GEMM operand is used as stored or transposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +58,22 @@ pub enum Activation {
     },
     /// `x` (mRNNTorch's `linear`).
     Identity,
+}
+
+impl Activation {
+    /// The activation's number and cap as the CUDA kernels take them (`ND_TANH`, ... in
+    /// `solvers/src/backend/cuda/elementwise.h`; the cap is 0 where there is none).
+    pub fn kernel_code(self) -> (i32, f64) {
+        match self {
+            Activation::Tanh => (0, 0.0),
+            Activation::Sigmoid => (1, 0.0),
+            Activation::Softplus => (2, 0.0),
+            Activation::Relu => (3, 0.0),
+            Activation::ClippedRelu { cap } => (4, cap),
+            Activation::ClippedSoftplus { cap } => (5, cap),
+            Activation::Identity => (6, 0.0),
+        }
+    }
 }
 
 /// A matrix kept for repeated products `A x`: row panels of [`Panels::panel_rows`] rows
@@ -203,51 +226,143 @@ pub enum BackendError {
     /// CUDA support is compiled in but cannot run here.
     #[error("the CUDA backend is unavailable: {0}; use `Cpu`")]
     CudaUnavailable(String),
+    /// The backend could not hold a buffer.
+    #[error("the {backend} backend could not allocate {bytes} bytes: {reason}; use fewer trials or a smaller network")]
+    OutOfMemory {
+        /// The backend's name.
+        backend: &'static str,
+        /// The size asked for.
+        bytes: usize,
+        /// What the backend said.
+        reason: String,
+    },
+    /// A queued operation failed on the device.
+    #[error("the {backend} backend failed while {during}: {reason}")]
+    Device {
+        /// The backend's name.
+        backend: &'static str,
+        /// The operation.
+        during: String,
+        /// What the device said.
+        reason: String,
+    },
 }
 
 /// The backend seam: where buffers live and the hot operations run.
 ///
-/// A [`Backend`] owns the operations every model and the integrator spend their time in:
-/// GEMM with transposes, the activations and their derivatives, `axpy`, and the fused
-/// combinations the Runge–Kutta module builds the stage states, solutions, dense output and
-/// error estimate from. Models
-/// evaluate their right-hand sides, VJPs and JVPs through a backend; per-trial step control
-/// (times, step sizes, accept/reject, breakpoints, saves) stays on the host, so that only
-/// batch-length vectors would cross per step.
+/// A backend owns its buffers ([`Backend::Buffer`], opaque to the code that uses them;
+/// [`Backend::View`] and [`Backend::ViewMut`] are borrowed ranges of one), the transfers
+/// between them and the host ([`upload`](Backend::upload), [`download`](Backend::download))
+/// and the synchronisation ([`synchronize`](Backend::synchronize)), and the operations
+/// every model and the integrator spend their time in: GEMM with transposes, the
+/// activations and their derivatives, `axpy`, and the Runge–Kutta term lists
+/// ([`Terms`]) executed per column with a per-column step size
+/// ([`combine_columns`](Backend::combine_columns), [`error_norms`](Backend::error_norms)).
+/// Per-trial step control (times, step sizes, accept/reject, breakpoints, saves) stays on
+/// the host; only batch-length vectors cross per step.
 ///
-/// [`Cpu`] is the implementation today: column-major host buffers, faer for GEMM,
-/// branch-free vectorised activations compiled for AVX-512, AVX2 and the baseline and
-/// picked at run time. Each call runs on the calling thread, or, inside [`with_team`],
-/// shares its work with the team's threads (products with [`Panels`] by row panels, large
-/// plain products by output columns, elementwise passes by ranges, [`Backend::leak`] by
-/// columns, [`Backend::drive_vjp`] by rows; the same bits either way).
+/// [`Cpu`]: host memory (`Vec<T>`, views are slices), faer for GEMM, branch-free
+/// vectorised activations compiled for AVX-512, AVX2 and the baseline and picked at run
+/// time. Each call runs on the calling thread, or, inside [`with_team`], shares its work
+/// with the team's threads (products with [`Panels`] by row panels, large plain products
+/// by output columns, elementwise passes by ranges; the same bits either way). Its
+/// operations run before they return, so its `synchronize` has nothing to wait for.
 ///
-/// # How each operation maps to CUDA
-///
-/// [`Cuda`] has the same names; without the `cuda` feature (and, until the CUDA backend
-/// lands, with it) [`Cuda::new`] returns [`BackendError::CudaNotCompiled`] /
-/// [`BackendError::CudaUnavailable`], so nothing outside this module says
-/// `cfg(feature = "cuda")`. The mapping the CUDA backend follows:
+/// [`Cuda`] (the `cuda` feature): device memory, cuBLAS on one stream (true FP32, no
+/// TF32), and kernels compiled by NVRTC with `fmad=false` from `.cu` sources in this
+/// crate whose element arithmetic is the CPU's, operation for operation. Its operations
+/// are queued on the stream; errors of a queued operation are kept and returned by the
+/// next [`synchronize`](Backend::synchronize) or [`download`](Backend::download), as CUDA
+/// itself reports them.
 ///
 /// | operation | CPU | CUDA |
 /// | --- | --- | --- |
-/// | [`Backend::gemm`], [`Backend::gemm_panels`] | faer `matmul`, sequential (panels: one call per panel of a matrix packed once) | cuBLAS `cublas{S,D}gemm` on the backend's stream, column-major, `op(A)` / `op(B)` from [`Transpose`] |
-/// | [`Backend::axpy`] | vectorised loop | cuBLAS `axpy`, or fused into the kernels below |
-/// | [`Backend::activate`], [`Backend::activate_grad`] | branch-free vectorised loops | one elementwise NVRTC kernel per activation, grid over `dim x batch` |
-/// | [`Backend::combine`]: stage state, solution, dense output | one fused pass over the terms | one fused kernel per stage: coefficients generated from the same tableau constants, per-trial `h` as a batch-length vector, batch on the second grid dimension |
-/// | error norm (`rk`) | per-column loop | one block per trial, shared-memory reduction, the batch-length result copied to the host for step control |
-/// | [`Backend::leak_vjp`] | one vectorised pass | one elementwise kernel |
-/// | [`Backend::leak`]: leak and input drive gather | per column, the cached `B u` piece of its trial | a kernel indexed by batch-length vectors of trial and piece indices |
-/// | [`Backend::drive_vjp`]: `dB += α V Uᵀ` | per row range, the columns in order | the batch's input values gathered into a `channels x cols` matrix (batch-length piece indices), then cuBLAS `gemm` (another summation order: bit-identity with the CPU is not promised) |
+/// | [`Backend::gemm`], [`Backend::gemm_panels`], [`Backend::gemv_panels`] | faer `matmul` (panels: one call per panel of a matrix packed once) | cuBLAS `gemm` / `gemv`, column-major, `op(A)` / `op(B)` from [`Transpose`]; [`Backend::Matrix`] is a column-major device copy |
+/// | [`Backend::axpy`], [`Backend::combine`] | vectorised loop | elementwise kernel |
+/// | [`Backend::activate`], [`Backend::activate_to`], [`Backend::activate_grad`] | branch-free vectorised loops | elementwise kernels, the same polynomials |
+/// | [`Backend::combine_columns`]: stage states, solutions, dense output | per column, one fused pass over the terms | one kernel over `dim x cols`, the term list as a kernel argument, `h` a batch-length buffer |
+/// | [`Backend::error_norms`] | per column, in element order | one thread per column, in element order (the same bits) |
 /// | team (CPU only) | large products and elementwise passes shared by [`with_team`]'s threads | one stream; the GPU is the team |
 ///
 /// Matrices are column-major with explicit leading dimensions. Implementations must give
 /// the same bits for a column whatever the number of columns in the call, so that a
 /// trial's result does not depend on its batch-mates (the CPU backend does: faer computes
 /// each column of a product with the same kernel and summation order).
+///
+/// Model-specific fused operations (a rate model's leak and its transposes) are not part
+/// of this trait: they belong to the model side ([`Cpu::leak`], [`Cpu::leak_vjp`] and
+/// [`Cpu::drive_vjp`] for now).
 pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
+    /// An owned buffer of `T` values (host memory on the CPU, device memory on a GPU).
+    type Buffer: Send + Sync + std::fmt::Debug;
+    /// A borrowed, read-only range of a [`Buffer`](Self::Buffer).
+    type View<'a>: Copy
+    where
+        Self: 'a,
+        T: 'a;
+    /// A borrowed, writable range of a [`Buffer`](Self::Buffer).
+    type ViewMut<'a>
+    where
+        Self: 'a,
+        T: 'a;
+    /// A matrix kept for repeated products `A x` (see [`Panels`]).
+    type Matrix: Send + Sync + std::fmt::Debug;
+
     /// Name, for messages.
     fn name(&self) -> &'static str;
+
+    /// A new buffer of `len` zeros.
+    ///
+    /// # Errors
+    /// [`BackendError::OutOfMemory`] when the backend cannot hold it.
+    fn zeros(&self, len: usize) -> Result<Self::Buffer, BackendError>;
+
+    /// Elements of `b`.
+    fn buffer_len(&self, b: &Self::Buffer) -> usize;
+
+    /// Elements `r` of `b`, to read.
+    ///
+    /// # Panics
+    /// If `r` is not inside `b`.
+    fn view<'a>(&self, b: &'a Self::Buffer, r: Range<usize>) -> Self::View<'a>;
+
+    /// Elements `r` of `b`, to write.
+    ///
+    /// # Panics
+    /// If `r` is not inside `b`.
+    fn view_mut<'a>(&self, b: &'a mut Self::Buffer, r: Range<usize>) -> Self::ViewMut<'a>;
+
+    /// Copies host values into `dst` (as long as `src`).
+    ///
+    /// # Panics
+    /// If the lengths differ.
+    fn upload(&self, src: &[T], dst: Self::ViewMut<'_>);
+
+    /// Waits for the operations queued so far and copies `src` to the host (as long as
+    /// `dst`).
+    ///
+    /// # Errors
+    /// The first error of an operation queued since the last check (a GPU's launch or
+    /// execution error), with what it was doing.
+    ///
+    /// # Panics
+    /// If the lengths differ.
+    fn download(&self, src: Self::View<'_>, dst: &mut [T]) -> Result<(), BackendError>;
+
+    /// Waits for the operations queued so far.
+    ///
+    /// # Errors
+    /// As [`download`](Self::download).
+    fn synchronize(&self) -> Result<(), BackendError>;
+
+    /// The `rows x cols` column-major matrix `a`, kept for products.
+    ///
+    /// # Errors
+    /// [`BackendError::OutOfMemory`] when the backend cannot hold it.
+    ///
+    /// # Panics
+    /// If `a.len() != rows * cols`.
+    fn matrix(&self, rows: usize, cols: usize, a: &[T]) -> Result<Self::Matrix, BackendError>;
 
     /// `c = alpha op(a) op(b) + beta c`; `op(a)` is `m x k`, `op(b)` is `k x n`, `lda`/`ldb`
     /// are the leading dimensions of the stored buffers. With `beta == 0` the previous
@@ -261,131 +376,102 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
         n: usize,
         k: usize,
         alpha: T,
-        a: &[T],
+        a: Self::View<'_>,
         lda: usize,
-        b: &[T],
+        b: Self::View<'_>,
         ldb: usize,
         beta: T,
-        c: &mut [T],
+        c: Self::ViewMut<'_>,
         ldc: usize,
     );
 
-    /// `c = alpha A b + beta c` for a matrix kept as [`Panels`] (`A` is `rows x k`, `b` is
-    /// `k x n` with leading dimension `ldb`, `c` is `rows x n` with leading dimension
-    /// `ldc`): the same as [`gemm`](Self::gemm) without repacking `A`.
+    /// `c = alpha A b + beta c` for a kept [`Matrix`](Self::Matrix) (`A` is `rows x k`,
+    /// `b` is `k x n` with leading dimension `ldb`, `c` is `rows x n` with leading
+    /// dimension `ldc`): the same as [`gemm`](Self::gemm) without repacking `A`.
     #[allow(clippy::too_many_arguments)]
     fn gemm_panels(
         &self,
-        a: &Panels<T>,
+        a: &Self::Matrix,
         n: usize,
         alpha: T,
-        b: &[T],
+        b: Self::View<'_>,
         ldb: usize,
         beta: T,
-        c: &mut [T],
+        c: Self::ViewMut<'_>,
         ldc: usize,
-    ) {
-        let (k, mr) = (a.cols(), Panels::<T>::panel_rows());
-        if n == 0 {
-            return;
-        }
-        for p in 0..a.n_panels() {
-            let (r0, rows, data) = a.panel(p);
-            let no = Transpose::No;
-            self.gemm(
-                no,
-                no,
-                rows,
-                n,
-                k,
-                alpha,
-                data,
-                mr,
-                b,
-                ldb,
-                beta,
-                &mut c[r0..],
-                ldc,
-            );
-        }
-    }
-
-    /// `y = A x` for a matrix kept as [`Panels`] and one column `x` (`A.cols()` values),
-    /// `y` with `A.rows()` values: a matrix-vector product with its own kernel (a network
-    /// stepped one trial at a time makes thousands of these). Its bits may differ from
-    /// [`gemm_panels`](Self::gemm_panels) with one column; it is the same for every run.
-    fn gemv_panels(&self, a: &Panels<T>, x: &[T], y: &mut [T]);
-
-    /// The leak and input of a rate model, per column `b` of `dim` values, in place:
-    /// `out_b = (out_b + d_b - x_b) * inv_tau + e_b` with `d_b = drive(b)` the column's
-    /// input drive (`B u` of its trial's current input piece; left out when `None`) and
-    /// `e_b = direct(b)` a term added unscaled (a per-step noise; left out when `None`).
-    /// `inv_tau` holds one value for every unit or one per unit (`dim` values). `out` holds
-    /// the recurrent term on entry.
-    fn leak<'d>(
-        &self,
-        dim: usize,
-        x: &[T],
-        drive: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
-        inv_tau: &[T],
-        direct: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
-        out: &mut [T],
     );
 
-    /// The transpose of [`leak`](Self::leak) and the activation, in place:
-    /// `out += (φ'(x) ∘ g - v) * inv_tau` elementwise over `out`'s length, with `φ'` from
-    /// `x` and `phi = φ(x)` as in [`activate_grad`](Self::activate_grad) and `g` the
-    /// transposed product with the weights (a rate model's state VJP). With one value per
-    /// unit in `inv_tau` (`out` is then a whole number of `inv_tau.len()` columns) the
-    /// scale must go inside the product: `g = Wᵀ (v ∘ inv_tau)`, and
-    /// `out += φ'(x) ∘ g - v ∘ inv_tau`.
-    #[allow(clippy::too_many_arguments)]
-    fn leak_vjp(
-        &self,
-        act: Activation,
-        x: &[T],
-        phi: &[T],
-        g: &[T],
-        v: &[T],
-        inv_tau: &[T],
-        out: &mut [T],
-    );
-
-    /// The input weights' side of [`leak`](Self::leak)'s transpose: for every column `c` of
-    /// `v` (`dim` values each) whose `input(c)` is `Some(u_c)` (its input values, one per
-    /// channel), `out[.., ch] += (u_c[ch] * alpha) v_c` for the channels with `u_c[ch] != 0`,
-    /// the columns in order for every element; `out` is `dim x channels`, column-major (a
-    /// rate model's `dB += α V Uᵀ`, the same bits as one [`axpy`](Self::axpy) per column
-    /// and channel).
-    fn drive_vjp<'d>(
-        &self,
-        dim: usize,
-        v: &[T],
-        input: &(dyn Fn(usize) -> Option<&'d [T]> + Sync + 'd),
-        alpha: T,
-        out: &mut [T],
-    );
+    /// `y = A x` for a kept [`Matrix`](Self::Matrix) and one column `x` (`A.cols()`
+    /// values), `y` with `A.rows()` values: a matrix-vector product with its own kernel (a
+    /// network stepped one trial at a time makes thousands of these). Its bits may differ
+    /// from [`gemm_panels`](Self::gemm_panels) with one column; it is the same for every
+    /// run.
+    fn gemv_panels(&self, a: &Self::Matrix, x: Self::View<'_>, y: Self::ViewMut<'_>);
 
     /// `y += alpha x` over the common length.
-    fn axpy(&self, alpha: T, x: &[T], y: &mut [T]);
+    fn axpy(&self, alpha: T, x: Self::View<'_>, y: Self::ViewMut<'_>);
 
     /// `out = x + Σ_j c_j k_j` over the terms `(c_j, k_j)`, in their order for every
     /// element (the same bits as one `axpy` per term), all slices as long as `out`: the
-    /// Runge–Kutta combinations (stage states, solutions, dense output).
-    fn combine(&self, x: &[T], terms: &[(T, &[T])], out: &mut [T]);
+    /// Runge–Kutta combinations of one column (stage states, solutions, dense output).
+    fn combine(&self, x: Self::View<'_>, terms: &[(T, Self::View<'_>)], out: Self::ViewMut<'_>);
+
+    /// The Runge–Kutta term list over a batch: for every column `c < cols` (`dim` values
+    /// each, column `c` at `c * dim`) with `h[c] != 0`,
+    /// `out_c = x_c + Σ_t (h[c] w_t) k_{s_t, c}` over the terms `(s_t, w_t)` in their
+    /// order, where stage `s` of column `c` starts at `s * stride + c * dim` in `k`; the
+    /// columns with `h[c] == 0` (finished trials) are left as they are. The same bits as
+    /// [`combine`](Self::combine) per column with the coefficients `h[c] w_t`.
+    #[allow(clippy::too_many_arguments)]
+    fn combine_columns(
+        &self,
+        terms: &Terms<T>,
+        dim: usize,
+        cols: usize,
+        h: Self::View<'_>,
+        x: Self::View<'_>,
+        k: Self::View<'_>,
+        stride: usize,
+        out: Self::ViewMut<'_>,
+    );
+
+    /// The weighted RMS norm of the local error estimate of every column `c < cols` with
+    /// `h[c] != 0`: with `d = 0 + Σ_t e_t k_{s_t, c}` over the terms in their order (every
+    /// stage, zero weights included, so that a NaN propagates) and
+    /// `q_i = h[c] d_i / (atol + rtol max(|x_i|, |x_new,i|))`,
+    /// `out[c] = sqrt((Σ_i q_i²) / dim)`, summed in element order. Columns with
+    /// `h[c] == 0` keep their `out[c]`.
+    #[allow(clippy::too_many_arguments)]
+    fn error_norms(
+        &self,
+        terms: &Terms<T>,
+        dim: usize,
+        cols: usize,
+        h: Self::View<'_>,
+        rtol: T,
+        atol: T,
+        x: Self::View<'_>,
+        x_new: Self::View<'_>,
+        k: Self::View<'_>,
+        stride: usize,
+        out: Self::ViewMut<'_>,
+    );
 
     /// `x = φ(x)` in place.
-    fn activate(&self, act: Activation, x: &mut [T]);
+    fn activate(&self, act: Activation, x: Self::ViewMut<'_>);
 
     /// `out = φ(x)` elementwise over `out`'s length (`x` at least as long): [`activate`]
     /// without a separate copy.
     ///
     /// [`activate`]: Self::activate
-    fn activate_to(&self, act: Activation, x: &[T], out: &mut [T]) {
-        out.copy_from_slice(&x[..out.len()]);
-        self.activate(act, out);
-    }
+    fn activate_to(&self, act: Activation, x: Self::View<'_>, out: Self::ViewMut<'_>);
 
     /// `out = φ'(x)`, given `x` and `phi = φ(x)` (whichever the derivative is cheaper from).
-    fn activate_grad(&self, act: Activation, x: &[T], phi: &[T], out: &mut [T]);
+    fn activate_grad(
+        &self,
+        act: Activation,
+        x: Self::View<'_>,
+        phi: Self::View<'_>,
+        out: Self::ViewMut<'_>,
+    );
 }
