@@ -31,40 +31,20 @@ pub(crate) struct Coeffs<T> {
     pub(crate) a: Vec<T>,
     pub(crate) b: Vec<T>,
     pub(crate) c: Vec<T>,
+    pub(crate) e: Option<Vec<T>>,
     pub(crate) fsal: bool,
-    /// Stage `i`'s state: `(j, a_ij)` for `j < i`, zero weights left out.
-    pub(crate) stage_terms: Vec<Terms<T>>,
-    /// The solution: `(j, b_j)`, zero weights left out.
-    pub(crate) solution_terms: Terms<T>,
-    /// The error estimate: `(j, e_j)` for every stage, zero weights included (a NaN in
-    /// any stage must reach the norm).
-    pub(crate) error_terms: Option<Terms<T>>,
 }
 
 impl<T: Real> Coeffs<T> {
     pub(crate) fn new(tab: &'static ButcherTableau) -> Self {
         let cv = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
-        let s = tab.stages;
-        let (a, b) = (cv(tab.a), cv(tab.b));
-        let nonzero = |w: &[T]| {
-            Terms::from_pairs(
-                w.iter()
-                    .copied()
-                    .enumerate()
-                    .filter(|&(_, w)| w != T::zero()),
-            )
-        };
         Coeffs {
             tableau: tab,
-            s,
-            stage_terms: (0..s).map(|i| nonzero(&a[i * s..i * s + i])).collect(),
-            solution_terms: nonzero(&b),
-            error_terms: tab
-                .b_error
-                .map(|e| Terms::from_pairs(cv(e).into_iter().enumerate())),
-            a,
-            b,
+            s: tab.stages,
+            a: cv(tab.a),
+            b: cv(tab.b),
             c: cv(tab.c),
+            e: tab.b_error.map(cv),
             fsal: tab.fsal,
         }
     }
@@ -75,15 +55,37 @@ impl<T: Real> Coeffs<T> {
         self.a[i * self.s + j]
     }
 
-    /// The dense output's terms at `θ` (`(j, b_j(θ))`, zero weights left out).
-    pub(crate) fn dense_terms(&self, w: &[T; MAX_STAGES]) -> Terms<T> {
+    /// The terms of the weights `w` (`(j, w_j)`), zero weights left out.
+    fn nonzero_terms(w: &[T]) -> Terms<T> {
         Terms::from_pairs(
-            w[..self.s]
-                .iter()
+            w.iter()
                 .copied()
                 .enumerate()
                 .filter(|&(_, w)| w != T::zero()),
         )
+    }
+
+    /// Stage `i`'s state: `(j, a_ij)` for `j < i`, zero weights left out.
+    pub(crate) fn stage_terms(&self, i: usize) -> Terms<T> {
+        Self::nonzero_terms(&self.a[i * self.s..i * self.s + i])
+    }
+
+    /// The solution: `(j, b_j)`, zero weights left out.
+    pub(crate) fn solution_terms(&self) -> Terms<T> {
+        Self::nonzero_terms(&self.b)
+    }
+
+    /// The error estimate: `(j, e_j)` for every stage, zero weights included (a NaN in
+    /// any stage must reach the norm); `None` without an embedded pair.
+    pub(crate) fn error_terms(&self) -> Option<Terms<T>> {
+        self.e
+            .as_deref()
+            .map(|e| Terms::from_pairs(e.iter().copied().enumerate()))
+    }
+
+    /// The dense output's terms at `θ` (`(j, b_j(θ))`, zero weights left out).
+    pub(crate) fn dense_terms(&self, w: &[T; MAX_STAGES]) -> Terms<T> {
+        Self::nonzero_terms(&w[..self.s])
     }
 
     /// Dense-output weights `b_j(θ)` for every stage (zero past the last stage).
@@ -144,7 +146,7 @@ pub(crate) fn stage_state<T: Real>(
     col: usize,
     out: &mut [T],
 ) {
-    combine(x, h, &co.stage_terms[i], k, col, out);
+    combine(x, h, &co.stage_terms(i), k, col, out);
 }
 
 /// Solution `x + h Σ_j b_j k_j` of one column (methods without FSAL; with FSAL the last
@@ -158,7 +160,7 @@ pub(crate) fn solution<T: Real>(
     col: usize,
     out: &mut [T],
 ) {
-    combine(x, h, &co.solution_terms, k, col, out);
+    combine(x, h, &co.solution_terms(), k, col, out);
 }
 
 /// Dense output `x + h Σ_j w_j k_j` of one column, with weights from
@@ -191,13 +193,13 @@ pub(crate) fn error_norm<T: Real>(
     k: Stages<'_, T>,
     col: usize,
 ) -> f64 {
-    let Some(terms) = co.error_terms.as_ref() else {
+    let Some(terms) = co.error_terms() else {
         return f64::NAN;
     };
     let mut out = [T::zero()];
     let (k, stride) = (&k.k[col..], k.stride);
     Cpu.error_norms(
-        terms,
+        &terms,
         x.len(),
         1,
         &[h],
