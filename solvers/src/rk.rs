@@ -31,7 +31,6 @@ pub(crate) struct Coeffs<T> {
     pub(crate) a: Vec<T>,
     pub(crate) b: Vec<T>,
     pub(crate) c: Vec<T>,
-    pub(crate) e: Option<Vec<T>>,
     pub(crate) fsal: bool,
 }
 
@@ -44,7 +43,6 @@ impl<T: Real> Coeffs<T> {
             a: cv(tab.a),
             b: cv(tab.b),
             c: cv(tab.c),
-            e: tab.b_error.map(cv),
             fsal: tab.fsal,
         }
     }
@@ -55,37 +53,24 @@ impl<T: Real> Coeffs<T> {
         self.a[i * self.s + j]
     }
 
-    /// The terms of the weights `w` (`(j, w_j)`), zero weights left out.
-    fn nonzero_terms(w: &[T]) -> Terms<T> {
-        Terms::from_pairs(
-            w.iter()
-                .copied()
-                .enumerate()
-                .filter(|&(_, w)| w != T::zero()),
-        )
-    }
-
     /// Stage `i`'s state: `(j, a_ij)` for `j < i`, zero weights left out.
     pub(crate) fn stage_terms(&self, i: usize) -> Terms<T> {
-        Self::nonzero_terms(&self.a[i * self.s..i * self.s + i])
+        self.tableau.stage_terms(i)
     }
 
     /// The solution: `(j, b_j)`, zero weights left out.
     pub(crate) fn solution_terms(&self) -> Terms<T> {
-        Self::nonzero_terms(&self.b)
+        self.tableau.solution_terms()
     }
 
-    /// The error estimate: `(j, e_j)` for every stage, zero weights included (a NaN in
-    /// any stage must reach the norm); `None` without an embedded pair.
+    /// The error estimate: `(j, e_j)` for every stage, zero weights included.
     pub(crate) fn error_terms(&self) -> Option<Terms<T>> {
-        self.e
-            .as_deref()
-            .map(|e| Terms::from_pairs(e.iter().copied().enumerate()))
+        self.tableau.error_terms()
     }
 
     /// The dense output's terms at `θ` (`(j, b_j(θ))`, zero weights left out).
     pub(crate) fn dense_terms(&self, w: &[T; MAX_STAGES]) -> Terms<T> {
-        Self::nonzero_terms(&w[..self.s])
+        Terms::nonzero(&w[..self.s])
     }
 
     /// Dense-output weights `b_j(θ)` for every stage (zero past the last stage).

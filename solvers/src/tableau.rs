@@ -4,6 +4,9 @@
 //! Coefficients are stored in `f64` at full precision and converted once to the solve's
 //! scalar type.
 
+use crate::backend::Terms;
+use crate::scalar::Real;
+
 /// A continuous extension ("dense output") of an explicit Runge–Kutta method.
 ///
 /// Between `t_n` and `t_n + h`, with `θ = (t - t_n) / h`, the interpolant is
@@ -74,6 +77,40 @@ impl ButcherTableau {
     pub fn b_embedded(&self) -> Option<Vec<f64>> {
         self.b_error
             .map(|e| self.b.iter().zip(e).map(|(b, e)| b - e).collect())
+    }
+
+    /// The combination of stage `i`'s state, `X_i = x + h Σ_{j<i} a_ij k_j`, as terms
+    /// `(j, a_ij)` in `T` (zero weights left out): what every backend runs
+    /// ([`Backend::combine_columns`](crate::Backend::combine_columns)).
+    ///
+    /// # Panics
+    /// If `i` is not a stage.
+    pub fn stage_terms<T: Real>(&self, i: usize) -> Terms<T> {
+        assert!(i < self.stages, "stage {i} of {}", self.stages);
+        let mut w = [T::zero(); crate::backend::MAX_TERMS];
+        for (j, wj) in w.iter_mut().enumerate().take(i) {
+            *wj = T::from_f64(self.a(i, j));
+        }
+        Terms::nonzero(&w[..i])
+    }
+
+    /// The solution's combination `x + h Σ_j b_j k_j` as terms `(j, b_j)` in `T` (zero
+    /// weights left out).
+    pub fn solution_terms<T: Real>(&self) -> Terms<T> {
+        let mut w = [T::zero(); crate::backend::MAX_TERMS];
+        for (wj, &b) in w.iter_mut().zip(self.b) {
+            *wj = T::from_f64(b);
+        }
+        Terms::nonzero(&w[..self.stages])
+    }
+
+    /// The error estimate's combination `Σ_j e_j k_j` as terms `(j, e_j)` in `T`, every
+    /// stage, zero weights included (a NaN in any stage must reach the norm;
+    /// [`Backend::error_norms`](crate::Backend::error_norms)); `None` without an embedded
+    /// pair.
+    pub fn error_terms<T: Real>(&self) -> Option<Terms<T>> {
+        self.b_error
+            .map(|e| Terms::from_pairs(e.iter().map(|&v| T::from_f64(v)).enumerate()))
     }
 
     /// Whether the method has an embedded error estimate (needed for adaptive steps).

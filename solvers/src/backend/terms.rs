@@ -44,6 +44,19 @@ impl<T: Real> Terms<T> {
         t
     }
 
+    /// The terms `(j, w_j)` of the weights `w` whose weight is not zero, in stage order.
+    ///
+    /// # Panics
+    /// With more than [`MAX_TERMS`] weights.
+    pub fn nonzero(w: &[T]) -> Self {
+        Self::from_pairs(
+            w.iter()
+                .copied()
+                .enumerate()
+                .filter(|&(_, w)| w != T::zero()),
+        )
+    }
+
     /// Appends the term `(stage, weight)`.
     ///
     /// # Panics
