@@ -160,6 +160,32 @@ fn error_norms_match_the_scalar_order<T: Real, B: Backend<T>>(b: &B) {
     }
 }
 
+/// `non_finite`: the first NaN or infinity of each column, -1 for a finite column, the
+/// columns with `h = 0` untouched.
+fn non_finite_finds_the_first_bad_value<T: Real, B: Backend<T>>(b: &B) {
+    let (dim, cols) = (300, 6);
+    let mut x = vals::<T>(dim * cols, 18);
+    x[dim + 17] = T::nan();
+    x[dim + 200] = T::infinity();
+    x[2 * dim + 299] = T::neg_infinity();
+    x[3 * dim + 5] = T::nan(); // column 3 is masked
+    x[5 * dim] = T::infinity();
+    let mut h = vec![T::one(); cols];
+    h[3] = T::zero();
+    let (xd, hd) = (to_device(b, &x), to_device(b, &h));
+    let mut out = to_device(b, &vec![T::from_f64(7.0); cols]);
+    b.non_finite(
+        dim,
+        cols,
+        b.view(&hd, 0..cols),
+        b.view(&xd, 0..dim * cols),
+        b.view_mut(&mut out, 0..cols),
+    );
+    let want = [-1.0, 17.0, 299.0, 7.0, -1.0, 0.0];
+    let got: Vec<f64> = to_host(b, &out).iter().map(|v| v.as_f64()).collect();
+    assert_eq!(got, want);
+}
+
 /// `axpy` and `combine` against the scalar loop, bit for bit.
 fn axpy_and_combine_match_the_scalar_order<T: Real, B: Backend<T>>(b: &B) {
     let n = 1001;
@@ -413,6 +439,7 @@ on_every_backend!(
     transfers_round_trip,
     combine_columns_matches_the_scalar_order,
     error_norms_match_the_scalar_order,
+    non_finite_finds_the_first_bad_value,
     axpy_and_combine_match_the_scalar_order,
     activations_are_close_to_the_library_functions,
     products_are_right_and_columns_independent,

@@ -496,6 +496,16 @@ impl<T: Real> Backend<T> for Cpu {
         }
     }
 
+    fn non_finite(&self, dim: usize, cols: usize, h: &[T], x: &[T], out: &mut [T]) {
+        for c in (0..cols).filter(|&c| h[c] != T::zero()) {
+            let col = &x[c * dim..(c + 1) * dim];
+            out[c] = col
+                .iter()
+                .position(|v| !v.is_finite())
+                .map_or(-T::one(), T::from_usize);
+        }
+    }
+
     fn error_norms(
         &self,
         terms: &Terms<T>,

@@ -282,6 +282,7 @@ pub enum BackendError {
 /// | [`Backend::activate`], [`Backend::activate_to`], [`Backend::activate_grad`] | branch-free vectorised loops | elementwise kernels, the same polynomials |
 /// | [`Backend::combine_columns`]: stage states, solutions, dense output | per column, one fused pass over the terms | one kernel over `dim x cols`, the term list as a kernel argument, `h` a batch-length buffer |
 /// | [`Backend::error_norms`] | per column, in element order | one thread per column, in element order (the same bits) |
+/// | [`Backend::non_finite`] | per column | one thread per column |
 /// | team (CPU only) | large products and elementwise passes shared by [`with_team`]'s threads | one stream; the GPU is the team |
 ///
 /// Matrices are column-major with explicit leading dimensions. Implementations must give
@@ -454,6 +455,19 @@ pub trait Backend<T: Real>: Send + Sync + std::fmt::Debug {
         x_new: Self::View<'_>,
         k: Self::View<'_>,
         stride: usize,
+        out: Self::ViewMut<'_>,
+    );
+
+    /// The first non-finite value of every column `c < cols` (`dim` values each) with
+    /// `h[c] != 0`: `out[c]` is its index within the column (as `T`, exact below `2^24` in
+    /// `f32`), or `-1` when the column is finite; columns with `h[c] == 0` keep their
+    /// `out[c]`. A trial whose new state is not finite fails with that index.
+    fn non_finite(
+        &self,
+        dim: usize,
+        cols: usize,
+        h: Self::View<'_>,
+        x: Self::View<'_>,
         out: Self::ViewMut<'_>,
     );
 

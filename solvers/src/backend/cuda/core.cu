@@ -75,6 +75,22 @@ template <typename T> struct nd_terms {
             }                                                                                \
             out[c] = nd_sqrt_##SUF(acc / (T)dim);                                            \
         }                                                                                    \
+    }                                                                                        \
+    /* The index of the first non-finite value per column with h[c] != 0, or -1          \
+       (cpu.rs `non_finite`). */                                                             \
+    extern "C" __global__ void nd_non_finite_##SUF(nd_u64 dim, nd_u64 cols, const T *h,      \
+                                                   const T *x, T *out) {                     \
+        ND_GRID_STRIDE(c, cols) {                                                            \
+            if (h[c] == (T)0) continue;                                                      \
+            T first = (T)-1;                                                                 \
+            for (nd_u64 e = 0; e < dim; ++e) {                                               \
+                if (!isfinite(x[c * dim + e])) {                                             \
+                    first = (T)e;                                                            \
+                    break;                                                                   \
+                }                                                                            \
+            }                                                                                \
+            out[c] = first;                                                                  \
+        }                                                                                    \
     }
 
 ND_KERNELS(float, f32)

@@ -26,12 +26,13 @@ unsafe impl DeviceRepr for Terms<f32> {}
 unsafe impl DeviceRepr for Terms<f64> {}
 
 /// The kernels of `core.cu`, each with an `_f32` and an `_f64` version.
-const KERNELS: [&str; 5] = [
+const KERNELS: [&str; 6] = [
     "nd_activate",
     "nd_activate_grad",
     "nd_axpy",
     "nd_combine_columns",
     "nd_error_norms",
+    "nd_non_finite",
 ];
 
 /// Threads per block of the elementwise kernels.
@@ -560,6 +561,30 @@ macro_rules! cuda_backend {
                 // SAFETY: as above.
                 let r = unsafe { l.launch(Self::elementwise(cols)) }.map(|_| ());
                 self.record("the error norms", r);
+            }
+
+            fn non_finite(
+                &self,
+                dim: usize,
+                cols: usize,
+                h: CudaView<'_, $t>,
+                x: CudaView<'_, $t>,
+                out: CudaViewMut<'_, $t>,
+            ) {
+                if cols == 0 {
+                    return;
+                }
+                let (dim64, cols64) = (dim as u64, cols as u64);
+                let f = self.function(concat!("nd_non_finite_", $suffix));
+                let mut l = self.stream.launch_builder(f);
+                l.arg(&dim64)
+                    .arg(&cols64)
+                    .arg(&h.ptr)
+                    .arg(&x.ptr)
+                    .arg(&out.ptr);
+                // SAFETY: the kernel reads `dim * cols` values of `x` and writes `cols` of `out`.
+                let r = unsafe { l.launch(Self::elementwise(cols)) }.map(|_| ());
+                self.record("the non-finite scan", r);
             }
 
             fn activate(&self, act: Activation, x: CudaViewMut<'_, $t>) {

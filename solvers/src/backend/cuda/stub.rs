@@ -167,6 +167,16 @@ impl<T: Real> Backend<T> for Cuda {
     ) {
         match self.never {}
     }
+    fn non_finite(
+        &self,
+        _: usize,
+        _: usize,
+        _: CudaView<'_, T>,
+        _: CudaView<'_, T>,
+        _: CudaViewMut<'_, T>,
+    ) {
+        match self.never {}
+    }
     fn activate(&self, _: Activation, _: CudaViewMut<'_, T>) {
         match self.never {}
     }
