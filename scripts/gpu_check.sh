@@ -36,7 +36,7 @@ run)
     for t in "$bin"/backends; do
         echo "== $t"
         log=$(mktemp)
-        if ! timeout 280 "$t" --nocapture --test-threads=1 2>&1 | tee "$log"; then
+        if ! NEURODE_REQUIRE_CUDA=1 timeout 280 "$t" --nocapture --test-threads=1 2>&1 | tee "$log"; then
             status=1
         fi
         if grep -q "skipping" "$log"; then

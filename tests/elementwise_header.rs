@@ -4,7 +4,7 @@
 //! inputs that crosses every branch (the polynomial / exponential switch of `tanh` at
 //! 0.625, the caps, the clamps at 10 / 20 / 80 / 700, signed zeros, infinities and NaN).
 //! Softplus calls the platform's `exp` / `log1p` on both sides here (the GPU's differ;
-//! that is why its lines carry `ND_LIBM` for the kernel check).
+//! that is why they sit in the `nd_libm_*` functions the kernel check allows to fuse).
 
 use neurode_solvers::{Activation, Backend, Cpu};
 

@@ -3,7 +3,9 @@
 //! print why they skip). The oracles are plain scalar loops in the stated order of
 //! operations, so the Runge–Kutta term lists and the elementwise passes are checked bit for
 //! bit; products are checked against a scalar triple loop within a stated tolerance, and
-//! for independence of a column from its batch-mates bit for bit.
+//! for independence of a column from its batch-mates bit for bit. With
+//! `NEURODE_REQUIRE_CUDA=1` (as `scripts/gpu_check.sh` runs them) a CUDA variant that
+//! cannot start fails instead of skipping.
 
 // The oracles index like the formulas they state.
 #![allow(clippy::needless_range_loop)]
@@ -34,18 +36,44 @@ fn to_host<T: Real, B: Backend<T>>(b: &B, buf: &B::Buffer) -> Vec<T> {
     out
 }
 
+/// The bits of every value, any NaN as one value (a GPU's NaN payloads are its own).
 fn bits<T: Real>(v: &[T]) -> Vec<u64> {
-    v.iter().map(|x| x.as_f64().to_bits()).collect()
+    v.iter()
+        .map(|x| {
+            if x.is_nan() {
+                u64::MAX
+            } else {
+                x.as_f64().to_bits()
+            }
+        })
+        .collect()
 }
 
-/// Buffers hold what was uploaded, views address the right ranges, zeros are zeros.
+/// Buffers hold what was uploaded, views address the right ranges (uploads, downloads and
+/// operations on views that start inside a buffer), zeros are zeros.
 fn transfers_round_trip<T: Real, B: Backend<T>>(b: &B) {
     let host = vals::<T>(1000, 1);
-    let buf = to_device(b, &host);
+    let mut buf = to_device(b, &host);
     assert_eq!(to_host(b, &buf), host);
     let mut part = vec![T::zero(); 100];
     b.download(b.view(&buf, 300..400), &mut part).unwrap();
     assert_eq!(part, host[300..400]);
+    // Upload into the middle; an operation from one range into another.
+    let patch = vals::<T>(50, 19);
+    b.upload(&patch, b.view_mut(&mut buf, 500..550));
+    let src = to_device(b, &host);
+    b.axpy(
+        T::from_f64(2.0),
+        b.view(&src, 10..60),
+        b.view_mut(&mut buf, 700..750),
+    );
+    let got = to_host(b, &buf);
+    let mut want = host.clone();
+    want[500..550].copy_from_slice(&patch);
+    for i in 0..50 {
+        want[700 + i] += T::from_f64(2.0) * host[10 + i];
+    }
+    assert_eq!(bits(&got), bits(&want));
     let z = b.zeros(17).unwrap();
     assert!(to_host(b, &z).iter().all(|&v| v == T::zero()));
     b.synchronize().unwrap();
@@ -404,6 +432,14 @@ fn products_are_right_and_columns_independent<T: Real, B: Backend<T>>(b: &B) {
     );
 }
 
+/// Says why a CUDA test does not run here, or fails with `NEURODE_REQUIRE_CUDA=1`.
+fn skip(test: &str, e: neurode_solvers::BackendError) {
+    if std::env::var_os("NEURODE_REQUIRE_CUDA").is_some_and(|v| v == "1") {
+        panic!("{test}: NEURODE_REQUIRE_CUDA=1, but {e}");
+    }
+    eprintln!("skipping {test} on CUDA: {e}");
+}
+
 /// Runs a generic test body on the CPU and, where it can run, on CUDA, in f32 and f64.
 macro_rules! on_every_backend {
     ($($body:ident),* $(,)?) => {
@@ -427,7 +463,7 @@ macro_rules! on_every_backend {
                             super::$body::<f64, Cuda>(&gpu);
                             super::$body::<f32, Cuda>(&gpu);
                         }
-                        Err(e) => eprintln!("skipping {} on CUDA: {e}", stringify!($body)),
+                        Err(e) => skip(stringify!($body), e),
                     }
                 }
             )*
@@ -451,16 +487,23 @@ on_every_backend!(
 fn cuda_activations_are_the_cpus_bits() {
     let gpu = match Cuda::new(0) {
         Ok(g) => g,
-        Err(e) => return eprintln!("skipping cuda_activations_are_the_cpus_bits: {e}"),
+        Err(e) => return skip("cuda_activations_are_the_cpus_bits", e),
     };
     fn check<T: Real>(gpu: &Cuda)
     where
         Cuda: Backend<T>,
     {
-        let n = 20001;
-        let x: Vec<T> = (0..n)
-            .map(|i| T::from_f64((i as f64 - 10000.0) * 0.003))
-            .collect();
+        // A sweep over [-40, 40], both sides of every clamp (10, 20, 80, 700) and the
+        // tanh switch at 0.625, large values, signed zeros, infinities and NaN.
+        let mut xs: Vec<f64> = (0..=20000).map(|i| (i as f64 - 10000.0) * 0.004).collect();
+        for c in [0.625, 2.0, 10.0, 20.0, 80.0, 700.0, 1e10, 1e300] {
+            for d in [-1e-6, 0.0, 1e-6] {
+                xs.extend([c * (1.0 + d), -c * (1.0 + d)]);
+            }
+        }
+        xs.extend([0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN]);
+        let x: Vec<T> = xs.into_iter().map(T::from_f64).collect();
+        let n = x.len();
         for act in [
             Activation::Tanh,
             Activation::Sigmoid,

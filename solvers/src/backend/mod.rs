@@ -270,25 +270,30 @@ pub enum BackendError {
 ///
 /// [`Cuda`] (the `cuda` feature): device memory, cuBLAS on one stream (true FP32, no
 /// TF32), and kernels compiled by NVRTC with `fmad=false` from `.cu` sources in this
-/// crate whose element arithmetic is the CPU's, operation for operation. Its operations
+/// crate whose element arithmetic is the CPU's, operation for operation (but for softplus
+/// and its derivative, which call each platform's own `exp` / `log1p`). Its operations
 /// are queued on the stream; errors of a queued operation are kept and returned by the
 /// next [`synchronize`](Backend::synchronize) or [`download`](Backend::download), as CUDA
-/// itself reports them.
+/// itself reports them. A buffer belongs to the backend value that made it: using it with
+/// another is a race.
 ///
 /// | operation | CPU | CUDA |
 /// | --- | --- | --- |
 /// | [`Backend::gemm`], [`Backend::gemm_panels`], [`Backend::gemv_panels`] | faer `matmul` (panels: one call per panel of a matrix packed once) | cuBLAS `gemm` / `gemv`, column-major, `op(A)` / `op(B)` from [`Transpose`]; [`Backend::Matrix`] is a column-major device copy |
-/// | [`Backend::axpy`], [`Backend::combine`] | vectorised loop | elementwise kernel |
+/// | [`Backend::axpy`], [`Backend::combine`] | vectorised loop | elementwise kernel (`combine`: a copy, then one `axpy` per term) |
 /// | [`Backend::activate`], [`Backend::activate_to`], [`Backend::activate_grad`] | branch-free vectorised loops | elementwise kernels, the same polynomials |
 /// | [`Backend::combine_columns`]: stage states, solutions, dense output | per column, one fused pass over the terms | one kernel over `dim x cols`, the term list as a kernel argument, `h` a batch-length buffer |
 /// | [`Backend::error_norms`] | per column, in element order | one thread per column, in element order (the same bits) |
 /// | [`Backend::non_finite`] | per column | one thread per column |
 /// | team (CPU only) | large products and elementwise passes shared by [`with_team`]'s threads | one stream; the GPU is the team |
 ///
-/// Matrices are column-major with explicit leading dimensions. Implementations must give
-/// the same bits for a column whatever the number of columns in the call, so that a
-/// trial's result does not depend on its batch-mates (the CPU backend does: faer computes
-/// each column of a product with the same kernel and summation order).
+/// Matrices are column-major with explicit leading dimensions. A column's bits must not
+/// depend on the values of the other columns of the call, so that a trial's result does
+/// not depend on its batch-mates. The CPU backend also gives the same bits whatever the
+/// number of columns (faer computes each column of a product with the same kernel and
+/// summation order); cuBLAS may choose another kernel for another shape, which is why the
+/// CUDA solve masks finished trials (`h = 0`) instead of compacting them, keeping the
+/// shape.
 ///
 /// Model-specific fused operations (a rate model's leak and its transposes) are not part
 /// of this trait: they belong to the model side ([`Cpu::leak`], [`Cpu::leak_vjp`] and

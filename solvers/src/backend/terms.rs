@@ -22,6 +22,11 @@ pub struct Terms<T> {
     len: u32,
 }
 
+// The layout the CUDA kernels read (`nd_terms<T>` in `cuda/core.cu`): 16 `u32` stages at
+// 0, 16 weights at 64, the count after them.
+const _: () = assert!(std::mem::size_of::<Terms<f32>>() == 132);
+const _: () = assert!(std::mem::size_of::<Terms<f64>>() == 200);
+
 impl<T: Real> Terms<T> {
     /// No terms.
     pub fn new() -> Self {

@@ -3,8 +3,8 @@
 // CPU backend's arithmetic (`elementwise.h`, and the order of operations noted per
 // kernel), so a column gives the same bits on both. Compiled by NVRTC with
 // `--fmad=false`; `scripts/check_kernels.py` compiles them in CI and rejects spills and
-// fused multiply-adds outside the lines of `elementwise.h` marked `ND_LIBM` (calls of the
-// platform's exp / log1p, which may fuse inside on the CPU and the GPU alike).
+// fused multiply-adds outside the out-of-line `nd_libm_*` functions of `elementwise.h` (the
+// callers of the platform's exp / log1p, which fuse inside on the GPU).
 #include "elementwise.h"
 
 #define ND_MAX_TERMS 16

@@ -197,8 +197,16 @@ impl Cuda {
         }
     }
 
+    /// Makes this backend's context current on the calling thread (cudarc's own launches
+    /// and allocations do so themselves; the raw copies and cuBLAS calls need it).
+    fn bind(&self) {
+        let r = self.ctx.bind_to_thread();
+        self.record("making the context current", r);
+    }
+
     /// Waits for the stream and returns the first error since the last check.
     fn check(&self) -> Result<(), BackendError> {
+        self.bind();
         let r = self.stream.synchronize();
         self.record("synchronizing the stream", r);
         let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
@@ -250,6 +258,24 @@ pub struct CudaMatrix<T> {
     buf: CudaBuffer<T>,
     rows: usize,
     cols: usize,
+}
+
+/// Panics, as a slice would on the CPU, when a view is shorter than an operation reads or
+/// writes (the device would not say).
+fn need(have: usize, want: usize, what: &str) {
+    assert!(
+        have >= want,
+        "{what}: the view holds {have} values, the operation needs {want}"
+    );
+}
+
+/// The length a column-major operand of `rows x cols` with leading dimension `ld` spans.
+fn span(rows: usize, cols: usize, ld: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        ld * (cols - 1) + rows
+    }
 }
 
 fn op(t: Transpose) -> blas::cublasOperation_t {
@@ -324,6 +350,7 @@ macro_rules! cuda_backend {
 
             fn upload(&self, src: &[$t], dst: CudaViewMut<'_, $t>) {
                 assert_eq!(src.len(), dst.len, "upload: lengths differ");
+                self.bind();
                 // SAFETY: `dst` is a live range of a buffer of this stream, as long as
                 // `src`; pageable host memory is staged before the call returns.
                 let r = unsafe {
@@ -334,6 +361,7 @@ macro_rules! cuda_backend {
 
             fn download(&self, src: CudaView<'_, $t>, dst: &mut [$t]) -> Result<(), BackendError> {
                 assert_eq!(src.len, dst.len(), "download: lengths differ");
+                self.bind();
                 // SAFETY: `src` is a live range of a buffer of this stream; the stream is
                 // synchronised below, before `dst` is read.
                 let r = unsafe {
@@ -384,8 +412,14 @@ macro_rules! cuda_backend {
                 if m == 0 || n == 0 {
                     return;
                 }
-                // SAFETY: the views are live ranges of this stream's buffers; the shapes
-                // and leading dimensions are the caller's contract, as for the CPU.
+                let (ar, ac) = if ta == Transpose::No { (m, k) } else { (k, m) };
+                let (br, bc) = if tb == Transpose::No { (k, n) } else { (n, k) };
+                need(a.len, span(ar, ac, lda), "gemm: a");
+                need(b.len, span(br, bc, ldb), "gemm: b");
+                need(c.len, span(m, n, ldc), "gemm: c");
+                self.bind();
+                // SAFETY: the views are live ranges of this stream's buffers, at least as
+                // long as the shapes and leading dimensions reach (checked above).
                 let r = unsafe {
                     blas::$gemm(
                         *self.blas.handle(),
@@ -428,7 +462,24 @@ macro_rules! cuda_backend {
             }
 
             fn gemv_panels(&self, a: &CudaMatrix<$t>, x: CudaView<'_, $t>, y: CudaViewMut<'_, $t>) {
+                need(x.len, a.cols, "gemv_panels: x");
+                need(y.len, a.rows, "gemv_panels: y");
                 if a.rows == 0 {
+                    return;
+                }
+                self.bind();
+                if a.cols == 0 {
+                    // y = A x with no columns is zero (as on the CPU); cuBLAS would leave y.
+                    // SAFETY: `y` is a live range of this stream's buffers, `a.rows` long.
+                    let r = unsafe {
+                        cudarc::driver::result::memset_d8_async(
+                            y.ptr,
+                            0,
+                            a.rows * std::mem::size_of::<$t>(),
+                            self.stream.cu_stream(),
+                        )
+                    };
+                    self.record("zeroing on the device", r);
                     return;
                 }
                 let (one, zero): ($t, $t) = (1.0, 0.0);
@@ -475,6 +526,11 @@ macro_rules! cuda_backend {
                 // One column of `out.len` values: copy `x`, then one axpy per term (the
                 // same bits as the fused pass of the CPU).
                 let len = out.len;
+                need(x.len, len, "combine: x");
+                for (_, k) in terms {
+                    need(k.len, len, "combine: a term");
+                }
+                self.bind();
                 // SAFETY: both views are live ranges of this stream's buffers, `len` long.
                 let copy = unsafe {
                     cudarc::driver::result::memcpy_dtod_async(
@@ -511,6 +567,15 @@ macro_rules! cuda_backend {
                 if n == 0 {
                     return;
                 }
+                let last = terms
+                    .iter()
+                    .map(|(st, _)| st * stride + n)
+                    .max()
+                    .unwrap_or(0);
+                need(h.len, cols, "combine_columns: h");
+                need(x.len, n, "combine_columns: x");
+                need(k.len, last, "combine_columns: k");
+                need(out.len, n, "combine_columns: out");
                 let (dim, cols, stride) = (dim as u64, cols as u64, stride as u64);
                 let f = self.function(concat!("nd_combine_columns_", $suffix));
                 let mut l = self.stream.launch_builder(f);
@@ -544,6 +609,16 @@ macro_rules! cuda_backend {
                 if cols == 0 {
                     return;
                 }
+                let n = dim * cols;
+                let last = terms
+                    .iter()
+                    .map(|(st, _)| st * stride + n)
+                    .max()
+                    .unwrap_or(0);
+                need(h.len, cols, "error_norms: h");
+                need(x.len.min(x_new.len), n, "error_norms: x");
+                need(k.len, last, "error_norms: k");
+                need(out.len, cols, "error_norms: out");
                 let (dim64, cols64, stride) = (dim as u64, cols as u64, stride as u64);
                 let f = self.function(concat!("nd_error_norms_", $suffix));
                 let mut l = self.stream.launch_builder(f);
@@ -574,6 +649,9 @@ macro_rules! cuda_backend {
                 if cols == 0 {
                     return;
                 }
+                need(h.len, cols, "non_finite: h");
+                need(x.len, dim * cols, "non_finite: x");
+                need(out.len, cols, "non_finite: out");
                 let (dim64, cols64) = (dim as u64, cols as u64);
                 let f = self.function(concat!("nd_non_finite_", $suffix));
                 let mut l = self.stream.launch_builder(f);
@@ -598,6 +676,7 @@ macro_rules! cuda_backend {
 
             fn activate_to(&self, act: Activation, x: CudaView<'_, $t>, out: CudaViewMut<'_, $t>) {
                 let n = out.len as u64;
+                need(x.len, out.len, "activate_to: x");
                 if n == 0 {
                     return;
                 }

@@ -9,6 +9,7 @@
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define ND_FN __device__ __forceinline__
+#define ND_LIBM_FN __device__ __noinline__
 typedef unsigned long long nd_u64;
 typedef unsigned int nd_u32;
 ND_FN nd_u64 nd_bits_f64(double x) { return (nd_u64)__double_as_longlong(x); }
@@ -20,6 +21,7 @@ ND_FN float nd_from_bits_f32(nd_u32 b) { return __int_as_float((int)b); }
 #include <stdint.h>
 #include <string.h>
 #define ND_FN static inline
+#define ND_LIBM_FN static
 typedef uint64_t nd_u64;
 typedef uint32_t nd_u32;
 ND_FN nd_u64 nd_bits_f64(double x) { nd_u64 b; memcpy(&b, &x, 8); return b; }
@@ -131,16 +133,24 @@ ND_FN float nd_sigmoid_f32(float x) {
 ND_FN double nd_relu_f64(double x) { return x > 0.0 ? x : 0.0; }
 ND_FN float nd_relu_f32(float x) { return x > 0.0f ? x : 0.0f; }
 
-// phi(x) (cpu.rs `activate_here`). Softplus goes through the platform's exp and log1p,
-// which are not the same function on the GPU and the host: its bits may differ.
+// The only functions that call the platform's exp / log1p: CUDA's fuse multiply-adds
+// inside (as glibc's may on the CPU), so their bits are not promised across backends. They
+// are kept out of line (`nd_libm_` names) so that the kernel check allows fused
+// multiply-adds inside them and nowhere else.
+ND_LIBM_FN double nd_libm_softplus_f64(double x) { return nd_relu_f64(x) + log1p(exp(-fabs(x))); }
+ND_LIBM_FN float nd_libm_softplus_f32(float x) { return nd_relu_f32(x) + log1pf(expf(-fabsf(x))); }
+ND_LIBM_FN double nd_libm_logistic_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
+ND_LIBM_FN float nd_libm_logistic_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// phi(x) (cpu.rs `activate_here`).
 ND_FN double nd_activate_f64(int act, double cap, double x) {
     switch (act) {
     case ND_TANH: return nd_tanh_f64(x);
     case ND_SIGMOID: return nd_sigmoid_f64(x);
-    case ND_SOFTPLUS: return nd_relu_f64(x) + log1p(exp(-fabs(x))); // ND_LIBM
+    case ND_SOFTPLUS: return nd_libm_softplus_f64(x);
     case ND_RELU: return nd_relu_f64(x);
     case ND_CLIPPED_RELU: return fmin(nd_relu_f64(x), cap);
-    case ND_CLIPPED_SOFTPLUS: return fmin(nd_relu_f64(x) + log1p(exp(-fabs(x))), cap); // ND_LIBM
+    case ND_CLIPPED_SOFTPLUS: return fmin(nd_libm_softplus_f64(x), cap);
     default: return x;
     }
 }
@@ -149,10 +159,10 @@ ND_FN float nd_activate_f32(int act, double cap, float x) {
     switch (act) {
     case ND_TANH: return nd_tanh_f32(x);
     case ND_SIGMOID: return nd_sigmoid_f32(x);
-    case ND_SOFTPLUS: return nd_relu_f32(x) + log1pf(expf(-fabsf(x))); // ND_LIBM
+    case ND_SOFTPLUS: return nd_libm_softplus_f32(x);
     case ND_RELU: return nd_relu_f32(x);
     case ND_CLIPPED_RELU: return fminf(nd_relu_f32(x), (float)cap);
-    case ND_CLIPPED_SOFTPLUS: return fminf(nd_relu_f32(x) + log1pf(expf(-fabsf(x))), (float)cap); // ND_LIBM
+    case ND_CLIPPED_SOFTPLUS: return fminf(nd_libm_softplus_f32(x), (float)cap);
     default: return x;
     }
 }
@@ -162,10 +172,10 @@ ND_FN double nd_activate_grad_f64(int act, double cap, double x, double phi) {
     switch (act) {
     case ND_TANH: return 1.0 - phi * phi;
     case ND_SIGMOID: return phi * (1.0 - phi);
-    case ND_SOFTPLUS: return 1.0 / (1.0 + exp(-x)); // ND_LIBM
+    case ND_SOFTPLUS: return nd_libm_logistic_f64(x);
     case ND_RELU: return x > 0.0 ? 1.0 : 0.0;
     case ND_CLIPPED_RELU: return (x > 0.0 && x < cap) ? 1.0 : 0.0;
-    case ND_CLIPPED_SOFTPLUS: return phi < cap ? 1.0 / (1.0 + exp(-x)) : 0.0; // ND_LIBM
+    case ND_CLIPPED_SOFTPLUS: return phi < cap ? nd_libm_logistic_f64(x) : 0.0;
     default: return 1.0;
     }
 }
@@ -174,14 +184,13 @@ ND_FN float nd_activate_grad_f32(int act, double cap, float x, float phi) {
     switch (act) {
     case ND_TANH: return 1.0f - phi * phi;
     case ND_SIGMOID: return phi * (1.0f - phi);
-    case ND_SOFTPLUS: return 1.0f / (1.0f + expf(-x)); // ND_LIBM
+    case ND_SOFTPLUS: return nd_libm_logistic_f32(x);
     case ND_RELU: return x > 0.0f ? 1.0f : 0.0f;
     case ND_CLIPPED_RELU: return (x > 0.0f && x < (float)cap) ? 1.0f : 0.0f;
-    case ND_CLIPPED_SOFTPLUS: return phi < (float)cap ? 1.0f / (1.0f + expf(-x)) : 0.0f; // ND_LIBM
+    case ND_CLIPPED_SOFTPLUS: return phi < (float)cap ? nd_libm_logistic_f32(x) : 0.0f;
     default: return 1.0f;
     }
 }
-
 
 // max(|a|, |b|) (Rust `a.abs().max(b.abs())`) and the correctly rounded square root.
 ND_FN double nd_max_abs_f64(double a, double b) { return fmax(fabs(a), fabs(b)); }

@@ -22,3 +22,19 @@ pub const KERNEL_SOURCES: [(&str, &str); 1] = [("core.cu", include_str!("core.cu
 
 /// The headers the kernel sources include: `(file name, text)`.
 pub const KERNEL_HEADERS: [(&str, &str); 1] = [("elementwise.h", include_str!("elementwise.h"))];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MAX_TERMS;
+
+    /// The kernels' term list holds as many terms as [`Terms`](crate::Terms).
+    #[test]
+    fn kernels_take_as_many_terms_as_the_host() {
+        let define = format!("#define ND_MAX_TERMS {MAX_TERMS}\n");
+        assert!(
+            KERNEL_SOURCES.iter().any(|(_, src)| src.contains(&define)),
+            "{define}"
+        );
+    }
+}
