@@ -100,7 +100,7 @@ fn measure<T: Real, B: Backend<T>>(b: &B, n: usize, nb: usize, reps: usize) -> (
     let mut phi = b.zeros(len).unwrap();
     let mut k = b.zeros(len * s).unwrap();
     let mut norms = b.zeros(nb).unwrap();
-    let mut hbuf = upload(b, &vec![T::from_f64(H); nb]);
+    let hbuf = upload(b, &vec![T::from_f64(H); nb]);
     let mut accept = b.zeros(nb).unwrap();
     let mut norms_host = vec![T::zero(); nb];
     let mut accept_host = vec![T::zero(); nb];
@@ -216,7 +216,6 @@ fn measure<T: Real, B: Backend<T>>(b: &B, n: usize, nb: usize, reps: usize) -> (
         gemm_ms.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     gemm_ms.remove(0);
-    let _ = &mut hbuf;
     (median(step_ms), median(gemm_ms), mean_norm)
 }
 

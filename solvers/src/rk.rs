@@ -109,15 +109,11 @@ impl<'a, T> Stages<'a, T> {
 
 /// `out = x + h Σ_t w_t k_{s_t}` over the terms (one fused pass): the one combination
 /// behind stage states, solutions and dense output, for one column. A batch runs the same
-/// terms through [`Backend::combine_columns`].
+/// terms through [`Backend::combine_columns`](crate::Backend::combine_columns), whose CPU
+/// version calls the same function per column.
 #[inline]
 fn combine<T: Real>(x: &[T], h: T, terms: &Terms<T>, k: Stages<'_, T>, col: usize, out: &mut [T]) {
-    let dim = out.len();
-    let mut part: [(T, &[T]); MAX_STAGES] = [(T::zero(), &[]); MAX_STAGES];
-    for (p, (j, wj)) in part.iter_mut().zip(terms.iter()) {
-        *p = (h * wj, k.col(j, col, dim));
-    }
-    Cpu.combine(x, &part[..terms.len()], out);
+    Cpu.combine_terms(terms, h, x, k.k, col, k.stride, out);
 }
 
 /// Stage state `X_i = x + h Σ_{j<i} a_ij k_j` of one column.
@@ -181,22 +177,7 @@ pub(crate) fn error_norm<T: Real>(
     let Some(terms) = co.error_terms() else {
         return f64::NAN;
     };
-    let mut out = [T::zero()];
-    let (k, stride) = (&k.k[col..], k.stride);
-    Cpu.error_norms(
-        &terms,
-        x.len(),
-        1,
-        &[h],
-        rtol,
-        atol,
-        x,
-        x_new,
-        k,
-        stride,
-        &mut out,
-    );
-    out[0].as_f64()
+    Cpu::error_norm_column(&terms, x.len(), h, rtol, atol, x, x_new, k.k, col, k.stride).as_f64()
 }
 
 /// Time of a stage with node `c` in the step `[t, t_end]` of size `h`.

@@ -2,9 +2,9 @@
 
 use std::any::TypeId;
 
-use super::kernels;
 use std::ops::Range;
 
+use super::kernels;
 use super::{team, Activation, Backend, BackendError, Panels, Terms, Transpose, MAX_TERMS};
 use crate::scalar::Real;
 
@@ -379,43 +379,71 @@ fn leak_column<T: Real>(out: &mut [T], x: &[T], drive: Option<&[T]>, inv_tau: &[
     }
 }
 
-/// One column of [`Backend::error_norms`] (`x`, `x_new` and `k` start at the column):
-/// `d = Σ_t e_t k_t` a block of 64 elements at a time with [`combine_here`], then the
-/// scaled squares summed in element order.
-///
-/// [`combine_here`]: Cpu::combine_here
-#[allow(clippy::too_many_arguments)]
-fn error_norm_column<T: Real>(
-    terms: &Terms<T>,
-    dim: usize,
-    h: T,
-    rtol: T,
-    atol: T,
-    x: &[T],
-    x_new: &[T],
-    k: &[T],
-    stride: usize,
-) -> T {
-    const B: usize = 64;
-    let zeros = [T::zero(); B];
-    let mut d = [T::zero(); B];
-    let mut part: [(T, &[T]); MAX_TERMS] = [(T::zero(), &[]); MAX_TERMS];
-    let mut acc = T::zero();
-    let mut a = 0;
-    while a < dim {
-        let len = B.min(dim - a);
-        for (p, (s, e)) in part.iter_mut().zip(terms.iter()) {
-            *p = (e, &k[s * stride + a..s * stride + a + len]);
+impl Cpu {
+    /// One column of [`Backend::combine_columns`] (`x` and `out` start at the column;
+    /// stage `s` of the column starts at `s * stride + at` in `k`):
+    /// `out = x + Σ_t (h w_t) k_{s_t}` in one fused pass ([`Backend::combine`]). The
+    /// Runge–Kutta module's per-column path runs the same function (its stage store may
+    /// hold only the stages the terms name).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn combine_terms<T: Real>(
+        &self,
+        terms: &Terms<T>,
+        h: T,
+        x: &[T],
+        k: &[T],
+        at: usize,
+        stride: usize,
+        out: &mut [T],
+    ) {
+        let dim = out.len();
+        let mut part: [(T, &[T]); MAX_TERMS] = [(T::zero(), &[]); MAX_TERMS];
+        for (p, (s, w)) in part.iter_mut().zip(terms.iter()) {
+            let o = s * stride + at;
+            *p = (h * w, &k[o..o + dim]);
         }
-        Cpu::combine_here(&zeros[..len], &part[..terms.len()], &mut d[..len]);
-        for (l, &dl) in d[..len].iter().enumerate() {
-            let i = a + l;
-            let sc = atol + rtol * x[i].abs().max(x_new[i].abs());
-            acc += (h * dl / sc).powi(2);
-        }
-        a += len;
+        self.combine(&x[..dim], &part[..terms.len()], out);
     }
-    (acc / T::from_usize(dim)).sqrt()
+
+    /// One column of [`Backend::error_norms`] (`x` and `x_new` start at the column, `dim`
+    /// values; stage `s` of the column starts at `s * stride + at` in `k`): `d = Σ_t e_t k_t` a block of 64 elements at a time, then the scaled
+    /// squares summed in element order. The Runge–Kutta module's per-column path runs the
+    /// same function.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn error_norm_column<T: Real>(
+        terms: &Terms<T>,
+        dim: usize,
+        h: T,
+        rtol: T,
+        atol: T,
+        x: &[T],
+        x_new: &[T],
+        k: &[T],
+        at: usize,
+        stride: usize,
+    ) -> T {
+        const B: usize = 64;
+        let zeros = [T::zero(); B];
+        let mut d = [T::zero(); B];
+        let mut part: [(T, &[T]); MAX_TERMS] = [(T::zero(), &[]); MAX_TERMS];
+        let mut acc = T::zero();
+        let mut a = 0;
+        while a < dim {
+            let len = B.min(dim - a);
+            for (p, (s, e)) in part.iter_mut().zip(terms.iter()) {
+                let o = s * stride + at + a;
+                *p = (e, &k[o..o + len]);
+            }
+            Self::combine_here(&zeros[..len], &part[..terms.len()], &mut d[..len]);
+            for (l, &dl) in d[..len].iter().enumerate() {
+                let i = a + l;
+                let sc = atol + rtol * x[i].abs().max(x_new[i].abs());
+                acc += (h * dl / sc).powi(2);
+            }
+            a += len;
+        }
+        (acc / T::from_usize(dim)).sqrt()
+    }
 }
 
 impl<T: Real> Backend<T> for Cpu {
@@ -486,13 +514,9 @@ impl<T: Real> Backend<T> for Cpu {
         stride: usize,
         out: &mut [T],
     ) {
-        let mut part: [(T, &[T]); MAX_TERMS] = [(T::zero(), &[]); MAX_TERMS];
         for c in (0..cols).filter(|&c| h[c] != T::zero()) {
             let r = c * dim..(c + 1) * dim;
-            for (p, (s, w)) in part.iter_mut().zip(terms.iter()) {
-                *p = (h[c] * w, &k[s * stride + r.start..s * stride + r.end]);
-            }
-            self.combine(&x[r.clone()], &part[..terms.len()], &mut out[r]);
+            self.combine_terms(terms, h[c], &x[r.clone()], k, r.start, stride, &mut out[r]);
         }
     }
 
@@ -522,7 +546,7 @@ impl<T: Real> Backend<T> for Cpu {
     ) {
         for c in (0..cols).filter(|&c| h[c] != T::zero()) {
             let o = c * dim;
-            out[c] = error_norm_column(
+            out[c] = Self::error_norm_column(
                 terms,
                 dim,
                 h[c],
@@ -530,7 +554,8 @@ impl<T: Real> Backend<T> for Cpu {
                 atol,
                 &x[o..],
                 &x_new[o..],
-                &k[o..],
+                k,
+                o,
                 stride,
             );
         }

@@ -231,9 +231,25 @@ impl Cuda {
 /// A buffer in device memory.
 #[derive(Debug)]
 pub struct CudaBuffer<T> {
-    slice: CudaSlice<T>,
+    /// Owns the memory (freed in stream order when dropped); reached through `ptr`.
+    _slice: CudaSlice<T>,
     ptr: CUdeviceptr,
     len: usize,
+}
+
+impl<T> CudaBuffer<T> {
+    /// The device address of the start of `r`.
+    ///
+    /// # Panics
+    /// If `r` is not inside the buffer.
+    fn address_of(&self, r: &Range<usize>) -> CUdeviceptr {
+        assert!(
+            r.start <= r.end && r.end <= self.len,
+            "view {r:?} of {} elements",
+            self.len
+        );
+        self.ptr + (r.start * std::mem::size_of::<T>()) as u64
+    }
 }
 
 /// A read-only range of a [`CudaBuffer`].
@@ -310,7 +326,11 @@ macro_rules! cuda_backend {
                     }
                 })?;
                 let ptr = slice.device_ptr(&self.stream).0;
-                Ok(CudaBuffer { slice, ptr, len })
+                Ok(CudaBuffer {
+                    _slice: slice,
+                    ptr,
+                    len,
+                })
             }
 
             fn buffer_len(&self, b: &CudaBuffer<$t>) -> usize {
@@ -318,14 +338,8 @@ macro_rules! cuda_backend {
             }
 
             fn view<'a>(&self, b: &'a CudaBuffer<$t>, r: Range<usize>) -> CudaView<'a, $t> {
-                assert!(
-                    r.start <= r.end && r.end <= b.len,
-                    "view {r:?} of {} elements",
-                    b.len
-                );
-                let _ = &b.slice;
                 CudaView {
-                    ptr: b.ptr + (r.start * std::mem::size_of::<$t>()) as u64,
+                    ptr: b.address_of(&r),
                     len: r.len(),
                     _borrow: PhantomData,
                 }
@@ -336,13 +350,8 @@ macro_rules! cuda_backend {
                 b: &'a mut CudaBuffer<$t>,
                 r: Range<usize>,
             ) -> CudaViewMut<'a, $t> {
-                assert!(
-                    r.start <= r.end && r.end <= b.len,
-                    "view {r:?} of {} elements",
-                    b.len
-                );
                 CudaViewMut {
-                    ptr: b.ptr + (r.start * std::mem::size_of::<$t>()) as u64,
+                    ptr: b.address_of(&r),
                     len: r.len(),
                     _borrow: PhantomData,
                 }
