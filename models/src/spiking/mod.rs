@@ -20,6 +20,8 @@
 //!   and difference-of-exponentials stimuli at one or more onsets.
 //! - **The mean field of the network** ([`reduction`]): one population per block, for
 //!   [`crate::meanfield`].
+//! - **A trained rate network converted to LIF neurons** ([`converted`]): Kim, Li &
+//!   Sejnowski's (2019) mapping, with double-exponential synapses and a weight per synapse.
 //!
 //! ```
 //! use neurode_models::spiking::{ClusterSpec, DeadTime, External, LifNetwork, MaskKind,
@@ -61,6 +63,7 @@
 //! ```
 
 pub mod blocks;
+pub mod converted;
 pub mod input;
 pub mod network;
 pub mod neuron;

@@ -3,6 +3,9 @@
 //! of a block pair has that pair's weight, kept once in a `B x B` table (not per synapse).
 //! A spike of `j` adds one column of `W`: for each block, the block's weight to each of its
 //! targets there.
+//!
+//! A network converted from a trained rate RNN has a weight per synapse instead
+//! ([`Synapses::from_dense`]): one block, and the weights stored beside the targets.
 
 use neurode_solvers::{Real, Stream};
 
@@ -32,6 +35,9 @@ pub struct Synapses<T: Real> {
     /// weight: `(first block, last block + 1, weight)` (a clustered network's E neuron
     /// has six: its own cluster, the E blocks before and after it, and the same for I).
     segments: Vec<Vec<(u32, u32, T)>>,
+    /// One weight per stored synapse, beside `targets` (a network with a weight per
+    /// synapse, [`Synapses::from_dense`]); empty when the weights are per block pair.
+    values: Vec<T>,
 }
 
 /// The inputs a neuron draws from a block of `m` neurons at probability `p` under
@@ -188,6 +194,57 @@ impl<T: Real> Synapses<T> {
             targets,
             weights,
             segments,
+            values: Vec::new(),
+        })
+    }
+
+    /// The synapses of a dense weight matrix with a weight per synapse: `w[i * n + j]` is
+    /// the weight onto neuron `i` from neuron `j` (rows postsynaptic), `n * n` entries;
+    /// the nonzero entries become synapses (autapses included: a rate network may have
+    /// them). One block holds every neuron.
+    pub fn from_dense(n: usize, w: &[f64]) -> Result<Synapses<T>, SpikingError> {
+        if w.len() != n * n {
+            return Err(SpikingError::Shape {
+                key: "recurrent weights".into(),
+                got: w.len(),
+                expected: format!("{} (N x N for N = {n})", n * n),
+            });
+        }
+        if let Some(k) = w.iter().position(|x| !x.is_finite()) {
+            return Err(SpikingError::Invalid {
+                key: format!("recurrent weight [{}, {}]", k / n, k % n),
+                value: w[k],
+                requirement: "a finite weight".into(),
+            });
+        }
+        let mut row = Vec::with_capacity(n + 1);
+        let mut cut = Vec::with_capacity(2 * n);
+        let mut targets = Vec::new();
+        let mut values = Vec::new();
+        for j in 0..n {
+            row.push(targets.len());
+            let start = targets.len();
+            for i in 0..n {
+                let x = w[i * n + j];
+                if x != 0.0 {
+                    targets.push(i as u32);
+                    values.push(T::from(x).unwrap_or(T::zero()));
+                }
+            }
+            cut.push(0);
+            cut.push(u32_len(targets.len() - start)?);
+        }
+        row.push(targets.len());
+        Ok(Synapses {
+            n,
+            nb: 1,
+            label: vec![0; n],
+            row,
+            cut,
+            targets,
+            weights: vec![T::zero()],
+            segments: vec![Vec::new()],
+            values,
         })
     }
 
@@ -215,7 +272,8 @@ impl<T: Real> Synapses<T> {
     pub fn targets_of(&self, j: usize) -> &[u32] {
         &self.targets[self.row[j]..self.row[j + 1]]
     }
-    /// The weight onto block `a` from block `b`.
+    /// The weight onto block `a` from block `b` (0 for a network with a weight per
+    /// synapse).
     pub fn block_weight(&self, a: usize, b: usize) -> T {
         self.weights[a * self.nb + b]
     }
@@ -238,6 +296,7 @@ impl<T: Real> Synapses<T> {
             + self.weights.len() * std::mem::size_of::<T>()
             + self.segments.iter().map(Vec::len).sum::<usize>()
                 * std::mem::size_of::<(u32, u32, T)>()
+            + self.values.len() * std::mem::size_of::<T>()
     }
 
     /// Adds neuron `j`'s column of `W` to `input` (one entry per neuron).
@@ -250,9 +309,17 @@ impl<T: Real> Synapses<T> {
             input.len() >= self.n,
             "add_column: input shorter than the network"
         );
+        let run = &self.targets[self.row[j]..self.row[j + 1]];
+        if !self.values.is_empty() {
+            let values = &self.values[self.row[j]..self.row[j + 1]];
+            for (&t, &w) in run.iter().zip(values) {
+                // SAFETY: as below; `from_dense` stores only targets below `self.n`.
+                unsafe { *input.get_unchecked_mut(t as usize) += w };
+            }
+            return;
+        }
         let nb = self.nb;
         let bj = self.label[j] as usize;
-        let run = &self.targets[self.row[j]..self.row[j + 1]];
         let cut = &self.cut[j * (nb + 1)..(j + 1) * (nb + 1)];
         for &(a0, a1, w) in &self.segments[bj] {
             let (s, e) = (cut[a0 as usize] as usize, cut[a1 as usize] as usize);
@@ -268,14 +335,22 @@ impl<T: Real> Synapses<T> {
     /// `W` in compressed sparse column form (column `j` = presynaptic `j`, rows
     /// postsynaptic): `(data, indices, indptr)`, as `scipy.sparse.csc_matrix` takes them.
     pub fn csc(&self) -> (Vec<f64>, Vec<i32>, Vec<i64>) {
-        let mut data = Vec::with_capacity(self.targets.len());
-        for j in 0..self.n {
-            let bj = self.label[j] as usize;
-            for &t in self.targets_of(j) {
-                let a = self.label[t as usize] as usize;
-                data.push(self.weights[a * self.nb + bj].to_f64().unwrap_or(f64::NAN));
+        let data = if self.values.is_empty() {
+            let mut data = Vec::with_capacity(self.targets.len());
+            for j in 0..self.n {
+                let bj = self.label[j] as usize;
+                for &t in self.targets_of(j) {
+                    let a = self.label[t as usize] as usize;
+                    data.push(self.weights[a * self.nb + bj].to_f64().unwrap_or(f64::NAN));
+                }
             }
-        }
+            data
+        } else {
+            self.values
+                .iter()
+                .map(|x| x.to_f64().unwrap_or(f64::NAN))
+                .collect()
+        };
         let indices = self.targets.iter().map(|&t| t as i32).collect();
         let indptr = self.row.iter().map(|&r| r as i64).collect();
         (data, indices, indptr)
@@ -446,5 +521,48 @@ mod tests {
             .all(|&x| x == 0.0 || (x - 9.9225).abs() < 1e-12));
         let expected = expected_synapses(&blocks, &p, spec.mask);
         assert!(((a.len() as f64) / expected - 1.0).abs() < 0.01);
+    }
+
+    /// A dense matrix keeps every nonzero entry as a synapse of its own weight: a spike of
+    /// `j` adds column `j` exactly, and the compressed form gives the matrix back.
+    #[test]
+    fn a_dense_matrix_adds_its_columns() {
+        let n = 7;
+        let w: Vec<f64> = (0..n * n)
+            .map(|k| {
+                if k % 3 == 0 {
+                    0.0
+                } else {
+                    (k as f64 - 20.0) * 0.37
+                }
+            })
+            .collect();
+        let syn = Synapses::<f64>::from_dense(n, &w).unwrap();
+        assert_eq!(syn.len(), w.iter().filter(|&&x| x != 0.0).count());
+        for j in 0..n {
+            let mut input = vec![0.5; n];
+            syn.add_column(j, &mut input);
+            for i in 0..n {
+                assert_eq!(input[i], 0.5 + w[i * n + j], "({i}, {j})");
+            }
+        }
+        let (data, idx, ptr) = syn.csc();
+        let mut back = vec![0.0; n * n];
+        for j in 0..n {
+            for k in ptr[j] as usize..ptr[j + 1] as usize {
+                back[idx[k] as usize * n + j] = data[k];
+            }
+        }
+        assert_eq!(back, w);
+        assert!(matches!(
+            Synapses::<f64>::from_dense(3, &[0.0; 8]),
+            Err(SpikingError::Shape { .. })
+        ));
+        let mut bad = vec![0.0; 9];
+        bad[5] = f64::NAN;
+        let err = Synapses::<f64>::from_dense(3, &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[1, 2]"), "{err}");
     }
 }
