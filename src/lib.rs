@@ -41,6 +41,7 @@ pub mod analysis;
 pub mod analyze;
 pub mod config;
 pub mod config_file;
+pub mod conversion;
 pub mod export;
 pub mod invalid;
 pub mod io;

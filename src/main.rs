@@ -58,6 +58,7 @@ fn check_outputs(command: &Command) -> Result<(), String> {
         Command::Simulate(a) => dir(&a.out),
         Command::Analyze(a) => dir(&a.out),
         Command::Meanfield(a) => dir(&a.out).and_then(|()| file(&a.problems)),
+        Command::Spiking(a) => dir(&a.out).and_then(|()| file(&a.record)),
         Command::Train(_) | Command::Sweep(_) | Command::Eval(_) => Ok(()),
     }
     .map_err(|e| e.to_string())
@@ -111,6 +112,91 @@ enum Command {
     /// stability, and draw its flow field; writes fixed_points.json (and .npz),
     /// eigenvalues.json, flow_field.png and spectrum.png into <run-dir>/analysis.
     Analyze(AnalyzeArgs),
+    /// Convert a trained Kim et al. rate RNN (a run directory of configs/kim_*.toml, or a
+    /// .mat with the original's variables) into a LIF network and choose its scaling factor
+    /// λ by the original's grid search (20 to 75 in steps of 5, 100 trials each): the
+    /// results go into the .mat (opt_scaling_factor, all_perfs, scaling_factors) and
+    /// spiking_grid.json, with spiking_output.png and spiking_raster_<condition>.png at the
+    /// best λ. --lambda evaluates one λ instead (spiking_lambda_<λ>.json).
+    Spiking(SpikingArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct SpikingArgs {
+    /// A Kim run directory (written by `neurode train configs/kim_*.toml`) or a .mat.
+    source: PathBuf,
+    /// Evaluate this scaling factor only (W/λ); nothing is written into the .mat.
+    #[arg(long)]
+    lambda: Option<f64>,
+    /// The grid of scaling factors: start:stop:step (stop included), start:stop, or a
+    /// list a,b,c.
+    #[arg(long, default_value = "20:75:5")]
+    grid: String,
+    /// Trials per scaling factor.
+    #[arg(long, default_value_t = 100)]
+    trials: usize,
+    /// Seed of the trials (inputs, initial voltages, noise); every λ runs the same trials.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Standard deviation of the voltage noise per step (mV; the original's 0.1; 0 = off).
+    #[arg(long, default_value_t = 0.1)]
+    noise: f64,
+    /// The task (go_nogo, xor or mante); default: the run's, or the .mat's file name's.
+    #[arg(long)]
+    task: Option<String>,
+    /// Output folder (default: the run directory, or the .mat's folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// With --lambda: write every trial (input, initial voltages, spikes, output) to this
+    /// .npz.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No plots.
+    #[arg(long)]
+    no_plots: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn spiking(a: &SpikingArgs) -> Result<(), String> {
+    let grid = if a.lambda.is_some() {
+        Vec::new()
+    } else {
+        neurode::conversion::parse_grid(&a.grid).map_err(|e| e.to_string())?
+    };
+    let opts = neurode::conversion::SpikingOptions {
+        source: a.source.clone(),
+        lambda: a.lambda,
+        grid,
+        trials: a.trials,
+        seed: a.seed,
+        noise: a.noise,
+        task: a.task.clone(),
+        out: a.out.clone(),
+        record: a.record.clone(),
+        threads: a
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        plots: !a.no_plots,
+    };
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} trials  {elapsed} (eta {eta})")
+            .expect("a valid template"),
+    );
+    let r = neurode::conversion::run(&opts, &bar).map_err(|e| e.to_string())?;
+    for line in neurode::conversion::summary_lines(&r) {
+        outln!("{line}");
+    }
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -670,6 +756,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => analyze(a),
         Command::Meanfield(a) => meanfield(a),
         Command::Eval(a) => eval(a),
+        Command::Spiking(a) => spiking(a),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

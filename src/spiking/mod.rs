@@ -11,7 +11,7 @@
 
 mod compare;
 mod config;
-mod plot;
+pub(crate) mod plot;
 mod run;
 mod size;
 

@@ -16,7 +16,7 @@
 //! | `taus` | 1 x 2 or 1 x 1 | `[tau_min tau_max]` or `[tau]`, in steps of 5 ms |
 //! | `taus_gaus`, `taus_gaus0` | N x 1 | trained / initial `g` of `tau = sigmoid(g) (max - min) + min` |
 //! | `exc`, `inh` | N x 1 | logical: excitatory / inhibitory units |
-//! | `N`, `som_N` | 1 x 1 | units, SOM units (as drawn: the first `som_N` inhibitory units, fewer where fewer are inhibitory) |
+//! | `N`, `som_N` | 1 x 1 int64 | units, SOM units (as drawn: the first `som_N` inhibitory units, fewer where fewer are inhibitory); integers, as the original saves them (its Python rate evaluator calls `np.zeros((N, T))`) |
 //! | `losses` | 1 x trials | the training loss of every trial |
 //! | `eval_perf_mean`, `eval_loss_mean` | 1 x evaluations | accuracy and loss of each evaluation |
 //! | `tr` | 1 x 1 | trials trained |
@@ -142,10 +142,10 @@ pub fn mat_variables<T: Real>(
             MatValue::logical_column(inh.iter().map(|&i| !i).collect()),
         ),
         col("inh", MatValue::logical_column(inh)),
-        col("N", MatValue::scalar(n as f64)),
+        col("N", MatValue::int_scalar(n as i64)),
         col(
             "som_N",
-            MatValue::scalar(conn.som().iter().filter(|&&s| s).count() as f64),
+            MatValue::int_scalar(conn.som().iter().filter(|&&s| s).count() as i64),
         ),
         col("losses", MatValue::row(run.losses.to_vec())),
         col(

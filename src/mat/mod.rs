@@ -1,5 +1,6 @@
 //! MATLAB Level-5 MAT-files (what `save -v6` writes and `scipy.io.loadmat` reads): real
-//! double arrays, char rows and logical arrays, uncompressed and little-endian.
+//! double and int64 arrays, char rows and logical arrays, uncompressed and little-endian.
+//! [`read_mat`] reads them back (and what SciPy or MATLAB wrote, compressed or not).
 //!
 //! Hand-written rather than a crate: on crates.io `mat5` (0.1.0) writes numeric arrays but
 //! no char arrays, and `matrw` (0.1.4, early) pulls in `binrw`, `chrono`, `flate2`,
@@ -14,17 +15,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::io::{write_atomic, IoError};
 
+mod read;
+pub use read::{read_mat, MatArray, MatFile, MatReadError};
+
 // Data types (`mi*`) and array classes (`mx*`) of the Level-5 format.
 const MI_INT8: u32 = 1;
 const MI_UINT8: u32 = 2;
 const MI_INT32: u32 = 5;
 const MI_UINT32: u32 = 6;
 const MI_DOUBLE: u32 = 9;
+const MI_INT64: u32 = 12;
 const MI_MATRIX: u32 = 14;
 const MI_UTF16: u32 = 17;
 const MX_CHAR_CLASS: u32 = 4;
 const MX_DOUBLE_CLASS: u32 = 6;
 const MX_UINT8_CLASS: u32 = 9;
+const MX_INT64_CLASS: u32 = 14;
 /// The logical bit of the array-flags byte.
 const FLAG_LOGICAL: u32 = 0x02;
 /// MATLAB's `namelengthmax`.
@@ -41,6 +47,13 @@ pub enum MatValue {
         /// Values, column-major; as many as the product of `dims`.
         data: Vec<f64>,
     },
+    /// A real `int64` array (what `scipy.io.savemat` writes for a Python `int`).
+    Int64 {
+        /// Dimensions, at least two.
+        dims: Vec<usize>,
+        /// Values, column-major; as many as the product of `dims`.
+        data: Vec<i64>,
+    },
     /// A `1 x n` char row (UTF-16 code units; characters outside the Basic Multilingual
     /// Plane are refused, as SciPy cannot read them back).
     Char(String),
@@ -54,6 +67,14 @@ pub enum MatValue {
 }
 
 impl MatValue {
+    /// A `1 x 1` int64 (a count: `N`, `som_N`).
+    pub fn int_scalar(x: i64) -> Self {
+        MatValue::Int64 {
+            dims: vec![1, 1],
+            data: vec![x],
+        }
+    }
+
     /// A `1 x 1` double.
     pub fn scalar(x: f64) -> Self {
         MatValue::Double {
@@ -242,7 +263,7 @@ pub fn encode_mat(vars: &[(String, MatValue)]) -> Result<Vec<u8>, MatError> {
     Ok(out)
 }
 
-fn check_name(name: &str) -> Result<(), MatError> {
+pub(crate) fn check_name(name: &str) -> Result<(), MatError> {
     let reason = if name.is_empty() {
         Some("the name is empty")
     } else if !name.as_bytes()[0].is_ascii_alphabetic() {
@@ -349,12 +370,17 @@ fn check_dims(name: &str, dims: &[usize], len: usize) -> Result<(), MatError> {
     Ok(())
 }
 
-fn encode_var(out: &mut Vec<u8>, name: &str, value: &MatValue) -> Result<(), MatError> {
+pub(crate) fn encode_var(out: &mut Vec<u8>, name: &str, value: &MatValue) -> Result<(), MatError> {
     let (class, flags, dims, mi, data): (u32, u32, Vec<usize>, u32, Vec<u8>) = match value {
         MatValue::Double { dims, data } => {
             check_dims(name, dims, data.len())?;
             let bytes = data.iter().flat_map(|x| x.to_le_bytes()).collect();
             (MX_DOUBLE_CLASS, 0, dims.clone(), MI_DOUBLE, bytes)
+        }
+        MatValue::Int64 { dims, data } => {
+            check_dims(name, dims, data.len())?;
+            let bytes = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (MX_INT64_CLASS, 0, dims.clone(), MI_INT64, bytes)
         }
         MatValue::Logical { dims, data } => {
             check_dims(name, dims, data.len())?;
