@@ -427,8 +427,8 @@ impl<T: Real> ConvertedNetwork<T> {
         }
         ws.noise.clear();
         ws.noise.resize(n, 0.0);
-        let noise = noise.filter(|_| c.noise_sd > 0.0);
-        let mut noise = noise;
+        // Without noise the buffer stays zero: `v + 0 σ` is `v`.
+        let mut noise = noise.filter(|_| c.noise_sd > 0.0);
         let steps = c.steps(columns);
         rec.out.clear();
         rec.out.reserve(steps);
@@ -448,22 +448,22 @@ impl<T: Real> ConvertedNetwork<T> {
             if let Some(z) = noise.as_deref_mut() {
                 z.fill_standard(&mut ws.noise);
             }
+            // The membrane of every neuron (branch-free, so that it vectorises), then the
+            // threshold (rare crossings).
+            for k in 0..n {
+                let v = ws.v[k];
+                let current = (ws.ipsc[k] + bias) + ext[k];
+                let stepped = v + dt_t * ((current - v) / tau_m);
+                let free = now > ws.t_last[k] + c.tau_ref;
+                ws.v[k] = if free { stepped } else { v } + t(ws.noise[k]) * sd;
+            }
             ws.spiked.clear();
             for k in 0..n {
-                let mut v = ws.v[k];
-                if now > ws.t_last[k] + c.tau_ref {
-                    let current = (ws.ipsc[k] + bias) + ext[k];
-                    v += dt_t * ((current - v) / tau_m);
-                }
-                if noise.is_some() {
-                    v += t(ws.noise[k]) * sd;
-                }
-                if v >= v_peak {
+                if ws.v[k] >= v_peak {
                     ws.t_last[k] += now - ws.t_last[k];
-                    v = v_reset;
+                    ws.v[k] = v_reset;
                     ws.spiked.push(k as u32);
                 }
-                ws.v[k] = v;
             }
             for &j in &ws.spiked {
                 self.synapses.add_column(j as usize, &mut ws.jd);
@@ -471,11 +471,9 @@ impl<T: Real> ConvertedNetwork<T> {
             let mut out = T::zero();
             for k in 0..n {
                 ws.ipsc[k] = ws.ipsc[k] * self.decay[k] + ws.h[k] * dt_t;
-                ws.h[k] *= self.rise;
-                if ws.jd[k] != T::zero() {
-                    ws.h[k] += ws.jd[k] / self.rise_decay[k];
-                    ws.jd[k] = T::zero();
-                }
+                // + 0/(τr τd) where no spike arrives: the original's sum, exactly.
+                ws.h[k] = ws.h[k] * self.rise + ws.jd[k] / self.rise_decay[k];
+                ws.jd[k] = T::zero();
                 ws.r[k] = ws.r[k] * self.decay[k] + ws.hr[k] * dt_t;
                 ws.hr[k] *= self.rise;
             }
