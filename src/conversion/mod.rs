@@ -337,7 +337,7 @@ pub fn parse_grid(s: &str) -> Result<Vec<f64>, ConversionError> {
             return Err(bad("a step > 0"));
         }
         let count = ((b - a) / step + 1e-9).floor();
-        if !(count.is_finite() && count >= 0.0 && count < 1e6) {
+        if !(0.0..1e6).contains(&count) {
             return Err(ConversionError::EmptyGrid);
         }
         (0..=count as usize).map(|k| a + step * k as f64).collect()

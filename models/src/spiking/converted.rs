@@ -372,6 +372,8 @@ impl<T: Real> ConvertedNetwork<T> {
     /// [`Constants::hold`] steps; the trial has [`Constants::steps`] steps. `uniforms` are
     /// the `n` draws on `[0, 1)` of the initial voltages `v_reset + u (v_top − v_reset)`;
     /// `noise` draws the voltage noise (`None`, or a standard deviation of 0: none).
+    // The per-neuron loops index several arrays by neuron.
+    #[allow(clippy::needless_range_loop)]
     pub fn run(
         &self,
         input: &[f64],
