@@ -201,17 +201,7 @@ fn bad_input_gets_a_clear_error() {
         "--quiet",
         "--no-plots",
     ]));
-    for leave in [
-        "N",
-        "w",
-        "m",
-        "som_m",
-        "w_in",
-        "w_out",
-        "taus",
-        "taus_gaus",
-        "inh",
-    ] {
+    for leave in neurode::conversion::load::REQUIRED {
         let vars: Vec<_> = variables(10)
             .into_iter()
             .filter(|(n, _)| n != leave)

@@ -452,12 +452,18 @@ impl<T: Real> ConvertedNetwork<T> {
             }
             // The membrane of every neuron (branch-free, so that it vectorises), then the
             // threshold (rare crossings).
-            for k in 0..n {
-                let v = ws.v[k];
-                let current = (ws.ipsc[k] + bias) + ext[k];
-                let stepped = v + dt_t * ((current - v) / tau_m);
-                let free = now > ws.t_last[k] + c.tau_ref;
-                ws.v[k] = if free { stepped } else { v } + t(ws.noise[k]) * sd;
+            let tau_ref = c.tau_ref;
+            for ((((v, &ipsc), &e), &last), &z) in ws.v[..n]
+                .iter_mut()
+                .zip(&ws.ipsc[..n])
+                .zip(ext)
+                .zip(&ws.t_last[..n])
+                .zip(&ws.noise[..n])
+            {
+                let current = (ipsc + bias) + e;
+                let stepped = *v + dt_t * ((current - *v) / tau_m);
+                let free = now > last + tau_ref;
+                *v = if free { stepped } else { *v } + t(z) * sd;
             }
             ws.spiked.clear();
             for k in 0..n {
@@ -470,15 +476,32 @@ impl<T: Real> ConvertedNetwork<T> {
             for &j in &ws.spiked {
                 self.synapses.add_column(j as usize, &mut ws.jd);
             }
-            let mut out = T::zero();
-            for k in 0..n {
-                ws.ipsc[k] = ws.ipsc[k] * self.decay[k] + ws.h[k] * dt_t;
-                // + 0/(τr τd) where no spike arrives: the original's sum, exactly.
-                ws.h[k] = ws.h[k] * self.rise + ws.jd[k] / self.rise_decay[k];
-                ws.jd[k] = T::zero();
-                ws.r[k] = ws.r[k] * self.decay[k] + ws.hr[k] * dt_t;
-                ws.hr[k] *= self.rise;
+            // IPSC and r from the old h and hr, then h and hr.
+            for ((((ipsc, &h), r), &hr), &d) in ws.ipsc[..n]
+                .iter_mut()
+                .zip(&ws.h[..n])
+                .zip(ws.r[..n].iter_mut())
+                .zip(&ws.hr[..n])
+                .zip(&self.decay[..n])
+            {
+                *ipsc = *ipsc * d + h * dt_t;
+                *r = *r * d + hr * dt_t;
             }
+            let rise = self.rise;
+            if ws.spiked.is_empty() {
+                // Nothing arrives: the original's `h e^{−dt/τr} + 0/(τr τd)` is this.
+                ws.h[..n].iter_mut().for_each(|h| *h *= rise);
+            } else {
+                for ((h, jd), &rd) in ws.h[..n]
+                    .iter_mut()
+                    .zip(ws.jd[..n].iter_mut())
+                    .zip(&self.rise_decay[..n])
+                {
+                    *h = *h * rise + *jd / rd;
+                    *jd = T::zero();
+                }
+            }
+            ws.hr[..n].iter_mut().for_each(|hr| *hr *= rise);
             for &j in &ws.spiked {
                 let j = j as usize;
                 ws.hr[j] += self.spike_step[j];
@@ -487,18 +510,43 @@ impl<T: Real> ConvertedNetwork<T> {
                     s.push((i as u32, j as u32));
                 }
             }
-            for k in 0..n {
-                out += self.w_out[k] * ws.r[k];
-            }
-            rec.out.push(out);
+            rec.out.push(dot(&self.w_out, &ws.r[..n]));
         }
         Ok(())
     }
 }
 
+/// `Σ a_k b_k` in eight interleaved partial sums, added pairwise at the end: a fixed order
+/// (the same result on every run and thread count) that vectorises, where one running sum
+/// is a chain of dependent additions.
+fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    for (l, (&x, &y)) in ra.iter().zip(rb).enumerate() {
+        acc[l] += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dot_product_is_the_sum_of_products() {
+        for n in [0, 1, 7, 8, 9, 200, 203] {
+            let a: Vec<f64> = (0..n).map(|k| (k as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..n).map(|k| 1.0 + k as f64 * 0.01).collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - want).abs() < 1e-13, "n {n}");
+        }
+    }
 
     fn lone(tau_d: f64, w_in: f64) -> RateNetwork {
         RateNetwork {
