@@ -27,12 +27,13 @@
 //! operation (its time comparison for the refractory period included), so that with the
 //! noise off the two give the same spike trains up to rounding.
 //!
-//! The neuron differs from [`crate::spiking::neuron`]'s (the clustered network's exact
-//! propagators, single-exponential synapses and refractory step counts): it is Euler in the
-//! membrane, its synapses are double-exponential, the refractory period is a clock that
-//! freezes the voltage (noise still acts), and a frozen neuron may still spike. Those are
-//! the conversion's model, not a second copy of the clustered one; the spike propagation is
-//! shared.
+//! A step is the one every network here takes ([`propagate`]: the neurons fire, each spike
+//! adds its column of `W`, the neurons receive it), with the same synapse store. The neurons
+//! differ from the clustered network's ([`crate::spiking::neuron`]: exact propagators,
+//! single-exponential synapses, refractory step counts): Euler in the membrane,
+//! double-exponential synapses, a refractory clock that freezes the voltage (the noise still
+//! acts), and a frozen neuron may still spike. That is the conversion's neuron model, a
+//! [`Population`] of its own.
 //!
 //! ```
 //! use neurode_models::spiking::converted::{Constants, ConvertedNetwork, RateNetwork,
@@ -59,6 +60,7 @@
 
 use neurode_solvers::{Normal, Real};
 
+use super::network::{propagate, Population};
 use super::synapses::Synapses;
 use super::SpikingError;
 
@@ -258,32 +260,120 @@ pub struct ConvertedNetwork<T: Real> {
 /// allocated once it has grown to a trial's size).
 #[derive(Debug, Clone, Default)]
 pub struct Workspace<T> {
+    state: State<T>,
+    jd: Vec<T>,
+    ext: Vec<T>,
+    spiked: Vec<u32>,
+}
+
+/// The neurons' state: membrane, last spike time, the two synaptic filters, and the step's
+/// noise.
+#[derive(Debug, Clone, Default)]
+struct State<T> {
     v: Vec<T>,
     t_last: Vec<f64>,
     ipsc: Vec<T>,
     h: Vec<T>,
     r: Vec<T>,
     hr: Vec<T>,
-    jd: Vec<T>,
-    ext: Vec<T>,
     noise: Vec<f64>,
-    spiked: Vec<u32>,
 }
 
 impl<T: Real> Workspace<T> {
     /// An empty workspace.
     pub fn new() -> Workspace<T> {
         Workspace {
-            v: Vec::new(),
-            t_last: Vec::new(),
-            ipsc: Vec::new(),
-            h: Vec::new(),
-            r: Vec::new(),
-            hr: Vec::new(),
+            state: State {
+                v: Vec::new(),
+                t_last: Vec::new(),
+                ipsc: Vec::new(),
+                h: Vec::new(),
+                r: Vec::new(),
+                hr: Vec::new(),
+                noise: Vec::new(),
+            },
             jd: Vec::new(),
             ext: Vec::new(),
-            noise: Vec::new(),
             spiked: Vec::new(),
+        }
+    }
+}
+
+/// The converted neurons over one step, as [`propagate`] drives them.
+struct Neurons<'a, T: Real> {
+    net: &'a ConvertedNetwork<T>,
+    state: &'a mut State<T>,
+    /// The input current of the step's column.
+    ext: &'a [T],
+    /// `dt (i + 1)`.
+    now: f64,
+}
+
+impl<T: Real> Population<T> for Neurons<'_, T> {
+    fn fire(&mut self, spikes: &mut Vec<u32>) {
+        let c = &self.net.c;
+        let t = |x: f64| T::from(x).unwrap_or(T::zero());
+        let (dt, tau_m, bias, sd) = (t(c.dt), t(c.tau_m), t(c.bias), t(c.noise_sd));
+        let (now, tau_ref) = (self.now, c.tau_ref);
+        let n = self.net.n;
+        let st = &mut *self.state;
+        // The membrane of every neuron (branch-free, so that it vectorises), then the
+        // threshold (rare crossings).
+        for ((((v, &ipsc), &e), &last), &z) in st.v[..n]
+            .iter_mut()
+            .zip(&st.ipsc[..n])
+            .zip(self.ext)
+            .zip(&st.t_last[..n])
+            .zip(&st.noise[..n])
+        {
+            let current = (ipsc + bias) + e;
+            let stepped = *v + dt * ((current - *v) / tau_m);
+            let free = now > last + tau_ref;
+            *v = if free { stepped } else { *v } + t(z) * sd;
+        }
+        let (v_peak, v_reset) = (t(c.v_peak), t(c.v_reset));
+        for (k, (v, last)) in st.v[..n].iter_mut().zip(&mut st.t_last[..n]).enumerate() {
+            if *v >= v_peak {
+                *last += now - *last;
+                *v = v_reset;
+                spikes.push(k as u32);
+            }
+        }
+    }
+
+    fn receive(&mut self, jd: &mut [T], spikes: &[u32]) {
+        let net = self.net;
+        let n = net.n;
+        let dt = T::from(net.c.dt).unwrap_or(T::zero());
+        let st = &mut *self.state;
+        // IPSC and r from the old h and hr, then h and hr.
+        for ((((ipsc, &h), r), &hr), &d) in st.ipsc[..n]
+            .iter_mut()
+            .zip(&st.h[..n])
+            .zip(st.r[..n].iter_mut())
+            .zip(&st.hr[..n])
+            .zip(&net.decay[..n])
+        {
+            *ipsc = *ipsc * d + h * dt;
+            *r = *r * d + hr * dt;
+        }
+        let rise = net.rise;
+        if spikes.is_empty() {
+            // Nothing arrives: the original's `h e^{−dt/τr} + 0/(τr τd)` is this.
+            st.h[..n].iter_mut().for_each(|h| *h *= rise);
+        } else {
+            for ((h, jd), &rd) in st.h[..n]
+                .iter_mut()
+                .zip(jd[..n].iter_mut())
+                .zip(&net.rise_decay[..n])
+            {
+                *h = *h * rise + *jd / rd;
+                *jd = T::zero();
+            }
+        }
+        st.hr[..n].iter_mut().for_each(|hr| *hr *= rise);
+        for &j in spikes {
+            st.hr[j as usize] += net.spike_step[j as usize];
         }
     }
 }
@@ -372,8 +462,6 @@ impl<T: Real> ConvertedNetwork<T> {
     /// [`Constants::hold`] steps; the trial has [`Constants::steps`] steps. `uniforms` are
     /// the `n` draws on `[0, 1)` of the initial voltages `v_reset + u (v_top − v_reset)`;
     /// `noise` draws the voltage noise (`None`, or a standard deviation of 0: none).
-    // The per-neuron loops index several arrays by neuron.
-    #[allow(clippy::needless_range_loop)]
     pub fn run(
         &self,
         input: &[f64],
@@ -416,19 +504,20 @@ impl<T: Real> ConvertedNetwork<T> {
             v.clear();
             v.resize(n, x);
         };
-        ws.v.clear();
-        ws.v.extend(
+        let st = &mut ws.state;
+        st.v.clear();
+        st.v.extend(
             uniforms
                 .iter()
                 .map(|u| t(c.v_reset + u * (c.v_top - c.v_reset))),
         );
-        ws.t_last.clear();
-        ws.t_last.resize(n, 0.0);
-        for v in [&mut ws.ipsc, &mut ws.h, &mut ws.r, &mut ws.hr, &mut ws.jd] {
+        st.t_last.clear();
+        st.t_last.resize(n, 0.0);
+        for v in [&mut st.ipsc, &mut st.h, &mut st.r, &mut st.hr, &mut ws.jd] {
             reset(v, T::zero());
         }
-        ws.noise.clear();
-        ws.noise.resize(n, 0.0);
+        st.noise.clear();
+        st.noise.resize(n, 0.0);
         // Without noise the buffer stays zero: `v + 0 σ` is `v`.
         let mut noise = noise.filter(|_| c.noise_sd > 0.0);
         let steps = c.steps(columns);
@@ -439,78 +528,26 @@ impl<T: Real> ConvertedNetwork<T> {
         if let Some(s) = rec.spikes.as_mut() {
             s.clear();
         }
-        let (dt, dt_t) = (c.dt, t(c.dt));
-        let (tau_m, bias, v_peak, v_reset) = (t(c.tau_m), t(c.bias), t(c.v_peak), t(c.v_reset));
-        let sd = t(c.noise_sd);
         let hold = c.hold as f64;
         for i in 0..steps {
             let col = ((i as f64 / hold + 0.5) as usize).min(columns - 1);
-            let ext = &ws.ext[col * n..(col + 1) * n];
-            let now = dt * (i + 1) as f64;
             if let Some(z) = noise.as_deref_mut() {
-                z.fill_standard(&mut ws.noise);
+                z.fill_standard(&mut ws.state.noise);
             }
-            // The membrane of every neuron (branch-free, so that it vectorises), then the
-            // threshold (rare crossings).
-            let tau_ref = c.tau_ref;
-            for ((((v, &ipsc), &e), &last), &z) in ws.v[..n]
-                .iter_mut()
-                .zip(&ws.ipsc[..n])
-                .zip(ext)
-                .zip(&ws.t_last[..n])
-                .zip(&ws.noise[..n])
-            {
-                let current = (ipsc + bias) + e;
-                let stepped = *v + dt_t * ((current - *v) / tau_m);
-                let free = now > last + tau_ref;
-                *v = if free { stepped } else { *v } + t(z) * sd;
-            }
-            ws.spiked.clear();
-            for k in 0..n {
-                if ws.v[k] >= v_peak {
-                    ws.t_last[k] += now - ws.t_last[k];
-                    ws.v[k] = v_reset;
-                    ws.spiked.push(k as u32);
-                }
-            }
+            let mut neurons = Neurons {
+                net: self,
+                state: &mut ws.state,
+                ext: &ws.ext[col * n..(col + 1) * n],
+                now: c.dt * (i + 1) as f64,
+            };
+            propagate(&self.synapses, &mut neurons, &mut ws.spiked, &mut ws.jd);
             for &j in &ws.spiked {
-                self.synapses.add_column(j as usize, &mut ws.jd);
-            }
-            // IPSC and r from the old h and hr, then h and hr.
-            for ((((ipsc, &h), r), &hr), &d) in ws.ipsc[..n]
-                .iter_mut()
-                .zip(&ws.h[..n])
-                .zip(ws.r[..n].iter_mut())
-                .zip(&ws.hr[..n])
-                .zip(&self.decay[..n])
-            {
-                *ipsc = *ipsc * d + h * dt_t;
-                *r = *r * d + hr * dt_t;
-            }
-            let rise = self.rise;
-            if ws.spiked.is_empty() {
-                // Nothing arrives: the original's `h e^{−dt/τr} + 0/(τr τd)` is this.
-                ws.h[..n].iter_mut().for_each(|h| *h *= rise);
-            } else {
-                for ((h, jd), &rd) in ws.h[..n]
-                    .iter_mut()
-                    .zip(ws.jd[..n].iter_mut())
-                    .zip(&self.rise_decay[..n])
-                {
-                    *h = *h * rise + *jd / rd;
-                    *jd = T::zero();
-                }
-            }
-            ws.hr[..n].iter_mut().for_each(|hr| *hr *= rise);
-            for &j in &ws.spiked {
-                let j = j as usize;
-                ws.hr[j] += self.spike_step[j];
-                rec.counts[j] += 1;
+                rec.counts[j as usize] += 1;
                 if let Some(s) = rec.spikes.as_mut() {
-                    s.push((i as u32, j as u32));
+                    s.push((i as u32, j));
                 }
             }
-            rec.out.push(dot(&self.w_out, &ws.r[..n]));
+            rec.out.push(dot(&self.w_out, &ws.state.r[..n]));
         }
         Ok(())
     }
@@ -673,7 +710,7 @@ mod tests {
             net.run(&[1.0; 21], 21, &[u0, 0.0], None, &mut ws, &mut rec)
                 .unwrap();
             assert_eq!(rec.counts, vec![1, 0]);
-            outs.push((rec.out.clone(), ws.ipsc[1]));
+            outs.push((rec.out.clone(), ws.state.ipsc[1]));
             let n32 = ConvertedNetwork::<f32>::new(&rate, lambda, &c).unwrap();
             let (mut w32, mut r32) = (Workspace::new(), Record::new(false));
             n32.run(&[1.0; 21], 21, &[u0, 0.0], None, &mut w32, &mut r32)
@@ -707,7 +744,7 @@ mod tests {
         for _ in 0..400 {
             net.run(&[0.0; 11], 11, &[0.0], Some(&mut rng), &mut ws, &mut rec)
                 .unwrap();
-            ends.push(ws.v[0] + 65.0);
+            ends.push(ws.state.v[0] + 65.0);
         }
         let var = ends.iter().map(|x| x * x).sum::<f64>() / ends.len() as f64;
         let want = 1000.0 * 0.01;

@@ -72,7 +72,7 @@ pub mod synapses;
 
 pub use blocks::{depression, Blocks, Class, ClusterSpec, MaskKind};
 pub use input::{diff_exp_normaliser, Poisson, Shape, Stimulus};
-pub use network::{check_neuron, External, LifNetwork, Setup};
+pub use network::{check_neuron, propagate, External, LifNetwork, Population, Setup};
 pub use neuron::{
     dead_time, refractory_steps, steps_in, DeadTime, Mechanism, NeuronParams, Propagators,
 };

@@ -2,6 +2,10 @@
 //! synapses, recurrent synapses by presynaptic neuron, external Poisson input and a
 //! stimulus. One step costs the neurons' update plus the spikes' fan-out; nothing is
 //! allocated once the network is built.
+//!
+//! The step itself ([`propagate`]) is shared by every network of [`crate::spiking`]: the
+//! neurons (a [`Population`]) fire, each spike adds its column of `W`, the neurons receive
+//! the sum.
 
 use neurode_solvers::{Real, Stream};
 
@@ -133,10 +137,51 @@ pub fn check_neuron(p: &NeuronParams, dt: f64, index: usize) -> Result<(), Spiki
     Ok(())
 }
 
+/// The neurons of a network as [`propagate`] steps them: they integrate and fire, then
+/// take the step's recurrent input into their synapses.
+pub trait Population<T: Real> {
+    /// Advances every neuron over the step and appends those that spiked to `spikes`, in
+    /// ascending order.
+    fn fire(&mut self, spikes: &mut Vec<u32>);
+    /// Takes the step's recurrent input (`input[i]`: the summed weights of this step's
+    /// spikes onto neuron `i`) into the synapses and sets it back to zero; `spikes` are the
+    /// step's spikes.
+    fn receive(&mut self, input: &mut [T], spikes: &[u32]);
+}
+
+/// One step of a spiking network, the loop every network here shares: the neurons fire,
+/// each spike adds its column of `W` into `input` (the spike propagation,
+/// [`Synapses::add_column`]), and the neurons receive it. `spikes` holds the step's spikes
+/// afterwards; `input` is all zeros before and after.
+#[inline(always)]
+pub fn propagate<T: Real, P: Population<T>>(
+    synapses: &Synapses<T>,
+    neurons: &mut P,
+    spikes: &mut Vec<u32>,
+    input: &mut [T],
+) {
+    spikes.clear();
+    neurons.fire(spikes);
+    for &j in spikes.iter() {
+        synapses.add_column(j as usize, input);
+    }
+    neurons.receive(input, spikes);
+}
+
 /// A network of LIF neurons (see the [module docs](self)); state `V`, `I` per neuron,
 /// initially 0 (the original's).
 #[derive(Debug, Clone)]
 pub struct LifNetwork<T: Real> {
+    neurons: Clustered<T>,
+    synapses: Synapses<T>,
+    input: Vec<T>,
+    spikes: Vec<u32>,
+}
+
+/// The neurons of a [`LifNetwork`]: exponential synapses, refractory counts, external
+/// Poisson input and the stimulus.
+#[derive(Debug, Clone)]
+struct Clustered<T: Real> {
     dt: f64,
     n_exc: usize,
     step: usize,
@@ -148,15 +193,61 @@ pub struct LifNetwork<T: Real> {
     threshold: Vec<T>,
     reset: Vec<T>,
     inv_tau_s: Vec<T>,
-    synapses: Synapses<T>,
     /// Samplers per (source class, target class) pair, and their weights.
     poisson: [Poisson; 4],
     j_ext: [T; 4],
     stimulus: Option<Stimulus>,
     stim_on: Vec<T>,
-    input: Vec<T>,
-    spikes: Vec<u32>,
     stream: Stream,
+}
+
+impl<T: Real> Clustered<T> {
+    /// The stimulus current at step `k`.
+    fn stimulus_at(&self, k: usize) -> f64 {
+        self.stimulus.as_ref().map_or(0.0, |s| s.at(k, self.dt))
+    }
+}
+
+impl<T: Real> Population<T> for Clustered<T> {
+    fn fire(&mut self, spikes: &mut Vec<u32>) {
+        let s_now = T::from(self.stimulus_at(self.step)).unwrap_or(T::zero());
+        for k in 0..self.v.len() {
+            if advance(
+                &mut self.v[k],
+                &mut self.i[k],
+                &mut self.count[k],
+                s_now * self.stim_on[k],
+                self.prop[k],
+                self.threshold[k],
+                self.reset[k],
+                self.hold[k],
+            ) {
+                spikes.push(k as u32);
+            }
+        }
+    }
+
+    fn receive(&mut self, input: &mut [T], _spikes: &[u32]) {
+        // External counts, per target class, then the step's input into I (acting from the
+        // next step).
+        let n = self.v.len();
+        for (range, from_e, from_i) in [(0..self.n_exc, 0, 2), (self.n_exc..n, 1, 3)] {
+            let (pe, pi) = (&self.poisson[from_e], &self.poisson[from_i]);
+            let (je, ji) = (self.j_ext[from_e], self.j_ext[from_i]);
+            for k in range {
+                let mut x = input[k];
+                if pe.mean() > 0.0 {
+                    x += je * T::from(pe.draw(&mut self.stream)).unwrap_or(T::zero());
+                }
+                if pi.mean() > 0.0 {
+                    x += ji * T::from(pi.draw(&mut self.stream)).unwrap_or(T::zero());
+                }
+                self.i[k] += x * self.inv_tau_s[k];
+                input[k] = T::zero();
+            }
+        }
+        self.step += 1;
+    }
 }
 
 impl<T: Real> LifNetwork<T> {
@@ -221,7 +312,7 @@ impl<T: Real> LifNetwork<T> {
             }
             None => None,
         };
-        Ok(LifNetwork {
+        let neurons = Clustered {
             dt,
             n_exc: setup.n_exc,
             step: 0,
@@ -244,36 +335,39 @@ impl<T: Real> LifNetwork<T> {
             threshold: setup.neurons.iter().map(|p| t(p.threshold)).collect(),
             reset: setup.neurons.iter().map(|p| t(p.reset)).collect(),
             inv_tau_s: setup.neurons.iter().map(|p| t(1.0 / p.tau_s)).collect(),
-            synapses,
             poisson,
             j_ext: setup.external.j.map(t),
             stimulus,
             stim_on,
+            stream: Stream::new(setup.seed),
+        };
+        Ok(LifNetwork {
+            neurons,
+            synapses,
             input: vec![T::zero(); n],
             spikes: Vec::with_capacity(n),
-            stream: Stream::new(setup.seed),
         })
     }
 
     /// Neurons.
     pub fn neurons(&self) -> usize {
-        self.v.len()
+        self.neurons.v.len()
     }
     /// Steps taken.
     pub fn steps(&self) -> usize {
-        self.step
+        self.neurons.step
     }
     /// The step (s).
     pub fn dt(&self) -> f64 {
-        self.dt
+        self.neurons.dt
     }
     /// Membrane potentials.
     pub fn voltage(&self) -> &[T] {
-        &self.v
+        &self.neurons.v
     }
     /// Synaptic currents.
     pub fn current(&self) -> &[T] {
-        &self.i
+        &self.neurons.i
     }
     /// Sets the state (`V`, `I`); the refractory counts are cleared.
     pub fn set_state(&mut self, v: &[T], i: &[T]) -> Result<(), SpikingError> {
@@ -287,9 +381,9 @@ impl<T: Real> LifNetwork<T> {
                 });
             }
         }
-        self.v.copy_from_slice(v);
-        self.i.copy_from_slice(i);
-        self.count.iter_mut().for_each(|c| *c = 0);
+        self.neurons.v.copy_from_slice(v);
+        self.neurons.i.copy_from_slice(i);
+        self.neurons.count.iter_mut().for_each(|c| *c = 0);
         Ok(())
     }
     /// The synapses.
@@ -298,53 +392,21 @@ impl<T: Real> LifNetwork<T> {
     }
     /// Steps held at reset after a spike, per neuron.
     pub fn hold_steps(&self) -> &[u32] {
-        &self.hold
+        &self.neurons.hold
     }
     /// The stimulus current at step `k`.
     pub fn stimulus_at(&self, k: usize) -> f64 {
-        self.stimulus.as_ref().map_or(0.0, |s| s.at(k, self.dt))
+        self.neurons.stimulus_at(k)
     }
 
     /// Advances one step; returns the neurons that spiked in it (ascending).
     pub fn step(&mut self) -> &[u32] {
-        let s_now = T::from(self.stimulus_at(self.step)).unwrap_or(T::zero());
-        self.spikes.clear();
-        for k in 0..self.v.len() {
-            if advance(
-                &mut self.v[k],
-                &mut self.i[k],
-                &mut self.count[k],
-                s_now * self.stim_on[k],
-                self.prop[k],
-                self.threshold[k],
-                self.reset[k],
-                self.hold[k],
-            ) {
-                self.spikes.push(k as u32);
-            }
-        }
-        for &j in &self.spikes {
-            self.synapses.add_column(j as usize, &mut self.input);
-        }
-        // External counts, per target class, then the step's input into I (acting from the
-        // next step).
-        let n = self.v.len();
-        for (range, from_e, from_i) in [(0..self.n_exc, 0, 2), (self.n_exc..n, 1, 3)] {
-            let (pe, pi) = (&self.poisson[from_e], &self.poisson[from_i]);
-            let (je, ji) = (self.j_ext[from_e], self.j_ext[from_i]);
-            for k in range {
-                let mut x = self.input[k];
-                if pe.mean() > 0.0 {
-                    x += je * T::from(pe.draw(&mut self.stream)).unwrap_or(T::zero());
-                }
-                if pi.mean() > 0.0 {
-                    x += ji * T::from(pi.draw(&mut self.stream)).unwrap_or(T::zero());
-                }
-                self.i[k] += x * self.inv_tau_s[k];
-                self.input[k] = T::zero();
-            }
-        }
-        self.step += 1;
+        propagate(
+            &self.synapses,
+            &mut self.neurons,
+            &mut self.spikes,
+            &mut self.input,
+        );
         &self.spikes
     }
 }
@@ -479,7 +541,7 @@ mod tests {
             let mut times = vec![];
             for k in 0..60 {
                 // A current so large that V crosses θ within one free step.
-                net.i[0] = 1e6;
+                net.neurons.i[0] = 1e6;
                 if !net.step().is_empty() {
                     times.push(k);
                 }
