@@ -532,7 +532,7 @@ impl<T: Real> ConvertedNetwork<T> {
         for i in 0..steps {
             let col = ((i as f64 / hold + 0.5) as usize).min(columns - 1);
             if let Some(z) = noise.as_deref_mut() {
-                z.fill_standard(&mut ws.state.noise);
+                z.fill_standard_32(&mut ws.state.noise);
             }
             let mut neurons = Neurons {
                 net: self,
