@@ -227,7 +227,7 @@ mod tests {
         let mut b = vec![0.0; n];
         Normal::new(11).fill_standard_32(&mut b);
         assert_eq!(a, b);
-        let phi = |x: f64| 0.5 * (-x / 2f64.sqrt()).erfc();
+        let phi = |x: f64| 0.5 * RealErrorFunctions::erfc(-x / 2f64.sqrt());
         let mut counts = vec![0usize; 42];
         for &x in &a {
             let bin = if x < -4.0 {
