@@ -53,7 +53,15 @@ fn a_run_directory_converts_and_the_mat_takes_the_results() {
     let mat = train_go_nogo(&dir, 30, 120);
     let d = dir.to_str().unwrap();
     let args = [
-        "spiking", d, "--grid", "20:30:5", "--trials", "6", "--quiet",
+        "spiking",
+        d,
+        "--grid",
+        "20:30:5",
+        "--trials",
+        "6",
+        "--quiet",
+        "--threads",
+        "2",
     ];
     let text = stdout_ok(&neurode(&args));
     assert!(text.contains("best lambda"), "{text}");
@@ -242,6 +250,19 @@ fn bad_input_gets_a_clear_error() {
     .unwrap();
     let err = fails(&["spiking", other.to_str().unwrap()]);
     assert!(err.contains("a run of a `lowrank` model"), "{err}");
+    // A Kim run whose trials end before the original's scoring window.
+    let short = dir.join("short_run");
+    std::fs::create_dir_all(&short).unwrap();
+    let cfg = std::fs::read_to_string("configs/kim_go_nogo.toml")
+        .unwrap()
+        .replace("kind = \"go_nogo\"", "kind = \"go_nogo\"\nt_steps = 90");
+    std::fs::write(short.join("config.toml"), cfg).unwrap();
+    write_mat(&short.join("Task_go-nogo_N_10_x.mat"), &variables(10)).unwrap();
+    let err = fails(&["spiking", short.to_str().unwrap(), "--quiet"]);
+    assert!(
+        err.contains("t_steps") && err.contains("from step 10000"),
+        "{err}"
+    );
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let err = fails(&["spiking", empty.to_str().unwrap()]);
@@ -271,4 +292,52 @@ fn bad_input_gets_a_clear_error() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
     assert_eq!(std::fs::read(&good).unwrap(), before);
+}
+
+/// The effective weights are `(w m) .* som_m` read from MATLAB's column-major layout, and
+/// `w_in`'s columns are the inputs: checked on non-symmetric matrices, a non-diagonal `m`
+/// and two inputs against the products written out.
+#[test]
+fn the_mat_is_read_in_matlabs_layout() {
+    use neurode::tasks::{TaskConfig, Xor};
+    let dir = tmp("layout");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = 3;
+    // As written in MATLAB, row by row.
+    let w = [1., 2., 3., 4., 5., 6., 7., 8., 10.];
+    let m = [1., 0., 0., 0., -1., 0., 0.5, 0., 1.];
+    let som = [1., 1., 0., 1., 1., 1., 0., 1., 1.];
+    let w_in = [1., 2., 3., 4., 5., 6.];
+    let v = |name: &str, value: MatValue| (name.to_string(), value);
+    let vars = vec![
+        v("N", MatValue::int_scalar(3)),
+        v("w", MatValue::matrix_row_major(n, n, &w)),
+        v("m", MatValue::matrix_row_major(n, n, &m)),
+        v("som_m", MatValue::matrix_row_major(n, n, &som)),
+        v("w_in", MatValue::matrix_row_major(n, 2, &w_in)),
+        v("w_out", MatValue::row(vec![0.1, 0.2, 0.3])),
+        v("taus", MatValue::row(vec![4.0, 20.0])),
+        v("taus_gaus", MatValue::column(vec![0.0, 1.0, -1.0])),
+        v("inh", MatValue::logical_column(vec![false, true, false])),
+    ];
+    let p = dir.join("net.mat");
+    write_mat(&p, &vars).unwrap();
+    let l = neurode::conversion::load::from_mat(&p, TaskConfig::Xor(Xor::default())).unwrap();
+    for i in 0..n {
+        for j in 0..n {
+            let wm: f64 = (0..n).map(|k| w[i * n + k] * m[k * n + j]).sum();
+            assert_eq!(l.rate.w_eff[i * n + j], wm * som[i * n + j], "({i}, {j})");
+        }
+    }
+    assert_eq!(l.rate.w_in, w_in.to_vec());
+    assert_eq!(l.rate.w_out, vec![0.1, 0.2, 0.3]);
+    let sig = 1.0 / (1.0 + (-1.0f64).exp());
+    assert!((l.rate.tau_d[1] - (sig * 16.0 + 4.0) * 0.005).abs() < 1e-15);
+    assert!((l.rate.tau_d[0] - 0.06).abs() < 1e-15);
+    assert_eq!(l.exc, vec![true, false, true]);
+    // The go/no-go task has one input: a network of two is refused by name.
+    let err = neurode::conversion::load::from_mat(&p, TaskConfig::GoNogo(Default::default()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("w_in") && err.contains("--task"), "{err}");
 }

@@ -26,8 +26,9 @@ pub struct Loaded {
     pub exc: Vec<bool>,
 }
 
-/// The variables a conversion reads (the original's `LIF_network_fnc` reads these and
-/// `taus_gaus` when two decay constants are given).
+/// The variables a conversion reads (the original's `LIF_network_fnc` reads these too;
+/// `taus_gaus` is used only when `taus` holds two decay constants, but required, as
+/// there).
 pub const REQUIRED: [&str; 9] = [
     "N",
     "w",

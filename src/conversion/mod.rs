@@ -27,6 +27,9 @@ use neurode_models::spiking::SpikingError;
 
 use crate::mat::{MatError, MatReadError};
 
+/// The largest raster `--record` writes (bytes: one per neuron, step and trial).
+const RECORD_LIMIT: f64 = 512e6;
+
 /// The original's grid of scaling factors: 20 to 75 in steps of 5.
 pub fn default_grid() -> Vec<f64> {
     (0..12).map(|k| 20.0 + 5.0 * k as f64).collect()
@@ -206,6 +209,37 @@ pub fn run(o: &SpikingOptions, progress: &ProgressBar) -> Result<SpikingReport, 
         ..Constants::original()
     };
     c.check()?;
+    let steps = c.steps(trials::t_steps(&l.task) + 1);
+    let from = trials::window_start(&l.task, c.hold);
+    if from >= steps {
+        return Err(ConversionError::Invalid {
+            key: "the task's t_steps",
+            value: trials::t_steps(&l.task).to_string(),
+            requirement: format!(
+                "the original's criterion for {} looks at the output from step {from} of \
+                 the spiking trial, but a trial has {steps} steps; convert a network trained \
+                 on trials of at least {} steps",
+                l.task.kind(),
+                from / c.hold + 1
+            ),
+        });
+    }
+    if let Some(path) = &o.record {
+        let bytes = (o.trials * l.rate.n * steps) as f64;
+        if bytes > RECORD_LIMIT {
+            return Err(ConversionError::Invalid {
+                key: "--record",
+                value: path.display().to_string(),
+                requirement: format!(
+                    "the raster of {} trials of {} neurons and {steps} steps takes {:.1} GB; \
+                     record fewer trials (--trials)",
+                    o.trials,
+                    l.rate.n,
+                    bytes / 1e9
+                ),
+            });
+        }
+    }
     let trials: Vec<trials::SpikingTrial> = (0..o.trials as u64)
         .map(|k| trials::trial(&l.task, o.seed, k))
         .collect();
@@ -337,8 +371,11 @@ pub fn parse_grid(s: &str) -> Result<Vec<f64>, ConversionError> {
             return Err(bad("a step > 0"));
         }
         let count = ((b - a) / step + 1e-9).floor();
-        if !(0.0..1e6).contains(&count) {
+        if count < 0.0 {
             return Err(ConversionError::EmptyGrid);
+        }
+        if count.is_nan() || count >= 1e6 {
+            return Err(bad("at most a million scaling factors"));
         }
         (0..=count as usize).map(|k| a + step * k as f64).collect()
     } else {

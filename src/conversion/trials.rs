@@ -87,6 +87,10 @@ pub fn window_start(task: &TaskConfig, hold: usize) -> usize {
 /// Whether the spiking output `out` performs the trial, by the original's criteria: Go when
 /// `max(out[w:]) > 0.7`, NoGo when `max(out[w:]) < 0.3`; XOR and Mante when
 /// `max(out[w:]) > 0.7` for label +1 and `min(out[w:]) < −0.7` for −1. A NaN fails.
+///
+/// XOR is scored as the original means to: its `lambda_grid_search.py` indexes the
+/// flattened output as `out[0, 20000:]`, which raises, and its bare `except` counts every
+/// XOR trial as failed (so its best λ is always the first).
 pub fn correct(task: &TaskConfig, label: f64, out: &[f64], from: usize) -> bool {
     let w = out.get(from..).unwrap_or(&[]);
     if w.is_empty() || w.iter().any(|x| x.is_nan()) {

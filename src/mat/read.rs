@@ -1,7 +1,9 @@
 //! Reading Level-5 MAT-files (what `scipy.io.savemat` and MATLAB's `save`, `-v7` and
-//! older, write): numeric, logical and char arrays are decoded; every variable keeps its
+//! older, write): numeric, logical and char arrays are decoded; every element keeps its
 //! bytes, so that a file can be written back with some variables replaced and all the
-//! others (cells, structs, whatever this reader does not decode) unchanged.
+//! other elements (cells, structs, whatever this reader does not decode) unchanged. A
+//! malformed file gives an error or an undecoded variable, never a panic (tested on every
+//! prefix and on damaged bytes of a file).
 //!
 //! Compressed variables (`miCOMPRESSED`, MATLAB's default since v7) are inflated with
 //! `flate2`. Big-endian files and v7.3 files (HDF5) are refused with a message that says
@@ -71,6 +73,8 @@ struct Var {
     name: String,
     raw: std::ops::Range<usize>,
     array: Result<MatArray, String>,
+    /// A compressed element (its length is exact, not padded to 8 bytes).
+    compressed: bool,
 }
 
 /// A MAT-file read into memory.
@@ -155,30 +159,31 @@ pub fn read_mat(path: &Path) -> Result<MatFile, MatReadError> {
         let var = match ty {
             MI_MATRIX => Some(decode_matrix(&bytes[start..end])),
             MI_COMPRESSED => {
+                // The inner element's tag first, then no more than the length it declares
+                // (a small file cannot inflate without bound).
+                let inflate_err = |e: std::io::Error| {
+                    bad(format!(
+                        "the compressed element at byte {pos} does not inflate: {e}"
+                    ))
+                };
+                let mut z = flate2::read::ZlibDecoder::new(&bytes[start..end]);
+                let mut tag = [0u8; 8];
+                z.read_exact(&mut tag).map_err(inflate_err)?;
+                let m = u32_at(&tag, 4) as u64;
                 let mut inner = Vec::new();
-                flate2::read::ZlibDecoder::new(&bytes[start..end])
-                    .read_to_end(&mut inner)
-                    .map_err(|e| {
-                        bad(format!(
-                            "the compressed element at byte {pos} does not inflate: {e}"
-                        ))
-                    })?;
-                if inner.len() >= 8 && u32_at(&inner, 0) == MI_MATRIX {
-                    let m = (u32_at(&inner, 4) as usize).min(inner.len() - 8);
-                    Some(decode_matrix(&inner[8..8 + m]))
-                } else {
-                    None
-                }
+                z.take(m).read_to_end(&mut inner).map_err(inflate_err)?;
+                (u32_at(&tag, 0) == MI_MATRIX).then(|| decode_matrix(&inner))
             }
             _ => None,
         };
-        if let Some((name, array)) = var {
-            vars.push(Var {
-                name,
-                raw: pos..next,
-                array,
-            });
-        }
+        // Elements that are not variables are kept too, under no name.
+        let (name, array) = var.unwrap_or_else(|| (String::new(), Err("not a variable".into())));
+        vars.push(Var {
+            name,
+            raw: pos..next,
+            array,
+            compressed: ty == MI_COMPRESSED,
+        });
         pos = next;
     }
     Ok(MatFile {
@@ -195,7 +200,11 @@ impl MatFile {
     }
     /// The names of the variables, in file order.
     pub fn names(&self) -> Vec<&str> {
-        self.vars.iter().map(|v| v.name.as_str()).collect()
+        self.vars
+            .iter()
+            .filter(|v| !v.name.is_empty())
+            .map(|v| v.name.as_str())
+            .collect()
     }
     /// Variable `name`: `None` if the file has none of that name; an error text if it
     /// is of a kind this reader does not decode (a cell, a struct, complex, sparse).
@@ -218,9 +227,16 @@ impl MatFile {
             }
         }
         let mut out = self.bytes[..128].to_vec();
+        // The subsystem-data offset would point into moved bytes: none.
+        out[116..124].fill(0);
         for v in &self.vars {
             if !seen.contains(v.name.as_str()) {
                 out.extend_from_slice(&self.bytes[v.raw.clone()]);
+                if !v.compressed {
+                    // A last element cut short of its padding: pad it, so that what
+                    // follows starts on 8 bytes.
+                    out.resize(128 + (out.len() - 128).div_ceil(8) * 8, 0);
+                }
             }
         }
         for (name, value) in vars {
@@ -236,17 +252,15 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 /// One sub-element of a matrix: its type and data, and where the next one starts.
 fn sub_element(b: &[u8], pos: usize) -> Option<(u32, &[u8], usize)> {
-    if pos + 8 > b.len() && pos + 4 > b.len() {
-        return None;
-    }
-    let tag = u32_at(b, pos);
+    let word = |at: usize| b.get(at..at.checked_add(4)?).map(|w| u32_at(w, 0));
+    let tag = word(pos)?;
     if tag >> 16 != 0 {
         let n = (tag >> 16) as usize;
         let data = b.get(pos + 4..pos + 4 + n.min(4))?;
         return Some((tag & 0xffff, data, pos + 8));
     }
-    let n = u32_at(b, pos + 4) as usize;
-    let data = b.get(pos + 8..pos + 8 + n)?;
+    let n = word(pos + 4)? as usize;
+    let data = b.get(pos + 8..(pos + 8).checked_add(n)?)?;
     Some((tag, data, pos + 8 + n.div_ceil(8) * 8))
 }
 
@@ -327,11 +341,15 @@ fn decode_matrix(b: &[u8]) -> (String, Result<MatArray, String>) {
         Err(format!("a complex {class_name} array"))
     } else {
         match sub_element(b, p).and_then(|(mi, d, _)| numbers(mi, d)) {
-            Some(data) if data.len() == dims.iter().product::<usize>() => Ok(MatArray {
-                dims,
-                data,
-                class: class_name,
-            }),
+            Some(data)
+                if dims.iter().try_fold(1usize, |p, &d| p.checked_mul(d)) == Some(data.len()) =>
+            {
+                Ok(MatArray {
+                    dims,
+                    data,
+                    class: class_name,
+                })
+            }
             Some(data) => Err(format!(
                 "dims {dims:?} but {} values: the file is damaged",
                 data.len()
@@ -444,5 +462,65 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot read"), "{e}");
+    }
+
+    /// No panic on any prefix of a file, nor on any one byte damaged, nor on two crafted
+    /// cases: a 4-byte matrix body and dimensions whose product overflows.
+    #[test]
+    fn damaged_files_never_panic() {
+        let vars = vec![
+            (
+                "a".to_string(),
+                MatValue::matrix_row_major(2, 3, &[1., 2., 3., 4., 5., 6.]),
+            ),
+            ("t".to_string(), MatValue::text("x")),
+            ("n".to_string(), MatValue::int_scalar(3)),
+        ];
+        let good = encode_mat(&vars).unwrap();
+        let p = tmp("damaged");
+        let mut cases: Vec<Vec<u8>> = (0..good.len()).map(|k| good[..k].to_vec()).collect();
+        for k in 128..good.len() {
+            for x in [0x00u8, 0xff, 0x7f, 0x80] {
+                let mut d = good.clone();
+                d[k] = x;
+                cases.push(d);
+            }
+        }
+        let mut four = good[..128].to_vec();
+        four.extend_from_slice(&[14, 0, 0, 0, 4, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]);
+        cases.push(four);
+        let mut huge = good[..128].to_vec();
+        let body: Vec<u32> = vec![
+            6,
+            8,
+            6,
+            0, // flags
+            5,
+            12,
+            0x4000_0000,
+            0x4000_0000,
+            0x4000_0000,
+            0, // dims: 2^90 values
+            0x0001_0001,
+            0x78, // name "x"
+            9,
+            0, // no data
+        ];
+        huge.extend_from_slice(&14u32.to_le_bytes());
+        huge.extend_from_slice(&((body.len() * 4) as u32).to_le_bytes());
+        huge.extend(body.iter().flat_map(|w| w.to_le_bytes()));
+        cases.push(huge);
+        for bytes in &cases {
+            std::fs::write(&p, bytes).unwrap();
+            if let Ok(m) = read_mat(&p) {
+                for name in m.names() {
+                    let _ = m.array(name);
+                }
+                let _ = m.with_replaced(&[("z".to_string(), MatValue::scalar(1.0))]);
+            }
+        }
+        let m = read_mat(&p).unwrap();
+        assert!(m.array("x").unwrap().is_err());
+        std::fs::remove_file(&p).ok();
     }
 }
