@@ -52,18 +52,25 @@ fn a_run_directory_converts_and_the_mat_takes_the_results() {
     let dir = tmp("run");
     let mat = train_go_nogo(&dir, 30, 120);
     let d = dir.to_str().unwrap();
-    let args = [
-        "spiking",
-        d,
-        "--grid",
-        "20:30:5",
-        "--trials",
-        "6",
-        "--quiet",
-        "--threads",
-        "2",
-    ];
-    let text = stdout_ok(&neurode(&args));
+    // The grid search of this run on `threads` threads.
+    let grid = |threads: &str, plots: bool| {
+        let mut a = vec![
+            "spiking",
+            d,
+            "--grid",
+            "20:30:5",
+            "--trials",
+            "6",
+            "--quiet",
+            "--threads",
+            threads,
+        ];
+        if !plots {
+            a.push("--no-plots");
+        }
+        stdout_ok(&neurode(&a))
+    };
+    let text = grid("2", true);
     assert!(text.contains("best lambda"), "{text}");
     let g = json(&dir.join("spiking_grid.json"));
     assert_eq!(g["scaling_factors"], serde_json::json!([20.0, 25.0, 30.0]));
@@ -101,18 +108,7 @@ fn a_run_directory_converts_and_the_mat_takes_the_results() {
             .collect::<Vec<_>>()
     );
     // Again: replaced, not repeated; and one thread gives the same results as two.
-    stdout_ok(&neurode(&[
-        "spiking",
-        d,
-        "--grid",
-        "20:30:5",
-        "--trials",
-        "6",
-        "--quiet",
-        "--threads",
-        "1",
-        "--no-plots",
-    ]));
+    grid("1", false);
     let again = read_mat(&mat).unwrap();
     assert_eq!(again.names(), names);
     assert_eq!(again.array("all_perfs").unwrap().unwrap().data, perfs);
