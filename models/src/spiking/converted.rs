@@ -461,7 +461,8 @@ impl<T: Real> ConvertedNetwork<T> {
     /// column-major (`input[c * n_in + k]`: channel `k` in column `c`), each held for
     /// [`Constants::hold`] steps; the trial has [`Constants::steps`] steps. `uniforms` are
     /// the `n` draws on `[0, 1)` of the initial voltages `v_reset + u (v_top − v_reset)`;
-    /// `noise` draws the voltage noise (`None`, or a standard deviation of 0: none).
+    /// `noise` draws the voltage noise, 32 random bits a number (`Normal::fill_standard_32`;
+    /// `None`, or a standard deviation of 0: none).
     pub fn run(
         &self,
         input: &[f64],
