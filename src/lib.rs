@@ -45,6 +45,7 @@ pub mod conversion;
 pub mod export;
 pub mod invalid;
 pub mod io;
+pub mod jobs;
 pub mod kind;
 pub mod mat;
 pub mod meanfield;

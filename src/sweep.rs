@@ -4,7 +4,6 @@
 //! the available cores (each training is single-threaded at batch 1); results do not
 //! depend on how many run at once.
 
-use std::sync::Mutex;
 use std::time::Instant;
 
 use neurode_solvers::Real;
@@ -49,33 +48,24 @@ pub fn sweep(
     on_progress: &(dyn Fn(u64) + Sync),
     on_done: &(dyn Fn(&SeedResult) + Sync),
 ) -> Vec<SeedResult> {
-    let next = Mutex::new(0usize);
-    let results = Mutex::new(Vec::with_capacity(seeds.len()));
     let at_once = parallel.clamp(1, seeds.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..at_once {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
-                    let i = *n;
-                    *n += 1;
-                    i
-                };
-                let Some(&seed) = seeds.get(i) else { break };
-                let mut c = cfg.clone();
-                c.seed = seed;
-                // Seeds side by side already keep the cores busy.
-                c.training.prefetch &= at_once == 1;
-                let r = match c.precision {
-                    Precision::F32 => one::<f32>(&c, on_progress),
-                    Precision::F64 => one::<f64>(&c, on_progress),
-                };
-                on_done(&r);
-                results.lock().unwrap_or_else(|e| e.into_inner()).push(r);
-            });
-        }
-    });
-    let mut r = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut r = crate::jobs::run(
+        seeds.len(),
+        at_once,
+        || (),
+        |_, i| {
+            let mut c = cfg.clone();
+            c.seed = seeds[i];
+            // Seeds side by side already keep the cores busy.
+            c.training.prefetch &= at_once == 1;
+            let r = match c.precision {
+                Precision::F32 => one::<f32>(&c, on_progress),
+                Precision::F64 => one::<f64>(&c, on_progress),
+            };
+            on_done(&r);
+            r
+        },
+    );
     r.sort_by_key(|r| r.seed);
     r
 }

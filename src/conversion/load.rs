@@ -249,7 +249,7 @@ pub fn from_mat(path: &Path, task: TaskConfig) -> Result<Loaded, ConversionError
             format!("{} values, expected N = {n}", inh.len()),
         ));
     }
-    let n_task_in = task_inputs(&task);
+    let n_task_in = crate::tasks::Task::spec(&task).channels.len();
     if n_task_in != n_in {
         return Err(ConversionError::Variable {
             path: path.to_path_buf(),
@@ -277,14 +277,4 @@ pub fn from_mat(path: &Path, task: TaskConfig) -> Result<Loaded, ConversionError
         task,
         exc: inh.data.iter().map(|&x| x == 0.0).collect(),
     })
-}
-
-/// The input channels of a Kim task.
-fn task_inputs(task: &TaskConfig) -> usize {
-    match task {
-        TaskConfig::GoNogo(_) => 1,
-        TaskConfig::Xor(_) => 2,
-        TaskConfig::Mante(_) => 4,
-        TaskConfig::ContextualSwitch(_) => 0,
-    }
 }

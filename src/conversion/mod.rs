@@ -280,12 +280,13 @@ pub fn run(o: &SpikingOptions, progress: &ProgressBar) -> Result<SpikingReport, 
             )
         })
         .collect();
+    let (best_lambda, best_performance) = (best.lambda, best.performance);
     let mut report = SpikingReport {
         mat: l.mat.clone(),
         task: l.task.kind(),
-        best: best.lambda,
-        best_performance: best.performance,
-        evaluations: evals.clone(),
+        best: best_lambda,
+        best_performance,
+        evaluations: evals,
         per_condition,
         seconds,
         trials_run: lambdas.len() * trials.len(),

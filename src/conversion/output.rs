@@ -75,7 +75,7 @@ pub fn write(
             "bias_mv": c.bias, "initial_voltage_mv": [c.v_reset, c.v_top],
         },
         "criteria": {
-            "window_from_step": trials.first().map(|_| window_start(&l.task, c.hold)),
+            "window_from_step": window_start(&l.task, c.hold),
             "threshold": THRESHOLD,
             "nogo_below": NOGO_BELOW,
         },

@@ -1,12 +1,10 @@
 //! The λ grid search: every trial at every λ, spread over the cores, with a progress bar.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-
 use indicatif::ProgressBar;
 use neurode_models::spiking::converted::{
     Constants, ConvertedNetwork, RateNetwork, Record, Workspace,
 };
+use neurode_models::spiking::SpikingError;
 
 use super::trials::{correct, window_start, SpikingTrial};
 use super::ConversionError;
@@ -32,15 +30,7 @@ pub fn run_trial(
     spikes: bool,
 ) -> Result<Record<f64>, ConversionError> {
     let (mut ws, mut rec) = (Workspace::new(), Record::new(spikes));
-    let mut noise = t.noise();
-    net.run(
-        &t.input,
-        t.columns,
-        &t.uniforms(net.neurons()),
-        Some(&mut noise),
-        &mut ws,
-        &mut rec,
-    )?;
+    t.run_on(net, &mut ws, &mut rec)?;
     Ok(rec)
 }
 
@@ -63,53 +53,21 @@ pub fn evaluate(
         .map(|&l| ConvertedNetwork::<f64>::new(rate, l, c))
         .collect::<Result<Vec<_>, _>>()?;
     let from = window_start(task, c.hold);
-    let jobs = lambdas.len() * trials.len();
-    let next = AtomicUsize::new(0);
-    // Per job: performed, and the spikes of the trial.
-    let results = Mutex::new(vec![(false, 0u64); jobs]);
-    let failure: Mutex<Option<ConversionError>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, jobs.max(1)) {
-            s.spawn(|| {
-                let (mut ws, mut rec) = (Workspace::new(), Record::new(false));
-                let mut done = Vec::new();
-                loop {
-                    let job = next.fetch_add(1, Ordering::Relaxed);
-                    if job >= jobs {
-                        break;
-                    }
-                    let (l, k) = (job / trials.len(), job % trials.len());
-                    let t = &trials[k];
-                    let mut noise = t.noise();
-                    let run = nets[l].run(
-                        &t.input,
-                        t.columns,
-                        &t.uniforms(rate.n),
-                        Some(&mut noise),
-                        &mut ws,
-                        &mut rec,
-                    );
-                    if let Err(e) = run {
-                        *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.into());
-                        next.store(jobs, Ordering::Relaxed);
-                        break;
-                    }
-                    let ok = correct(task, t.label, &rec.out, from);
-                    let spikes = rec.counts.iter().map(|&c| u64::from(c)).sum();
-                    done.push((job, ok, spikes));
-                    progress.inc(1);
-                }
-                let mut r = results.lock().unwrap_or_else(|p| p.into_inner());
-                for (job, ok, spikes) in done {
-                    r[job] = (ok, spikes);
-                }
-            });
-        }
-    });
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Per trial of each λ (λ-major): performed, and its spikes.
+    let results = crate::jobs::run(
+        lambdas.len() * trials.len(),
+        threads,
+        || (Workspace::new(), Record::new(false)),
+        |(ws, rec), job| {
+            let t = &trials[job % trials.len()];
+            t.run_on(&nets[job / trials.len()], ws, rec)?;
+            progress.inc(1);
+            let spikes: u64 = rec.counts.iter().map(|&c| u64::from(c)).sum();
+            Ok((correct(task, t.label, &rec.out, from), spikes))
+        },
+    )
+    .into_iter()
+    .collect::<Result<Vec<(bool, u64)>, SpikingError>>()?;
     let seconds: f64 = trials
         .iter()
         .map(|t| c.steps(t.columns) as f64 * c.dt)

@@ -1,7 +1,9 @@
 //! The trials of a conversion: the rate task's inputs as the columns the LIF network holds,
 //! the draws of each trial, and the original's success criteria for the spiking output.
 
-use neurode_solvers::{derive_seed, Normal};
+use neurode_models::spiking::converted::{ConvertedNetwork, Record, Workspace};
+use neurode_models::spiking::SpikingError;
+use neurode_solvers::{derive_seed, Normal, Real};
 
 use crate::tasks::{Task, TaskConfig};
 
@@ -37,8 +39,27 @@ impl SpikingTrial {
         (0..n).map(|_| r.uniform()).collect()
     }
     /// The stream of the voltage noise.
-    pub fn noise(&self) -> Normal {
+    fn noise(&self) -> Normal {
         Normal::new(derive_seed(self.seed, &[1]))
+    }
+    /// Runs the trial on `net` (with its initial voltages and noise) into `rec`, with
+    /// scratch `ws`.
+    pub fn run_on<T: Real>(
+        &self,
+        net: &ConvertedNetwork<T>,
+        ws: &mut Workspace<T>,
+        rec: &mut Record<T>,
+    ) -> Result<(), SpikingError> {
+        let mut noise = self.noise();
+        let uniforms = self.uniforms(net.neurons());
+        net.run(
+            &self.input,
+            self.columns,
+            &uniforms,
+            Some(&mut noise),
+            ws,
+            rec,
+        )
     }
 }
 

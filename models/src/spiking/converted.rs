@@ -597,6 +597,15 @@ mod tests {
         }
     }
 
+    /// A noiseless trial of the one-neuron network `net`: input `u` in every one of
+    /// `columns` columns, the initial voltage from the uniform `u0`, every spike kept.
+    fn quiet_trial(net: &ConvertedNetwork<f64>, u: f64, columns: usize, u0: f64) -> Record<f64> {
+        let (mut ws, mut rec) = (Workspace::new(), Record::new(true));
+        net.run(&vec![u; columns], columns, &[u0], None, &mut ws, &mut rec)
+            .unwrap();
+        rec
+    }
+
     fn quiet() -> Constants {
         Constants {
             noise_sd: 0.0,
@@ -612,9 +621,7 @@ mod tests {
         let c = quiet();
         let net = ConvertedNetwork::<f64>::new(&lone(0.02, 20.0), 1.0, &c).unwrap();
         // A drive of −40 + 20 = −20 mV would fire: watch it until the crossing.
-        let (mut ws, mut rec) = (Workspace::new(), Record::new(true));
-        net.run(&[1.0; 21], 21, &[0.0], None, &mut ws, &mut rec)
-            .unwrap();
+        let rec = quiet_trial(&net, 1.0, 21, 0.0);
         let first = rec.spikes.as_ref().unwrap()[0].0 as usize;
         // Frozen at −65 while t ≤ 2 ms (steps 0..39), then Euler from −65 towards −20.
         let a = 1.0 - c.dt / c.tau_m;
@@ -636,10 +643,7 @@ mod tests {
         // Starts just above threshold: one spike in step 0 (the first step may spike), then
         // decays from the reset under the bias (−40, never reached).
         let u0 = (-39.0 - c.v_reset) / (c.v_top - c.v_reset);
-        let (mut ws, mut rec) = (Workspace::new(), Record::new(true));
-        let cols = 301; // 1.5 s: the tail left out is e^{−50}
-        net.run(&vec![0.0; cols], cols, &[u0], None, &mut ws, &mut rec)
-            .unwrap();
+        let rec = quiet_trial(&net, 0.0, 301, u0); // 1.5 s: the tail left out is e^{−50}
         assert_eq!(rec.spikes.as_ref().unwrap(), &vec![(0, 0)]);
         // Σ r dt of the recursion: dt² / ((1 − e^{−dt/τd})(1 − e^{−dt/τr}) τr τd), which
         // tends to 1 (the filter's unit area) as dt → 0 (1.013 here).
@@ -676,10 +680,7 @@ mod tests {
     fn spikes_are_separated_by_the_refractory_period() {
         let c = quiet();
         let net = ConvertedNetwork::<f64>::new(&lone(0.02, 1e5), 1.0, &c).unwrap();
-        let (mut ws, mut rec) = (Workspace::new(), Record::new(true));
-        net.run(&[1.0; 11], 11, &[0.0], None, &mut ws, &mut rec)
-            .unwrap();
-        let s = rec.spikes.unwrap();
+        let s = quiet_trial(&net, 1.0, 11, 0.0).spikes.unwrap();
         let gaps: Vec<u32> = s.windows(2).map(|w| w[1].0 - w[0].0).collect();
         // A drive of 1e5 mV crosses within one free step; free again after the 40 steps
         // of 2 ms, or 39 where the original's clock comparison `dt (i + 1) > t_last +
